@@ -1,0 +1,14 @@
+//! `check-products`: after signing in, the product listing must answer a non-empty `data` array.
+//!
+//! Configuration is documented in the README; this binary only wires the library into Lambda.
+
+use lambda_runtime::{Error, run, service_fn, tracing};
+use synthetic_checks::{Check, Monitor};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    // Built once per cold start: config (errors name the variable), SDK and HTTP clients.
+    let monitor = Monitor::from_env(Check::Products).await?;
+    run(service_fn(|event| monitor.handle(event))).await
+}

@@ -1,0 +1,349 @@
+//! The HTTP target port and its reqwest adapter.
+//!
+//! The adapter is built once per cold start. Every request it sends is bounded: a connect
+//! timeout, a total timeout covering headers *and* body (so a slow drip cannot outlive its
+//! budget), a cap on the body read (so an endless body cannot exhaust 128 MB of Lambda memory),
+//! and a redirect limit. Transport failures are classified into a [`CheckError`] cause.
+
+use crate::error::CheckError;
+use crate::secret::Secret;
+use async_trait::async_trait;
+use lambda_runtime::tracing::{self, instrument};
+use std::fmt;
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const USER_AGENT: &str = concat!(
+    "synthetic-lambda/",
+    env!("CARGO_PKG_VERSION"),
+    " (synthetic monitoring; +https://github.com/synthetic-lambda/synthetic-lambda)"
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Head,
+}
+
+impl Method {
+    /// Safe to repeat without an idempotency key (RFC 9110 §9.2.2).
+    pub fn is_idempotent(self) -> bool {
+        !matches!(self, Method::Post)
+    }
+
+    fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        }
+    }
+}
+
+/// A request to the target. Its `Debug` shows method and URL only: the body (a login) and the
+/// bearer token are secrets.
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub bearer: Option<Secret<String>>,
+    pub json_body: Option<Secret<Vec<u8>>>,
+    /// Total time for connect, headers and body.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}", self.method, self.url)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Result<serde_json::Value, CheckError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| CheckError::InvalidResponse(format!("body is not valid JSON ({e})")))
+    }
+
+    /// The string at a JSON pointer, if the body is JSON and it is a string there.
+    pub fn json_str(&self, pointer: &str) -> Option<String> {
+        self.json()
+            .ok()?
+            .pointer(pointer)?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+/// Port: whatever sends a request to the monitored service.
+#[async_trait]
+pub trait HttpTarget: Send + Sync {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError>;
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_redirects: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(3),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_redirects: 5,
+        }
+    }
+}
+
+pub struct ReqwestTarget {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+}
+
+impl ReqwestTarget {
+    pub fn new(settings: &HttpSettings) -> Result<Self, CheckError> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
+            .build()
+            .map_err(|e| {
+                CheckError::Misconfigured(format!(
+                    "cannot build the HTTP client: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        Ok(ReqwestTarget {
+            client,
+            max_body_bytes: settings.max_body_bytes,
+        })
+    }
+
+    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
+        let mut builder = self
+            .client
+            .request(request.method.as_reqwest(), request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(token) = &request.bearer {
+            builder = builder.bearer_auth(token.expose());
+        }
+        if let Some(body) = &request.json_body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.expose().clone());
+        }
+        let mut response = builder.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(CheckError::InvalidResponse(format!(
+                    "body larger than the {} byte cap",
+                    self.max_body_bytes
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+#[async_trait]
+impl HttpTarget for ReqwestTarget {
+    #[instrument(skip(self), fields(status))]
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
+        let budget = request.timeout;
+        let result = match tokio::time::timeout(budget, self.exchange(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(CheckError::Timeout {
+                budget_ms: budget.as_millis() as u64,
+            }),
+        };
+        if let Ok(response) = &result {
+            tracing::Span::current().record("status", response.status);
+        }
+        result
+    }
+}
+
+/// In-memory [`HttpTarget`] for unit tests: answers from a script, in order, and records what
+/// it was asked. When the script runs out it answers 500.
+#[derive(Default)]
+pub struct ScriptedTarget {
+    script:
+        std::sync::Mutex<std::collections::VecDeque<(Duration, Result<HttpResponse, CheckError>)>>,
+    requests: std::sync::Mutex<Vec<HttpRequest>>,
+}
+
+impl ScriptedTarget {
+    pub fn then(self, status: u16, body: &str) -> Self {
+        self.then_after(Duration::ZERO, Ok(HttpResponse::with(status, body)))
+    }
+
+    pub fn then_after(self, delay: Duration, answer: Result<HttpResponse, CheckError>) -> Self {
+        if let Ok(mut script) = self.script.lock() {
+            script.push_back((delay, answer));
+        }
+        self
+    }
+
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl HttpTarget for ScriptedTarget {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
+        let budget = request.timeout;
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.push(request);
+        }
+        let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
+        let (delay, answer) = next.unwrap_or((
+            Duration::ZERO,
+            Ok(HttpResponse::with(500, "script exhausted")),
+        ));
+        if delay >= budget {
+            tokio::time::sleep(budget).await;
+            return Err(CheckError::Timeout {
+                budget_ms: budget.as_millis() as u64,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        answer
+    }
+}
+
+impl HttpResponse {
+    pub fn with(status: u16, body: &str) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Maps a reqwest failure to a cause. TLS problems surface as connect errors whose source chain
+/// names the handshake or certificate, so the chain is inspected.
+fn classify(error: reqwest::Error) -> CheckError {
+    let text = error_chain(&error);
+    let lower = text.to_ascii_lowercase();
+    let tls_words = [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "rustls",
+        "peer sent",
+    ];
+    if error.is_timeout() {
+        // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
+        CheckError::Connect(format!("connect timed out: {text}"))
+    } else if error.is_redirect() {
+        CheckError::InvalidResponse(format!("too many redirects: {text}"))
+    } else if tls_words.iter().any(|w| lower.contains(w)) {
+        CheckError::Tls(text)
+    } else if error.is_body() || error.is_decode() {
+        CheckError::InvalidResponse(format!("body could not be read: {text}"))
+    } else {
+        CheckError::Connect(text)
+    }
+}
+
+/// An error and its sources on one line, without repeating a source its parent already quotes.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let piece = inner.to_string();
+        if !text.contains(&piece) {
+            text.push_str(": ");
+            text.push_str(&piece);
+        }
+        source = inner.source();
+    }
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_debug_hides_body_and_token() {
+        let request = HttpRequest {
+            method: Method::Post,
+            url: Url::parse("http://shop.test/api/auth/token").unwrap(),
+            headers: vec![],
+            bearer: Some(Secret::new("tok-abc".into())),
+            json_body: Some(Secret::new(br#"{"password":"hunter2"}"#.to_vec())),
+            timeout: Duration::from_secs(1),
+        };
+        let debug = format!("{request:?}");
+        assert_eq!(debug, "Post http://shop.test/api/auth/token");
+    }
+
+    #[test]
+    fn only_post_needs_an_idempotency_key() {
+        assert!(!Method::Post.is_idempotent());
+        assert!(
+            Method::Get.is_idempotent()
+                && Method::Put.is_idempotent()
+                && Method::Delete.is_idempotent()
+        );
+    }
+
+    #[test]
+    fn header_lookup_ignores_case() {
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: vec![],
+        };
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.header("x-missing"), None);
+    }
+}

@@ -1,0 +1,535 @@
+//! The Lambda handler: one event in; one run, its metrics and exactly one alert out.
+//!
+//! A failing check is a successful invocation (the monitor worked). The invocation errors only
+//! when the monitor itself broke: misconfiguration, an unreadable secret, an undeliverable alert.
+
+use crate::alert::{AlertMessage, Notifier, deliver};
+use crate::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
+use crate::checks::{Check, CheckDeps, Halt};
+use crate::config::MonitorConfig;
+use crate::error::CheckError;
+use crate::http::{HttpTarget, ReqwestTarget};
+use crate::journey::{Journey, JourneySetup, RunResult};
+use crate::metrics::{MetricsSink, StdoutEmf, emf_records};
+use crate::secret::{CredentialStore, SecretSource};
+use lambda_runtime::{LambdaEvent, tracing};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Time kept back from the Lambda deadline so a run that used its budget can still publish.
+const ALERT_RESERVE: Duration = Duration::from_secs(10);
+
+/// The adapters behind the ports, chosen by whoever builds the monitor.
+pub struct Adapters {
+    pub http: Arc<dyn HttpTarget>,
+    pub secrets: Arc<dyn SecretSource>,
+    pub notifier: Arc<dyn Notifier>,
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+pub struct Monitor {
+    config: MonitorConfig,
+    http: Arc<dyn HttpTarget>,
+    credentials: Option<CredentialStore>,
+    notifier: Arc<dyn Notifier>,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+impl Monitor {
+    pub fn new(config: MonitorConfig, adapters: Adapters) -> Self {
+        let credentials = config
+            .credentials_secret_id
+            .as_ref()
+            .map(|id| CredentialStore::new(adapters.secrets.clone(), id, config.secret_ttl));
+        Monitor {
+            config,
+            http: adapters.http,
+            credentials,
+            notifier: adapters.notifier,
+            metrics: adapters.metrics,
+        }
+    }
+
+    /// Cold start: configuration from the environment, then the SDK and HTTP clients, once.
+    pub async fn from_env(check: Check) -> Result<Self, CheckError> {
+        let config = MonitorConfig::from_env(check).inspect_err(
+            |error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"),
+        )?;
+        let sdk = aws::sdk_config().await;
+        let adapters = Adapters {
+            http: Arc::new(ReqwestTarget::new(&config.http)?),
+            secrets: Arc::new(SecretsManagerSource::new(&sdk)),
+            notifier: Arc::new(SnsNotifier::new(&sdk, &config.alert_topic_arn)),
+            metrics: Arc::new(StdoutEmf),
+        };
+        Ok(Monitor::new(config, adapters))
+    }
+
+    pub fn config(&self) -> &MonitorConfig {
+        &self.config
+    }
+
+    /// Accepts the EventBridge scheduled event, or `{"target_base_url": "..."}` to run once
+    /// against another (allowed) host, such as a canary after a deploy.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunResult, CheckError> {
+        let target_override = target_override(&event.payload)?;
+        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        self.run(target_override, deadline).await
+    }
+
+    pub async fn run(
+        &self,
+        target_override: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<RunResult, CheckError> {
+        let config = &self.config;
+        let target = config.target_for(target_override)?;
+        let mut journey = Journey::new(JourneySetup {
+            http: self.http.clone(),
+            check: config.check.name().to_string(),
+            env: config.env_name.clone(),
+            target,
+            run_id: uuid::Uuid::new_v4().to_string(),
+            synthetic_header: config.synthetic_header.clone(),
+            retry: config.retry,
+            deadline,
+        });
+        let deps = CheckDeps {
+            journeys: &config.journeys,
+            credentials: self.credentials.as_ref(),
+        };
+        if let Err(Halt::Monitor(error)) = config.check.run(&mut journey, &deps).await {
+            tracing::error!(check = config.check.name(), error_type = error.error_type(), %error, "monitor failure");
+            return Err(error);
+        }
+        let run = journey.finish();
+        for record in emf_records(&run, &config.metrics_namespace) {
+            self.metrics.emit(&record);
+        }
+        let alert = AlertMessage::from_run(&run, &config.origin);
+        let attempts = deliver(self.notifier.as_ref(), &alert, config.alert_retry)
+            .await
+            .inspect_err(|error| tracing::error!(check = %run.check, run_id = %run.run_id, %error, "alert lost unless retried"))?;
+        tracing::info!(
+            check = %run.check,
+            env = %run.env,
+            status = run.status.as_str(),
+            cause = run.cause.map(|c| c.as_str()),
+            duration_ms = run.duration_ms,
+            run_id = %run.run_id,
+            publish_attempts = attempts,
+            "run finished"
+        );
+        Ok(run)
+    }
+}
+
+fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
+    match event {
+        Value::Null => Ok(None),
+        Value::Object(fields) => match fields.get("target_base_url") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(url)) => Ok(Some(url)),
+            Some(_) => Err(CheckError::InvalidEvent(
+                "target_base_url must be a string".into(),
+            )),
+        },
+        _ => Err(CheckError::InvalidEvent(
+            "expected an EventBridge scheduled event or {\"target_base_url\": \"https://...\"}"
+                .into(),
+        )),
+    }
+}
+
+/// The Lambda deadline as an `Instant`, less the time the alert needs. `0` (no deadline, as in
+/// unit tests) means none.
+fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
+    Some(Instant::now() + left.saturating_sub(ALERT_RESERVE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{EventAction, PublishError, RecordingNotifier};
+    use crate::error::Cause;
+    use crate::http::ScriptedTarget;
+    use crate::journey::Outcome;
+    use crate::metrics::RecordingMetrics;
+    use crate::secret::InMemorySecrets;
+    use lambda_runtime::Context;
+    use serde_json::json;
+
+    const ACCOUNT: &str =
+        r#"{"email":"mon@example.com","password":"pw-1","payment_token":"tok_test_4242"}"#;
+
+    struct Harness {
+        monitor: Monitor,
+        target: Arc<ScriptedTarget>,
+        secrets: Arc<InMemorySecrets>,
+        notifier: Arc<RecordingNotifier>,
+        metrics: Arc<RecordingMetrics>,
+    }
+
+    fn harness(check: Check, target: ScriptedTarget) -> Harness {
+        let vars = [
+            ("TARGET_BASE_URL", "http://shop.test"),
+            ("CHECK_ENV", "prod"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:000000000000:alerts",
+            ),
+            ("CREDENTIALS_SECRET_ID", "synthetic/account"),
+            ("RETRY_BACKOFF_MS", "1"),
+            ("ALERT_PUBLISH_BACKOFF_MS", "1"),
+            (
+                "TARGET_OVERRIDE_ALLOWED_HOSTS",
+                "shop.test,canary.shop.test",
+            ),
+        ];
+        let config = MonitorConfig::from_lookup(check, &|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let target = Arc::new(target);
+        let secrets = Arc::new(InMemorySecrets::with("synthetic/account", ACCOUNT));
+        let notifier = Arc::new(RecordingNotifier::default());
+        let metrics = Arc::new(RecordingMetrics::default());
+        let adapters = Adapters {
+            http: target.clone(),
+            secrets: secrets.clone(),
+            notifier: notifier.clone(),
+            metrics: metrics.clone(),
+        };
+        Harness {
+            monitor: Monitor::new(config, adapters),
+            target,
+            secrets,
+            notifier,
+            metrics,
+        }
+    }
+
+    fn scheduled_event() -> LambdaEvent<Value> {
+        let event = json!({
+            "version": "0", "id": "89d1a02d-5ec7-412e-82f5-13505f849b41", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": "2026-11-21T10:00:00Z",
+            "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/check-health"], "detail": {}
+        });
+        LambdaEvent::new(event, Context::default())
+    }
+
+    const TOKEN: &str = r#"{"access_token":"t-1"}"#;
+
+    fn paths(target: &ScriptedTarget) -> Vec<String> {
+        target
+            .requests()
+            .iter()
+            .map(|r| format!("{:?} {}", r.method, r.url.path()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn healthy_run_returns_the_result_publishes_one_resolve_and_emits_metrics() {
+        let h = harness(
+            Check::Health,
+            ScriptedTarget::default().then(200, r#"{"status":"ok"}"#),
+        );
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(run.status, Outcome::Passed);
+        let published = h.notifier.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].event_action, EventAction::Resolve);
+        assert_eq!(
+            h.metrics.records().len(),
+            2,
+            "one run record and one step record"
+        );
+    }
+
+    #[tokio::test]
+    async fn failing_check_is_a_successful_invocation_with_one_trigger() {
+        let h = harness(
+            Check::Health,
+            ScriptedTarget::default()
+                .then(503, "down")
+                .then(503, "down"),
+        );
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::HttpStatus))
+        );
+        let published = h.notifier.published();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].event_action, EventAction::Trigger);
+        assert_eq!(published[0].steps[0].attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn undeliverable_alert_fails_the_invocation() {
+        let h = harness(Check::Health, ScriptedTarget::default().then(200, "OK"));
+        h.notifier.fail_with(std::iter::repeat_n(
+            PublishError::Retryable("HTTP 500".into()),
+            4,
+        ));
+        let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
+        assert_eq!(error.error_type(), "AlertUndeliverable");
+    }
+
+    #[tokio::test]
+    async fn event_can_override_the_target_within_the_allowed_hosts() {
+        let h = harness(Check::Health, ScriptedTarget::default().then(200, "OK"));
+        let event = LambdaEvent::new(
+            json!({"target_base_url": "http://canary.shop.test/v2"}),
+            Context::default(),
+        );
+        let run = h.monitor.handle(event).await.unwrap();
+        assert_eq!(run.target, "http://canary.shop.test/v2");
+        assert_eq!(
+            h.target.requests()[0].url.as_str(),
+            "http://canary.shop.test/v2/health"
+        );
+
+        let foreign = LambdaEvent::new(
+            json!({"target_base_url": "http://evil.test"}),
+            Context::default(),
+        );
+        assert_eq!(
+            h.monitor.handle(foreign).await.unwrap_err().error_type(),
+            "InvalidEvent"
+        );
+        for bad in [
+            json!({"target_base_url": 5}),
+            json!("run please"),
+            json!([1]),
+        ] {
+            let error = h
+                .monitor
+                .handle(LambdaEvent::new(bad, Context::default()))
+                .await
+                .unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent");
+        }
+        assert_eq!(h.target.requests().len(), 1, "refused events send nothing");
+        assert_eq!(h.notifier.published().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unreadable_secret_is_a_monitor_failure_not_an_alert() {
+        let h = harness(Check::Auth, ScriptedTarget::default());
+        h.secrets.put("synthetic/account", "{broken");
+        let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
+        assert_eq!(error.error_type(), "Misconfigured");
+        assert!(h.target.requests().is_empty());
+        assert!(h.notifier.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rejected_account_refreshes_the_secret_once_and_heals_a_rotation() {
+        let target = ScriptedTarget::default()
+            .then(401, r#"{"error":"invalid_credentials"}"#)
+            .then(200, TOKEN);
+        let h = harness(Check::Auth, target);
+        h.monitor.credentials.as_ref().unwrap().get().await.unwrap();
+        h.secrets.put(
+            "synthetic/account",
+            r#"{"email":"mon@example.com","password":"pw-2"}"#,
+        );
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(run.status, Outcome::Passed);
+        assert_eq!(run.steps.len(), 1);
+        assert_eq!(run.steps[0].attempts, 2);
+        let body = h.target.requests()[1].json_body.clone().unwrap();
+        assert!(String::from_utf8_lossy(body.expose()).contains("pw-2"));
+    }
+
+    #[tokio::test]
+    async fn rejected_account_without_rotation_is_credentials_rejected() {
+        let target = ScriptedTarget::default().then(401, r#"{"error":"account_locked"}"#);
+        let h = harness(Check::Products, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::CredentialsRejected))
+        );
+        assert_eq!(
+            paths(&h.target),
+            ["Post /api/auth/token"],
+            "no retry hammering, no later steps"
+        );
+        assert_eq!(h.secrets.reads(), 2, "initial load plus one refresh");
+        assert!(
+            h.notifier.published()[0]
+                .summary
+                .contains("not a target outage")
+        );
+    }
+
+    #[tokio::test]
+    async fn products_sends_the_token_and_fails_an_empty_listing_with_assertion() {
+        let target = ScriptedTarget::default()
+            .then(200, TOKEN)
+            .then(200, r#"{"data":[]}"#)
+            .then(200, r#"{"data":[]}"#);
+        let h = harness(Check::Products, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::Assertion))
+        );
+        let requests = h.target.requests();
+        assert_eq!(
+            requests[1].bearer.as_ref().map(|t| t.expose().as_str()),
+            Some("t-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn payment_is_refunded_even_when_verification_fails() {
+        let created = r#"{"id":"pay_1","status":"succeeded"}"#;
+        let target = ScriptedTarget::default()
+            .then(200, TOKEN)
+            .then(201, created)
+            .then(500, "lookup broken")
+            .then(500, "lookup broken")
+            .then(200, r#"{"id":"pay_1","status":"refunded"}"#);
+        let h = harness(Check::Payment, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::HttpStatus))
+        );
+        assert_eq!(
+            paths(&h.target),
+            [
+                "Post /api/auth/token",
+                "Post /api/payments",
+                "Get /api/payments/pay_1",
+                "Get /api/payments/pay_1",
+                "Post /api/payments/pay_1/refund"
+            ]
+        );
+        let refund = run
+            .steps
+            .iter()
+            .find(|s| s.name == "payment_refund")
+            .unwrap();
+        assert_eq!(refund.outcome, Outcome::Passed);
+        let create = &h.target.requests()[1];
+        let key = create
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Idempotency-Key")
+            .unwrap();
+        assert_eq!(key.1, format!("synthetic-{}", run.run_id));
+    }
+
+    #[tokio::test]
+    async fn failed_refund_is_cleanup_failed() {
+        let target = ScriptedTarget::default()
+            .then(200, TOKEN)
+            .then(201, r#"{"id":"pay_1","status":"succeeded"}"#)
+            .then(200, r#"{"id":"pay_1","status":"succeeded"}"#)
+            .then(500, r#"{"error":"refund_unavailable"}"#)
+            .then(500, r#"{"error":"refund_unavailable"}"#);
+        let h = harness(Check::Payment, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::CleanupFailed))
+        );
+        assert_eq!(
+            run.steps.last().unwrap().attempts,
+            2,
+            "the refund carries an idempotency key, so it is retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn declined_payment_needs_no_cleanup() {
+        let declined = r#"{"error":"card_declined","status":"declined"}"#;
+        let target = ScriptedTarget::default()
+            .then(200, TOKEN)
+            .then(402, declined)
+            .then(402, declined);
+        let h = harness(Check::Payment, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            (run.status, run.cause),
+            (Outcome::Failed, Some(Cause::HttpStatus))
+        );
+        assert_eq!(run.steps.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_made_up_payment_id_stays_one_path_segment() {
+        let target = ScriptedTarget::default()
+            .then(200, TOKEN)
+            .then(201, r#"{"id":"../admin?x=1","status":"succeeded"}"#)
+            .then(200, r#"{"id":"../admin?x=1"}"#)
+            .then(200, "{}");
+        let h = harness(Check::Payment, target);
+        h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(
+            h.target.requests()[2].url.path(),
+            "/api/payments/..%2Fadmin%3Fx%3D1"
+        );
+    }
+
+    #[tokio::test]
+    async fn payment_without_a_card_token_names_the_secret_field() {
+        let h = harness(Check::Payment, ScriptedTarget::default().then(200, TOKEN));
+        h.secrets
+            .put("synthetic/account", r#"{"email":"a","password":"b"}"#);
+        let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
+        assert_eq!(error.error_type(), "Misconfigured");
+        assert!(error.to_string().contains("payment_token"));
+        assert_eq!(
+            paths(&h.target),
+            ["Post /api/auth/token"],
+            "no write without a test-mode card"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_secret_value_reaches_the_result_or_the_alert() {
+        let echo = r#"{"error":"wrong password pw-1 for mon@example.com"}"#;
+        let h = harness(
+            Check::Auth,
+            ScriptedTarget::default().then(500, echo).then(500, echo),
+        );
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        let text = format!(
+            "{} {} {:?}",
+            serde_json::to_string(&run).unwrap(),
+            serde_json::to_string(&h.notifier.published()).unwrap(),
+            h.metrics.records()
+        );
+        for secret in ["pw-1", "mon@example.com", "tok_test_4242"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn deadline_keeps_time_back_for_the_alert() {
+        assert_eq!(deadline_from_epoch_ms(0), None);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let deadline = deadline_from_epoch_ms(now_ms + 60_000).unwrap();
+        let left = deadline - Instant::now();
+        assert!(
+            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
+            "{left:?}"
+        );
+    }
+}

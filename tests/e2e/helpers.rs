@@ -1,0 +1,126 @@
+//! Shared arrange/act helpers: start the stack, run a check once as a Lambda, collect what it
+//! returned, logged and published, and hold every run to the no-secrets rule.
+
+use std::collections::BTreeMap;
+use synthetic_checks::{Cause, Check, Outcome, RunResult};
+use synthetic_e2e::lambda_emulator::Invocation;
+pub use synthetic_e2e::local_aws::ReceivedMessage;
+pub use synthetic_e2e::stack::LocalStack;
+use synthetic_e2e::stack::invoke_scheduled;
+
+/// Short backoff: the tests exercise retries, not patience.
+pub const FAST_RETRY: (&str, &str) = ("RETRY_BACKOFF_MS", "100");
+
+pub async fn stack() -> LocalStack {
+    match LocalStack::start().await {
+        Ok(stack) => stack,
+        Err(error) => panic!("local stack did not start: {error}"),
+    }
+}
+
+/// What one scheduled invocation produced.
+pub struct Ran {
+    pub invocation: Invocation,
+    pub alerts: Vec<ReceivedMessage>,
+    pub logs: Vec<String>,
+}
+
+impl Ran {
+    pub fn result(&self) -> RunResult {
+        match &self.invocation {
+            Invocation::Response(body) => serde_json::from_value(body.clone())
+                .unwrap_or_else(|e| panic!("response is not a RunResult ({e}): {body}")),
+            Invocation::Error {
+                error_type,
+                error_message,
+            } => {
+                panic!(
+                    "invocation failed: {error_type}: {error_message}\n{}",
+                    self.logs.join("\n")
+                )
+            }
+        }
+    }
+
+    /// The one alert this run published.
+    pub fn alert(&self) -> &ReceivedMessage {
+        assert_eq!(
+            self.alerts.len(),
+            1,
+            "exactly one message per run, got {:#?}",
+            self.alerts
+        );
+        &self.alerts[0]
+    }
+}
+
+/// Cold-starts the check, invokes it once with a scheduled event, and shuts it down.
+pub async fn run_once(stack: &LocalStack, check: Check, env: &[(&str, &str)]) -> Ran {
+    let process = stack.spawn_check(check, env).await.expect("spawn check");
+    let invocation = invoke_scheduled(&process, check).await.expect("invoke");
+    let logs = process.logs();
+    process.shutdown().await;
+    let ran = Ran {
+        invocation,
+        alerts: stack.alerts().await.expect("drain alerts"),
+        logs,
+    };
+    assert_no_secrets(stack, &ran);
+    ran
+}
+
+pub fn assert_no_secrets(stack: &LocalStack, ran: &Ran) {
+    let mut texts: Vec<String> = ran.logs.clone();
+    texts.extend(
+        ran.alerts
+            .iter()
+            .map(|a| format!("{} {:?} {:?}", a.raw, a.subject, a.attributes)),
+    );
+    texts.push(format!("{:?}", ran.invocation));
+    for secret in stack.secret_values() {
+        for text in &texts {
+            assert!(
+                !text.contains(&secret),
+                "a secret value leaked into: {text}"
+            );
+        }
+    }
+}
+
+/// Asserts a run failed (or degraded) with `cause` and published exactly one matching trigger.
+pub fn assert_trigger(ran: &Ran, status: Outcome, cause: Cause) {
+    let run = ran.result();
+    assert_eq!((run.status, run.cause), (status, Some(cause)), "{run:#?}");
+    let alert = ran.alert();
+    assert_eq!(alert.body["event_action"], "trigger");
+    assert_eq!(alert.body["cause"], cause.as_str());
+    assert_eq!(
+        alert.body["dedup_key"],
+        format!("synthetic/local/{}", run.check)
+    );
+    let severity = if status == Outcome::Failed {
+        "critical"
+    } else {
+        "warning"
+    };
+    assert_eq!(
+        alert.attributes,
+        BTreeMap::from([
+            ("check".to_string(), run.check.clone()),
+            ("event_action".to_string(), "trigger".to_string()),
+            ("severity".to_string(), severity.to_string()),
+            ("status".to_string(), status.as_str().to_string()),
+        ])
+    );
+}
+
+pub fn assert_resolve(ran: &Ran) {
+    let run = ran.result();
+    assert_eq!(run.status, Outcome::Passed, "{run:#?}");
+    let alert = ran.alert();
+    assert_eq!(alert.body["event_action"], "resolve");
+    assert_eq!(
+        alert.attributes.get("event_action").map(String::as_str),
+        Some("resolve")
+    );
+}

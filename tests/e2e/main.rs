@@ -1,0 +1,10 @@
+//! End-to-end tests: the real check binaries under the Lambda Runtime API emulator, against the
+//! demo shop, over moto's Secrets Manager, SNS and SQS on loopback.
+//!
+//! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
+
+mod checks;
+mod delivery;
+mod helpers;
+mod hostile;
+mod payments;

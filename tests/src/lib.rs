@@ -1,0 +1,10 @@
+//! Local test stack for the synthetic-monitoring Lambdas: a fake production
+//! service to check ([`shop`]), a Lambda Runtime API emulator that runs the
+//! real function binaries ([`lambda_emulator`]), and local AWS via moto
+//! ([`local_aws`]). The end-to-end tests and `make demo` are built on these.
+
+pub mod hostile;
+pub mod lambda_emulator;
+pub mod local_aws;
+pub mod shop;
+pub mod stack;

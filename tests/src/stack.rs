@@ -1,0 +1,150 @@
+//! The whole local stack in one value: the demo shop, moto with the credentials secret and the
+//! alert topic (an SQS queue subscribed to read alerts back), and the real check binaries under
+//! the Runtime API emulator. `make demo` and the end-to-end tests both run on this, so what we
+//! demo is what we test.
+
+use crate::lambda_emulator::{EmulatorError, Invocation, LambdaProcess, workspace_binary};
+use crate::local_aws::{LocalAws, LocalAwsError, Moto, ReceivedMessage};
+use crate::shop::{self, RunningShop, ShopConfig};
+use serde_json::{Value, json};
+use std::time::Duration;
+use synthetic_checks::Check;
+
+pub const SECRET_NAME: &str = "synthetic/demo-shop/account";
+pub const TOPIC_NAME: &str = "synthetic-alerts";
+pub const ENV_NAME: &str = "local";
+/// A test-mode card token: the demo shop refuses anything else, as a real sandbox would.
+pub const PAYMENT_TOKEN: &str = "tok_test_visa_4242";
+/// Generous, so a cold debug build on a loaded 2-core machine still finishes.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("demo shop: {0}")]
+    Shop(#[from] std::io::Error),
+    #[error(transparent)]
+    Aws(#[from] LocalAwsError),
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    #[error("{0}")]
+    MissingBinary(String),
+}
+
+pub struct LocalStack {
+    pub shop: RunningShop,
+    pub moto: Moto,
+    pub aws: LocalAws,
+    pub shop_config: ShopConfig,
+    pub secret_arn: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+impl LocalStack {
+    pub async fn start() -> Result<Self, StackError> {
+        let shop_config = ShopConfig::default();
+        let shop = shop::spawn(shop_config.clone()).await?;
+        let moto = Moto::start().await?;
+        let aws = moto.local_aws();
+        let secret_arn = aws
+            .create_secret(SECRET_NAME, &account_json(&shop_config.password))
+            .await?;
+        let topic_arn = aws.create_topic(TOPIC_NAME).await?;
+        let queue_url = aws.subscribe_queue(&topic_arn, "alerts-inbox").await?;
+        Ok(LocalStack {
+            shop,
+            moto,
+            aws,
+            shop_config,
+            secret_arn,
+            topic_arn,
+            queue_url,
+        })
+    }
+
+    /// What `infra/template.yaml` gives a check function, pointed at the local stack.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        let mut env = self.moto.aws_env();
+        env.extend(
+            [
+                ("TARGET_BASE_URL", self.shop.base_url()),
+                ("CHECK_ENV", ENV_NAME),
+                ("ALERT_TOPIC_ARN", &self.topic_arn),
+                ("CREDENTIALS_SECRET_ID", &self.secret_arn),
+                ("RUST_LOG", "info"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
+    }
+
+    /// Starts `check-<name>` as a cold Lambda sandbox. `extra` overrides the default env.
+    pub async fn spawn_check(
+        &self,
+        check: Check,
+        extra: &[(&str, &str)],
+    ) -> Result<LambdaProcess, StackError> {
+        let binary = format!("check-{}", check.name());
+        let path = workspace_binary(&binary).map_err(StackError::MissingBinary)?;
+        let mut env = self.function_env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(LambdaProcess::spawn(&path, &binary, &env).await?)
+    }
+
+    /// Alerts published since the last drain.
+    pub async fn alerts(&self) -> Result<Vec<ReceivedMessage>, StackError> {
+        Ok(self.aws.drain(&self.queue_url).await?)
+    }
+
+    /// Rotates the synthetic account's password in both places, as a rotation Lambda would.
+    pub async fn rotate_password(&self, password: &str) -> Result<(), StackError> {
+        self.shop.handle().rotate_password(password);
+        self.aws
+            .put_secret_value(&self.secret_arn, &account_json(password))
+            .await?;
+        Ok(())
+    }
+
+    /// Every value of the synthetic account: none may ever show up in a log, result or alert.
+    pub fn secret_values(&self) -> Vec<String> {
+        vec![
+            self.shop_config.email.clone(),
+            self.shop_config.password.clone(),
+            PAYMENT_TOKEN.to_string(),
+        ]
+    }
+
+    pub async fn stop(self) {
+        let _ = self.shop.stop().await;
+        self.moto.stop().await;
+    }
+}
+
+pub fn account_json(password: &str) -> String {
+    json!({"email": ShopConfig::default().email, "password": password, "payment_token": PAYMENT_TOKEN}).to_string()
+}
+
+/// The event EventBridge Scheduler sends a target on each tick.
+pub fn scheduled_event(check: Check) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-21T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/synthetic-{}", check.name())],
+        "detail": {}
+    })
+}
+
+/// One scheduled tick of a warm or cold function.
+pub async fn invoke_scheduled(
+    process: &LambdaProcess,
+    check: Check,
+) -> Result<Invocation, StackError> {
+    Ok(process
+        .invoke(scheduled_event(check), INVOKE_TIMEOUT)
+        .await?)
+}
