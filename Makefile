@@ -1,28 +1,46 @@
-# Every target installs what it needs into project-local paths (.venv for the
-# Python tools), so a fresh machine with only Rust and Python can run them.
+# Every target installs what it needs into project-local paths (.venv for the Python tools), so
+# a fresh machine with only the Rust toolchain and Python 3 can run them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV        := .venv
-PY          := $(VENV)/bin/python
-PIP_PKGS    := 'moto[server]==5.*' 'cargo-lambda' 'ziglang' 'aws-sam-translator' 'cfn-lint' 'pytest' 'boto3'
+VENV       := .venv
+PY         := $(VENV)/bin/python
+# What the tests and the demo need: moto for local AWS, cfn-lint and the SAM translator for the
+# template, pytest for the template test.
+TEST_TOOLS := 'moto[server]>=5,<6' 'cfn-lint>=1' 'aws-sam-translator>=1.90' 'pytest>=8' 'boto3>=1.34'
+# What cross-compiling the Lambdas needs (make build): cargo-lambda, and zig as its linker.
+BUILD_TOOLS := 'cargo-lambda>=1' 'ziglang'
+
 export MOTO_SERVER := $(abspath $(VENV)/bin/moto_server)
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: help tools demo test fmt lint unit bins
-help:
-	@echo "make demo   - run the four checks as Lambdas against the local demo shop, with faults and alerts"
-	@echo "make test   - everything CI checks: fmt, clippy, unit + end-to-end tests, template validation"
+.PHONY: help tools build-tools bins demo test fmt lint
 
-$(VENV)/.installed:
+help:
+	@echo "make demo      the four checks as Lambdas against the local demo shop: healthy, broken, healed"
+	@echo "make test      everything CI checks: fmt, clippy, unit and end-to-end tests, template checks"
+	@echo "make build     arm64 bootstrap.zip per function (cargo lambda)"
+	@echo "make deploy    sam deploy of infra/template.yaml"
+
+$(VENV)/.test-tools:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_PKGS)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(TEST_TOOLS)
 	touch $@
 
-tools: $(VENV)/.installed
+$(VENV)/.build-tools: $(VENV)/.test-tools
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(BUILD_TOOLS)
+	touch $@
 
+tools: $(VENV)/.test-tools
+build-tools: $(VENV)/.build-tools
+
+# Debug builds: the tests and the demo run the real binaries, and a release build would only
+# add minutes (make build and make bench do those).
 bins:
 	cargo build --workspace --bins
+
+demo: tools bins
+	target/debug/demo
 
 fmt:
 	cargo fmt --all -- --check
@@ -30,7 +48,8 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: tools bins
+test: fmt tools lint bins
 	cargo test --workspace
+	$(MAKE) --no-print-directory validate test-infra
 
 include infra/infra.mk

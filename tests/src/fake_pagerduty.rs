@@ -1,0 +1,193 @@
+//! A local fake of the PagerDuty Events API v2: `POST /v2/enqueue` on loopback.
+//!
+//! It records every request body and answers from a script, so the forwarder's retry contract can
+//! be driven without PagerDuty: a sequence such as `[429, 429, 202]`, a persistent 500, or a 400
+//! with the `{"status", "message", "errors"}` body PagerDuty sends for an invalid event. A body
+//! that is not JSON is answered 400 the way PagerDuty does. Everything lives in memory.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// The `errors` of a 400 unless [`FakePagerDuty::reject_with`] says otherwise.
+pub const DEFAULT_REJECTION: &str = "'payload.summary' is missing or blank";
+
+#[derive(Debug)]
+struct Script {
+    /// Answered in order, one per request.
+    next: VecDeque<u16>,
+    /// Answered once `next` is empty.
+    then: u16,
+    rejection: Vec<String>,
+    /// Every body received, as JSON (a body that is not JSON is kept as a string).
+    requests: Vec<Value>,
+}
+
+type Shared = Arc<Mutex<Script>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Script> {
+    // A test that panicked while holding the lock must not hide what was recorded.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The fake Events API, serving until dropped.
+pub struct FakePagerDuty {
+    addr: SocketAddr,
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakePagerDuty {
+    /// Serves on `127.0.0.1` with an OS-chosen port, accepting every event (202) until scripted.
+    pub async fn start() -> std::io::Result<Self> {
+        let shared = Arc::new(Mutex::new(Script {
+            next: VecDeque::new(),
+            then: 202,
+            rejection: vec![DEFAULT_REJECTION.to_string()],
+            requests: Vec::new(),
+        }));
+        let router = Router::new()
+            .route("/v2/enqueue", post(enqueue))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            // Ends only with the process or when aborted on drop.
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(FakePagerDuty { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `PAGERDUTY_EVENTS_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next requests are answered with these statuses, in order; after them, 202 again.
+    pub fn script(&self, statuses: impl IntoIterator<Item = u16>) {
+        let mut script = lock(&self.shared);
+        script.next = statuses.into_iter().collect();
+        script.then = 202;
+    }
+
+    /// Every request from now on is answered with `status` (e.g. a persistent 500).
+    pub fn always(&self, status: u16) {
+        let mut script = lock(&self.shared);
+        script.next.clear();
+        script.then = status;
+    }
+
+    /// The `errors` list of every 400 answered from now on.
+    pub fn reject_with(&self, errors: impl IntoIterator<Item = impl Into<String>>) {
+        lock(&self.shared).rejection = errors.into_iter().map(Into::into).collect();
+    }
+
+    /// Every request body received so far, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// Waits until at least `count` requests have arrived (for callers on the other side of SNS),
+    /// then returns them all; returns what arrived so far when `timeout` passes first.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count || Instant::now() >= deadline {
+                return requests;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for FakePagerDuty {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn enqueue(State(shared): State<Shared>, body: Bytes) -> Response {
+    let parsed = serde_json::from_slice::<Value>(&body);
+    let mut script = lock(&shared);
+    let (recorded, is_json) = match parsed {
+        Ok(value) => (value, true),
+        Err(_) => (
+            Value::String(String::from_utf8_lossy(&body).into_owned()),
+            false,
+        ),
+    };
+    let dedup_key = recorded.get("dedup_key").cloned().unwrap_or(Value::Null);
+    script.requests.push(recorded);
+    if !is_json {
+        return answer(
+            400,
+            json!({"status": "Unrecognized object", "message": "Event object format is unrecognized", "errors": ["JSON parse error"]}),
+        );
+    }
+    let status = script.next.pop_front().unwrap_or(script.then);
+    let body = match status {
+        200..=299 => {
+            json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})
+        }
+        400 => {
+            json!({"status": "invalid event", "message": "Event object is invalid", "errors": script.rejection})
+        }
+        429 => {
+            json!({"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly. Please retry later."})
+        }
+        _ => json!({"status": "error", "message": "Internal server error"}),
+    };
+    answer(status, body)
+}
+
+fn answer(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_the_script_then_accepts_and_records_every_body() {
+        let fake = FakePagerDuty::start().await.unwrap();
+        fake.script([429, 400]);
+        fake.reject_with(["bad"]);
+        let client = reqwest::Client::new();
+        let url = format!("{}/v2/enqueue", fake.base_url());
+        let mut answers = Vec::new();
+        for body in [
+            r#"{"dedup_key":"k"}"#,
+            "{}",
+            r#"{"dedup_key":"k"}"#,
+            "not json",
+        ] {
+            let response = client.post(&url).body(body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            answers.push((status, json));
+        }
+        let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+        assert_eq!(statuses, [429, 400, 202, 400]);
+        assert_eq!(answers[1].1["errors"], json!(["bad"]));
+        assert_eq!(answers[2].1["dedup_key"], "k");
+        assert_eq!(answers[3].1["errors"], json!(["JSON parse error"]));
+        assert_eq!(fake.requests().len(), 4);
+        assert_eq!(fake.requests()[3], json!("not json"));
+
+        fake.always(500);
+        let response = client.post(&url).body("{}").send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 500);
+    }
+}
