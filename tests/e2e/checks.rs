@@ -34,7 +34,7 @@ async fn healthy_shop_passes_every_check_with_exactly_one_resolve() {
 #[tokio::test]
 async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
     let stack = stack().await;
-    let cases: &[(Check, &str, &str, &[(&str, &str)], Outcome, Cause)] = &[
+    let cases: &[(Check, &str, &str, EnvVars, Outcome, Cause)] = &[
         (
             Check::Health,
             "health",

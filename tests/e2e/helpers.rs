@@ -8,6 +8,9 @@ pub use synthetic_e2e::local_aws::ReceivedMessage;
 pub use synthetic_e2e::stack::LocalStack;
 use synthetic_e2e::stack::invoke_scheduled;
 
+/// Extra environment for one function, on top of what the stack gives it.
+pub type EnvVars = &'static [(&'static str, &'static str)];
+
 /// Short backoff: the tests exercise retries, not patience.
 pub const FAST_RETRY: (&str, &str) = ("RETRY_BACKOFF_MS", "100");
 

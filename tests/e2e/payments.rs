@@ -6,7 +6,7 @@ use synthetic_checks::{Cause, Check, Outcome};
 #[tokio::test]
 async fn no_payment_is_left_live_in_any_fault_mode_but_no_refund() {
     let stack = stack().await;
-    let cases: &[(&str, &[(&str, &str)], Outcome, Option<Cause>, u64)] = &[
+    let cases: &[(&str, EnvVars, Outcome, Option<Cause>, u64)] = &[
         ("none", &[], Outcome::Passed, None, 0),
         ("decline", &[], Outcome::Failed, Some(Cause::HttpStatus), 0),
         ("500", &[], Outcome::Failed, Some(Cause::HttpStatus), 0),
