@@ -84,9 +84,7 @@ impl AlertMessage {
             summary: summary(run),
             target: run.target.clone(),
             run_id: run.run_id.clone(),
-            timestamp: OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            timestamp: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
             steps: run.steps.clone(),
             function_name: origin.function_name.clone(),
             log_group: origin.log_group.clone(),
@@ -97,37 +95,14 @@ impl AlertMessage {
 
     /// SNS subjects must be ASCII without control characters, at most 100 chars.
     pub fn subject(&self) -> String {
-        let text = match (
-            self.status,
-            self.cause,
-            self.steps.iter().find(|s| s.outcome == self.status),
-        ) {
+        let text = match (self.status, self.cause, self.steps.iter().find(|s| s.outcome == self.status)) {
             (Outcome::Passed, _, _) => format!("[{}] {} passed", self.env, self.check),
-            (status, Some(cause), Some(step)) => format!(
-                "[{}] {} {}: {} at {}",
-                self.env,
-                self.check,
-                status.as_str().to_uppercase(),
-                cause,
-                step.name
-            ),
-            (status, _, _) => format!(
-                "[{}] {} {}",
-                self.env,
-                self.check,
-                status.as_str().to_uppercase()
-            ),
+            (status, Some(cause), Some(step)) => {
+                format!("[{}] {} {}: {} at {}", self.env, self.check, status.as_str().to_uppercase(), cause, step.name)
+            }
+            (status, _, _) => format!("[{}] {} {}", self.env, self.check, status.as_str().to_uppercase()),
         };
-        let ascii: String = text
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect();
+        let ascii: String = text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
         match ascii.len() > SUBJECT_MAX_CHARS {
             true => format!("{}...", &ascii[..SUBJECT_MAX_CHARS - 3]),
             false => ascii,
@@ -159,25 +134,17 @@ fn serde_name<T: Serialize>(value: &T) -> String {
 fn summary(run: &RunResult) -> String {
     let prefix = format!("[{}] {}", run.env, run.check);
     let text = match run.deciding_step() {
-        None => format!(
-            "{prefix} passed: {} step(s) OK in {} ms against {}",
-            run.steps.len(),
-            run.duration_ms,
-            run.target
-        ),
+        None => {
+            format!("{prefix} passed: {} step(s) OK in {} ms against {}", run.steps.len(), run.duration_ms, run.target)
+        }
         Some(step) => {
             let cause = step.cause.map_or("unknown", Cause::as_str);
             let error = step.error.as_deref().unwrap_or("no detail");
-            let mut text = format!(
-                "{prefix} {} at step {} ({cause}): {error}",
-                run.status.as_str().to_uppercase(),
-                step.name
-            );
+            let mut text =
+                format!("{prefix} {} at step {} ({cause}): {error}", run.status.as_str().to_uppercase(), step.name);
             // A leaked sandbox write must not hide behind the failure that came first.
-            if let Some(cleanup) = run
-                .steps
-                .iter()
-                .find(|s| s.cause == Some(Cause::CleanupFailed) && s.name != step.name)
+            if let Some(cleanup) =
+                run.steps.iter().find(|s| s.cause == Some(Cause::CleanupFailed) && s.name != step.name)
             {
                 text.push_str(&format!("; also cleanup_failed at {}", cleanup.name));
             }
@@ -204,26 +171,17 @@ pub trait Notifier: Send + Sync {
 
 /// Publishes with backoff. An alert that still cannot be delivered becomes an invocation error,
 /// so Lambda's retry and on-failure destination keep it rather than dropping it.
-pub async fn deliver(
-    notifier: &dyn Notifier,
-    alert: &AlertMessage,
-    policy: RetryPolicy,
-) -> Result<u32, CheckError> {
-    publish_with_retries(policy, || notifier.publish(alert))
-        .await
-        .map_err(|(attempts, error)| {
-            let (PublishError::Retryable(reason) | PublishError::Permanent(reason)) = error;
-            CheckError::AlertUndeliverable { attempts, reason }
-        })
+pub async fn deliver(notifier: &dyn Notifier, alert: &AlertMessage, policy: RetryPolicy) -> Result<u32, CheckError> {
+    publish_with_retries(policy, || notifier.publish(alert)).await.map_err(|(attempts, error)| {
+        let (PublishError::Retryable(reason) | PublishError::Permanent(reason)) = error;
+        CheckError::AlertUndeliverable { attempts, reason }
+    })
 }
 
 /// Calls `publish` until it succeeds, fails permanently or has used `policy.attempts`, backing
 /// off between retries. Returns the attempts made; on failure with the last error, so a caller
 /// can tell a rejection (nothing to retry) from an outage (keep the message).
-pub async fn publish_with_retries<F, Fut>(
-    policy: RetryPolicy,
-    mut publish: F,
-) -> Result<u32, (u32, PublishError)>
+pub async fn publish_with_retries<F, Fut>(policy: RetryPolicy, mut publish: F) -> Result<u32, (u32, PublishError)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), PublishError>>,
@@ -313,12 +271,7 @@ mod tests {
             Some(Cause::HttpStatus),
             vec![
                 step("login", Outcome::Passed, None, None),
-                step(
-                    "payment_create",
-                    Outcome::Failed,
-                    Some(Cause::HttpStatus),
-                    Some("HTTP 500, expected 200 or 201"),
-                ),
+                step("payment_create", Outcome::Failed, Some(Cause::HttpStatus), Some("HTTP 500, expected 200 or 201")),
             ],
         )
     }
@@ -374,25 +327,12 @@ mod tests {
             )],
         );
         let alert = AlertMessage::from_run(&degraded, &Origin::default());
-        assert_eq!(
-            (alert.event_action, alert.severity),
-            (EventAction::Trigger, Severity::Warning)
-        );
+        assert_eq!((alert.event_action, alert.severity), (EventAction::Trigger, Severity::Warning));
 
-        let passed = run(
-            Outcome::Passed,
-            None,
-            vec![step("login", Outcome::Passed, None, None)],
-        );
+        let passed = run(Outcome::Passed, None, vec![step("login", Outcome::Passed, None, None)]);
         let alert = AlertMessage::from_run(&passed, &Origin::default());
-        assert_eq!(
-            (alert.event_action, alert.severity),
-            (EventAction::Resolve, Severity::Info)
-        );
-        assert_eq!(
-            alert.dedup_key, "synthetic/prod/payment",
-            "trigger and resolve share the key"
-        );
+        assert_eq!((alert.event_action, alert.severity), (EventAction::Resolve, Severity::Info));
+        assert_eq!(alert.dedup_key, "synthetic/prod/payment", "trigger and resolve share the key");
         assert!(alert.summary.starts_with("[prod] payment passed"));
         assert_eq!(alert.subject(), "[prod] payment passed");
     }
@@ -403,18 +343,10 @@ mod tests {
         let rejected = run(
             Outcome::Failed,
             Some(Cause::CredentialsRejected),
-            vec![step(
-                "login",
-                Outcome::Failed,
-                Some(Cause::CredentialsRejected),
-                Some(&error),
-            )],
+            vec![step("login", Outcome::Failed, Some(Cause::CredentialsRejected), Some(&error))],
         );
         let summary = AlertMessage::from_run(&rejected, &Origin::default()).summary;
-        assert!(
-            summary.contains("credentials_rejected") && summary.contains("not a target outage"),
-            "{summary}"
-        );
+        assert!(summary.contains("credentials_rejected") && summary.contains("not a target outage"), "{summary}");
     }
 
     #[test]
@@ -423,33 +355,19 @@ mod tests {
             Outcome::Failed,
             Some(Cause::HttpStatus),
             vec![
-                step(
-                    "payment_get",
-                    Outcome::Failed,
-                    Some(Cause::HttpStatus),
-                    Some("HTTP 500"),
-                ),
-                step(
-                    "payment_refund",
-                    Outcome::Failed,
-                    Some(Cause::CleanupFailed),
-                    Some("cleanup failed"),
-                ),
+                step("payment_get", Outcome::Failed, Some(Cause::HttpStatus), Some("HTTP 500")),
+                step("payment_refund", Outcome::Failed, Some(Cause::CleanupFailed), Some("cleanup failed")),
             ],
         );
         let summary = AlertMessage::from_run(&leaked, &Origin::default()).summary;
-        assert!(
-            summary.ends_with("; also cleanup_failed at payment_refund"),
-            "{summary}"
-        );
+        assert!(summary.ends_with("; also cleanup_failed at payment_refund"), "{summary}");
     }
 
     #[test]
     fn summary_is_one_line_of_at_most_1024_chars_and_subject_at_most_100() {
         let long = format!("line one\nline two {}", "é".repeat(3000));
         let mut huge = failed_run();
-        huge.env =
-            "a-very-long-environment-name-that-goes-on-and-on-and-on-for-quite-a-while".into();
+        huge.env = "a-very-long-environment-name-that-goes-on-and-on-and-on-for-quite-a-while".into();
         huge.steps[1].error = Some(long);
         huge.steps[1].name = "x".repeat(80);
         let alert = AlertMessage::from_run(&huge, &Origin::default());
@@ -472,24 +390,15 @@ mod tests {
                 ("severity", "critical".to_string()),
             ]
         );
-        assert_eq!(
-            alert.subject(),
-            "[prod] payment FAILED: http_status at payment_create"
-        );
+        assert_eq!(alert.subject(), "[prod] payment FAILED: http_status at payment_create");
     }
 
-    const QUICK: RetryPolicy = RetryPolicy {
-        attempts: 4,
-        backoff: Duration::from_millis(1),
-    };
+    const QUICK: RetryPolicy = RetryPolicy { attempts: 4, backoff: Duration::from_millis(1) };
 
     #[tokio::test]
     async fn deliver_retries_transient_failures_then_publishes_once() {
         let notifier = RecordingNotifier::default();
-        notifier.fail_with([
-            PublishError::Retryable("Throttling".into()),
-            PublishError::Retryable("HTTP 503".into()),
-        ]);
+        notifier.fail_with([PublishError::Retryable("Throttling".into()), PublishError::Retryable("HTTP 503".into())]);
         let alert = AlertMessage::from_run(&failed_run(), &Origin::default());
         assert_eq!(deliver(&notifier, &alert, QUICK).await.unwrap(), 3);
         assert_eq!(notifier.published().len(), 1);
@@ -498,34 +407,20 @@ mod tests {
     #[tokio::test]
     async fn undeliverable_alert_becomes_an_invocation_error() {
         let notifier = RecordingNotifier::default();
-        notifier.fail_with(std::iter::repeat_n(
-            PublishError::Retryable("HTTP 500".into()),
-            10,
-        ));
+        notifier.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 500".into()), 10));
         let alert = AlertMessage::from_run(&failed_run(), &Origin::default());
         let error = deliver(&notifier, &alert, QUICK).await.unwrap_err();
         assert_eq!(error.error_type(), "AlertUndeliverable");
-        assert_eq!(
-            error,
-            CheckError::AlertUndeliverable {
-                attempts: 4,
-                reason: "HTTP 500".into()
-            }
-        );
+        assert_eq!(error, CheckError::AlertUndeliverable { attempts: 4, reason: "HTTP 500".into() });
         assert!(notifier.published().is_empty());
     }
 
     #[tokio::test]
     async fn permanent_failures_are_not_retried() {
         let notifier = RecordingNotifier::default();
-        notifier.fail_with([PublishError::Permanent(
-            "NotFound: Topic does not exist".into(),
-        )]);
+        notifier.fail_with([PublishError::Permanent("NotFound: Topic does not exist".into())]);
         let alert = AlertMessage::from_run(&failed_run(), &Origin::default());
         let error = deliver(&notifier, &alert, QUICK).await.unwrap_err();
-        assert!(matches!(
-            error,
-            CheckError::AlertUndeliverable { attempts: 1, .. }
-        ));
+        assert!(matches!(error, CheckError::AlertUndeliverable { attempts: 1, .. }));
     }
 }

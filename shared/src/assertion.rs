@@ -95,10 +95,7 @@ impl Assertion {
             },
             Assertion::JsonPointerEquals(ptr, expected) => match response.json()?.pointer(ptr) {
                 Some(actual) if actual == expected => Ok(()),
-                Some(actual) => fail(format!(
-                    "JSON {ptr} is {}, expected {expected}",
-                    short(actual)
-                )),
+                Some(actual) => fail(format!("JSON {ptr} is {}, expected {expected}", short(actual))),
                 None => fail(format!("JSON {ptr} is missing, expected {expected}")),
             },
             Assertion::JsonPointerNonEmptyString(ptr) => match response.json()?.pointer(ptr) {
@@ -107,15 +104,12 @@ impl Assertion {
                 Some(other) => fail(format!("JSON {ptr} is {}, expected a string", kind(other))),
                 None => fail(format!("JSON {ptr} is missing")),
             },
-            Assertion::JsonPointerNonEmptyArray(ptr) => {
-                Assertion::JsonPointerMinLength(ptr.clone(), 1).check(response)
-            }
+            Assertion::JsonPointerNonEmptyArray(ptr) => Assertion::JsonPointerMinLength(ptr.clone(), 1).check(response),
             Assertion::JsonPointerMinLength(ptr, min) => match response.json()?.pointer(ptr) {
                 Some(Value::Array(items)) if items.len() >= *min => Ok(()),
-                Some(Value::Array(items)) => fail(format!(
-                    "JSON {ptr} has {} item(s), expected at least {min}",
-                    items.len()
-                )),
+                Some(Value::Array(items)) => {
+                    fail(format!("JSON {ptr} has {} item(s), expected at least {min}", items.len()))
+                }
                 Some(other) => fail(format!("JSON {ptr} is {}, expected an array", kind(other))),
                 None => fail(format!("JSON {ptr} is missing, expected an array")),
             },
@@ -130,11 +124,9 @@ impl Assertion {
                     return Ok(());
                 };
                 match json.pointer(ptr) {
-                    Some(value) if !allowed.iter().any(|a| text_eq(value, a)) => fail(format!(
-                        "JSON {ptr} is {}, expected one of {}",
-                        short(value),
-                        allowed.join(", ")
-                    )),
+                    Some(value) if !allowed.iter().any(|a| text_eq(value, a)) => {
+                        fail(format!("JSON {ptr} is {}, expected one of {}", short(value), allowed.join(", ")))
+                    }
                     _ => Ok(()),
                 }
             }
@@ -144,9 +136,7 @@ impl Assertion {
             },
             Assertion::HeaderEquals(name, expected) => match response.header(name) {
                 Some(actual) if actual == expected => Ok(()),
-                Some(actual) => fail(format!(
-                    "header {name} is {actual:?}, expected {expected:?}"
-                )),
+                Some(actual) => fail(format!("header {name} is {actual:?}, expected {expected:?}")),
                 None => fail(format!("header {name} is missing, expected {expected:?}")),
             },
             Assertion::BodyContains(needle) => {
@@ -198,142 +188,64 @@ mod tests {
     }
 
     fn cause(assertion: Assertion, body: &str) -> Option<Cause> {
-        assertion
-            .check(&response(200, body))
-            .err()
-            .map(|e| e.cause())
+        assertion.check(&response(200, body)).err().map(|e| e.cause())
     }
 
     #[test]
     fn expected_status_parses_sets_ranges_and_classes() {
-        assert_eq!(
-            ExpectedStatus::parse("200").unwrap(),
-            ExpectedStatus::Set(vec![200])
-        );
-        assert_eq!(
-            ExpectedStatus::parse("200, 201").unwrap(),
-            ExpectedStatus::Set(vec![200, 201])
-        );
-        assert_eq!(
-            ExpectedStatus::parse("200-299").unwrap(),
-            ExpectedStatus::Range(200, 299)
-        );
-        assert_eq!(
-            ExpectedStatus::parse("2xx").unwrap(),
-            ExpectedStatus::Range(200, 299)
-        );
+        assert_eq!(ExpectedStatus::parse("200").unwrap(), ExpectedStatus::Set(vec![200]));
+        assert_eq!(ExpectedStatus::parse("200, 201").unwrap(), ExpectedStatus::Set(vec![200, 201]));
+        assert_eq!(ExpectedStatus::parse("200-299").unwrap(), ExpectedStatus::Range(200, 299));
+        assert_eq!(ExpectedStatus::parse("2xx").unwrap(), ExpectedStatus::Range(200, 299));
         for bad in ["", "abc", "99", "600", "300-200", "9xx", "200,,201"] {
-            assert!(
-                ExpectedStatus::parse(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(ExpectedStatus::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(ExpectedStatus::parse("2xx").unwrap().matches(204));
         assert!(!ExpectedStatus::parse("200,201").unwrap().matches(202));
-        assert_eq!(
-            ExpectedStatus::parse("200,201").unwrap().to_string(),
-            "200 or 201"
-        );
+        assert_eq!(ExpectedStatus::parse("200,201").unwrap().to_string(), "200 or 201");
     }
 
     #[test]
     fn json_pointer_assertions() {
         let body = r#"{"data":[1,2],"token":"t","empty":"","status":"ok","n":3}"#;
-        assert_eq!(
-            cause(Assertion::JsonPointerExists("/data".into()), body),
-            None
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerExists("/nope".into()), body),
-            Some(Cause::Assertion)
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerEquals("/n".into(), json!(3)), body),
-            None
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerEquals("/n".into(), json!(4)), body),
-            Some(Cause::Assertion)
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerNonEmptyString("/token".into()), body),
-            None
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerNonEmptyString("/empty".into()), body),
-            Some(Cause::Assertion)
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerNonEmptyString("/n".into()), body),
-            Some(Cause::Assertion)
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerNonEmptyArray("/data".into()), body),
-            None
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerMinLength("/data".into(), 3), body),
-            Some(Cause::Assertion)
-        );
-        assert_eq!(
-            cause(Assertion::JsonPointerNonEmptyArray("/token".into()), body),
-            Some(Cause::Assertion)
-        );
+        assert_eq!(cause(Assertion::JsonPointerExists("/data".into()), body), None);
+        assert_eq!(cause(Assertion::JsonPointerExists("/nope".into()), body), Some(Cause::Assertion));
+        assert_eq!(cause(Assertion::JsonPointerEquals("/n".into(), json!(3)), body), None);
+        assert_eq!(cause(Assertion::JsonPointerEquals("/n".into(), json!(4)), body), Some(Cause::Assertion));
+        assert_eq!(cause(Assertion::JsonPointerNonEmptyString("/token".into()), body), None);
+        assert_eq!(cause(Assertion::JsonPointerNonEmptyString("/empty".into()), body), Some(Cause::Assertion));
+        assert_eq!(cause(Assertion::JsonPointerNonEmptyString("/n".into()), body), Some(Cause::Assertion));
+        assert_eq!(cause(Assertion::JsonPointerNonEmptyArray("/data".into()), body), None);
+        assert_eq!(cause(Assertion::JsonPointerMinLength("/data".into(), 3), body), Some(Cause::Assertion));
+        assert_eq!(cause(Assertion::JsonPointerNonEmptyArray("/token".into()), body), Some(Cause::Assertion));
         let failed = vec!["failed".to_string(), "declined".to_string()];
+        assert_eq!(cause(Assertion::JsonPointerNotIn("/status".into(), failed.clone()), body), None);
         assert_eq!(
-            cause(
-                Assertion::JsonPointerNotIn("/status".into(), failed.clone()),
-                body
-            ),
-            None
-        );
-        assert_eq!(
-            cause(
-                Assertion::JsonPointerNotIn("/status".into(), failed),
-                r#"{"status":"FAILED"}"#
-            ),
+            cause(Assertion::JsonPointerNotIn("/status".into(), failed), r#"{"status":"FAILED"}"#),
             Some(Cause::Assertion)
         );
     }
 
     #[test]
     fn empty_array_message_says_how_many() {
-        let err = Assertion::JsonPointerNonEmptyArray("/data".into())
-            .check(&response(200, r#"{"data":[]}"#))
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "JSON /data has 0 item(s), expected at least 1"
-        );
+        let err =
+            Assertion::JsonPointerNonEmptyArray("/data".into()).check(&response(200, r#"{"data":[]}"#)).unwrap_err();
+        assert_eq!(err.to_string(), "JSON /data has 0 item(s), expected at least 1");
     }
 
     #[test]
     fn non_json_and_invalid_utf8_are_invalid_responses() {
         let ptr = Assertion::JsonPointerExists("/data".into());
-        assert_eq!(
-            cause(ptr.clone(), "<html>oops</html>"),
-            Some(Cause::InvalidResponse)
-        );
-        let bytes = HttpResponse {
-            status: 200,
-            headers: vec![],
-            body: vec![0xff, 0xfe, b'{'],
-        };
-        assert_eq!(
-            ptr.check(&bytes).unwrap_err().cause(),
-            Cause::InvalidResponse
-        );
+        assert_eq!(cause(ptr.clone(), "<html>oops</html>"), Some(Cause::InvalidResponse));
+        let bytes = HttpResponse { status: 200, headers: vec![], body: vec![0xff, 0xfe, b'{'] };
+        assert_eq!(ptr.check(&bytes).unwrap_err().cause(), Cause::InvalidResponse);
     }
 
     #[test]
     fn optional_status_field_only_judged_when_present() {
         let allowed = vec!["ok".to_string(), "healthy".to_string()];
         let a = Assertion::JsonPointerOneOfIfPresent("/status".into(), allowed);
-        assert_eq!(
-            cause(a.clone(), "OK"),
-            None,
-            "plain-text health bodies pass"
-        );
+        assert_eq!(cause(a.clone(), "OK"), None, "plain-text health bodies pass");
         assert_eq!(cause(a.clone(), r#"{"uptime":5}"#), None);
         assert_eq!(cause(a.clone(), r#"{"status":"Healthy"}"#), None);
         assert_eq!(cause(a, r#"{"status":"degraded"}"#), Some(Cause::Assertion));
@@ -342,34 +254,12 @@ mod tests {
     #[test]
     fn header_and_body_assertions() {
         let r = response(200, "hello world");
-        assert!(
-            Assertion::HeaderPresent("Content-Type".into())
-                .check(&r)
-                .is_ok()
-        );
-        assert!(
-            Assertion::HeaderPresent("x-request-id".into())
-                .check(&r)
-                .is_err()
-        );
-        assert!(
-            Assertion::HeaderEquals("content-type".into(), "application/json".into())
-                .check(&r)
-                .is_ok()
-        );
-        assert!(
-            Assertion::HeaderEquals("content-type".into(), "text/html".into())
-                .check(&r)
-                .is_err()
-        );
+        assert!(Assertion::HeaderPresent("Content-Type".into()).check(&r).is_ok());
+        assert!(Assertion::HeaderPresent("x-request-id".into()).check(&r).is_err());
+        assert!(Assertion::HeaderEquals("content-type".into(), "application/json".into()).check(&r).is_ok());
+        assert!(Assertion::HeaderEquals("content-type".into(), "text/html".into()).check(&r).is_err());
         assert!(Assertion::BodyContains("world".into()).check(&r).is_ok());
-        assert_eq!(
-            Assertion::BodyContains("mars".into())
-                .check(&r)
-                .unwrap_err()
-                .cause(),
-            Cause::Assertion
-        );
+        assert_eq!(Assertion::BodyContains("mars".into()).check(&r).unwrap_err().cause(), Cause::Assertion);
     }
 
     #[test]

@@ -79,45 +79,24 @@ impl MonitorConfig {
         Self::from_lookup(check, &|name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(
-        check: Check,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, CheckError> {
+    pub fn from_lookup(check: Check, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, CheckError> {
         let env = Env(lookup);
         let target = parse_target("TARGET_BASE_URL", &env.required("TARGET_BASE_URL")?)?;
         let env_name = env.required("CHECK_ENV")?;
-        if !env_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(misconfigured(
-                "CHECK_ENV",
-                "letters, digits, '-', '_' or '.'",
-                &env_name,
-            ));
+        if !env_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(misconfigured("CHECK_ENV", "letters, digits, '-', '_' or '.'", &env_name));
         }
         let alert_topic_arn = env.required("ALERT_TOPIC_ARN")?;
         if !alert_topic_arn.starts_with("arn:") {
-            return Err(misconfigured(
-                "ALERT_TOPIC_ARN",
-                "an SNS topic ARN",
-                &alert_topic_arn,
-            ));
+            return Err(misconfigured("ALERT_TOPIC_ARN", "an SNS topic ARN", &alert_topic_arn));
         }
         let credentials_secret_id = match check.needs_credentials() {
             true => Some(env.required("CREDENTIALS_SECRET_ID")?),
             false => env.optional("CREDENTIALS_SECRET_ID"),
         };
         let override_allowed_hosts = match env.optional("TARGET_OVERRIDE_ALLOWED_HOSTS") {
-            Some(list) => list
-                .split(',')
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
-            None => target
-                .host_str()
-                .map(|h| vec![h.to_ascii_lowercase()])
-                .unwrap_or_default(),
+            Some(list) => list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
+            None => target.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default(),
         };
         let retry = RetryPolicy {
             attempts: env.bounded("RETRY_ATTEMPTS", 2, 1, 5)?,
@@ -129,20 +108,11 @@ impl MonitorConfig {
             target,
             alert_topic_arn,
             credentials_secret_id,
-            metrics_namespace: env
-                .optional("METRICS_NAMESPACE")
-                .unwrap_or_else(|| "SyntheticMonitoring".into()),
-            synthetic_header: env
-                .optional("SYNTHETIC_HEADER")
-                .unwrap_or_else(|| "X-Synthetic-Check".into()),
+            metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "SyntheticMonitoring".into()),
+            synthetic_header: env.optional("SYNTHETIC_HEADER").unwrap_or_else(|| "X-Synthetic-Check".into()),
             http: HttpSettings {
                 connect_timeout: env.millis("HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
-                max_body_bytes: env.bounded(
-                    "MAX_BODY_BYTES",
-                    1024 * 1024,
-                    1024,
-                    64 * 1024 * 1024,
-                )?,
+                max_body_bytes: env.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
                 max_redirects: env.bounded("MAX_REDIRECTS", 5, 0, 20)?,
             },
             retry,
@@ -150,11 +120,7 @@ impl MonitorConfig {
                 attempts: env.bounded("ALERT_PUBLISH_ATTEMPTS", 4, 1, 10)?,
                 backoff: env.millis("ALERT_PUBLISH_BACKOFF_MS", 200)?,
             },
-            secret_ttl: Duration::from_secs(env.parse(
-                "SECRET_TTL_SECS",
-                300u64,
-                "a number of seconds",
-            )?),
+            secret_ttl: Duration::from_secs(env.parse("SECRET_TTL_SECS", 300u64, "a number of seconds")?),
             override_allowed_hosts,
             journeys: JourneyConfig::from_env(&env)?,
             origin: Origin {
@@ -171,8 +137,7 @@ impl MonitorConfig {
         let Some(raw) = override_url else {
             return Ok(self.target.clone());
         };
-        let url = parse_target("target_base_url", raw)
-            .map_err(|e| CheckError::InvalidEvent(e.to_string()))?;
+        let url = parse_target("target_base_url", raw).map_err(|e| CheckError::InvalidEvent(e.to_string()))?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         if !self.override_allowed_hosts.contains(&host) {
             return Err(CheckError::InvalidEvent(format!(
@@ -192,40 +157,21 @@ impl JourneyConfig {
         };
         Ok(JourneyConfig {
             health: step("HEALTH", "/health", "200", 1_000, 5_000)?,
-            health_status_pointer: env
-                .optional("HEALTH_STATUS_POINTER")
-                .unwrap_or_else(|| "/status".into()),
+            health_status_pointer: env.optional("HEALTH_STATUS_POINTER").unwrap_or_else(|| "/status".into()),
             health_ok_values: env.list("HEALTH_OK_VALUES", "ok,healthy"),
             login: step("LOGIN", "/api/auth/token", "200", 2_000, 10_000)?,
-            token_pointer: env
-                .optional("LOGIN_TOKEN_POINTER")
-                .unwrap_or_else(|| "/access_token".into()),
+            token_pointer: env.optional("LOGIN_TOKEN_POINTER").unwrap_or_else(|| "/access_token".into()),
             products: step("PRODUCTS", "/api/products", "200", 2_000, 10_000)?,
-            products_pointer: env
-                .optional("PRODUCTS_ITEMS_POINTER")
-                .unwrap_or_else(|| "/data".into()),
+            products_pointer: env.optional("PRODUCTS_ITEMS_POINTER").unwrap_or_else(|| "/data".into()),
             products_min_items: env.bounded("PRODUCTS_MIN_ITEMS", 1, 1, 1_000_000)?,
             payment_create: step("PAYMENT_CREATE", "/api/payments", "200,201", 3_000, 15_000)?,
             payment_get: step("PAYMENT_GET", "/api/payments/{id}", "200", 2_000, 10_000)?,
-            payment_refund: step(
-                "PAYMENT_REFUND",
-                "/api/payments/{id}/refund",
-                "200-299",
-                3_000,
-                15_000,
-            )?,
+            payment_refund: step("PAYMENT_REFUND", "/api/payments/{id}/refund", "200-299", 3_000, 15_000)?,
             payment_amount: env.bounded("PAYMENT_AMOUNT", 100, 1, 1_000_000)?,
-            payment_currency: env
-                .optional("PAYMENT_CURRENCY")
-                .unwrap_or_else(|| "USD".into()),
-            payment_id_pointer: env
-                .optional("PAYMENT_ID_POINTER")
-                .unwrap_or_else(|| "/id".into()),
-            payment_status_pointer: env
-                .optional("PAYMENT_STATUS_POINTER")
-                .unwrap_or_else(|| "/status".into()),
-            payment_failed_statuses: env
-                .list("PAYMENT_FAILED_STATUSES", "failed,declined,canceled"),
+            payment_currency: env.optional("PAYMENT_CURRENCY").unwrap_or_else(|| "USD".into()),
+            payment_id_pointer: env.optional("PAYMENT_ID_POINTER").unwrap_or_else(|| "/id".into()),
+            payment_status_pointer: env.optional("PAYMENT_STATUS_POINTER").unwrap_or_else(|| "/status".into()),
+            payment_failed_statuses: env.list("PAYMENT_FAILED_STATUSES", "failed,declined,canceled"),
         })
     }
 }
@@ -236,16 +182,14 @@ fn misconfigured(name: &str, expected: &str, got: &str) -> CheckError {
 
 /// An absolute http(s) URL without credentials in it; errors name the variable.
 pub fn parse_target(name: &str, raw: &str) -> Result<Url, CheckError> {
-    let url = Url::parse(raw.trim())
-        .map_err(|e| misconfigured(name, &format!("an absolute http(s) URL ({e})"), raw))?;
+    let url =
+        Url::parse(raw.trim()).map_err(|e| misconfigured(name, &format!("an absolute http(s) URL ({e})"), raw))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(misconfigured(name, "an absolute http(s) URL", raw));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Never echo the value: it holds a credential.
-        return Err(CheckError::Misconfigured(format!(
-            "{name} must not carry credentials; put them in the secret"
-        )));
+        return Err(CheckError::Misconfigured(format!("{name} must not carry credentials; put them in the secret")));
     }
     Ok(url)
 }
@@ -255,22 +199,14 @@ pub struct Env<'a>(pub &'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     pub fn optional(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        (self.0)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<String, CheckError> {
-        self.optional(name)
-            .ok_or_else(|| CheckError::Misconfigured(format!("{name} is not set")))
+        self.optional(name).ok_or_else(|| CheckError::Misconfigured(format!("{name} is not set")))
     }
 
-    pub fn parse<T: FromStr>(
-        &self,
-        name: &str,
-        default: T,
-        expected: &str,
-    ) -> Result<T, CheckError> {
+    pub fn parse<T: FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T, CheckError> {
         match self.optional(name) {
             None => Ok(default),
             Some(raw) => raw.parse().map_err(|_| misconfigured(name, expected, &raw)),
@@ -290,16 +226,12 @@ impl Env<'_> {
     }
 
     pub fn millis(&self, name: &str, default: u64) -> Result<Duration, CheckError> {
-        self.bounded(name, default, 0, 900_000)
-            .map(Duration::from_millis)
+        self.bounded(name, default, 0, 900_000).map(Duration::from_millis)
     }
 
     fn list(&self, name: &str, default: &str) -> Vec<String> {
         let raw = self.optional(name).unwrap_or_else(|| default.to_string());
-        raw.split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
+        raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     }
 
     fn step(
@@ -311,13 +243,9 @@ impl Env<'_> {
         fail: Duration,
     ) -> Result<StepConfig, CheckError> {
         let status_var = format!("{prefix}_EXPECT_STATUS");
-        let status_text = self
-            .optional(&status_var)
-            .unwrap_or_else(|| status.to_string());
+        let status_text = self.optional(&status_var).unwrap_or_else(|| status.to_string());
         let expect_status = ExpectedStatus::parse(&status_text).map_err(|e| {
-            CheckError::Misconfigured(format!(
-                "{status_var} must be a status, a list or a range like 200-299: {e}"
-            ))
+            CheckError::Misconfigured(format!("{status_var} must be a status, a list or a range like 200-299: {e}"))
         })?;
         let degraded_var = format!("{prefix}_DEGRADED_AFTER_MS");
         let fail_var = format!("{prefix}_FAIL_AFTER_MS");
@@ -333,9 +261,7 @@ impl Env<'_> {
             )));
         }
         Ok(StepConfig {
-            path: self
-                .optional(&format!("{prefix}_PATH"))
-                .unwrap_or_else(|| path.to_string()),
+            path: self.optional(&format!("{prefix}_PATH")).unwrap_or_else(|| path.to_string()),
             expect_status,
             budget,
         })
@@ -351,10 +277,7 @@ mod tests {
         HashMap::from([
             ("TARGET_BASE_URL", "https://shop.example.com"),
             ("CHECK_ENV", "prod"),
-            (
-                "ALERT_TOPIC_ARN",
-                "arn:aws:sns:eu-west-1:123456789012:alerts",
-            ),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:alerts"),
             ("CREDENTIALS_SECRET_ID", "synthetic/account"),
         ])
     }
@@ -375,27 +298,16 @@ mod tests {
         assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.http.max_body_bytes, 1024 * 1024);
         assert_eq!(config.journeys.payment_get.path, "/api/payments/{id}");
-        assert_eq!(
-            config.journeys.payment_create.expect_status,
-            ExpectedStatus::Set(vec![200, 201])
-        );
+        assert_eq!(config.journeys.payment_create.expect_status, ExpectedStatus::Set(vec![200, 201]));
         assert_eq!(config.override_allowed_hosts, vec!["shop.example.com"]);
     }
 
     #[test]
     fn each_missing_variable_is_named() {
-        for name in [
-            "TARGET_BASE_URL",
-            "CHECK_ENV",
-            "ALERT_TOPIC_ARN",
-            "CREDENTIALS_SECRET_ID",
-        ] {
+        for name in ["TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "CREDENTIALS_SECRET_ID"] {
             let mut vars = base();
             vars.remove(name);
-            assert_eq!(
-                error_of(Check::Auth, &vars),
-                format!("misconfigured: {name} is not set")
-            );
+            assert_eq!(error_of(Check::Auth, &vars), format!("misconfigured: {name} is not set"));
         }
     }
 
@@ -403,48 +315,19 @@ mod tests {
     fn health_needs_no_secret() {
         let mut vars = base();
         vars.remove("CREDENTIALS_SECRET_ID");
-        assert!(
-            load(Check::Health, &vars)
-                .unwrap()
-                .credentials_secret_id
-                .is_none()
-        );
+        assert!(load(Check::Health, &vars).unwrap().credentials_secret_id.is_none());
     }
 
     #[test]
     fn invalid_values_are_named_with_what_was_expected() {
         let cases = [
-            (
-                "TARGET_BASE_URL",
-                "shop.example.com",
-                "TARGET_BASE_URL must be an absolute http(s) URL",
-            ),
-            (
-                "TARGET_BASE_URL",
-                "ftp://shop",
-                "TARGET_BASE_URL must be an absolute http(s) URL",
-            ),
+            ("TARGET_BASE_URL", "shop.example.com", "TARGET_BASE_URL must be an absolute http(s) URL"),
+            ("TARGET_BASE_URL", "ftp://shop", "TARGET_BASE_URL must be an absolute http(s) URL"),
             ("CHECK_ENV", "prod west", "CHECK_ENV must be letters"),
-            (
-                "ALERT_TOPIC_ARN",
-                "alerts",
-                "ALERT_TOPIC_ARN must be an SNS topic ARN",
-            ),
-            (
-                "RETRY_ATTEMPTS",
-                "9",
-                "RETRY_ATTEMPTS must be a whole number from 1 to 5",
-            ),
-            (
-                "RETRY_BACKOFF_MS",
-                "soon",
-                "RETRY_BACKOFF_MS must be a whole number",
-            ),
-            (
-                "PRODUCTS_EXPECT_STATUS",
-                "ok",
-                "PRODUCTS_EXPECT_STATUS must be a status",
-            ),
+            ("ALERT_TOPIC_ARN", "alerts", "ALERT_TOPIC_ARN must be an SNS topic ARN"),
+            ("RETRY_ATTEMPTS", "9", "RETRY_ATTEMPTS must be a whole number from 1 to 5"),
+            ("RETRY_BACKOFF_MS", "soon", "RETRY_BACKOFF_MS must be a whole number"),
+            ("PRODUCTS_EXPECT_STATUS", "ok", "PRODUCTS_EXPECT_STATUS must be a status"),
             (
                 "HEALTH_DEGRADED_AFTER_MS",
                 "9000",
@@ -484,33 +367,16 @@ mod tests {
     #[test]
     fn overrides_are_limited_to_allowed_hosts() {
         let mut vars = base();
-        vars.insert(
-            "TARGET_OVERRIDE_ALLOWED_HOSTS",
-            "shop.example.com, canary.example.com",
-        );
+        vars.insert("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.example.com, canary.example.com");
         let config = load(Check::Health, &vars).unwrap();
+        assert_eq!(config.target_for(None).unwrap().as_str(), "https://shop.example.com/");
         assert_eq!(
-            config.target_for(None).unwrap().as_str(),
-            "https://shop.example.com/"
-        );
-        assert_eq!(
-            config
-                .target_for(Some("https://canary.example.com/v2"))
-                .unwrap()
-                .as_str(),
+            config.target_for(Some("https://canary.example.com/v2")).unwrap().as_str(),
             "https://canary.example.com/v2"
         );
-        let refused = config
-            .target_for(Some("https://attacker.example.net"))
-            .unwrap_err();
+        let refused = config.target_for(Some("https://attacker.example.net")).unwrap_err();
         assert_eq!(refused.error_type(), "InvalidEvent");
         assert!(refused.to_string().contains("attacker.example.net"));
-        assert_eq!(
-            config
-                .target_for(Some("not a url"))
-                .unwrap_err()
-                .error_type(),
-            "InvalidEvent"
-        );
+        assert_eq!(config.target_for(Some("not a url")).unwrap_err().error_type(), "InvalidEvent");
     }
 }

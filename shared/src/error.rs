@@ -122,10 +122,7 @@ impl CheckError {
 
 impl From<CheckError> for Diagnostic {
     fn from(error: CheckError) -> Diagnostic {
-        Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        Diagnostic { error_type: error.error_type().to_string(), error_message: error.to_string() }
     }
 }
 
@@ -154,16 +151,11 @@ mod tests {
 
     #[test]
     fn monitor_failures_become_descriptive_diagnostics() {
-        let diagnostic: Diagnostic = CheckError::AlertUndeliverable {
-            attempts: 4,
-            reason: "HTTP 500".into(),
-        }
-        .into();
+        let diagnostic: Diagnostic = CheckError::AlertUndeliverable { attempts: 4, reason: "HTTP 500".into() }.into();
         assert_eq!(diagnostic.error_type, "AlertUndeliverable");
         assert!(diagnostic.error_message.contains("4 attempt"));
 
-        let diagnostic: Diagnostic =
-            CheckError::Misconfigured("TARGET_BASE_URL is not set".into()).into();
+        let diagnostic: Diagnostic = CheckError::Misconfigured("TARGET_BASE_URL is not set".into()).into();
         assert_eq!(diagnostic.error_type, "Misconfigured");
         assert!(diagnostic.error_message.contains("TARGET_BASE_URL"));
     }

@@ -76,10 +76,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Result<serde_json::Value, CheckError> {
@@ -89,11 +86,7 @@ impl HttpResponse {
 
     /// The string at a JSON pointer, if the body is JSON and it is a string there.
     pub fn json_str(&self, pointer: &str) -> Option<String> {
-        self.json()
-            .ok()?
-            .pointer(pointer)?
-            .as_str()
-            .map(str::to_string)
+        self.json().ok()?.pointer(pointer)?.as_str().map(str::to_string)
     }
 }
 
@@ -132,22 +125,12 @@ impl ReqwestTarget {
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
             .build()
-            .map_err(|e| {
-                CheckError::Misconfigured(format!(
-                    "cannot build the HTTP client: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        Ok(ReqwestTarget {
-            client,
-            max_body_bytes: settings.max_body_bytes,
-        })
+            .map_err(|e| CheckError::Misconfigured(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        Ok(ReqwestTarget { client, max_body_bytes: settings.max_body_bytes })
     }
 
     async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
-        let mut builder = self
-            .client
-            .request(request.method.as_reqwest(), request.url);
+        let mut builder = self.client.request(request.method.as_reqwest(), request.url);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
@@ -155,21 +138,14 @@ impl ReqwestTarget {
             builder = builder.bearer_auth(token.expose());
         }
         if let Some(body) = &request.json_body {
-            builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.expose().clone());
+            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.expose().clone());
         }
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
@@ -181,11 +157,7 @@ impl ReqwestTarget {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(HttpResponse { status, headers, body })
     }
 }
 
@@ -196,9 +168,7 @@ impl HttpTarget for ReqwestTarget {
         let budget = request.timeout;
         let result = match tokio::time::timeout(budget, self.exchange(request)).await {
             Ok(result) => result,
-            Err(_) => Err(CheckError::Timeout {
-                budget_ms: budget.as_millis() as u64,
-            }),
+            Err(_) => Err(CheckError::Timeout { budget_ms: budget.as_millis() as u64 }),
         };
         if let Ok(response) = &result {
             tracing::Span::current().record("status", response.status);
@@ -211,8 +181,7 @@ impl HttpTarget for ReqwestTarget {
 /// it was asked. When the script runs out it answers 500.
 #[derive(Default)]
 pub struct ScriptedTarget {
-    script:
-        std::sync::Mutex<std::collections::VecDeque<(Duration, Result<HttpResponse, CheckError>)>>,
+    script: std::sync::Mutex<std::collections::VecDeque<(Duration, Result<HttpResponse, CheckError>)>>,
     requests: std::sync::Mutex<Vec<HttpRequest>>,
 }
 
@@ -241,15 +210,10 @@ impl HttpTarget for ScriptedTarget {
             requests.push(request);
         }
         let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
-        let (delay, answer) = next.unwrap_or((
-            Duration::ZERO,
-            Ok(HttpResponse::with(500, "script exhausted")),
-        ));
+        let (delay, answer) = next.unwrap_or((Duration::ZERO, Ok(HttpResponse::with(500, "script exhausted"))));
         if delay >= budget {
             tokio::time::sleep(budget).await;
-            return Err(CheckError::Timeout {
-                budget_ms: budget.as_millis() as u64,
-            });
+            return Err(CheckError::Timeout { budget_ms: budget.as_millis() as u64 });
         }
         tokio::time::sleep(delay).await;
         answer
@@ -271,14 +235,7 @@ impl HttpResponse {
 fn classify(error: reqwest::Error) -> CheckError {
     let text = error_chain(&error);
     let lower = text.to_ascii_lowercase();
-    let tls_words = [
-        "certificate",
-        "tls",
-        "handshake",
-        "corrupt message",
-        "rustls",
-        "peer sent",
-    ];
+    let tls_words = ["certificate", "tls", "handshake", "corrupt message", "rustls", "peer sent"];
     if error.is_timeout() {
         // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
         CheckError::Connect(format!("connect timed out: {text}"))
@@ -329,11 +286,7 @@ mod tests {
     #[test]
     fn only_post_needs_an_idempotency_key() {
         assert!(!Method::Post.is_idempotent());
-        assert!(
-            Method::Get.is_idempotent()
-                && Method::Put.is_idempotent()
-                && Method::Delete.is_idempotent()
-        );
+        assert!(Method::Get.is_idempotent() && Method::Put.is_idempotent() && Method::Delete.is_idempotent());
     }
 
     #[test]

@@ -65,9 +65,7 @@ pub struct RunResult {
 impl RunResult {
     /// The step that decided the run's cause: the first failed one, else the first degraded one.
     pub fn deciding_step(&self) -> Option<&StepResult> {
-        [Outcome::Failed, Outcome::Degraded]
-            .iter()
-            .find_map(|worst| self.steps.iter().find(|s| s.outcome == *worst))
+        [Outcome::Failed, Outcome::Degraded].iter().find_map(|worst| self.steps.iter().find(|s| s.outcome == *worst))
     }
 }
 
@@ -89,17 +87,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 2,
-            backoff: Duration::from_secs(2),
-        }
+        RetryPolicy { attempts: 2, backoff: Duration::from_secs(2) }
     }
 }
 
 impl RetryPolicy {
     pub fn delay_before(&self, retry: u32) -> Duration {
-        self.backoff
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
+        self.backoff.saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
     }
 }
 
@@ -131,13 +125,7 @@ pub struct StepSpec {
 }
 
 impl StepSpec {
-    pub fn new(
-        name: &str,
-        method: Method,
-        path: &str,
-        expect_status: ExpectedStatus,
-        budget: Budget,
-    ) -> Self {
+    pub fn new(name: &str, method: Method, path: &str, expect_status: ExpectedStatus, budget: Budget) -> Self {
         StepSpec {
             name: name.to_string(),
             role: StepRole::Normal,
@@ -187,10 +175,7 @@ impl StepSpec {
     fn safe_to_repeat(&self) -> bool {
         self.repeatable
             || self.method.is_idempotent()
-            || self
-                .headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key"))
+            || self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key"))
     }
 }
 
@@ -266,20 +251,11 @@ impl Journey {
         self.run_step(spec, prior).await
     }
 
-    async fn run_step(
-        &mut self,
-        spec: StepSpec,
-        prior_attempts: u32,
-    ) -> Result<HttpResponse, StepFailed> {
+    async fn run_step(&mut self, spec: StepSpec, prior_attempts: u32) -> Result<HttpResponse, StepFailed> {
         let request = match self.request_for(&spec) {
             Ok(request) => request,
             Err(error) => {
-                let verdict = Verdict {
-                    outcome: Outcome::Failed,
-                    status: None,
-                    error: Some(error),
-                    response: None,
-                };
+                let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
                 return self.record(&spec, verdict, Duration::ZERO, prior_attempts + 1);
             }
         };
@@ -301,10 +277,7 @@ impl Journey {
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
         let url = join(&self.setup.target, &spec.path)?;
         let mut headers = spec.headers.clone();
-        headers.push((
-            self.setup.synthetic_header.clone(),
-            self.setup.check.clone(),
-        ));
+        headers.push((self.setup.synthetic_header.clone(), self.setup.check.clone()));
         headers.push(("x-synthetic-run-id".to_string(), self.setup.run_id.clone()));
         Ok(HttpRequest {
             method: spec.method,
@@ -320,16 +293,9 @@ impl Journey {
         let cause = verdict.error.as_ref().map(CheckError::cause);
         // A rejected account is healed by refreshing the secret, not by hammering the login
         // (which is what gets monitor accounts locked by fraud detection).
-        let hopeless = matches!(
-            cause,
-            Some(Cause::CredentialsRejected | Cause::Misconfigured)
-        );
-        let next_ends =
-            Instant::now() + self.setup.retry.delay_before(attempt) + spec.budget.fail_after;
-        let in_time = self
-            .setup
-            .deadline
-            .is_none_or(|deadline| next_ends < deadline);
+        let hopeless = matches!(cause, Some(Cause::CredentialsRejected | Cause::Misconfigured));
+        let next_ends = Instant::now() + self.setup.retry.delay_before(attempt) + spec.budget.fail_after;
+        let in_time = self.setup.deadline.is_none_or(|deadline| next_ends < deadline);
         attempt < self.setup.retry.attempts && !hopeless && spec.safe_to_repeat() && in_time
     }
 
@@ -352,15 +318,9 @@ impl Journey {
             error,
         });
         match (verdict.outcome, verdict.response) {
-            (Outcome::Failed, response) => Err(StepFailed {
-                cause: cause.unwrap_or(Cause::Assertion),
-                response,
-            }),
+            (Outcome::Failed, response) => Err(StepFailed { cause: cause.unwrap_or(Cause::Assertion), response }),
             (_, Some(response)) => Ok(response),
-            (_, None) => Err(StepFailed {
-                cause: Cause::InvalidResponse,
-                response: None,
-            }),
+            (_, None) => Err(StepFailed { cause: Cause::InvalidResponse, response: None }),
         }
     }
 
@@ -374,12 +334,7 @@ impl Journey {
     }
 
     pub fn finish(self) -> RunResult {
-        let status = self
-            .steps
-            .iter()
-            .map(|s| s.outcome)
-            .max()
-            .unwrap_or(Outcome::Passed);
+        let status = self.steps.iter().map(|s| s.outcome).max().unwrap_or(Outcome::Passed);
         let mut run = RunResult {
             check: self.setup.check,
             env: self.setup.env,
@@ -403,55 +358,34 @@ fn judge(
     scrub: &[Arc<Credentials>],
 ) -> Verdict {
     let verdict = match sent {
-        Err(error) => Verdict {
-            outcome: Outcome::Failed,
-            status: None,
-            error: Some(error),
-            response: None,
-        },
+        Err(error) => Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None },
         Ok(response) => {
             let status = Some(response.status);
-            let error =
-                content_error(spec, &response, scrub).or_else(|| latency_error(spec, elapsed));
+            let error = content_error(spec, &response, scrub).or_else(|| latency_error(spec, elapsed));
             let outcome = match (&error, elapsed > spec.budget.degraded_after) {
                 (Some(_), _) => Outcome::Failed,
                 (None, true) => Outcome::Degraded,
                 (None, false) => Outcome::Passed,
             };
             let error = error.or_else(|| {
-                (outcome == Outcome::Degraded).then_some(CheckError::Timeout {
-                    budget_ms: spec.budget.degraded_after.as_millis() as u64,
-                })
+                (outcome == Outcome::Degraded)
+                    .then_some(CheckError::Timeout { budget_ms: spec.budget.degraded_after.as_millis() as u64 })
             });
-            Verdict {
-                outcome,
-                status,
-                error,
-                response: Some(response),
-            }
+            Verdict { outcome, status, error, response: Some(response) }
         }
     };
     match verdict.error {
         Some(error) if spec.role == StepRole::Cleanup && verdict.outcome == Outcome::Failed => {
-            Verdict {
-                error: Some(CheckError::CleanupFailed(error.to_string())),
-                ..verdict
-            }
+            Verdict { error: Some(CheckError::CleanupFailed(error.to_string())), ..verdict }
         }
         error => Verdict { error, ..verdict },
     }
 }
 
-fn content_error(
-    spec: &StepSpec,
-    response: &HttpResponse,
-    scrub: &[Arc<Credentials>],
-) -> Option<CheckError> {
+fn content_error(spec: &StepSpec, response: &HttpResponse, scrub: &[Arc<Credentials>]) -> Option<CheckError> {
     if !spec.expect_status.matches(response.status) {
         if spec.role == StepRole::Login && matches!(response.status, 401 | 403) {
-            return Some(CheckError::CredentialsRejected {
-                status: response.status,
-            });
+            return Some(CheckError::CredentialsRejected { status: response.status });
         }
         return Some(CheckError::HttpStatus {
             status: response.status,
@@ -463,9 +397,8 @@ fn content_error(
 }
 
 fn latency_error(spec: &StepSpec, elapsed: Duration) -> Option<CheckError> {
-    (elapsed > spec.budget.fail_after).then_some(CheckError::Timeout {
-        budget_ms: spec.budget.fail_after.as_millis() as u64,
-    })
+    (elapsed > spec.budget.fail_after)
+        .then_some(CheckError::Timeout { budget_ms: spec.budget.fail_after.as_millis() as u64 })
 }
 
 /// The start of a body for an error message: one line, at most 160 chars, secrets cut out.
@@ -483,14 +416,8 @@ fn excerpt(body: &[u8], scrub: &[Arc<Credentials>]) -> String {
 /// Joins a step path onto the base URL, keeping any path prefix the base has
 /// (`https://host/shop` + `/api/x` is `https://host/shop/api/x`).
 pub fn join(base: &Url, path: &str) -> Result<Url, CheckError> {
-    let joined = format!(
-        "{}/{}",
-        base.as_str().trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
-    Url::parse(&joined).map_err(|e| {
-        CheckError::Misconfigured(format!("step path {path:?} does not form a URL: {e}"))
-    })
+    let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'));
+    Url::parse(&joined).map_err(|e| CheckError::Misconfigured(format!("step path {path:?} does not form a URL: {e}")))
 }
 
 #[cfg(test)]
@@ -498,10 +425,7 @@ mod tests {
     use super::*;
     use crate::http::ScriptedTarget;
 
-    const FAST: Budget = Budget {
-        degraded_after: Duration::from_millis(200),
-        fail_after: Duration::from_millis(500),
-    };
+    const FAST: Budget = Budget { degraded_after: Duration::from_millis(200), fail_after: Duration::from_millis(500) };
 
     fn journey(target: &Arc<ScriptedTarget>) -> Journey {
         Journey::new(JourneySetup {
@@ -511,23 +435,14 @@ mod tests {
             target: Url::parse("http://shop.test/base/").unwrap(),
             run_id: "run-1".into(),
             synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy {
-                attempts: 2,
-                backoff: Duration::from_millis(10),
-            },
+            retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(10) },
             deadline: None,
         })
     }
 
     fn get(name: &str) -> StepSpec {
-        StepSpec::new(
-            name,
-            Method::Get,
-            "/api/products",
-            ExpectedStatus::one(200),
-            FAST,
-        )
-        .assert(Assertion::JsonPointerNonEmptyArray("/data".into()))
+        StepSpec::new(name, Method::Get, "/api/products", ExpectedStatus::one(200), FAST)
+            .assert(Assertion::JsonPointerNonEmptyArray("/data".into()))
     }
 
     #[tokio::test]
@@ -539,10 +454,7 @@ mod tests {
         assert_eq!(run.status, Outcome::Passed);
         assert_eq!(run.cause, None);
         let step = &run.steps[0];
-        assert_eq!(
-            (step.outcome, step.status, step.attempts, step.cause),
-            (Outcome::Passed, Some(200), 1, None)
-        );
+        assert_eq!((step.outcome, step.status, step.attempts, step.cause), (Outcome::Passed, Some(200), 1, None));
         assert_eq!(step.error, None);
     }
 
@@ -553,68 +465,41 @@ mod tests {
         j.step(get("products")).await.unwrap();
         let request = &target.requests()[0];
         assert_eq!(request.url.as_str(), "http://shop.test/base/api/products");
-        assert!(
-            request
-                .headers
-                .contains(&("X-Synthetic-Check".into(), "products".into()))
-        );
-        assert!(
-            request
-                .headers
-                .contains(&("x-synthetic-run-id".into(), "run-1".into()))
-        );
+        assert!(request.headers.contains(&("X-Synthetic-Check".into(), "products".into())));
+        assert!(request.headers.contains(&("x-synthetic-run-id".into(), "run-1".into())));
     }
 
     #[tokio::test]
     async fn a_failed_step_is_retried_and_only_the_final_attempt_decides() {
-        let target = Arc::new(
-            ScriptedTarget::default()
-                .then(503, "busy")
-                .then(200, r#"{"data":[1]}"#),
-        );
+        let target = Arc::new(ScriptedTarget::default().then(503, "busy").then(200, r#"{"data":[1]}"#));
         let mut j = journey(&target);
         j.step(get("products")).await.unwrap();
         let step = &j.steps()[0];
-        assert_eq!(
-            (step.outcome, step.attempts, step.cause),
-            (Outcome::Passed, 2, None)
-        );
+        assert_eq!((step.outcome, step.attempts, step.cause), (Outcome::Passed, 2, None));
     }
 
     #[tokio::test]
     async fn retries_stop_at_the_configured_attempts() {
-        let target = Arc::new(
-            ScriptedTarget::default()
-                .then(500, "a")
-                .then(500, "b")
-                .then(200, r#"{"data":[1]}"#),
-        );
+        let target = Arc::new(ScriptedTarget::default().then(500, "a").then(500, "b").then(200, r#"{"data":[1]}"#));
         let mut j = journey(&target);
         assert!(j.step(get("products")).await.is_err());
         assert_eq!(target.requests().len(), 2);
         let step = &j.steps()[0];
-        assert_eq!(
-            (step.outcome, step.attempts, step.cause),
-            (Outcome::Failed, 2, Some(Cause::HttpStatus))
-        );
+        assert_eq!((step.outcome, step.attempts, step.cause), (Outcome::Failed, 2, Some(Cause::HttpStatus)));
         assert_eq!(step.error.as_deref(), Some("HTTP 500, expected 200: b"));
     }
 
     #[tokio::test]
     async fn degraded_steps_are_not_retried() {
         let slow = Ok(HttpResponse::with(200, r#"{"data":[1]}"#));
-        let target =
-            Arc::new(ScriptedTarget::default().then_after(Duration::from_millis(250), slow));
+        let target = Arc::new(ScriptedTarget::default().then_after(Duration::from_millis(250), slow));
         let mut j = journey(&target);
         j.step(get("products")).await.unwrap();
         let run = j.finish();
         assert_eq!(target.requests().len(), 1);
         assert_eq!(run.status, Outcome::Degraded);
         assert_eq!(run.cause, Some(Cause::Timeout));
-        assert_eq!(
-            run.steps[0].error.as_deref(),
-            Some("no complete response within 200 ms")
-        );
+        assert_eq!(run.steps[0].error.as_deref(), Some("no complete response within 200 ms"));
     }
 
     #[tokio::test]
@@ -642,41 +527,23 @@ mod tests {
         let target = Arc::new(ScriptedTarget::default().then(500, "").then(201, "{}"));
         let mut j = journey(&target);
         j.step(spec.header("Idempotency-Key", "k")).await.unwrap();
-        assert_eq!(
-            target.requests().len(),
-            2,
-            "an idempotency key makes the retry safe"
-        );
+        assert_eq!(target.requests().len(), 2, "an idempotency key makes the retry safe");
     }
 
     #[tokio::test]
     async fn rejected_login_is_credentials_rejected_and_not_hammered() {
-        let target = Arc::new(
-            ScriptedTarget::default()
-                .then(401, r#"{"error":"locked"}"#)
-                .then(200, "{}"),
-        );
+        let target = Arc::new(ScriptedTarget::default().then(401, r#"{"error":"locked"}"#).then(200, "{}"));
         let mut j = journey(&target);
-        let login = StepSpec::new(
-            "login",
-            Method::Post,
-            "/login",
-            ExpectedStatus::one(200),
-            FAST,
-        )
-        .role(StepRole::Login)
-        .repeatable();
+        let login = StepSpec::new("login", Method::Post, "/login", ExpectedStatus::one(200), FAST)
+            .role(StepRole::Login)
+            .repeatable();
         let failed = j.step(login.clone()).await.unwrap_err();
         assert_eq!(failed.cause, Cause::CredentialsRejected);
         assert_eq!(target.requests().len(), 1);
 
         let rerun = j.rerun(login).await.unwrap();
         assert_eq!(rerun.status, 200);
-        assert_eq!(
-            j.steps().len(),
-            1,
-            "the rerun replaces the rejected attempt"
-        );
+        assert_eq!(j.steps().len(), 1, "the rerun replaces the rejected attempt");
         assert_eq!(j.steps()[0].attempts, 2);
     }
 
@@ -684,10 +551,7 @@ mod tests {
     async fn worst_step_decides_status_and_first_failure_decides_cause() {
         let target = Arc::new(
             ScriptedTarget::default()
-                .then_after(
-                    Duration::from_millis(250),
-                    Ok(HttpResponse::with(200, r#"{"data":[1]}"#)),
-                )
+                .then_after(Duration::from_millis(250), Ok(HttpResponse::with(200, r#"{"data":[1]}"#)))
                 .then(200, r#"{"data":[]}"#)
                 .then(200, r#"{"data":[]}"#)
                 .then(500, "")
@@ -699,29 +563,16 @@ mod tests {
         let _ = j.step(get("broken").role(StepRole::Cleanup)).await;
         let run = j.finish();
         let outcomes: Vec<_> = run.steps.iter().map(|s| s.outcome).collect();
-        assert_eq!(
-            outcomes,
-            [Outcome::Degraded, Outcome::Failed, Outcome::Failed]
-        );
+        assert_eq!(outcomes, [Outcome::Degraded, Outcome::Failed, Outcome::Failed]);
         assert_eq!(run.status, Outcome::Failed);
         assert_eq!(run.cause, Some(Cause::Assertion));
         assert_eq!(run.steps[2].cause, Some(Cause::CleanupFailed));
-        assert!(
-            run.steps[2]
-                .error
-                .as_deref()
-                .unwrap()
-                .starts_with("cleanup failed")
-        );
+        assert!(run.steps[2].error.as_deref().unwrap().starts_with("cleanup failed"));
     }
 
     #[tokio::test]
     async fn retries_that_cannot_finish_before_the_deadline_are_skipped() {
-        let target = Arc::new(
-            ScriptedTarget::default()
-                .then(500, "")
-                .then(200, r#"{"data":[1]}"#),
-        );
+        let target = Arc::new(ScriptedTarget::default().then(500, "").then(200, r#"{"data":[1]}"#));
         let mut j = journey(&target);
         j.setup.deadline = Some(Instant::now() + Duration::from_millis(100));
         assert!(j.step(get("products")).await.is_err());
@@ -733,9 +584,7 @@ mod tests {
         let raw = Secret::new(r#"{"email":"mon@example.com","password":"hunter2-pw"}"#.to_string());
         let credentials = Arc::new(Credentials::parse("s", &raw).unwrap());
         let target = Arc::new(
-            ScriptedTarget::default()
-                .then(500, "bad password hunter2-pw")
-                .then(500, "bad password hunter2-pw"),
+            ScriptedTarget::default().then(500, "bad password hunter2-pw").then(500, "bad password hunter2-pw"),
         );
         let mut j = journey(&target);
         j.scrub_secrets_of(credentials);
@@ -778,24 +627,13 @@ mod tests {
     #[test]
     fn join_keeps_base_paths_and_rejects_nonsense() {
         let base = Url::parse("https://h/shop").unwrap();
-        assert_eq!(
-            join(&base, "/health").unwrap().as_str(),
-            "https://h/shop/health"
-        );
-        assert_eq!(
-            join(&Url::parse("https://h/").unwrap(), "health")
-                .unwrap()
-                .as_str(),
-            "https://h/health"
-        );
+        assert_eq!(join(&base, "/health").unwrap().as_str(), "https://h/shop/health");
+        assert_eq!(join(&Url::parse("https://h/").unwrap(), "health").unwrap().as_str(), "https://h/health");
     }
 
     #[test]
     fn backoff_doubles() {
-        let policy = RetryPolicy {
-            attempts: 4,
-            backoff: Duration::from_secs(2),
-        };
+        let policy = RetryPolicy { attempts: 4, backoff: Duration::from_secs(2) };
         assert_eq!(policy.delay_before(1), Duration::from_secs(2));
         assert_eq!(policy.delay_before(3), Duration::from_secs(8));
     }

@@ -74,11 +74,7 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<Value> {
         record
     };
     std::iter::once(record(None, run.status, run.duration_ms))
-        .chain(
-            run.steps
-                .iter()
-                .map(|s| record(Some(&s.name), s.outcome, s.duration_ms)),
-        )
+        .chain(run.steps.iter().map(|s| record(Some(&s.name), s.outcome, s.duration_ms)))
         .collect()
 }
 
@@ -133,10 +129,7 @@ mod tests {
             duration_ms: 250,
             status: Outcome::Degraded,
             cause: Some(Cause::Timeout),
-            steps: vec![
-                step("login", Outcome::Passed),
-                step("products", Outcome::Degraded),
-            ],
+            steps: vec![step("login", Outcome::Passed), step("products", Outcome::Degraded)],
         };
         let records = emf_records(&run, "Synth");
         assert_eq!(records.len(), 3);
@@ -145,31 +138,14 @@ mod tests {
         let directive = &run_record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Synth");
         assert_eq!(directive["Dimensions"], json!([["check", "env"]]));
-        let names: Vec<_> = directive["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].clone())
-            .collect();
-        assert_eq!(
-            names,
-            [json!("Success"), json!("Degraded"), json!("DurationMs")]
-        );
+        let names: Vec<_> = directive["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].clone()).collect();
+        assert_eq!(names, [json!("Success"), json!("Degraded"), json!("DurationMs")]);
         assert!(run_record["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
-        assert_eq!(
-            (
-                run_record["Success"].as_u64(),
-                run_record["Degraded"].as_u64()
-            ),
-            (Some(1), Some(1))
-        );
+        assert_eq!((run_record["Success"].as_u64(), run_record["Degraded"].as_u64()), (Some(1), Some(1)));
         assert_eq!(run_record["DurationMs"], 250);
 
         let step_record = &records[2];
-        assert_eq!(
-            step_record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["check", "env", "step"]])
-        );
+        assert_eq!(step_record["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["check", "env", "step"]]));
         assert_eq!(step_record["step"], "products");
         assert_eq!(records[1]["Degraded"], 0);
     }
@@ -179,13 +155,7 @@ mod tests {
         let record = emf_count("Synth", "PagerDutyRejected", &[("env", "prod")]);
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Dimensions"], json!([["env"]]));
-        assert_eq!(
-            directive["Metrics"],
-            json!([{"Name": "PagerDutyRejected", "Unit": "Count"}])
-        );
-        assert_eq!(
-            (&record["PagerDutyRejected"], &record["env"]),
-            (&json!(1), &json!("prod"))
-        );
+        assert_eq!(directive["Metrics"], json!([{"Name": "PagerDutyRejected", "Unit": "Count"}]));
+        assert_eq!((&record["PagerDutyRejected"], &record["env"]), (&json!(1), &json!("prod")));
     }
 }

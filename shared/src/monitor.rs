@@ -42,20 +42,13 @@ impl Monitor {
             .credentials_secret_id
             .as_ref()
             .map(|id| CredentialStore::new(adapters.secrets.clone(), id, config.secret_ttl));
-        Monitor {
-            config,
-            http: adapters.http,
-            credentials,
-            notifier: adapters.notifier,
-            metrics: adapters.metrics,
-        }
+        Monitor { config, http: adapters.http, credentials, notifier: adapters.notifier, metrics: adapters.metrics }
     }
 
     /// Cold start: configuration from the environment, then the SDK and HTTP clients, once.
     pub async fn from_env(check: Check) -> Result<Self, CheckError> {
-        let config = MonitorConfig::from_env(check).inspect_err(
-            |error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"),
-        )?;
+        let config = MonitorConfig::from_env(check)
+            .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"))?;
         let sdk = aws::sdk_config().await;
         let adapters = Adapters {
             http: Arc::new(ReqwestTarget::new(&config.http)?),
@@ -78,11 +71,7 @@ impl Monitor {
         self.run(target_override, deadline).await
     }
 
-    pub async fn run(
-        &self,
-        target_override: Option<&str>,
-        deadline: Option<Instant>,
-    ) -> Result<RunResult, CheckError> {
+    pub async fn run(&self, target_override: Option<&str>, deadline: Option<Instant>) -> Result<RunResult, CheckError> {
         let config = &self.config;
         let target = config.target_for(target_override)?;
         let mut journey = Journey::new(JourneySetup {
@@ -95,10 +84,7 @@ impl Monitor {
             retry: config.retry,
             deadline,
         });
-        let deps = CheckDeps {
-            journeys: &config.journeys,
-            credentials: self.credentials.as_ref(),
-        };
+        let deps = CheckDeps { journeys: &config.journeys, credentials: self.credentials.as_ref() };
         if let Err(Halt::Monitor(error)) = config.check.run(&mut journey, &deps).await {
             tracing::error!(check = config.check.name(), error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
@@ -108,9 +94,9 @@ impl Monitor {
             self.metrics.emit(&record);
         }
         let alert = AlertMessage::from_run(&run, &config.origin);
-        let attempts = deliver(self.notifier.as_ref(), &alert, config.alert_retry)
-            .await
-            .inspect_err(|error| tracing::error!(check = %run.check, run_id = %run.run_id, %error, "alert lost unless retried"))?;
+        let attempts = deliver(self.notifier.as_ref(), &alert, config.alert_retry).await.inspect_err(
+            |error| tracing::error!(check = %run.check, run_id = %run.run_id, %error, "alert lost unless retried"),
+        )?;
         tracing::info!(
             check = %run.check,
             env = %run.env,
@@ -131,13 +117,10 @@ fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
         Value::Object(fields) => match fields.get("target_base_url") {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(url)) => Ok(Some(url)),
-            Some(_) => Err(CheckError::InvalidEvent(
-                "target_base_url must be a string".into(),
-            )),
+            Some(_) => Err(CheckError::InvalidEvent("target_base_url must be a string".into())),
         },
         _ => Err(CheckError::InvalidEvent(
-            "expected an EventBridge scheduled event or {\"target_base_url\": \"https://...\"}"
-                .into(),
+            "expected an EventBridge scheduled event or {\"target_base_url\": \"https://...\"}".into(),
         )),
     }
 }
@@ -145,10 +128,7 @@ fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
 /// The Lambda deadline as an `Instant`, less the time the alert needs. `0` (no deadline, as in
 /// unit tests) means none.
 fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
     Some(Instant::now() + left.saturating_sub(ALERT_RESERVE))
 }
@@ -165,8 +145,7 @@ mod tests {
     use lambda_runtime::Context;
     use serde_json::json;
 
-    const ACCOUNT: &str =
-        r#"{"email":"mon@example.com","password":"pw-1","payment_token":"tok_test_4242"}"#;
+    const ACCOUNT: &str = r#"{"email":"mon@example.com","password":"pw-1","payment_token":"tok_test_4242"}"#;
 
     struct Harness {
         monitor: Monitor,
@@ -180,22 +159,14 @@ mod tests {
         let vars = [
             ("TARGET_BASE_URL", "http://shop.test"),
             ("CHECK_ENV", "prod"),
-            (
-                "ALERT_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:000000000000:alerts",
-            ),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:000000000000:alerts"),
             ("CREDENTIALS_SECRET_ID", "synthetic/account"),
             ("RETRY_BACKOFF_MS", "1"),
             ("ALERT_PUBLISH_BACKOFF_MS", "1"),
-            (
-                "TARGET_OVERRIDE_ALLOWED_HOSTS",
-                "shop.test,canary.shop.test",
-            ),
+            ("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.test,canary.shop.test"),
         ];
         let config = MonitorConfig::from_lookup(check, &|k| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
+            vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
         })
         .unwrap();
         let target = Arc::new(target);
@@ -208,13 +179,7 @@ mod tests {
             notifier: notifier.clone(),
             metrics: metrics.clone(),
         };
-        Harness {
-            monitor: Monitor::new(config, adapters),
-            target,
-            secrets,
-            notifier,
-            metrics,
-        }
+        Harness { monitor: Monitor::new(config, adapters), target, secrets, notifier, metrics }
     }
 
     fn scheduled_event() -> LambdaEvent<Value> {
@@ -229,44 +194,25 @@ mod tests {
     const TOKEN: &str = r#"{"access_token":"t-1"}"#;
 
     fn paths(target: &ScriptedTarget) -> Vec<String> {
-        target
-            .requests()
-            .iter()
-            .map(|r| format!("{:?} {}", r.method, r.url.path()))
-            .collect()
+        target.requests().iter().map(|r| format!("{:?} {}", r.method, r.url.path())).collect()
     }
 
     #[tokio::test]
     async fn healthy_run_returns_the_result_publishes_one_resolve_and_emits_metrics() {
-        let h = harness(
-            Check::Health,
-            ScriptedTarget::default().then(200, r#"{"status":"ok"}"#),
-        );
+        let h = harness(Check::Health, ScriptedTarget::default().then(200, r#"{"status":"ok"}"#));
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!(run.status, Outcome::Passed);
         let published = h.notifier.published();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].event_action, EventAction::Resolve);
-        assert_eq!(
-            h.metrics.records().len(),
-            2,
-            "one run record and one step record"
-        );
+        assert_eq!(h.metrics.records().len(), 2, "one run record and one step record");
     }
 
     #[tokio::test]
     async fn failing_check_is_a_successful_invocation_with_one_trigger() {
-        let h = harness(
-            Check::Health,
-            ScriptedTarget::default()
-                .then(503, "down")
-                .then(503, "down"),
-        );
+        let h = harness(Check::Health, ScriptedTarget::default().then(503, "down").then(503, "down"));
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::HttpStatus))
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)));
         let published = h.notifier.published();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].event_action, EventAction::Trigger);
@@ -276,10 +222,7 @@ mod tests {
     #[tokio::test]
     async fn undeliverable_alert_fails_the_invocation() {
         let h = harness(Check::Health, ScriptedTarget::default().then(200, "OK"));
-        h.notifier.fail_with(std::iter::repeat_n(
-            PublishError::Retryable("HTTP 500".into()),
-            4,
-        ));
+        h.notifier.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 500".into()), 4));
         let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "AlertUndeliverable");
     }
@@ -287,35 +230,15 @@ mod tests {
     #[tokio::test]
     async fn event_can_override_the_target_within_the_allowed_hosts() {
         let h = harness(Check::Health, ScriptedTarget::default().then(200, "OK"));
-        let event = LambdaEvent::new(
-            json!({"target_base_url": "http://canary.shop.test/v2"}),
-            Context::default(),
-        );
+        let event = LambdaEvent::new(json!({"target_base_url": "http://canary.shop.test/v2"}), Context::default());
         let run = h.monitor.handle(event).await.unwrap();
         assert_eq!(run.target, "http://canary.shop.test/v2");
-        assert_eq!(
-            h.target.requests()[0].url.as_str(),
-            "http://canary.shop.test/v2/health"
-        );
+        assert_eq!(h.target.requests()[0].url.as_str(), "http://canary.shop.test/v2/health");
 
-        let foreign = LambdaEvent::new(
-            json!({"target_base_url": "http://evil.test"}),
-            Context::default(),
-        );
-        assert_eq!(
-            h.monitor.handle(foreign).await.unwrap_err().error_type(),
-            "InvalidEvent"
-        );
-        for bad in [
-            json!({"target_base_url": 5}),
-            json!("run please"),
-            json!([1]),
-        ] {
-            let error = h
-                .monitor
-                .handle(LambdaEvent::new(bad, Context::default()))
-                .await
-                .unwrap_err();
+        let foreign = LambdaEvent::new(json!({"target_base_url": "http://evil.test"}), Context::default());
+        assert_eq!(h.monitor.handle(foreign).await.unwrap_err().error_type(), "InvalidEvent");
+        for bad in [json!({"target_base_url": 5}), json!("run please"), json!([1])] {
+            let error = h.monitor.handle(LambdaEvent::new(bad, Context::default())).await.unwrap_err();
             assert_eq!(error.error_type(), "InvalidEvent");
         }
         assert_eq!(h.target.requests().len(), 1, "refused events send nothing");
@@ -334,15 +257,10 @@ mod tests {
 
     #[tokio::test]
     async fn rejected_account_refreshes_the_secret_once_and_heals_a_rotation() {
-        let target = ScriptedTarget::default()
-            .then(401, r#"{"error":"invalid_credentials"}"#)
-            .then(200, TOKEN);
+        let target = ScriptedTarget::default().then(401, r#"{"error":"invalid_credentials"}"#).then(200, TOKEN);
         let h = harness(Check::Auth, target);
         h.monitor.credentials.as_ref().unwrap().get().await.unwrap();
-        h.secrets.put(
-            "synthetic/account",
-            r#"{"email":"mon@example.com","password":"pw-2"}"#,
-        );
+        h.secrets.put("synthetic/account", r#"{"email":"mon@example.com","password":"pw-2"}"#);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!(run.status, Outcome::Passed);
         assert_eq!(run.steps.len(), 1);
@@ -356,40 +274,20 @@ mod tests {
         let target = ScriptedTarget::default().then(401, r#"{"error":"account_locked"}"#);
         let h = harness(Check::Products, target);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::CredentialsRejected))
-        );
-        assert_eq!(
-            paths(&h.target),
-            ["Post /api/auth/token"],
-            "no retry hammering, no later steps"
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CredentialsRejected)));
+        assert_eq!(paths(&h.target), ["Post /api/auth/token"], "no retry hammering, no later steps");
         assert_eq!(h.secrets.reads(), 2, "initial load plus one refresh");
-        assert!(
-            h.notifier.published()[0]
-                .summary
-                .contains("not a target outage")
-        );
+        assert!(h.notifier.published()[0].summary.contains("not a target outage"));
     }
 
     #[tokio::test]
     async fn products_sends_the_token_and_fails_an_empty_listing_with_assertion() {
-        let target = ScriptedTarget::default()
-            .then(200, TOKEN)
-            .then(200, r#"{"data":[]}"#)
-            .then(200, r#"{"data":[]}"#);
+        let target = ScriptedTarget::default().then(200, TOKEN).then(200, r#"{"data":[]}"#).then(200, r#"{"data":[]}"#);
         let h = harness(Check::Products, target);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::Assertion))
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::Assertion)));
         let requests = h.target.requests();
-        assert_eq!(
-            requests[1].bearer.as_ref().map(|t| t.expose().as_str()),
-            Some("t-1")
-        );
+        assert_eq!(requests[1].bearer.as_ref().map(|t| t.expose().as_str()), Some("t-1"));
     }
 
     #[tokio::test]
@@ -403,10 +301,7 @@ mod tests {
             .then(200, r#"{"id":"pay_1","status":"refunded"}"#);
         let h = harness(Check::Payment, target);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::HttpStatus))
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)));
         assert_eq!(
             paths(&h.target),
             [
@@ -417,18 +312,10 @@ mod tests {
                 "Post /api/payments/pay_1/refund"
             ]
         );
-        let refund = run
-            .steps
-            .iter()
-            .find(|s| s.name == "payment_refund")
-            .unwrap();
+        let refund = run.steps.iter().find(|s| s.name == "payment_refund").unwrap();
         assert_eq!(refund.outcome, Outcome::Passed);
         let create = &h.target.requests()[1];
-        let key = create
-            .headers
-            .iter()
-            .find(|(k, _)| k == "Idempotency-Key")
-            .unwrap();
+        let key = create.headers.iter().find(|(k, _)| k == "Idempotency-Key").unwrap();
         assert_eq!(key.1, format!("synthetic-{}", run.run_id));
     }
 
@@ -442,30 +329,17 @@ mod tests {
             .then(500, r#"{"error":"refund_unavailable"}"#);
         let h = harness(Check::Payment, target);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::CleanupFailed))
-        );
-        assert_eq!(
-            run.steps.last().unwrap().attempts,
-            2,
-            "the refund carries an idempotency key, so it is retried"
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CleanupFailed)));
+        assert_eq!(run.steps.last().unwrap().attempts, 2, "the refund carries an idempotency key, so it is retried");
     }
 
     #[tokio::test]
     async fn declined_payment_needs_no_cleanup() {
         let declined = r#"{"error":"card_declined","status":"declined"}"#;
-        let target = ScriptedTarget::default()
-            .then(200, TOKEN)
-            .then(402, declined)
-            .then(402, declined);
+        let target = ScriptedTarget::default().then(200, TOKEN).then(402, declined).then(402, declined);
         let h = harness(Check::Payment, target);
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            (run.status, run.cause),
-            (Outcome::Failed, Some(Cause::HttpStatus))
-        );
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)));
         assert_eq!(run.steps.len(), 2);
     }
 
@@ -478,34 +352,23 @@ mod tests {
             .then(200, "{}");
         let h = harness(Check::Payment, target);
         h.monitor.handle(scheduled_event()).await.unwrap();
-        assert_eq!(
-            h.target.requests()[2].url.path(),
-            "/api/payments/..%2Fadmin%3Fx%3D1"
-        );
+        assert_eq!(h.target.requests()[2].url.path(), "/api/payments/..%2Fadmin%3Fx%3D1");
     }
 
     #[tokio::test]
     async fn payment_without_a_card_token_names_the_secret_field() {
         let h = harness(Check::Payment, ScriptedTarget::default().then(200, TOKEN));
-        h.secrets
-            .put("synthetic/account", r#"{"email":"a","password":"b"}"#);
+        h.secrets.put("synthetic/account", r#"{"email":"a","password":"b"}"#);
         let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "Misconfigured");
         assert!(error.to_string().contains("payment_token"));
-        assert_eq!(
-            paths(&h.target),
-            ["Post /api/auth/token"],
-            "no write without a test-mode card"
-        );
+        assert_eq!(paths(&h.target), ["Post /api/auth/token"], "no write without a test-mode card");
     }
 
     #[tokio::test]
     async fn no_secret_value_reaches_the_result_or_the_alert() {
         let echo = r#"{"error":"wrong password pw-1 for mon@example.com"}"#;
-        let h = harness(
-            Check::Auth,
-            ScriptedTarget::default().then(500, echo).then(500, echo),
-        );
+        let h = harness(Check::Auth, ScriptedTarget::default().then(500, echo).then(500, echo));
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         let text = format!(
             "{} {} {:?}",
@@ -521,15 +384,9 @@ mod tests {
     #[test]
     fn deadline_keeps_time_back_for_the_alert() {
         assert_eq!(deadline_from_epoch_ms(0), None);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let deadline = deadline_from_epoch_ms(now_ms + 60_000).unwrap();
         let left = deadline - Instant::now();
-        assert!(
-            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
-            "{left:?}"
-        );
+        assert!(left <= Duration::from_secs(50) && left > Duration::from_secs(45), "{left:?}");
     }
 }

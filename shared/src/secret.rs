@@ -62,20 +62,14 @@ impl Credentials {
     /// messages can quote the offending value, so they are not passed on.
     pub fn parse(secret_id: &str, raw: &Secret<String>) -> Result<Self, CheckError> {
         let shape = r#"{"email": ..., "password": ..., "payment_token": ...}"#;
-        let invalid = |what: &str| {
-            CheckError::Misconfigured(format!("secret {secret_id} {what}; expected JSON {shape}"))
-        };
-        let json: serde_json::Value =
-            serde_json::from_str(raw.expose()).map_err(|_| invalid("is not valid JSON"))?;
+        let invalid =
+            |what: &str| CheckError::Misconfigured(format!("secret {secret_id} {what}; expected JSON {shape}"));
+        let json: serde_json::Value = serde_json::from_str(raw.expose()).map_err(|_| invalid("is not valid JSON"))?;
         let field = |name: &str, required: bool| -> Result<Option<Secret<String>>, CheckError> {
             match json.get(name) {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => {
-                    Ok(Some(Secret::new(s.clone())))
-                }
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(Secret::new(s.clone()))),
                 None | Some(serde_json::Value::Null) if !required => Ok(None),
-                _ => Err(invalid(&format!(
-                    "has no non-empty string field \"{name}\""
-                ))),
+                _ => Err(invalid(&format!("has no non-empty string field \"{name}\""))),
             }
         };
         if !json.is_object() {
@@ -92,11 +86,7 @@ impl Credentials {
     /// buggy target echoed our request into) with `[REDACTED]`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        let values = [
-            Some(&self.email),
-            Some(&self.password),
-            self.payment_token.as_ref(),
-        ];
+        let values = [Some(&self.email), Some(&self.password), self.payment_token.as_ref()];
         for value in values.into_iter().flatten() {
             if !value.expose().is_empty() {
                 out = out.replace(value.expose().as_str(), REDACTED);
@@ -127,12 +117,7 @@ pub struct CredentialStore {
 
 impl CredentialStore {
     pub fn new(source: Arc<dyn SecretSource>, secret_id: impl Into<String>, ttl: Duration) -> Self {
-        CredentialStore {
-            source,
-            secret_id: secret_id.into(),
-            ttl,
-            cached: Mutex::new(None),
-        }
+        CredentialStore { source, secret_id: secret_id.into(), ttl, cached: Mutex::new(None) }
     }
 
     pub fn secret_id(&self) -> &str {
@@ -146,10 +131,7 @@ impl CredentialStore {
             return Ok(entry.credentials.clone());
         }
         let credentials = self.load().await?;
-        *cached = Some(Cached {
-            credentials: credentials.clone(),
-            loaded_at: Instant::now(),
-        });
+        *cached = Some(Cached { credentials: credentials.clone(), loaded_at: Instant::now() });
         Ok(credentials)
     }
 
@@ -159,10 +141,7 @@ impl CredentialStore {
         let mut cached = self.cached.lock().await;
         let fresh = self.load().await?;
         let changed = cached.as_ref().is_none_or(|c| c.credentials != fresh);
-        *cached = Some(Cached {
-            credentials: fresh.clone(),
-            loaded_at: Instant::now(),
-        });
+        *cached = Some(Cached { credentials: fresh.clone(), loaded_at: Instant::now() });
         Ok((fresh, changed))
     }
 
@@ -201,20 +180,14 @@ impl InMemorySecrets {
 impl SecretSource for InMemorySecrets {
     async fn secret_string(&self, secret_id: &str) -> Result<Secret<String>, CheckError> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let values = self
-            .values
-            .lock()
-            .map_err(|_| CheckError::SecretUnavailable {
-                secret_id: secret_id.to_string(),
-                reason: "in-memory store poisoned".into(),
-            })?;
-        values
-            .get(secret_id)
-            .map(|v| Secret::new(v.clone()))
-            .ok_or_else(|| CheckError::SecretUnavailable {
-                secret_id: secret_id.to_string(),
-                reason: "ResourceNotFoundException".into(),
-            })
+        let values = self.values.lock().map_err(|_| CheckError::SecretUnavailable {
+            secret_id: secret_id.to_string(),
+            reason: "in-memory store poisoned".into(),
+        })?;
+        values.get(secret_id).map(|v| Secret::new(v.clone())).ok_or_else(|| CheckError::SecretUnavailable {
+            secret_id: secret_id.to_string(),
+            reason: "ResourceNotFoundException".into(),
+        })
     }
 }
 
@@ -239,14 +212,9 @@ mod tests {
     #[test]
     fn scrub_removes_every_secret_value_from_text() {
         let creds = Credentials::parse("s", &Secret::new(ACCOUNT.into())).unwrap();
-        let echoed =
-            r#"{"error":"bad login for mon@example.com with hunter2-secret and tok_test_visa"}"#;
+        let echoed = r#"{"error":"bad login for mon@example.com with hunter2-secret and tok_test_visa"}"#;
         let scrubbed = creds.scrub(echoed);
-        assert!(
-            !scrubbed.contains("hunter2")
-                && !scrubbed.contains("mon@")
-                && !scrubbed.contains("tok_test")
-        );
+        assert!(!scrubbed.contains("hunter2") && !scrubbed.contains("mon@") && !scrubbed.contains("tok_test"));
     }
 
     #[test]
@@ -256,31 +224,20 @@ mod tests {
             (r#"["hunter2"]"#, "not a JSON object"),
             (r#"{"email":"a@b","password":12345678}"#, "\"password\""),
             (r#"{"password":"hunter2"}"#, "\"email\""),
-            (
-                r#"{"email":"a@b","password":"hunter2","payment_token":7}"#,
-                "\"payment_token\"",
-            ),
+            (r#"{"email":"a@b","password":"hunter2","payment_token":7}"#, "\"payment_token\""),
         ];
         for (raw, expected) in cases {
-            let err =
-                Credentials::parse("synthetic/account", &Secret::new(raw.into())).unwrap_err();
+            let err = Credentials::parse("synthetic/account", &Secret::new(raw.into())).unwrap_err();
             let text = err.to_string();
-            assert!(
-                text.contains(expected) && text.contains("synthetic/account"),
-                "{text}"
-            );
-            assert!(
-                !text.contains("hunter2") && !text.contains("12345678"),
-                "{text}"
-            );
+            assert!(text.contains(expected) && text.contains("synthetic/account"), "{text}");
+            assert!(!text.contains("hunter2") && !text.contains("12345678"), "{text}");
             assert_eq!(err.error_type(), "Misconfigured");
         }
     }
 
     #[test]
     fn payment_token_is_optional() {
-        let creds = Credentials::parse("s", &Secret::new(r#"{"email":"a","password":"b"}"#.into()))
-            .unwrap();
+        let creds = Credentials::parse("s", &Secret::new(r#"{"email":"a","password":"b"}"#.into())).unwrap();
         assert!(creds.payment_token.is_none());
     }
 
@@ -291,19 +248,12 @@ mod tests {
 
         store.get().await.unwrap();
         store.get().await.unwrap();
-        assert_eq!(
-            source.reads(),
-            1,
-            "warm invocations reuse the cached account"
-        );
+        assert_eq!(source.reads(), 1, "warm invocations reuse the cached account");
 
         let (_, changed) = store.refresh().await.unwrap();
         assert!(!changed, "same value: nothing new to try");
 
-        source.put(
-            "acct",
-            r#"{"email":"mon@example.com","password":"rotated"}"#,
-        );
+        source.put("acct", r#"{"email":"mon@example.com","password":"rotated"}"#);
         let (fresh, changed) = store.refresh().await.unwrap();
         assert!(changed);
         assert_eq!(fresh.password.expose(), "rotated");
@@ -321,11 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_secret_is_a_monitor_failure() {
-        let store = CredentialStore::new(
-            Arc::new(InMemorySecrets::default()),
-            "nope",
-            Duration::from_secs(1),
-        );
+        let store = CredentialStore::new(Arc::new(InMemorySecrets::default()), "nope", Duration::from_secs(1));
         let err = store.get().await.unwrap_err();
         assert_eq!(err.error_type(), "SecretUnavailable");
         assert!(err.to_string().contains("nope"));

@@ -11,10 +11,7 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
         None => text.to_string(),
         Some(_) if max_chars == 0 => String::new(),
         Some(_) => {
-            let keep = text
-                .char_indices()
-                .nth(max_chars - 1)
-                .map_or(text.len(), |(i, _)| i);
+            let keep = text.char_indices().nth(max_chars - 1).map_or(text.len(), |(i, _)| i);
             format!("{}…", &text[..keep])
         }
     }

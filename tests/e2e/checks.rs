@@ -14,18 +14,10 @@ async fn healthy_shop_passes_every_check_with_exactly_one_resolve() {
         // THEN it passes and publishes exactly one resolve
         assert_resolve(&ran);
         let run = ran.result();
-        assert!(
-            run.steps
-                .iter()
-                .all(|s| s.outcome == Outcome::Passed && s.attempts == 1),
-            "{run:#?}"
-        );
+        assert!(run.steps.iter().all(|s| s.outcome == Outcome::Passed && s.attempts == 1), "{run:#?}");
     }
     let state = stack.shop.handle().state();
-    assert_eq!(
-        state.traffic.real, 0,
-        "every check request carries the synthetic marker"
-    );
+    assert_eq!(state.traffic.real, 0, "every check request carries the synthetic marker");
     assert!(state.traffic.synthetic >= 7, "{state:?}");
     assert_eq!(state.payments.live, 0);
     stack.stop().await;
@@ -35,14 +27,7 @@ async fn healthy_shop_passes_every_check_with_exactly_one_resolve() {
 async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
     let stack = stack().await;
     let cases: &[(Check, &str, &str, EnvVars, Outcome, Cause)] = &[
-        (
-            Check::Health,
-            "health",
-            "down",
-            &[],
-            Outcome::Failed,
-            Cause::HttpStatus,
-        ),
+        (Check::Health, "health", "down", &[], Outcome::Failed, Cause::HttpStatus),
         (
             Check::Health,
             "health",
@@ -51,38 +36,14 @@ async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
             Outcome::Degraded,
             Cause::Timeout,
         ),
-        (
-            Check::Auth,
-            "auth",
-            "500",
-            &[],
-            Outcome::Failed,
-            Cause::HttpStatus,
-        ),
-        (
-            Check::Products,
-            "products",
-            "500",
-            &[],
-            Outcome::Failed,
-            Cause::HttpStatus,
-        ),
-        (
-            Check::Products,
-            "products",
-            "empty",
-            &[],
-            Outcome::Failed,
-            Cause::Assertion,
-        ),
+        (Check::Auth, "auth", "500", &[], Outcome::Failed, Cause::HttpStatus),
+        (Check::Products, "products", "500", &[], Outcome::Failed, Cause::HttpStatus),
+        (Check::Products, "products", "empty", &[], Outcome::Failed, Cause::Assertion),
         (
             Check::Products,
             "products",
             "slow:1500",
-            &[
-                ("PRODUCTS_DEGRADED_AFTER_MS", "300"),
-                ("PRODUCTS_FAIL_AFTER_MS", "500"),
-            ],
+            &[("PRODUCTS_DEGRADED_AFTER_MS", "300"), ("PRODUCTS_FAIL_AFTER_MS", "500")],
             Outcome::Failed,
             Cause::Timeout,
         ),
@@ -90,11 +51,7 @@ async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
     for (check, area, fault, env, status, cause) in cases {
         // GIVEN the shop with one injected fault
         stack.shop.handle().clear_all();
-        stack
-            .shop
-            .handle()
-            .set_fault(area, fault)
-            .expect("valid fault");
+        stack.shop.handle().set_fault(area, fault).expect("valid fault");
         let mut env = env.to_vec();
         env.push(FAST_RETRY);
         // WHEN the check runs
@@ -108,24 +65,13 @@ async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
 #[tokio::test]
 async fn a_locked_synthetic_account_is_credentials_rejected_not_an_outage() {
     let stack = stack().await;
-    stack
-        .shop
-        .handle()
-        .set_fault("auth", "lock")
-        .expect("valid fault");
+    stack.shop.handle().set_fault("auth", "lock").expect("valid fault");
     for check in [Check::Auth, Check::Products, Check::Payment] {
         let ran = run_once(&stack, check, &[FAST_RETRY]).await;
         assert_trigger(&ran, Outcome::Failed, Cause::CredentialsRejected);
-        let summary = ran.alert().body["summary"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let summary = ran.alert().body["summary"].as_str().unwrap_or_default().to_string();
         assert!(summary.contains("not a target outage"), "{summary}");
-        assert_eq!(
-            ran.result().steps.len(),
-            1,
-            "nothing runs after a rejected login"
-        );
+        assert_eq!(ran.result().steps.len(), 1, "nothing runs after a rejected login");
     }
     assert_eq!(stack.shop.handle().state().payments.live, 0);
     stack.stop().await;
@@ -134,27 +80,15 @@ async fn a_locked_synthetic_account_is_credentials_rejected_not_an_outage() {
 #[tokio::test]
 async fn a_rotated_secret_heals_itself_in_a_warm_function() {
     let stack = stack().await;
-    let process = stack
-        .spawn_check(Check::Auth, &[FAST_RETRY])
-        .await
-        .expect("spawn");
+    let process = stack.spawn_check(Check::Auth, &[FAST_RETRY]).await.expect("spawn");
     // GIVEN a warm function that cached the account on its first run
-    let first = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth)
-        .await
-        .expect("invoke");
+    let first = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth).await.expect("invoke");
     assert!(matches!(first, Invocation::Response(_)));
     // WHEN the password is rotated in the shop and in Secrets Manager
-    stack
-        .rotate_password("rotated-password-2")
-        .await
-        .expect("rotate");
-    let second = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth)
-        .await
-        .expect("invoke");
+    stack.rotate_password("rotated-password-2").await.expect("rotate");
+    let second = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth).await.expect("invoke");
     // THEN the rejected login refreshes the secret and the run passes on the second attempt
-    let Invocation::Response(body) = second else {
-        panic!("{second:?}")
-    };
+    let Invocation::Response(body) = second else { panic!("{second:?}") };
     assert_eq!(body["status"], "passed", "{body}");
     assert_eq!(body["steps"][0]["attempts"], 2);
     let logs = process.logs();
@@ -168,42 +102,19 @@ async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
     let stack = stack().await;
     let process = stack.spawn_check(Check::Health, &[]).await.expect("spawn");
     let canary = format!("{}/", stack.shop.base_url());
-    let ran = process
-        .invoke(
-            json!({"target_base_url": canary}),
-            synthetic_e2e::stack::INVOKE_TIMEOUT,
-        )
-        .await
-        .expect("invoke");
-    let Invocation::Response(body) = ran else {
-        panic!("{ran:?}")
-    };
+    let ran =
+        process.invoke(json!({"target_base_url": canary}), synthetic_e2e::stack::INVOKE_TIMEOUT).await.expect("invoke");
+    let Invocation::Response(body) = ran else { panic!("{ran:?}") };
     assert_eq!(body["target"], canary.as_str());
 
     let refused = process
-        .invoke(
-            json!({"target_base_url": "https://attacker.example.net"}),
-            synthetic_e2e::stack::INVOKE_TIMEOUT,
-        )
+        .invoke(json!({"target_base_url": "https://attacker.example.net"}), synthetic_e2e::stack::INVOKE_TIMEOUT)
         .await
         .expect("invoke");
-    let Invocation::Error {
-        error_type,
-        error_message,
-    } = refused
-    else {
-        panic!("{refused:?}")
-    };
+    let Invocation::Error { error_type, error_message } = refused else { panic!("{refused:?}") };
     assert_eq!(error_type, "InvalidEvent");
-    assert!(
-        error_message.contains("TARGET_OVERRIDE_ALLOWED_HOSTS"),
-        "{error_message}"
-    );
+    assert!(error_message.contains("TARGET_OVERRIDE_ALLOWED_HOSTS"), "{error_message}");
     process.shutdown().await;
-    assert_eq!(
-        stack.alerts().await.expect("drain").len(),
-        1,
-        "the refused event published nothing"
-    );
+    assert_eq!(stack.alerts().await.expect("drain").len(), 1, "the refused event published nothing");
     stack.stop().await;
 }

@@ -11,19 +11,10 @@ async fn sns_answering_500_fails_the_invocation_after_retries() {
     let stack = stack().await;
     let broken_sns = spawn_failing_endpoint(500).await.expect("failing endpoint");
     // GIVEN SNS answers 500 to everything (Secrets Manager still works)
-    let env = [
-        ("AWS_ENDPOINT_URL_SNS", broken_sns.base_url()),
-        ("ALERT_PUBLISH_BACKOFF_MS", "10"),
-    ];
+    let env = [("AWS_ENDPOINT_URL_SNS", broken_sns.base_url()), ("ALERT_PUBLISH_BACKOFF_MS", "10")];
     let ran = run_once(&stack, Check::Auth, &env).await;
     // THEN the alert is retried, then turned into an invocation error for Lambda's retry and DLQ
-    let Invocation::Error {
-        error_type,
-        error_message,
-    } = &ran.invocation
-    else {
-        panic!("{:?}", ran.invocation)
-    };
+    let (error_type, error_message) = ran.error();
     assert_eq!(error_type, "AlertUndeliverable");
     assert!(error_message.contains("4 attempt"), "{error_message}");
     assert_eq!(broken_sns.hits(), 4);
@@ -34,18 +25,11 @@ async fn sns_answering_500_fails_the_invocation_after_retries() {
 #[tokio::test]
 async fn stopped_moto_fails_the_invocation_instead_of_losing_the_alert() {
     let stack = stack().await;
-    let process = stack
-        .spawn_check(Check::Health, &[("ALERT_PUBLISH_BACKOFF_MS", "10")])
-        .await
-        .expect("spawn");
+    let process = stack.spawn_check(Check::Health, &[("ALERT_PUBLISH_BACKOFF_MS", "10")]).await.expect("spawn");
     let LocalStack { shop, moto, .. } = stack;
     moto.stop().await;
-    let invocation = invoke_scheduled(&process, Check::Health)
-        .await
-        .expect("invoke");
-    let Invocation::Error { error_type, .. } = invocation else {
-        panic!("{invocation:?}")
-    };
+    let invocation = invoke_scheduled(&process, Check::Health).await.expect("invoke");
+    let Invocation::Error { error_type, .. } = invocation else { panic!("{invocation:?}") };
     assert_eq!(error_type, "AlertUndeliverable");
     process.shutdown().await;
     let _ = shop.stop().await;
@@ -55,47 +39,23 @@ async fn stopped_moto_fails_the_invocation_instead_of_losing_the_alert() {
 async fn missing_configuration_names_the_variable() {
     let stack = stack().await;
     // An empty value counts as unset, so this removes the variable for the child.
-    let process = stack
-        .spawn_check(Check::Auth, &[("CREDENTIALS_SECRET_ID", "")])
-        .await
-        .expect("spawn");
+    let process = stack.spawn_check(Check::Auth, &[("CREDENTIALS_SECRET_ID", "")]).await.expect("spawn");
     let outcome = invoke_scheduled(&process, Check::Auth).await;
-    let Err(synthetic_e2e::stack::StackError::Emulator(EmulatorError::ChildExited {
-        last_logs,
-        ..
-    })) = outcome
-    else {
+    let Err(synthetic_e2e::stack::StackError::Emulator(EmulatorError::ChildExited { last_logs, .. })) = outcome else {
         panic!("expected the function to refuse to start, got {outcome:?}");
     };
-    assert!(
-        last_logs
-            .iter()
-            .any(|l| l.contains("CREDENTIALS_SECRET_ID is not set")),
-        "{last_logs:#?}"
-    );
+    assert!(last_logs.iter().any(|l| l.contains("CREDENTIALS_SECRET_ID is not set")), "{last_logs:#?}");
     stack.stop().await;
 }
 
 #[tokio::test]
 async fn an_unreadable_secret_is_an_invocation_error() {
     let stack = stack().await;
-    let ran = run_once(
-        &stack,
-        Check::Products,
-        &[("CREDENTIALS_SECRET_ID", "synthetic/does-not-exist")],
-    )
-    .await;
-    let Invocation::Error {
-        error_type,
-        error_message,
-    } = &ran.invocation
-    else {
-        panic!("{:?}", ran.invocation)
-    };
+    let ran = run_once(&stack, Check::Products, &[("CREDENTIALS_SECRET_ID", "synthetic/does-not-exist")]).await;
+    let (error_type, error_message) = ran.error();
     assert_eq!(error_type, "SecretUnavailable");
     assert!(
-        error_message.contains("synthetic/does-not-exist")
-            && error_message.contains("ResourceNotFound"),
+        error_message.contains("synthetic/does-not-exist") && error_message.contains("ResourceNotFound"),
         "{error_message}"
     );
     assert!(ran.alerts.is_empty());

@@ -33,26 +33,23 @@ impl Ran {
         match &self.invocation {
             Invocation::Response(body) => serde_json::from_value(body.clone())
                 .unwrap_or_else(|e| panic!("response is not a RunResult ({e}): {body}")),
-            Invocation::Error {
-                error_type,
-                error_message,
-            } => {
-                panic!(
-                    "invocation failed: {error_type}: {error_message}\n{}",
-                    self.logs.join("\n")
-                )
+            Invocation::Error { error_type, error_message } => {
+                panic!("invocation failed: {error_type}: {error_message}\n{}", self.logs.join("\n"))
             }
+        }
+    }
+
+    /// The invocation error's type and message; panics on a response.
+    pub fn error(&self) -> (&str, &str) {
+        match &self.invocation {
+            Invocation::Error { error_type, error_message } => (error_type, error_message),
+            Invocation::Response(body) => panic!("expected an invocation error, got {body}"),
         }
     }
 
     /// The one alert this run published.
     pub fn alert(&self) -> &ReceivedMessage {
-        assert_eq!(
-            self.alerts.len(),
-            1,
-            "exactly one message per run, got {:#?}",
-            self.alerts
-        );
+        assert_eq!(self.alerts.len(), 1, "exactly one message per run, got {:#?}", self.alerts);
         &self.alerts[0]
     }
 }
@@ -63,29 +60,18 @@ pub async fn run_once(stack: &LocalStack, check: Check, env: &[(&str, &str)]) ->
     let invocation = invoke_scheduled(&process, check).await.expect("invoke");
     let logs = process.logs();
     process.shutdown().await;
-    let ran = Ran {
-        invocation,
-        alerts: stack.alerts().await.expect("drain alerts"),
-        logs,
-    };
+    let ran = Ran { invocation, alerts: stack.alerts().await.expect("drain alerts"), logs };
     assert_no_secrets(stack, &ran);
     ran
 }
 
 pub fn assert_no_secrets(stack: &LocalStack, ran: &Ran) {
     let mut texts: Vec<String> = ran.logs.clone();
-    texts.extend(
-        ran.alerts
-            .iter()
-            .map(|a| format!("{} {:?} {:?}", a.raw, a.subject, a.attributes)),
-    );
+    texts.extend(ran.alerts.iter().map(|a| format!("{} {:?} {:?}", a.raw, a.subject, a.attributes)));
     texts.push(format!("{:?}", ran.invocation));
     for secret in stack.secret_values() {
         for text in &texts {
-            assert!(
-                !text.contains(&secret),
-                "a secret value leaked into: {text}"
-            );
+            assert!(!text.contains(&secret), "a secret value leaked into: {text}");
         }
     }
 }
@@ -97,15 +83,8 @@ pub fn assert_trigger(ran: &Ran, status: Outcome, cause: Cause) {
     let alert = ran.alert();
     assert_eq!(alert.body["event_action"], "trigger");
     assert_eq!(alert.body["cause"], cause.as_str());
-    assert_eq!(
-        alert.body["dedup_key"],
-        format!("synthetic/local/{}", run.check)
-    );
-    let severity = if status == Outcome::Failed {
-        "critical"
-    } else {
-        "warning"
-    };
+    assert_eq!(alert.body["dedup_key"], format!("synthetic/local/{}", run.check));
+    let severity = if status == Outcome::Failed { "critical" } else { "warning" };
     assert_eq!(
         alert.attributes,
         BTreeMap::from([
@@ -122,8 +101,5 @@ pub fn assert_resolve(ran: &Ran) {
     assert_eq!(run.status, Outcome::Passed, "{run:#?}");
     let alert = ran.alert();
     assert_eq!(alert.body["event_action"], "resolve");
-    assert_eq!(
-        alert.attributes.get("event_action").map(String::as_str),
-        Some("resolve")
-    );
+    assert_eq!(alert.attributes.get("event_action").map(String::as_str), Some("resolve"));
 }

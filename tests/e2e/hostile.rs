@@ -22,24 +22,12 @@ async fn step_against(base: &str) -> (StepResult, Duration) {
         target: base.parse().expect("url"),
         run_id: "run".into(),
         synthetic_header: "X-Synthetic-Check".into(),
-        retry: RetryPolicy {
-            attempts: 1,
-            backoff: Duration::ZERO,
-        },
+        retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
         deadline: None,
     });
-    let budget = Budget {
-        degraded_after: BUDGET,
-        fail_after: BUDGET,
-    };
-    let spec = StepSpec::new(
-        "probe",
-        Method::Get,
-        "/api/products",
-        ExpectedStatus::one(200),
-        budget,
-    )
-    .assert(Assertion::JsonPointerNonEmptyArray("/data".into()));
+    let budget = Budget { degraded_after: BUDGET, fail_after: BUDGET };
+    let spec = StepSpec::new("probe", Method::Get, "/api/products", ExpectedStatus::one(200), budget)
+        .assert(Assertion::JsonPointerNonEmptyArray("/data".into()));
     let started = Instant::now();
     let _ = journey.step(spec).await;
     let elapsed = started.elapsed();
@@ -49,21 +37,9 @@ async fn step_against(base: &str) -> (StepResult, Duration) {
 async fn assert_fails(mode: Hostility, cause: Cause) {
     let server = HostileServer::start(mode).await.expect("hostile server");
     let (step, elapsed) = step_against(&server.url()).await;
-    assert_eq!(
-        (step.outcome, step.cause),
-        (Outcome::Failed, Some(cause)),
-        "{mode:?}: {step:#?}"
-    );
-    assert!(
-        step.error
-            .as_deref()
-            .is_some_and(|e| !e.is_empty() && !e.contains('\n')),
-        "{step:#?}"
-    );
-    assert!(
-        elapsed < BUDGET + SLACK,
-        "{mode:?} took {elapsed:?}, over its {BUDGET:?} budget"
-    );
+    assert_eq!((step.outcome, step.cause), (Outcome::Failed, Some(cause)), "{mode:?}: {step:#?}");
+    assert!(step.error.as_deref().is_some_and(|e| !e.is_empty() && !e.contains('\n')), "{step:#?}");
+    assert!(elapsed < BUDGET + SLACK, "{mode:?} took {elapsed:?}, over its {BUDGET:?} budget");
 }
 
 #[tokio::test]
@@ -110,9 +86,7 @@ async fn a_refused_connection_is_connect() {
 
 #[tokio::test]
 async fn plain_http_behind_an_https_url_is_tls() {
-    let server = HostileServer::start(Hostility::NonJson)
-        .await
-        .expect("hostile server");
+    let server = HostileServer::start(Hostility::NonJson).await.expect("hostile server");
     let (step, _) = step_against(&server.https_url()).await;
     assert_eq!(step.cause, Some(Cause::Tls), "{step:#?}");
 }

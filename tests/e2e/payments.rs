@@ -11,30 +11,14 @@ async fn no_payment_is_left_live_in_any_fault_mode_but_no_refund() {
         ("decline", &[], Outcome::Failed, Some(Cause::HttpStatus), 0),
         ("500", &[], Outcome::Failed, Some(Cause::HttpStatus), 0),
         ("get-500", &[], Outcome::Failed, Some(Cause::HttpStatus), 0),
-        (
-            "slow:400",
-            &[("PAYMENT_CREATE_DEGRADED_AFTER_MS", "200")],
-            Outcome::Degraded,
-            Some(Cause::Timeout),
-            0,
-        ),
-        (
-            "no-refund",
-            &[],
-            Outcome::Failed,
-            Some(Cause::CleanupFailed),
-            1,
-        ),
+        ("slow:400", &[("PAYMENT_CREATE_DEGRADED_AFTER_MS", "200")], Outcome::Degraded, Some(Cause::Timeout), 0),
+        ("no-refund", &[], Outcome::Failed, Some(Cause::CleanupFailed), 1),
     ];
     for (fault, env, status, cause, live) in cases {
         // GIVEN a shop whose payments API has this fault
         stack.shop.handle().clear_all();
         if *fault != "none" {
-            stack
-                .shop
-                .handle()
-                .set_fault("payments", fault)
-                .expect("valid fault");
+            stack.shop.handle().set_fault("payments", fault).expect("valid fault");
         }
         let before = stack.shop.handle().state().payments.live;
         let mut env = env.to_vec();
@@ -55,18 +39,10 @@ async fn no_payment_is_left_live_in_any_fault_mode_but_no_refund() {
 #[tokio::test]
 async fn verification_failure_still_refunds_and_reports_the_first_failure() {
     let stack = stack().await;
-    stack
-        .shop
-        .handle()
-        .set_fault("payments", "get-500")
-        .expect("valid fault");
+    stack.shop.handle().set_fault("payments", "get-500").expect("valid fault");
     let ran = run_once(&stack, Check::Payment, &[FAST_RETRY]).await;
     let run = ran.result();
-    let names: Vec<_> = run
-        .steps
-        .iter()
-        .map(|s| (s.name.as_str(), s.outcome))
-        .collect();
+    let names: Vec<_> = run.steps.iter().map(|s| (s.name.as_str(), s.outcome)).collect();
     assert_eq!(
         names,
         [

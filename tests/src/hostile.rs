@@ -79,22 +79,10 @@ async fn misbehave(mut stream: TcpStream, mode: Hostility) {
         Hostility::SlowDrip => drip(&mut stream).await,
         Hostility::HugeBody => flood(&mut stream).await,
         Hostility::NonJson => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "application/json",
-                b"<html><body>Maintenance</body></html>",
-            )
-            .await
+            respond(&mut stream, "200 OK", "application/json", b"<html><body>Maintenance</body></html>").await
         }
         Hostility::InvalidUtf8 => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "application/json",
-                &[0xff, 0xfe, 0xfd, b'{', 0x80],
-            )
-            .await
+            respond(&mut stream, "200 OK", "application/json", &[0xff, 0xfe, 0xfd, b'{', 0x80]).await
         }
         Hostility::RedirectLoop => {
             let head = "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n";
@@ -111,12 +99,7 @@ async fn misbehave(mut stream: TcpStream, mode: Hostility) {
     };
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
+async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -126,8 +109,7 @@ async fn respond(
 }
 
 async fn drip(stream: &mut TcpStream) -> std::io::Result<()> {
-    let head =
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
     stream.write_all(head.as_bytes()).await?;
     for _ in 0..100_000 {
         stream.write_all(b" ").await?;
@@ -138,9 +120,7 @@ async fn drip(stream: &mut TcpStream) -> std::io::Result<()> {
 
 async fn flood(stream: &mut TcpStream) -> std::io::Result<()> {
     const SIZE: usize = 50 * 1024 * 1024;
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {SIZE}\r\n\r\n"
-    );
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {SIZE}\r\n\r\n");
     stream.write_all(head.as_bytes()).await?;
     let chunk = vec![b'['; 64 * 1024];
     for _ in 0..SIZE / chunk.len() {

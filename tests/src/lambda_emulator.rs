@@ -46,10 +46,7 @@ pub enum Invocation {
     /// The handler succeeded; the body it posted, parsed as JSON.
     Response(Value),
     /// The handler failed and the runtime reported it.
-    Error {
-        error_type: String,
-        error_message: String,
-    },
+    Error { error_type: String, error_message: String },
 }
 
 /// Why an invocation (or the sandbox) failed, as opposed to the handler
@@ -64,28 +61,12 @@ pub enum EmulatorError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "function init failed: {error_type}: {error_message}{}",
-        tail(last_logs)
-    )]
-    InitError {
-        error_type: String,
-        error_message: String,
-        last_logs: Vec<String>,
-    },
+    #[error("function init failed: {error_type}: {error_message}{}", tail(last_logs))]
+    InitError { error_type: String, error_message: String, last_logs: Vec<String> },
     #[error("function process exited ({status}){}", tail(last_logs))]
-    ChildExited {
-        status: String,
-        last_logs: Vec<String>,
-    },
-    #[error(
-        "invocation timed out after {timeout:?}; the process was killed{}",
-        tail(last_logs)
-    )]
-    Timeout {
-        timeout: Duration,
-        last_logs: Vec<String>,
-    },
+    ChildExited { status: String, last_logs: Vec<String> },
+    #[error("invocation timed out after {timeout:?}; the process was killed{}", tail(last_logs))]
+    Timeout { timeout: Duration, last_logs: Vec<String> },
     #[error("function response is not JSON ({source}): {body}")]
     InvalidResponse {
         body: String,
@@ -95,11 +76,7 @@ pub enum EmulatorError {
 }
 
 fn tail(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\n--- last output ---\n{}", lines.join("\n"))
-    }
+    if lines.is_empty() { String::new() } else { format!("\n--- last output ---\n{}", lines.join("\n")) }
 }
 
 /// Cold-start milestones of one process.
@@ -131,10 +108,7 @@ struct Queued {
 #[derive(Debug)]
 enum Outcome {
     Response(Bytes),
-    Error {
-        error_type: String,
-        error_message: String,
-    },
+    Error { error_type: String, error_message: String },
 }
 
 #[derive(Debug, Clone)]
@@ -184,21 +158,11 @@ impl LambdaProcess {
     /// Starts `binary` as function `function_name`. The child's environment
     /// is cleared, then gets `PATH`, the variables Lambda sets (including
     /// `AWS_REGION=us-east-1`) and finally `env`, which may override them.
-    pub async fn spawn(
-        binary: &Path,
-        function_name: &str,
-        env: &[(String, String)],
-    ) -> Result<Self, EmulatorError> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(EmulatorError::Bind)?;
+    pub async fn spawn(binary: &Path, function_name: &str, env: &[(String, String)]) -> Result<Self, EmulatorError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(EmulatorError::Bind)?;
         let runtime_api = listener.local_addr().map_err(EmulatorError::Bind)?;
 
-        let region = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "AWS_REGION")
-            .map_or("us-east-1", |(_, v)| v.as_str());
+        let region = env.iter().rev().find(|(k, _)| k == "AWS_REGION").map_or("us-east-1", |(_, v)| v.as_str());
         let function_arn = format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}");
 
         let mut cmd = Command::new(binary);
@@ -212,10 +176,7 @@ impl LambdaProcess {
             ("AWS_LAMBDA_FUNCTION_NAME", function_name.to_owned()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{function_name}"),
-            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}")),
             ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
             ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
@@ -225,10 +186,7 @@ impl LambdaProcess {
         ];
         cmd.envs(lambda_env);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
 
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let spawned_at = Instant::now();
@@ -236,11 +194,7 @@ impl LambdaProcess {
             queue: tokio::sync::Mutex::new(queue_rx),
             pending: Mutex::new(HashMap::new()),
             init_error: watch::Sender::new(None),
-            timings: Mutex::new(ColdStart {
-                spawned_at,
-                first_next_at: None,
-                first_response_at: None,
-            }),
+            timings: Mutex::new(ColdStart { spawned_at, first_next_at: None, first_response_at: None }),
             logs: Arc::new(Mutex::new(Vec::new())),
         });
 
@@ -255,22 +209,12 @@ impl LambdaProcess {
                 .await;
         });
 
-        let mut child = cmd.spawn().map_err(|source| EmulatorError::Spawn {
-            binary: binary.to_owned(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(|source| EmulatorError::Spawn { binary: binary.to_owned(), source })?;
         let pid = child.id();
-        let echo =
-            std::env::var_os("SYNTHETIC_E2E_ECHO_LOGS").is_some_and(|v| !v.is_empty() && v != "0");
+        let echo = std::env::var_os("SYNTHETIC_E2E_ECHO_LOGS").is_some_and(|v| !v.is_empty() && v != "0");
         let readers: Vec<JoinHandle<()>> = [
-            child
-                .stdout
-                .take()
-                .map(|s| capture(s, shared.logs.clone(), echo, function_name)),
-            child
-                .stderr
-                .take()
-                .map(|s| capture(s, shared.logs.clone(), echo, function_name)),
+            child.stdout.take().map(|s| capture(s, shared.logs.clone(), echo, function_name)),
+            child.stderr.take().map(|s| capture(s, shared.logs.clone(), echo, function_name)),
         ]
         .into_iter()
         .flatten()
@@ -317,11 +261,7 @@ impl LambdaProcess {
 
     /// Queues one invocation and waits for its outcome. The deadline the
     /// function sees is now + `timeout`; past it the process is killed.
-    pub async fn invoke(
-        &self,
-        event: Value,
-        timeout: Duration,
-    ) -> Result<Invocation, EmulatorError> {
+    pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Invocation, EmulatorError> {
         let _turn = self.turn.lock().await;
         // Fail fast instead of waiting out the timeout on a dead sandbox.
         if let Some(err) = self.init_failure() {
@@ -332,9 +272,7 @@ impl LambdaProcess {
         }
 
         let request_id = uuid::Uuid::new_v4().to_string();
-        let deadline_ms = (SystemTime::now() + timeout)
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let deadline_ms = (SystemTime::now() + timeout).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let (tx, rx) = oneshot::channel();
         lock(&self.shared.pending).insert(request_id.clone(), tx);
         let queued = Queued {
@@ -374,29 +312,15 @@ impl LambdaProcess {
             Waited::TimedOut => {
                 self.kill();
                 // Wait for the output to drain so the error shows it.
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), exited.wait_for(Option::is_some))
-                        .await;
-                return Err(EmulatorError::Timeout {
-                    timeout,
-                    last_logs: self.log_tail(),
-                });
+                let _ = tokio::time::timeout(Duration::from_secs(5), exited.wait_for(Option::is_some)).await;
+                return Err(EmulatorError::Timeout { timeout, last_logs: self.log_tail() });
             }
         };
         match outcome {
-            Outcome::Response(body) => serde_json::from_slice(&body)
-                .map(Invocation::Response)
-                .map_err(|source| EmulatorError::InvalidResponse {
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                    source,
-                }),
-            Outcome::Error {
-                error_type,
-                error_message,
-            } => Ok(Invocation::Error {
-                error_type,
-                error_message,
+            Outcome::Response(body) => serde_json::from_slice(&body).map(Invocation::Response).map_err(|source| {
+                EmulatorError::InvalidResponse { body: String::from_utf8_lossy(&body).into_owned(), source }
             }),
+            Outcome::Error { error_type, error_message } => Ok(Invocation::Error { error_type, error_message }),
         }
     }
 
@@ -463,10 +387,7 @@ impl LambdaProcess {
     }
 
     fn child_exited(&self, status: String) -> EmulatorError {
-        EmulatorError::ChildExited {
-            status,
-            last_logs: self.log_tail(),
-        }
+        EmulatorError::ChildExited { status, last_logs: self.log_tail() }
     }
 }
 
@@ -488,23 +409,28 @@ fn capture(
     function_name: &str,
 ) -> JoinHandle<()> {
     let prefix = format!("[{function_name}] ");
+    for_each_line(stream, move |line| {
+        if echo {
+            eprintln!("{prefix}{line}");
+        }
+        lock(&logs).push(line);
+    })
+}
+
+/// Calls `f` with each line a child prints, until the stream ends. Bytes, not `lines()`: one
+/// non-UTF-8 line must not end the capture, and a pipe nobody reads would stall the child.
+pub(crate) fn for_each_line(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    mut f: impl FnMut(String) + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            // Bytes, not `lines()`: one non-UTF-8 line must not end capture.
             match reader.read_until(b'\n', &mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    if echo {
-                        eprintln!("{prefix}{line}");
-                    }
-                    lock(&logs).push(line);
-                }
+                Ok(_) => f(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned()),
             }
         }
     })
@@ -512,16 +438,10 @@ fn capture(
 
 /// An X-Ray style trace header; its content only has to look plausible.
 fn trace_id() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let root = uuid::Uuid::new_v4().simple().to_string();
     let parent = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &root[..24],
-        &parent[..16]
-    )
+    format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &root[..24], &parent[..16])
 }
 
 // ---------------------------------------------------------------------------
@@ -530,14 +450,8 @@ fn trace_id() -> String {
 fn runtime_api_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(invocation_response),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/error",
-            post(invocation_error),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(shared)
 }
@@ -547,47 +461,25 @@ fn accepted() -> Response {
 }
 
 fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({ "errorType": error_type, "errorMessage": message })),
-    )
-        .into_response()
+    (status, axum::Json(json!({ "errorType": error_type, "errorMessage": message }))).into_response()
 }
 
 async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
-    lock(&shared.timings)
-        .first_next_at
-        .get_or_insert_with(Instant::now);
+    lock(&shared.timings).first_next_at.get_or_insert_with(Instant::now);
     // Long-poll: park until an invocation is queued. If the child goes away
     // meanwhile, the queue item stays put (recv is cancel-safe).
     let next = shared.queue.lock().await.recv().await;
     let Some(q) = next else {
-        return api_error(
-            StatusCode::GONE,
-            "Emulator.Shutdown",
-            "the emulator is shutting down",
-        );
+        return api_error(StatusCode::GONE, "Emulator.Shutdown", "the emulator is shutting down");
     };
     (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/json".to_owned()),
-            (
-                header::HeaderName::from_static("lambda-runtime-aws-request-id"),
-                q.request_id,
-            ),
-            (
-                header::HeaderName::from_static("lambda-runtime-deadline-ms"),
-                q.deadline_ms.to_string(),
-            ),
-            (
-                header::HeaderName::from_static("lambda-runtime-invoked-function-arn"),
-                q.function_arn,
-            ),
-            (
-                header::HeaderName::from_static("lambda-runtime-trace-id"),
-                q.trace_id,
-            ),
+            (header::HeaderName::from_static("lambda-runtime-aws-request-id"), q.request_id),
+            (header::HeaderName::from_static("lambda-runtime-deadline-ms"), q.deadline_ms.to_string()),
+            (header::HeaderName::from_static("lambda-runtime-invoked-function-arn"), q.function_arn),
+            (header::HeaderName::from_static("lambda-runtime-trace-id"), q.trace_id),
         ],
         q.body,
     )
@@ -595,27 +487,17 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 fn complete(shared: &Shared, id: &str, outcome: Outcome) -> Response {
-    lock(&shared.timings)
-        .first_response_at
-        .get_or_insert_with(Instant::now);
+    lock(&shared.timings).first_response_at.get_or_insert_with(Instant::now);
     match lock(&shared.pending).remove(id) {
         Some(tx) => {
             let _ = tx.send(outcome);
             accepted()
         }
-        None => api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            &format!("unknown or expired request id {id}"),
-        ),
+        None => api_error(StatusCode::BAD_REQUEST, "InvalidRequestID", &format!("unknown or expired request id {id}")),
     }
 }
 
-async fn invocation_response(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
+async fn invocation_response(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> Response {
     complete(&shared, &id, Outcome::Response(body))
 }
 
@@ -633,16 +515,10 @@ fn parse_error(headers: &HeaderMap, body: &[u8]) -> (String, String) {
     let error_type = parsed
         .as_ref()
         .and_then(|b| b.error_type.clone())
-        .or_else(|| {
-            headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
+        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_else(|| "Unknown".to_owned());
-    let error_message = parsed
-        .and_then(|b| b.error_message)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let error_message =
+        parsed.and_then(|b| b.error_message).unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     (error_type, error_message)
 }
 
@@ -653,26 +529,12 @@ async fn invocation_error(
     body: Bytes,
 ) -> Response {
     let (error_type, error_message) = parse_error(&headers, &body);
-    complete(
-        &shared,
-        &id,
-        Outcome::Error {
-            error_type,
-            error_message,
-        },
-    )
+    complete(&shared, &id, Outcome::Error { error_type, error_message })
 }
 
-async fn init_error(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn init_error(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let (error_type, error_message) = parse_error(&headers, &body);
-    shared.init_error.send_replace(Some(InitFailure {
-        error_type,
-        error_message,
-    }));
+    shared.init_error.send_replace(Some(InitFailure { error_type, error_message }));
     accepted()
 }
 
@@ -692,18 +554,12 @@ pub fn workspace_release_binary(name: &str) -> Result<PathBuf, String> {
 
 fn find_binary(name: &str, profile: &str, build_hint: &str) -> Result<PathBuf, String> {
     let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
-    let candidates: Vec<PathBuf> = target_dirs()
-        .into_iter()
-        .map(|dir| dir.join(profile).join(&file))
-        .collect();
+    let candidates: Vec<PathBuf> = target_dirs().into_iter().map(|dir| dir.join(profile).join(&file)).collect();
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-    Err(format!(
-        "binary `{name}` not found (looked at: {}); run `{build_hint}` first",
-        tried.join(", ")
-    ))
+    Err(format!("binary `{name}` not found (looked at: {}); run `{build_hint}` first", tried.join(", ")))
 }
 
 /// Candidate target directories, most specific first.
@@ -714,11 +570,7 @@ fn target_dirs() -> Vec<PathBuf> {
         let dir = PathBuf::from(dir);
         // Cargo resolves a relative CARGO_TARGET_DIR against where it runs,
         // which for `make`/CI is the workspace root.
-        dirs.push(if dir.is_relative() {
-            workspace.join(dir)
-        } else {
-            dir
-        });
+        dirs.push(if dir.is_relative() { workspace.join(dir) } else { dir });
     }
     // Test and bin executables live under the target dir, which cargo marks
     // with CACHEDIR.TAG; this follows a target dir moved by config files.
@@ -747,14 +599,7 @@ mod tests {
             .get_or_init(|| {
                 let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
                 let out = std::process::Command::new(cargo)
-                    .args([
-                        "build",
-                        "--quiet",
-                        "-p",
-                        "synthetic-e2e",
-                        "--bin",
-                        "echo-lambda",
-                    ])
+                    .args(["build", "--quiet", "-p", "synthetic-e2e", "--bin", "echo-lambda"])
                     .current_dir(env!("CARGO_MANIFEST_DIR"))
                     .output()
                     .map_err(|e| format!("running cargo: {e}"))?;
@@ -774,24 +619,15 @@ mod tests {
 
     #[tokio::test]
     async fn round_trip_error_warm_reuse_logs_and_timings() {
-        let f = LambdaProcess::spawn(&echo_lambda(), "echo", &[])
-            .await
-            .unwrap();
+        let f = LambdaProcess::spawn(&echo_lambda(), "echo", &[]).await.unwrap();
         let pid = f.pid().unwrap();
 
-        let Invocation::Response(first) = f
-            .invoke(json!({ "hello": "world" }), SECS_10)
-            .await
-            .unwrap()
-        else {
+        let Invocation::Response(first) = f.invoke(json!({ "hello": "world" }), SECS_10).await.unwrap() else {
             panic!("expected a response");
         };
         assert_eq!(first["echo"], json!({ "hello": "world" }));
         assert_eq!(first["pid"], pid);
-        assert_eq!(
-            first["function_arn"],
-            "arn:aws:lambda:us-east-1:123456789012:function:echo"
-        );
+        assert_eq!(first["function_arn"], "arn:aws:lambda:us-east-1:123456789012:function:echo");
         let t = f.timings();
         let (next, response) = (t.first_next_at.unwrap(), t.first_response_at.unwrap());
         assert!(t.spawned_at <= next && next <= response);
@@ -800,10 +636,7 @@ mod tests {
         let failed = f.invoke(json!({ "fail": true }), SECS_10).await.unwrap();
         assert_eq!(
             failed,
-            Invocation::Error {
-                error_type: "EchoFailed".into(),
-                error_message: "asked to fail".into()
-            }
+            Invocation::Error { error_type: "EchoFailed".into(), error_message: "asked to fail".into() }
         );
 
         let Invocation::Response(second) = f.invoke(json!([1, 2]), SECS_10).await.unwrap() else {
@@ -814,14 +647,8 @@ mod tests {
         assert_eq!(f.timings(), t, "cold-start timings are set once");
 
         let logs = f.logs();
-        let stdout = logs
-            .iter()
-            .filter(|l| l.starts_with("echo-lambda stdout"))
-            .count();
-        let stderr = logs
-            .iter()
-            .filter(|l| l.starts_with("echo-lambda stderr"))
-            .count();
+        let stdout = logs.iter().filter(|l| l.starts_with("echo-lambda stdout")).count();
+        let stderr = logs.iter().filter(|l| l.starts_with("echo-lambda stderr")).count();
         assert_eq!((stdout, stderr), (3, 3), "{logs:#?}");
         f.shutdown().await;
     }
@@ -829,31 +656,19 @@ mod tests {
     #[tokio::test]
     async fn environment_is_lambda_like() {
         // The function's own env is cleared: only what we pass gets through.
-        let f = LambdaProcess::spawn(
-            &echo_lambda(),
-            "env-check",
-            &[("AWS_REGION".into(), "eu-west-1".into())],
-        )
-        .await
-        .unwrap();
+        let f = LambdaProcess::spawn(&echo_lambda(), "env-check", &[("AWS_REGION".into(), "eu-west-1".into())])
+            .await
+            .unwrap();
         let Invocation::Response(r) = f.invoke(json!({}), SECS_10).await.unwrap() else {
             panic!("expected a response");
         };
-        assert_eq!(
-            r["function_arn"],
-            "arn:aws:lambda:eu-west-1:123456789012:function:env-check"
-        );
+        assert_eq!(r["function_arn"], "arn:aws:lambda:eu-west-1:123456789012:function:env-check");
     }
 
     #[tokio::test]
     async fn timeout_kills_the_sandbox() {
-        let f = LambdaProcess::spawn(&echo_lambda(), "slow", &[])
-            .await
-            .unwrap();
-        let err = f
-            .invoke(json!({ "sleep_ms": 20_000 }), Duration::from_millis(500))
-            .await
-            .unwrap_err();
+        let f = LambdaProcess::spawn(&echo_lambda(), "slow", &[]).await.unwrap();
+        let err = f.invoke(json!({ "sleep_ms": 20_000 }), Duration::from_millis(500)).await.unwrap_err();
         assert!(matches!(err, EmulatorError::Timeout { .. }), "{err}");
         assert!(f.exit_status().is_some());
         let err = f.invoke(json!({}), SECS_10).await.unwrap_err();
@@ -863,23 +678,11 @@ mod tests {
     #[tokio::test]
     async fn init_error_is_reported() {
         let env = [("ECHO_INIT_ERROR".to_owned(), "no config".to_owned())];
-        let f = LambdaProcess::spawn(&echo_lambda(), "broken", &env)
-            .await
-            .unwrap();
+        let f = LambdaProcess::spawn(&echo_lambda(), "broken", &env).await.unwrap();
         match f.invoke(json!({}), SECS_10).await {
-            Err(EmulatorError::InitError {
-                error_type,
-                error_message,
-                last_logs,
-            }) => {
-                assert_eq!(
-                    (error_type.as_str(), error_message.as_str()),
-                    ("EchoInitFailed", "no config")
-                );
-                assert!(
-                    last_logs.iter().any(|l| l.contains("failing init")),
-                    "{last_logs:?}"
-                );
+            Err(EmulatorError::InitError { error_type, error_message, last_logs }) => {
+                assert_eq!((error_type.as_str(), error_message.as_str()), ("EchoInitFailed", "no config"));
+                assert!(last_logs.iter().any(|l| l.contains("failing init")), "{last_logs:?}");
             }
             other => panic!("expected an init error, got {other:?}"),
         }
@@ -888,9 +691,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn child_exit_is_reported_with_status() {
-        let f = LambdaProcess::spawn(Path::new("/bin/false"), "not-a-lambda", &[])
-            .await
-            .unwrap();
+        let f = LambdaProcess::spawn(Path::new("/bin/false"), "not-a-lambda", &[]).await.unwrap();
         match f.invoke(json!({}), SECS_10).await {
             Err(EmulatorError::ChildExited { status, .. }) => {
                 assert!(status.contains('1'), "{status}")
@@ -901,9 +702,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_binary_is_a_spawn_error() {
-        let err = LambdaProcess::spawn(Path::new("/nonexistent/bootstrap"), "x", &[])
-            .await
-            .unwrap_err();
+        let err = LambdaProcess::spawn(Path::new("/nonexistent/bootstrap"), "x", &[]).await.unwrap_err();
         assert!(matches!(err, EmulatorError::Spawn { .. }), "{err}");
         let err = workspace_binary("no-such-binary").unwrap_err();
         assert!(err.contains("cargo build --workspace --bins"), "{err}");

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
@@ -46,42 +46,26 @@ pub enum LocalAwsError {
     #[error("HTTP request failed: {0}")]
     Http(#[from] reqwest::Error),
     #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-    },
+    Aws { operation: &'static str, message: String },
 }
 
 fn tail(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\n--- moto output ---\n{}", lines.join("\n"))
-    }
+    if lines.is_empty() { String::new() } else { format!("\n--- moto output ---\n{}", lines.join("\n")) }
 }
 
 /// Maps an SDK error to [`LocalAwsError::Aws`], keeping the whole cause
 /// chain (the top-level `Display` of an SDK error is just "service error").
 fn aws_err<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> LocalAwsError {
-    move |e| LocalAwsError::Aws {
-        operation,
-        message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
-    }
+    move |e| LocalAwsError::Aws { operation, message: aws_sdk_sns::error::DisplayErrorContext(e).to_string() }
 }
 
 fn missing(operation: &'static str, what: &str) -> LocalAwsError {
-    LocalAwsError::Aws {
-        operation,
-        message: format!("response has no {what}"),
-    }
+    LocalAwsError::Aws { operation, message: format!("response has no {what}") }
 }
 
 fn loopback_client() -> Result<reqwest::Client, LocalAwsError> {
     // Everything here is on loopback; a developer's proxy must not see it.
-    Ok(reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()?)
+    Ok(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?)
 }
 
 // ---------------------------------------------------------------------------
@@ -110,10 +94,8 @@ impl Moto {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| LocalAwsError::MotoStart {
-            reason: "no attempt made".to_owned(),
-            output: Vec::new(),
-        }))
+        Err(last
+            .unwrap_or_else(|| LocalAwsError::MotoStart { reason: "no attempt made".to_owned(), output: Vec::new() }))
     }
 
     async fn start_on(binary: &Path, port: u16) -> Result<Moto, LocalAwsError> {
@@ -136,11 +118,7 @@ impl Moto {
         if let Some(err) = child.stderr.take() {
             keep_tail(err, output.clone());
         }
-        let moto = Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-            output,
-        };
+        let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child, output };
         moto.wait_ready().await
     }
 
@@ -157,13 +135,7 @@ impl Moto {
                 });
             }
             // Any HTTP answer means the server is up.
-            if http
-                .get(format!("{}/moto-api/", self.endpoint))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok()
-            {
+            if http.get(format!("{}/moto-api/", self.endpoint)).timeout(Duration::from_secs(2)).send().await.is_ok() {
                 return Ok(self);
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -183,11 +155,7 @@ impl Moto {
 
     /// Forgets every resource in every service.
     pub async fn reset(&self) -> Result<(), LocalAwsError> {
-        loopback_client()?
-            .post(format!("{}/moto-api/reset", self.endpoint))
-            .send()
-            .await?
-            .error_for_status()?;
+        loopback_client()?.post(format!("{}/moto-api/reset", self.endpoint)).send().await?.error_for_status()?;
         Ok(())
     }
 
@@ -212,12 +180,7 @@ impl Moto {
 
     /// The last lines moto printed, for diagnosing a failing test.
     pub fn output(&self) -> Vec<String> {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+        self.output.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
     }
 
     /// Kills moto and waits for it to exit.
@@ -231,40 +194,20 @@ fn moto_binary() -> Result<PathBuf, LocalAwsError> {
         Some(p) => PathBuf::from(p),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"),
     };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(LocalAwsError::MotoMissing(path))
-    }
+    if path.is_file() { Ok(path) } else { Err(LocalAwsError::MotoMissing(path)) }
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-fn keep_tail(
-    stream: impl AsyncRead + Unpin + Send + 'static,
-    output: Arc<Mutex<VecDeque<String>>>,
-) {
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                    let mut out = output.lock().unwrap_or_else(PoisonError::into_inner);
-                    if out.len() == OUTPUT_KEPT {
-                        out.pop_front();
-                    }
-                    out.push_back(line);
-                }
-            }
+fn keep_tail(stream: impl AsyncRead + Unpin + Send + 'static, output: Arc<Mutex<VecDeque<String>>>) {
+    crate::lambda_emulator::for_each_line(stream, move |line| {
+        let mut out = output.lock().unwrap_or_else(PoisonError::into_inner);
+        if out.len() == OUTPUT_KEPT {
+            out.pop_front();
         }
+        out.push_back(line);
     });
 }
 
@@ -297,15 +240,7 @@ pub struct LocalAws {
 
 impl LocalAws {
     pub fn new(endpoint: &str) -> LocalAws {
-        let creds = || {
-            aws_sdk_sns::config::Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "local-aws",
-            )
-        };
+        let creds = || aws_sdk_sns::config::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "local-aws");
         let region = || aws_sdk_sns::config::Region::new(REGION);
         let secrets = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
@@ -347,14 +282,7 @@ impl LocalAws {
     /// Creates a secret holding `json` as its string value; returns its ARN.
     pub async fn create_secret(&self, name: &str, json: &str) -> Result<String, LocalAwsError> {
         const OP: &str = "CreateSecret";
-        let out = self
-            .secrets
-            .create_secret()
-            .name(name)
-            .secret_string(json)
-            .send()
-            .await
-            .map_err(aws_err(OP))?;
+        let out = self.secrets.create_secret().name(name).secret_string(json).send().await.map_err(aws_err(OP))?;
         out.arn.ok_or_else(|| missing(OP, "ARN"))
     }
 
@@ -373,65 +301,32 @@ impl LocalAws {
     /// The current string value of secret `id` (name or ARN).
     pub async fn get_secret(&self, id: &str) -> Result<String, LocalAwsError> {
         const OP: &str = "GetSecretValue";
-        let out = self
-            .secrets
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(aws_err(OP))?;
+        let out = self.secrets.get_secret_value().secret_id(id).send().await.map_err(aws_err(OP))?;
         out.secret_string.ok_or_else(|| missing(OP, "SecretString"))
     }
 
     /// Creates (or finds, SNS being idempotent here) a topic; returns its ARN.
     pub async fn create_topic(&self, name: &str) -> Result<String, LocalAwsError> {
         const OP: &str = "CreateTopic";
-        let out = self
-            .sns
-            .create_topic()
-            .name(name)
-            .send()
-            .await
-            .map_err(aws_err(OP))?;
+        let out = self.sns.create_topic().name(name).send().await.map_err(aws_err(OP))?;
         out.topic_arn.ok_or_else(|| missing(OP, "TopicArn"))
     }
 
     /// Creates queue `queue_name` and subscribes it to `topic_arn` with
     /// envelope delivery (keeps `Subject`); returns the queue URL.
-    pub async fn subscribe_queue(
-        &self,
-        topic_arn: &str,
-        queue_name: &str,
-    ) -> Result<String, LocalAwsError> {
+    pub async fn subscribe_queue(&self, topic_arn: &str, queue_name: &str) -> Result<String, LocalAwsError> {
         self.subscribe(topic_arn, queue_name, false).await
     }
 
     /// Like [`subscribe_queue`](Self::subscribe_queue) with
     /// `RawMessageDelivery=true`: no envelope, no `Subject`.
-    pub async fn subscribe_queue_raw(
-        &self,
-        topic_arn: &str,
-        queue_name: &str,
-    ) -> Result<String, LocalAwsError> {
+    pub async fn subscribe_queue_raw(&self, topic_arn: &str, queue_name: &str) -> Result<String, LocalAwsError> {
         self.subscribe(topic_arn, queue_name, true).await
     }
 
-    async fn subscribe(
-        &self,
-        topic_arn: &str,
-        queue_name: &str,
-        raw: bool,
-    ) -> Result<String, LocalAwsError> {
-        let created = self
-            .sqs
-            .create_queue()
-            .queue_name(queue_name)
-            .send()
-            .await
-            .map_err(aws_err("CreateQueue"))?;
-        let queue_url = created
-            .queue_url
-            .ok_or_else(|| missing("CreateQueue", "QueueUrl"))?;
+    async fn subscribe(&self, topic_arn: &str, queue_name: &str, raw: bool) -> Result<String, LocalAwsError> {
+        let created = self.sqs.create_queue().queue_name(queue_name).send().await.map_err(aws_err("CreateQueue"))?;
+        let queue_url = created.queue_url.ok_or_else(|| missing("CreateQueue", "QueueUrl"))?;
         let attrs = self
             .sqs
             .get_queue_attributes()
@@ -459,10 +354,7 @@ impl LocalAws {
         self.sqs
             .set_queue_attributes()
             .queue_url(&queue_url)
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::Policy,
-                policy.to_string(),
-            )
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, policy.to_string())
             .send()
             .await
             .map_err(aws_err("SetQueueAttributes"))?;
@@ -523,9 +415,9 @@ fn unwrap_delivery(
     sqs_body: String,
     sqs_attributes: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
 ) -> ReceivedMessage {
-    let envelope = serde_json::from_str::<Value>(&sqs_body).ok().filter(|v| {
-        v["Type"] == "Notification" && v["Message"].is_string() && v.get("TopicArn").is_some()
-    });
+    let envelope = serde_json::from_str::<Value>(&sqs_body)
+        .ok()
+        .filter(|v| v["Type"] == "Notification" && v["Message"].is_string() && v.get("TopicArn").is_some());
     let (raw, subject, attributes) = match envelope {
         Some(env) => {
             let attributes = env["MessageAttributes"]
@@ -603,10 +495,8 @@ impl FailingEndpoint {
 
 /// Starts a [`FailingEndpoint`] answering `status` (400..=599).
 pub async fn spawn_failing_endpoint(status: u16) -> std::io::Result<FailingEndpoint> {
-    let status = StatusCode::from_u16(status)
-        .ok()
-        .filter(|s| s.is_client_error() || s.is_server_error())
-        .ok_or_else(|| {
+    let status =
+        StatusCode::from_u16(status).ok().filter(|s| s.is_client_error() || s.is_server_error()).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("failing endpoint status must be 400..=599, got {status}"),
@@ -615,9 +505,7 @@ pub async fn spawn_failing_endpoint(status: u16) -> std::io::Result<FailingEndpo
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let hits = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .fallback(fail)
-        .with_state((status, hits.clone()));
+    let app = Router::new().fallback(fail).with_state((status, hits.clone()));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -626,17 +514,10 @@ pub async fn spawn_failing_endpoint(status: u16) -> std::io::Result<FailingEndpo
             })
             .await;
     });
-    Ok(FailingEndpoint {
-        base_url: format!("http://{addr}"),
-        hits,
-        _stop: stop,
-    })
+    Ok(FailingEndpoint { base_url: format!("http://{addr}"), hits, _stop: stop })
 }
 
-async fn fail(
-    State((status, hits)): State<(StatusCode, Arc<AtomicUsize>)>,
-    headers: HeaderMap,
-) -> Response {
+async fn fail(State((status, hits)): State<(StatusCode, Arc<AtomicUsize>)>, headers: HeaderMap) -> Response {
     hits.fetch_add(1, Ordering::SeqCst);
     let code = match status.as_u16() {
         400 => "InvalidParameter",
@@ -661,11 +542,7 @@ async fn fail(
         let body = format!(
             "<ErrorResponse><Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error>\
              <RequestId>{}</RequestId></ErrorResponse>",
-            if status.is_server_error() {
-                "Receiver"
-            } else {
-                "Sender"
-            },
+            if status.is_server_error() { "Receiver" } else { "Sender" },
             uuid::Uuid::new_v4(),
         );
         (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
@@ -687,11 +564,7 @@ mod tests {
     use aws_sdk_sns::types::MessageAttributeValue;
 
     fn attr(value: &str) -> MessageAttributeValue {
-        MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .unwrap()
+        MessageAttributeValue::builder().data_type("String").string_value(value).build().unwrap()
     }
 
     #[tokio::test]
@@ -700,23 +573,12 @@ mod tests {
         let aws = moto.local_aws();
 
         let creds = r#"{"email":"synthetic-monitor@example.com","password":"one"}"#;
-        let arn = aws
-            .create_secret("synthetic/shop-credentials", creds)
-            .await
-            .unwrap();
-        assert!(
-            arn.starts_with("arn:aws:secretsmanager:us-east-1:"),
-            "{arn}"
-        );
+        let arn = aws.create_secret("synthetic/shop-credentials", creds).await.unwrap();
+        assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:"), "{arn}");
         assert_eq!(aws.get_secret(&arn).await.unwrap(), creds);
         let rotated = r#"{"email":"synthetic-monitor@example.com","password":"two"}"#;
-        aws.put_secret_value("synthetic/shop-credentials", rotated)
-            .await
-            .unwrap();
-        assert_eq!(
-            aws.get_secret("synthetic/shop-credentials").await.unwrap(),
-            rotated
-        );
+        aws.put_secret_value("synthetic/shop-credentials", rotated).await.unwrap();
+        assert_eq!(aws.get_secret("synthetic/shop-credentials").await.unwrap(), rotated);
 
         let topic = aws.create_topic("synthetic-alerts").await.unwrap();
         let enveloped = aws.subscribe_queue(&topic, "alerts-inbox").await.unwrap();
@@ -733,11 +595,10 @@ mod tests {
             .await
             .unwrap();
 
-        let expected_attrs: BTreeMap<String, String> =
-            [("check", "check-products"), ("severity", "critical")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
+        let expected_attrs: BTreeMap<String, String> = [("check", "check-products"), ("severity", "critical")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let got = aws.drain(&enveloped).await.unwrap();
         assert_eq!(
             got,
@@ -758,10 +619,7 @@ mod tests {
                 attributes: expected_attrs,
             }]
         );
-        assert!(
-            aws.drain(&enveloped).await.unwrap().is_empty(),
-            "drain deletes"
-        );
+        assert!(aws.drain(&enveloped).await.unwrap().is_empty(), "drain deletes");
 
         moto.reset().await.unwrap();
         let topics = aws.sns().list_topics().send().await.unwrap();
@@ -769,16 +627,10 @@ mod tests {
 
         // A broken SNS endpoint makes calls fail and is seen being hit.
         let broken = spawn_failing_endpoint(500).await.unwrap();
-        let err = LocalAws::new(broken.base_url())
-            .create_topic("x")
-            .await
-            .unwrap_err();
+        let err = LocalAws::new(broken.base_url()).create_topic("x").await.unwrap_err();
         assert!(err.to_string().contains("InternalFailure"), "{err}");
         assert!(broken.hits() >= 1);
-        let err = LocalAws::new(broken.base_url())
-            .get_secret("x")
-            .await
-            .unwrap_err();
+        let err = LocalAws::new(broken.base_url()).get_secret("x").await.unwrap_err();
         assert!(err.to_string().contains("InternalFailure"), "{err}");
 
         let nowhere = unreachable_endpoint().unwrap();
@@ -791,10 +643,7 @@ mod tests {
 
     #[test]
     fn failing_endpoint_rejects_success_statuses() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert!(rt.block_on(spawn_failing_endpoint(200)).is_err());
     }
 }

@@ -98,10 +98,7 @@ impl FromStr for Area {
     type Err = FaultError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Area::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| FaultError::UnknownArea(s.to_owned()))
+        Area::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| FaultError::UnknownArea(s.to_owned()))
     }
 }
 
@@ -144,10 +141,7 @@ impl Fault {
             (Area::Payments, "no-refund") => Fault::NoRefund,
             (Area::Payments, "get-500") => Fault::Get500,
             _ => {
-                return Err(FaultError::UnknownFault {
-                    area,
-                    fault: spec.to_owned(),
-                });
+                return Err(FaultError::UnknownFault { area, fault: spec.to_owned() });
             }
         };
         Ok(fault)
@@ -314,15 +308,8 @@ impl ShopHandle {
         let inner = self.0.lock();
         let refunded = inner.payments.values().filter(|p| p.refunded).count() as u64;
         ShopState {
-            faults: inner
-                .faults
-                .iter()
-                .map(|(a, f)| (a.as_str().to_owned(), f.to_string()))
-                .collect(),
-            payments: PaymentCounts {
-                live: inner.payments.len() as u64 - refunded,
-                refunded,
-            },
+            faults: inner.faults.iter().map(|(a, f)| (a.as_str().to_owned(), f.to_string())).collect(),
+            payments: PaymentCounts { live: inner.payments.len() as u64 - refunded, refunded },
             traffic: TrafficCounts {
                 synthetic: self.0.synthetic.load(Ordering::Relaxed),
                 real: self.0.real.load(Ordering::Relaxed),
@@ -334,23 +321,16 @@ impl ShopHandle {
 /// Builds the shop's router. Fails only if `cfg.synthetic_header` is not a
 /// valid HTTP header name.
 pub fn router(cfg: ShopConfig) -> io::Result<(Router, ShopHandle)> {
-    let synthetic_header =
-        HeaderName::from_bytes(cfg.synthetic_header.as_bytes()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "invalid synthetic header name {:?}: {e}",
-                    cfg.synthetic_header
-                ),
-            )
-        })?;
+    let synthetic_header = HeaderName::from_bytes(cfg.synthetic_header.as_bytes()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid synthetic header name {:?}: {e}", cfg.synthetic_header),
+        )
+    })?;
     let shop = Arc::new(Shop {
         email: cfg.email,
         synthetic_header,
-        inner: Mutex::new(Inner {
-            password: cfg.password,
-            ..Inner::default()
-        }),
+        inner: Mutex::new(Inner { password: cfg.password, ..Inner::default() }),
         synthetic: AtomicU64::new(0),
         real: AtomicU64::new(0),
     });
@@ -362,10 +342,7 @@ pub fn router(cfg: ShopConfig) -> io::Result<(Router, ShopHandle)> {
         .route("/api/payments/{id}", get(get_payment))
         .route("/api/payments/{id}/refund", post(refund_payment))
         .route("/admin/faults", delete(admin_clear_all))
-        .route(
-            "/admin/faults/{area}",
-            put(admin_set_fault).delete(admin_clear_fault),
-        )
+        .route("/admin/faults/{area}", put(admin_set_fault).delete(admin_clear_fault))
         .route("/admin/account", put(admin_rotate_password))
         .route("/admin/state", get(admin_state))
         .fallback(not_found)
@@ -452,13 +429,7 @@ pub async fn spawn_on(addr: SocketAddr, cfg: ShopConfig) -> io::Result<RunningSh
             })
             .await
     });
-    Ok(RunningShop {
-        base_url: format!("http://{addr}"),
-        addr,
-        handle,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(RunningShop { base_url: format!("http://{addr}"), addr, handle, shutdown: Some(tx), task: Some(task) })
 }
 
 // ---------------------------------------------------------------------------
@@ -473,10 +444,7 @@ fn error(status: StatusCode, code: &str) -> Response {
 }
 
 fn bad_request(code: &str, message: impl fmt::Display) -> Response {
-    reply(
-        StatusCode::BAD_REQUEST,
-        json!({ "error": code, "message": message.to_string() }),
-    )
+    reply(StatusCode::BAD_REQUEST, json!({ "error": code, "message": message.to_string() }))
 }
 
 fn internal() -> Response {
@@ -486,11 +454,7 @@ fn internal() -> Response {
 async fn count_traffic(State(shop): State<Arc<Shop>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !(path == "/admin" || path.starts_with("/admin/")) {
-        let counter = if req.headers().contains_key(&shop.synthetic_header) {
-            &shop.synthetic
-        } else {
-            &shop.real
-        };
+        let counter = if req.headers().contains_key(&shop.synthetic_header) { &shop.synthetic } else { &shop.real };
         counter.fetch_add(1, Ordering::Relaxed);
     }
     next.run(req).await
@@ -511,11 +475,7 @@ fn authorized(shop: &Shop, headers: &HeaderMap) -> bool {
 }
 
 fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        axum::Json(json!({ "error": "unauthorized" })),
-    )
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(json!({ "error": "unauthorized" })))
         .into_response()
 }
 
@@ -550,10 +510,7 @@ async fn issue_token(State(shop): State<Arc<Shop>>, body: Bytes) -> Response {
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
     inner.tokens.insert(token.clone());
-    reply(
-        StatusCode::OK,
-        json!({ "access_token": token, "token_type": "Bearer", "expires_in": 3600 }),
-    )
+    reply(StatusCode::OK, json!({ "access_token": token, "token_type": "Bearer", "expires_in": 3600 }))
 }
 
 async fn products(State(shop): State<Arc<Shop>>, headers: HeaderMap) -> Response {
@@ -582,11 +539,7 @@ struct CreatePayment {
     payment_token: String,
 }
 
-async fn create_payment(
-    State(shop): State<Arc<Shop>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn create_payment(State(shop): State<Arc<Shop>>, headers: HeaderMap, body: Bytes) -> Response {
     let fault = shop.delay(Area::Payments).await;
     if !authorized(&shop, &headers) {
         return unauthorized();
@@ -594,10 +547,7 @@ async fn create_payment(
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         Some(Ok(k)) if !k.trim().is_empty() => k.trim().to_owned(),
         _ => {
-            return bad_request(
-                "missing_idempotency_key",
-                "an Idempotency-Key header is required",
-            );
+            return bad_request("missing_idempotency_key", "an Idempotency-Key header is required");
         }
     };
     let req: CreatePayment = match serde_json::from_slice(&body) {
@@ -605,10 +555,7 @@ async fn create_payment(
         Err(e) => return bad_request("invalid_request", e),
     };
     if req.amount <= 0 {
-        return bad_request(
-            "invalid_amount",
-            "amount must be a positive number of cents",
-        );
+        return bad_request("invalid_amount", "amount must be a positive number of cents");
     }
     if !(req.currency.len() == 3 && req.currency.bytes().all(|b| b.is_ascii_uppercase())) {
         return bad_request("invalid_currency", "currency must be a 3-letter ISO code");
@@ -619,20 +566,13 @@ async fn create_payment(
     // One lock scope from lookup to insert, so concurrent retries with the
     // same key cannot both create a payment.
     let mut inner = shop.lock();
-    if let Some(existing) = inner
-        .idempotency
-        .get(&key)
-        .and_then(|id| inner.payments.get(id))
-    {
+    if let Some(existing) = inner.idempotency.get(&key).and_then(|id| inner.payments.get(id)) {
         return reply(StatusCode::OK, existing.to_json());
     }
     match fault {
         Some(Fault::Internal) => return internal(),
         Some(Fault::Decline) => {
-            return reply(
-                StatusCode::PAYMENT_REQUIRED,
-                json!({ "error": "card_declined", "status": "declined" }),
-            );
+            return reply(StatusCode::PAYMENT_REQUIRED, json!({ "error": "card_declined", "status": "declined" }));
         }
         _ => {}
     }
@@ -648,11 +588,7 @@ async fn create_payment(
     reply(StatusCode::CREATED, body)
 }
 
-async fn get_payment(
-    State(shop): State<Arc<Shop>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn get_payment(State(shop): State<Arc<Shop>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let fault = shop.delay(Area::Payments).await;
     if !authorized(&shop, &headers) {
         return unauthorized();
@@ -666,11 +602,7 @@ async fn get_payment(
     }
 }
 
-async fn refund_payment(
-    State(shop): State<Arc<Shop>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn refund_payment(State(shop): State<Arc<Shop>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let fault = shop.delay(Area::Payments).await;
     if !authorized(&shop, &headers) {
         return unauthorized();
@@ -691,25 +623,15 @@ struct SetFault {
     fault: String,
 }
 
-async fn admin_set_fault(
-    State(shop): State<Arc<Shop>>,
-    Path(area): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn admin_set_fault(State(shop): State<Arc<Shop>>, Path(area): Path<String>, body: Bytes) -> Response {
     let req: SetFault = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return bad_request(
-                "invalid_request",
-                format!("expected {{\"fault\": \"...\"}}: {e}"),
-            );
+            return bad_request("invalid_request", format!("expected {{\"fault\": \"...\"}}: {e}"));
         }
     };
     match ShopHandle(shop).set_fault(&area, &req.fault) {
-        Ok(fault) => reply(
-            StatusCode::OK,
-            json!({ "area": area, "fault": fault.to_string() }),
-        ),
+        Ok(fault) => reply(StatusCode::OK, json!({ "area": area, "fault": fault.to_string() })),
         Err(e) => bad_request(e.code(), &e),
     }
 }
@@ -738,10 +660,7 @@ async fn admin_rotate_password(State(shop): State<Arc<Shop>>, body: Bytes) -> Re
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(_) => bad_request("invalid_request", "password must not be empty"),
-        Err(e) => bad_request(
-            "invalid_request",
-            format!("expected {{\"password\": \"...\"}}: {e}"),
-        ),
+        Err(e) => bad_request("invalid_request", format!("expected {{\"password\": \"...\"}}: {e}")),
     }
 }
 
@@ -775,44 +694,26 @@ impl ShopAdmin {
     pub fn new(base_url: &str) -> Result<Self, AdminError> {
         // The shop is always on loopback; a developer's HTTP(S)_PROXY must
         // not reroute these requests.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            http,
-        })
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
+        Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), http })
     }
 
     pub async fn set_fault(&self, area: &str, fault: &str) -> Result<(), AdminError> {
         let body = serde_json::to_vec(&json!({ "fault": fault }))?;
-        self.send(
-            self.http
-                .put(self.url(&format!("/admin/faults/{area}")))
-                .body(body),
-        )
-        .await
-        .map(drop)
+        self.send(self.http.put(self.url(&format!("/admin/faults/{area}"))).body(body)).await.map(drop)
     }
 
     pub async fn clear_fault(&self, area: &str) -> Result<(), AdminError> {
-        self.send(self.http.delete(self.url(&format!("/admin/faults/{area}"))))
-            .await
-            .map(drop)
+        self.send(self.http.delete(self.url(&format!("/admin/faults/{area}")))).await.map(drop)
     }
 
     pub async fn clear_all(&self) -> Result<(), AdminError> {
-        self.send(self.http.delete(self.url("/admin/faults")))
-            .await
-            .map(drop)
+        self.send(self.http.delete(self.url("/admin/faults"))).await.map(drop)
     }
 
     pub async fn rotate_password(&self, password: &str) -> Result<(), AdminError> {
         let body = serde_json::to_vec(&json!({ "password": password }))?;
-        self.send(self.http.put(self.url("/admin/account")).body(body))
-            .await
-            .map(drop)
+        self.send(self.http.put(self.url("/admin/account")).body(body)).await.map(drop)
     }
 
     pub async fn state(&self) -> Result<ShopState, AdminError> {
@@ -825,19 +726,13 @@ impl ShopAdmin {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Bytes, AdminError> {
-        let resp = req
-            .header(header::CONTENT_TYPE, "application/json")
-            .send()
-            .await?;
+        let resp = req.header(header::CONTENT_TYPE, "application/json").send().await?;
         let status = resp.status();
         let body = resp.bytes().await?;
         if status.is_success() {
             Ok(body)
         } else {
-            Err(AdminError::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            })
+            Err(AdminError::Status { status: status.as_u16(), body: String::from_utf8_lossy(&body).into_owned() })
         }
     }
 }
@@ -860,11 +755,7 @@ mod tests {
                 .no_proxy()
                 .build()
                 .unwrap_or_else(|e| panic!("building reqwest client: {e}"));
-            Self {
-                base: shop.base_url().to_owned(),
-                http,
-                synthetic,
-            }
+            Self { base: shop.base_url().to_owned(), http, synthetic }
         }
 
         async fn call(
@@ -896,67 +787,40 @@ mod tests {
         }
 
         async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-            self.call(reqwest::Method::GET, path, token, &[], None)
-                .await
+            self.call(reqwest::Method::GET, path, token, &[], None).await
         }
 
         async fn login(&self, password: &str) -> (u16, Value) {
             let body = json!({ "email": "synthetic-monitor@example.com", "password": password });
-            self.call(
-                reqwest::Method::POST,
-                "/api/auth/token",
-                None,
-                &[],
-                Some(body),
-            )
-            .await
+            self.call(reqwest::Method::POST, "/api/auth/token", None, &[], Some(body)).await
         }
 
         async fn token(&self) -> String {
             let (status, body) = self.login("correct-horse-battery-staple").await;
             assert_eq!(status, 200, "{body}");
-            body["access_token"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no token in {body}"))
-                .to_owned()
+            body["access_token"].as_str().unwrap_or_else(|| panic!("no token in {body}")).to_owned()
         }
 
         async fn pay(&self, token: &str, key: &str, payment_token: &str) -> (u16, Value) {
             let body = json!({ "amount": 100, "currency": "USD", "payment_token": payment_token });
-            self.call(
-                reqwest::Method::POST,
-                "/api/payments",
-                Some(token),
-                &[("Idempotency-Key", key)],
-                Some(body),
-            )
-            .await
+            self.call(reqwest::Method::POST, "/api/payments", Some(token), &[("Idempotency-Key", key)], Some(body))
+                .await
         }
     }
 
     async fn shop() -> RunningShop {
-        spawn(ShopConfig::default())
-            .await
-            .unwrap_or_else(|e| panic!("spawn shop: {e}"))
+        spawn(ShopConfig::default()).await.unwrap_or_else(|e| panic!("spawn shop: {e}"))
     }
 
     #[tokio::test]
     async fn happy_journey_and_traffic_accounting() {
         let shop = shop().await;
         let c = Client::new(&shop, true);
-        assert_eq!(
-            c.get("/health", None).await,
-            (200, json!({ "status": "ok" }))
-        );
+        assert_eq!(c.get("/health", None).await, (200, json!({ "status": "ok" })));
 
         let (status, body) = c.login("wrong").await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (401, Some("invalid_credentials"))
-        );
-        let (status, body) = c
-            .call(reqwest::Method::POST, "/api/auth/token", None, &[], None)
-            .await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_credentials")));
+        let (status, body) = c.call(reqwest::Method::POST, "/api/auth/token", None, &[], None).await;
         assert_eq!(status, 400, "{body}");
 
         let token = c.token().await;
@@ -972,13 +836,7 @@ mod tests {
         assert_eq!(real.get("/nope", None).await.0, 404);
 
         let state = shop.admin().unwrap().state().await.unwrap();
-        assert_eq!(
-            state.traffic,
-            TrafficCounts {
-                synthetic: 7,
-                real: 2
-            }
-        );
+        assert_eq!(state.traffic, TrafficCounts { synthetic: 7, real: 2 });
         shop.stop().await.unwrap();
     }
 
@@ -989,10 +847,7 @@ mod tests {
         let token = c.token().await;
 
         let (status, body) = c.pay(&token, "k1", "tok_live_123").await;
-        assert_eq!(
-            (status, body),
-            (400, json!({ "error": "live_token_rejected" }))
-        );
+        assert_eq!((status, body), (400, json!({ "error": "live_token_rejected" })));
         let (status, _) = c
             .call(
                 reqwest::Method::POST,
@@ -1012,49 +867,22 @@ mod tests {
         assert!(id.starts_with("pay_"));
         let (status, again) = c.pay(&token, "k1", "tok_test_visa").await;
         assert_eq!((status, &again), (200, &created));
-        assert_eq!(
-            shop.handle().state().payments,
-            PaymentCounts {
-                live: 1,
-                refunded: 0
-            }
-        );
+        assert_eq!(shop.handle().state().payments, PaymentCounts { live: 1, refunded: 0 });
 
-        assert_eq!(
-            c.get(&format!("/api/payments/{id}"), Some(&token)).await,
-            (200, created)
-        );
-        assert_eq!(
-            c.get("/api/payments/pay_missing", Some(&token)).await.0,
-            404
-        );
+        assert_eq!(c.get(&format!("/api/payments/{id}"), Some(&token)).await, (200, created));
+        assert_eq!(c.get("/api/payments/pay_missing", Some(&token)).await.0, 404);
 
         let refund = format!("/api/payments/{id}/refund");
         for _ in 0..2 {
-            let (status, body) = c
-                .call(reqwest::Method::POST, &refund, Some(&token), &[], None)
-                .await;
+            let (status, body) = c.call(reqwest::Method::POST, &refund, Some(&token), &[], None).await;
             assert_eq!((status, body["status"].as_str()), (200, Some("refunded")));
         }
-        let (status, _) = c
-            .call(
-                reqwest::Method::POST,
-                "/api/payments/pay_missing/refund",
-                Some(&token),
-                &[],
-                None,
-            )
-            .await;
+        let (status, _) =
+            c.call(reqwest::Method::POST, "/api/payments/pay_missing/refund", Some(&token), &[], None).await;
         assert_eq!(status, 404);
         let (_, body) = c.get(&format!("/api/payments/{id}"), Some(&token)).await;
         assert_eq!(body["status"], "refunded");
-        assert_eq!(
-            shop.handle().state().payments,
-            PaymentCounts {
-                live: 0,
-                refunded: 1
-            }
-        );
+        assert_eq!(shop.handle().state().payments, PaymentCounts { live: 0, refunded: 1 });
     }
 
     #[tokio::test]
@@ -1065,10 +893,7 @@ mod tests {
         let token = c.token().await;
 
         admin.set_fault("health", "down").await.unwrap();
-        assert_eq!(
-            c.get("/health", None).await,
-            (503, json!({ "status": "down" }))
-        );
+        assert_eq!(c.get("/health", None).await, (503, json!({ "status": "down" })));
 
         admin.set_fault("auth", "lock").await.unwrap();
         let (status, body) = c.login("correct-horse-battery-staple").await;
@@ -1077,15 +902,9 @@ mod tests {
         assert_eq!(c.login("correct-horse-battery-staple").await.0, 500);
 
         admin.set_fault("products", "empty").await.unwrap();
-        assert_eq!(
-            c.get("/api/products", Some(&token)).await,
-            (200, json!({ "data": [] }))
-        );
+        assert_eq!(c.get("/api/products", Some(&token)).await, (200, json!({ "data": [] })));
         admin.set_fault("products", "500").await.unwrap();
-        assert_eq!(
-            c.get("/api/products", Some(&token)).await,
-            (500, json!({ "error": "internal" }))
-        );
+        assert_eq!(c.get("/api/products", Some(&token)).await, (500, json!({ "error": "internal" })));
         admin.set_fault("products", "slow:300").await.unwrap();
         let started = std::time::Instant::now();
         assert_eq!(c.get("/api/products", Some(&token)).await.0, 200);
@@ -1093,10 +912,7 @@ mod tests {
 
         admin.set_fault("payments", "decline").await.unwrap();
         let (status, body) = c.pay(&token, "d1", "tok_test_visa").await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (402, Some("card_declined"))
-        );
+        assert_eq!((status, body["error"].as_str()), (402, Some("card_declined")));
         admin.set_fault("payments", "500").await.unwrap();
         assert_eq!(c.pay(&token, "d2", "tok_test_visa").await.0, 500);
         assert_eq!(shop.handle().state().payments, PaymentCounts::default());
@@ -1105,43 +921,17 @@ mod tests {
         let (status, created) = c.pay(&token, "g1", "tok_test_visa").await;
         assert_eq!(status, 201);
         let id = created["id"].as_str().unwrap_or_default().to_owned();
-        assert_eq!(
-            c.get(&format!("/api/payments/{id}"), Some(&token)).await.0,
-            500
-        );
+        assert_eq!(c.get(&format!("/api/payments/{id}"), Some(&token)).await.0, 500);
 
         admin.set_fault("payments", "no-refund").await.unwrap();
         let refund = format!("/api/payments/{id}/refund");
-        let (status, body) = c
-            .call(reqwest::Method::POST, &refund, Some(&token), &[], None)
-            .await;
-        assert_eq!(
-            (status, body),
-            (500, json!({ "error": "refund_unavailable" }))
-        );
+        let (status, body) = c.call(reqwest::Method::POST, &refund, Some(&token), &[], None).await;
+        assert_eq!((status, body), (500, json!({ "error": "refund_unavailable" })));
 
         let state = admin.state().await.unwrap();
-        assert_eq!(
-            state.payments,
-            PaymentCounts {
-                live: 1,
-                refunded: 0
-            }
-        );
-        let faults: Vec<(&str, &str)> = state
-            .faults
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(
-            faults,
-            [
-                ("auth", "500"),
-                ("health", "down"),
-                ("payments", "no-refund"),
-                ("products", "slow:300")
-            ]
-        );
+        assert_eq!(state.payments, PaymentCounts { live: 1, refunded: 0 });
+        let faults: Vec<(&str, &str)> = state.faults.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(faults, [("auth", "500"), ("health", "down"), ("payments", "no-refund"), ("products", "slow:300")]);
 
         // Errors name what was wrong.
         match admin.set_fault("checkout", "500").await {
@@ -1160,20 +950,12 @@ mod tests {
         assert!(admin.clear_fault("nowhere").await.is_err());
 
         admin.clear_fault("payments").await.unwrap();
-        let (status, _) = c
-            .call(reqwest::Method::POST, &refund, Some(&token), &[], None)
-            .await;
+        let (status, _) = c.call(reqwest::Method::POST, &refund, Some(&token), &[], None).await;
         assert_eq!(status, 200);
         admin.clear_all().await.unwrap();
         let state = admin.state().await.unwrap();
         assert!(state.faults.is_empty());
-        assert_eq!(
-            state.payments,
-            PaymentCounts {
-                live: 0,
-                refunded: 1
-            }
-        );
+        assert_eq!(state.payments, PaymentCounts { live: 0, refunded: 1 });
     }
 
     #[tokio::test]
@@ -1190,24 +972,12 @@ mod tests {
 
     #[test]
     fn fault_parsing() {
-        assert_eq!(
-            Fault::parse(Area::Health, "slow:15"),
-            Ok(Fault::Slow(Duration::from_millis(15)))
-        );
+        assert_eq!(Fault::parse(Area::Health, "slow:15"), Ok(Fault::Slow(Duration::from_millis(15))));
         assert_eq!(Fault::parse(Area::Payments, "get-500"), Ok(Fault::Get500));
         assert!(Fault::parse(Area::Health, "500").is_err());
         assert!(Fault::parse(Area::Auth, "slow:-1").is_err());
         assert!(Fault::parse(Area::Auth, "slow:600001").is_err());
-        assert_eq!(
-            Fault::Slow(Duration::from_millis(1500)).to_string(),
-            "slow:1500"
-        );
-        assert!(
-            router(ShopConfig {
-                synthetic_header: "bad header".into(),
-                ..ShopConfig::default()
-            })
-            .is_err()
-        );
+        assert_eq!(Fault::Slow(Duration::from_millis(1500)).to_string(), "slow:1500");
+        assert!(router(ShopConfig { synthetic_header: "bad header".into(), ..ShopConfig::default() }).is_err());
     }
 }

@@ -46,20 +46,10 @@ impl LocalStack {
         let shop = shop::spawn(shop_config.clone()).await?;
         let moto = Moto::start().await?;
         let aws = moto.local_aws();
-        let secret_arn = aws
-            .create_secret(SECRET_NAME, &account_json(&shop_config.password))
-            .await?;
+        let secret_arn = aws.create_secret(SECRET_NAME, &account_json(&shop_config.password)).await?;
         let topic_arn = aws.create_topic(TOPIC_NAME).await?;
         let queue_url = aws.subscribe_queue(&topic_arn, "alerts-inbox").await?;
-        Ok(LocalStack {
-            shop,
-            moto,
-            aws,
-            shop_config,
-            secret_arn,
-            topic_arn,
-            queue_url,
-        })
+        Ok(LocalStack { shop, moto, aws, shop_config, secret_arn, topic_arn, queue_url })
     }
 
     /// What `infra/template.yaml` gives a check function, pointed at the local stack.
@@ -79,11 +69,7 @@ impl LocalStack {
     }
 
     /// Starts `check-<name>` as a cold Lambda sandbox. `extra` overrides the default env.
-    pub async fn spawn_check(
-        &self,
-        check: Check,
-        extra: &[(&str, &str)],
-    ) -> Result<LambdaProcess, StackError> {
+    pub async fn spawn_check(&self, check: Check, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
         let binary = format!("check-{}", check.name());
         let path = workspace_binary(&binary).map_err(StackError::MissingBinary)?;
         let mut env = self.function_env();
@@ -99,19 +85,13 @@ impl LocalStack {
     /// Rotates the synthetic account's password in both places, as a rotation Lambda would.
     pub async fn rotate_password(&self, password: &str) -> Result<(), StackError> {
         self.shop.handle().rotate_password(password);
-        self.aws
-            .put_secret_value(&self.secret_arn, &account_json(password))
-            .await?;
+        self.aws.put_secret_value(&self.secret_arn, &account_json(password)).await?;
         Ok(())
     }
 
     /// Every value of the synthetic account: none may ever show up in a log, result or alert.
     pub fn secret_values(&self) -> Vec<String> {
-        vec![
-            self.shop_config.email.clone(),
-            self.shop_config.password.clone(),
-            PAYMENT_TOKEN.to_string(),
-        ]
+        vec![self.shop_config.email.clone(), self.shop_config.password.clone(), PAYMENT_TOKEN.to_string()]
     }
 
     pub async fn stop(self) {
@@ -140,11 +120,6 @@ pub fn scheduled_event(check: Check) -> Value {
 }
 
 /// One scheduled tick of a warm or cold function.
-pub async fn invoke_scheduled(
-    process: &LambdaProcess,
-    check: Check,
-) -> Result<Invocation, StackError> {
-    Ok(process
-        .invoke(scheduled_event(check), INVOKE_TIMEOUT)
-        .await?)
+pub async fn invoke_scheduled(process: &LambdaProcess, check: Check) -> Result<Invocation, StackError> {
+    Ok(process.invoke(scheduled_event(check), INVOKE_TIMEOUT).await?)
 }

@@ -20,11 +20,9 @@ where
     R: std::fmt::Debug,
 {
     match error.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("UnknownError"),
-            service.message().unwrap_or("no message")
-        ),
+        Some(service) => {
+            format!("{}: {}", service.code().unwrap_or("UnknownError"), service.message().unwrap_or("no message"))
+        }
         None => crate::text::one_line(&aws_sdk_sns::error::DisplayErrorContext(error).to_string()),
     }
 }

@@ -15,9 +15,7 @@ pub struct SecretsManagerSource {
 
 impl SecretsManagerSource {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        SecretsManagerSource {
-            client: Client::new(config),
-        }
+        SecretsManagerSource { client: Client::new(config) }
     }
 }
 
@@ -25,10 +23,7 @@ impl SecretsManagerSource {
 impl SecretSource for SecretsManagerSource {
     #[instrument(skip(self))]
     async fn secret_string(&self, secret_id: &str) -> Result<Secret<String>, CheckError> {
-        let unavailable = |reason: String| CheckError::SecretUnavailable {
-            secret_id: secret_id.to_string(),
-            reason,
-        };
+        let unavailable = |reason: String| CheckError::SecretUnavailable { secret_id: secret_id.to_string(), reason };
         let output = self
             .client
             .get_secret_value()
@@ -36,8 +31,9 @@ impl SecretSource for SecretsManagerSource {
             .send()
             .await
             .map_err(|e| unavailable(super::describe(&e)))?;
-        output.secret_string.map(Secret::new).ok_or_else(|| {
-            unavailable("it has no SecretString (binary secrets are not supported)".into())
-        })
+        output
+            .secret_string
+            .map(Secret::new)
+            .ok_or_else(|| unavailable("it has no SecretString (binary secrets are not supported)".into()))
     }
 }

@@ -44,10 +44,7 @@ impl SnsNotifier {
                     .build(),
             )
             .build();
-        SnsNotifier {
-            client: Client::from_conf(sns_config),
-            topic_arn: topic_arn.to_string(),
-        }
+        SnsNotifier { client: Client::from_conf(sns_config), topic_arn: topic_arn.to_string() }
     }
 }
 
@@ -57,12 +54,7 @@ impl Notifier for SnsNotifier {
     async fn publish(&self, alert: &AlertMessage) -> Result<(), PublishError> {
         let body = serde_json::to_string(alert)
             .map_err(|e| PublishError::Permanent(format!("alert does not serialize: {e}")))?;
-        let mut request = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(alert.subject())
-            .message(body);
+        let mut request = self.client.publish().topic_arn(&self.topic_arn).subject(alert.subject()).message(body);
         for (name, value) in alert.attributes() {
             let attribute = MessageAttributeValue::builder()
                 .data_type("String")
@@ -129,11 +121,7 @@ mod tests {
                 bodies.lock().unwrap().push(body);
                 let headers = [("content-type", "text/xml")];
                 match script.lock().unwrap().pop_front() {
-                    Some((status, code)) => (
-                        StatusCode::from_u16(status).unwrap(),
-                        headers,
-                        error_body(code),
-                    ),
+                    Some((status, code)) => (StatusCode::from_u16(status).unwrap(), headers, error_body(code)),
                     None => (StatusCode::OK, headers, OK.to_string()),
                 }
             }
@@ -148,9 +136,7 @@ mod tests {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_sdk_sns::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new(
-                "AKID", "SECRET", None, None, "test",
-            ))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
             .load()
             .await;
         SnsNotifier::new(&sdk, "arn:aws:sns:us-east-1:000000000000:alerts")
@@ -171,43 +157,27 @@ mod tests {
         AlertMessage::from_run(&run, &Origin::default())
     }
 
-    const QUICK: RetryPolicy = RetryPolicy {
-        attempts: 4,
-        backoff: Duration::from_millis(5),
-    };
+    const QUICK: RetryPolicy = RetryPolicy { attempts: 4, backoff: Duration::from_millis(5) };
 
     #[tokio::test]
     async fn throttling_and_5xx_are_retried_until_published() {
         let (url, bodies) = fake_sns(vec![(500, "InternalError"), (400, "Throttling")]).await;
-        let attempts = deliver(&notifier(&url).await, &alert(), QUICK)
-            .await
-            .unwrap();
+        let attempts = deliver(&notifier(&url).await, &alert(), QUICK).await.unwrap();
         assert_eq!(attempts, 3);
         let bodies = bodies.lock().unwrap();
         assert_eq!(bodies.len(), 3);
         let last = &bodies[2];
-        assert!(
-            last.contains("Action=Publish") && last.contains("Subject="),
-            "{last}"
-        );
+        assert!(last.contains("Action=Publish") && last.contains("Subject="), "{last}");
         for attribute in ["check", "status", "event_action", "severity"] {
-            assert!(
-                last.contains(&format!("Name={attribute}")),
-                "missing {attribute}: {last}"
-            );
+            assert!(last.contains(&format!("Name={attribute}")), "missing {attribute}: {last}");
         }
     }
 
     #[tokio::test]
     async fn access_denied_is_permanent() {
         let (url, bodies) = fake_sns(vec![(403, "AuthorizationError")]).await;
-        let error = deliver(&notifier(&url).await, &alert(), QUICK)
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            error,
-            crate::CheckError::AlertUndeliverable { attempts: 1, .. }
-        ));
+        let error = deliver(&notifier(&url).await, &alert(), QUICK).await.unwrap_err();
+        assert!(matches!(error, crate::CheckError::AlertUndeliverable { attempts: 1, .. }));
         assert!(error.to_string().contains("AuthorizationError"), "{error}");
         assert_eq!(bodies.lock().unwrap().len(), 1);
     }
@@ -217,15 +187,7 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
-        let error = deliver(&notifier(&url).await, &alert(), QUICK)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                error,
-                crate::CheckError::AlertUndeliverable { attempts: 4, .. }
-            ),
-            "{error}"
-        );
+        let error = deliver(&notifier(&url).await, &alert(), QUICK).await.unwrap_err();
+        assert!(matches!(error, crate::CheckError::AlertUndeliverable { attempts: 4, .. }), "{error}");
     }
 }

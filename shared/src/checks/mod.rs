@@ -86,21 +86,14 @@ impl From<CheckError> for Halt {
 }
 
 fn step(name: &str, method: Method, config: &StepConfig) -> StepSpec {
-    StepSpec::new(
-        name,
-        method,
-        &config.path,
-        config.expect_status.clone(),
-        config.budget,
-    )
+    StepSpec::new(name, method, &config.path, config.expect_status.clone(), config.budget)
 }
 
 async fn health(journey: &mut Journey, config: &JourneyConfig) -> Result<(), Halt> {
-    let spec =
-        step("health", Method::Get, &config.health).assert(Assertion::JsonPointerOneOfIfPresent(
-            config.health_status_pointer.clone(),
-            config.health_ok_values.clone(),
-        ));
+    let spec = step("health", Method::Get, &config.health).assert(Assertion::JsonPointerOneOfIfPresent(
+        config.health_status_pointer.clone(),
+        config.health_ok_values.clone(),
+    ));
     journey.step(spec).await?;
     Ok(())
 }
@@ -108,13 +101,8 @@ async fn health(journey: &mut Journey, config: &JourneyConfig) -> Result<(), Hal
 /// Signs the synthetic account in. When the target rejects it, the secret is re-read once: if
 /// it was rotated, the login is retried with the new value; if not, the run reports
 /// `credentials_rejected` rather than a target outage.
-async fn login(
-    journey: &mut Journey,
-    deps: &CheckDeps<'_>,
-) -> Result<(Secret<String>, Arc<Credentials>), Halt> {
-    let store = deps
-        .credentials
-        .ok_or_else(|| CheckError::Misconfigured("CREDENTIALS_SECRET_ID is not set".into()))?;
+async fn login(journey: &mut Journey, deps: &CheckDeps<'_>) -> Result<(Secret<String>, Arc<Credentials>), Halt> {
+    let store = deps.credentials.ok_or_else(|| CheckError::Misconfigured("CREDENTIALS_SECRET_ID is not set".into()))?;
     let config = deps.journeys;
     let mut credentials = store.get().await?;
     journey.scrub_secrets_of(credentials.clone());
@@ -132,9 +120,7 @@ async fn login(
         Err(failed) => return Err(failed.into()),
     };
     // The step asserted a non-empty string at the pointer, so this only fails on a bug.
-    let token = response
-        .json_str(&config.token_pointer)
-        .ok_or(Halt::StepFailed)?;
+    let token = response.json_str(&config.token_pointer).ok_or(Halt::StepFailed)?;
     Ok((Secret::new(token), credentials))
 }
 
@@ -151,10 +137,7 @@ async fn products(journey: &mut Journey, deps: &CheckDeps<'_>) -> Result<(), Hal
     let config = deps.journeys;
     let spec = step("products", Method::Get, &config.products)
         .bearer(&token)
-        .assert(Assertion::JsonPointerMinLength(
-            config.products_pointer.clone(),
-            config.products_min_items,
-        ));
+        .assert(Assertion::JsonPointerMinLength(config.products_pointer.clone(), config.products_min_items));
     journey.step(spec).await?;
     Ok(())
 }
@@ -180,9 +163,7 @@ async fn payment(journey: &mut Journey, deps: &CheckDeps<'_>) -> Result<(), Halt
             "currency": config.payment_currency,
             "payment_token": card.expose(),
         }))
-        .assert(Assertion::JsonPointerExists(
-            config.payment_id_pointer.clone(),
-        ))
+        .assert(Assertion::JsonPointerExists(config.payment_id_pointer.clone()))
         .assert(Assertion::JsonPointerNotIn(
             config.payment_status_pointer.clone(),
             config.payment_failed_statuses.clone(),
@@ -198,26 +179,15 @@ async fn payment(journey: &mut Journey, deps: &CheckDeps<'_>) -> Result<(), Halt
     };
     let path_id = encode_path_segment(&id_text(&id));
 
-    let verify = step(
-        "payment_get",
-        Method::Get,
-        &with_id(&config.payment_get, &path_id),
-    )
-    .bearer(&token)
-    .assert(Assertion::JsonPointerEquals(
-        config.payment_id_pointer.clone(),
-        id,
-    ));
+    let verify = step("payment_get", Method::Get, &with_id(&config.payment_get, &path_id))
+        .bearer(&token)
+        .assert(Assertion::JsonPointerEquals(config.payment_id_pointer.clone(), id));
     let verified = journey.step(verify).await;
 
-    let refund = step(
-        "payment_refund",
-        Method::Post,
-        &with_id(&config.payment_refund, &path_id),
-    )
-    .role(StepRole::Cleanup)
-    .header("Idempotency-Key", &format!("{key}-refund"))
-    .bearer(&token);
+    let refund = step("payment_refund", Method::Post, &with_id(&config.payment_refund, &path_id))
+        .role(StepRole::Cleanup)
+        .header("Idempotency-Key", &format!("{key}-refund"))
+        .bearer(&token);
     let refunded = journey.step(refund).await;
 
     created?;
@@ -236,14 +206,8 @@ fn live_payment_id(config: &JourneyConfig, response: &crate::http::HttpResponse)
         Value::Number(_) => true,
         _ => false,
     };
-    let status = body
-        .pointer(&config.payment_status_pointer)
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let failed = config
-        .payment_failed_statuses
-        .iter()
-        .any(|f| f.eq_ignore_ascii_case(status));
+    let status = body.pointer(&config.payment_status_pointer).and_then(Value::as_str).unwrap_or("");
+    let failed = config.payment_failed_statuses.iter().any(|f| f.eq_ignore_ascii_case(status));
     (usable && !failed).then_some(id)
 }
 
@@ -252,10 +216,7 @@ fn id_text(id: &Value) -> String {
 }
 
 fn with_id(config: &StepConfig, id: &str) -> StepConfig {
-    StepConfig {
-        path: config.path.replace("{id}", id),
-        ..config.clone()
-    }
+    StepConfig { path: config.path.replace("{id}", id), ..config.clone() }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so an id the target made up
@@ -263,9 +224,7 @@ fn with_id(config: &StepConfig, id: &str) -> StepConfig {
 fn encode_path_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -44,18 +44,11 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (arg, None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| argv.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| argv.next()).ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => {
                 let v = value()?;
-                addr = v
-                    .parse()
-                    .map_err(|e| format!("--addr {v:?} is not IP:PORT: {e}"))?;
+                addr = v.parse().map_err(|e| format!("--addr {v:?} is not IP:PORT: {e}"))?;
             }
             "--email" => cfg.email = value()?,
             "--password" => cfg.password = value()?,
@@ -107,10 +100,7 @@ async fn main() -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     // The wrapper waits for this line; an unflushed pipe would hang it.
-    if writeln!(out, "listening on {}", running.base_url())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
+    if writeln!(out, "listening on {}", running.base_url()).and_then(|()| out.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     drop(out);

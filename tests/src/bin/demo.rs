@@ -9,61 +9,35 @@ use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess};
 use synthetic_e2e::local_aws::ReceivedMessage;
 use synthetic_e2e::stack::{LocalStack, invoke_scheduled};
 
-/// One round of the story: faults to inject, and the outcome each check must show.
+/// One round of the story: faults to inject, and the outcome each check must show, in
+/// `Check::ALL` order (health, auth, products, payment).
 struct Round {
     title: &'static str,
     faults: &'static [(&'static str, &'static str)],
-    expect: [(Check, Outcome); 4],
+    expect: [Outcome; 4],
 }
 
+const PASSED: Outcome = Outcome::Passed;
+const FAILED: Outcome = Outcome::Failed;
+
 const ROUNDS: [Round; 4] = [
-    Round {
-        title: "healthy shop",
-        faults: &[],
-        expect: [
-            (Check::Health, Outcome::Passed),
-            (Check::Auth, Outcome::Passed),
-            (Check::Products, Outcome::Passed),
-            (Check::Payment, Outcome::Passed),
-        ],
-    },
+    Round { title: "healthy shop", faults: &[], expect: [PASSED; 4] },
     Round {
         title: "products API answers 500",
         faults: &[("products", "500")],
-        expect: [
-            (Check::Health, Outcome::Passed),
-            (Check::Auth, Outcome::Passed),
-            (Check::Products, Outcome::Failed),
-            (Check::Payment, Outcome::Passed),
-        ],
+        expect: [PASSED, PASSED, FAILED, PASSED],
     },
     Round {
         title: "synthetic account locked by fraud detection",
         faults: &[("auth", "lock")],
-        expect: [
-            (Check::Health, Outcome::Passed),
-            (Check::Auth, Outcome::Failed),
-            (Check::Products, Outcome::Failed),
-            (Check::Payment, Outcome::Failed),
-        ],
+        expect: [PASSED, FAILED, FAILED, FAILED],
     },
-    Round {
-        title: "shop healed",
-        faults: &[],
-        expect: [
-            (Check::Health, Outcome::Passed),
-            (Check::Auth, Outcome::Passed),
-            (Check::Products, Outcome::Passed),
-            (Check::Payment, Outcome::Passed),
-        ],
-    },
+    Round { title: "shop healed", faults: &[], expect: [PASSED; 4] },
 ];
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    println!(
-        "Starting the local stack: demo shop, moto (Secrets Manager, SNS, SQS), four check Lambdas..."
-    );
+    println!("Starting the local stack: demo shop, moto (Secrets Manager, SNS, SQS), four check Lambdas...");
     let stack = match LocalStack::start().await {
         Ok(stack) => stack,
         Err(error) => {
@@ -92,19 +66,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn demo(
-    stack: &LocalStack,
-    processes: &mut Vec<(Check, LambdaProcess)>,
-) -> Result<(), String> {
+async fn demo(stack: &LocalStack, processes: &mut Vec<(Check, LambdaProcess)>) -> Result<(), String> {
     println!("  shop   {}", stack.shop.base_url());
     println!("  moto   {}", stack.moto.endpoint());
     println!("  secret {}", stack.secret_arn);
     println!("  topic  {} -> SQS inbox", stack.topic_arn);
     for check in Check::ALL {
-        let process = stack
-            .spawn_check(check, &[])
-            .await
-            .map_err(|e| e.to_string())?;
+        let process = stack.spawn_check(check, &[]).await.map_err(|e| e.to_string())?;
         processes.push((check, process));
     }
     for (number, round) in ROUNDS.iter().enumerate() {
@@ -113,21 +81,9 @@ async fn demo(
         for (area, fault) in round.faults {
             shop.set_fault(area, fault).map_err(|e| e.to_string())?;
         }
-        let faults: Vec<String> = round
-            .faults
-            .iter()
-            .map(|(a, f)| format!("{a}={f}"))
-            .collect();
-        let faults = if faults.is_empty() {
-            "none".to_string()
-        } else {
-            faults.join(", ")
-        };
-        println!(
-            "\n== Round {}: {} (faults: {faults}) ==",
-            number + 1,
-            round.title
-        );
+        let faults: Vec<String> = round.faults.iter().map(|(a, f)| format!("{a}={f}")).collect();
+        let faults = if faults.is_empty() { "none".to_string() } else { faults.join(", ") };
+        println!("\n== Round {}: {} (faults: {faults}) ==", number + 1, round.title);
         let results = run_all(processes).await?;
         print_results(&results);
         let mut alerts = stack.alerts().await.map_err(|e| e.to_string())?;
@@ -149,24 +105,16 @@ async fn run_all(processes: &[(Check, LambdaProcess)]) -> Result<Vec<RunResult>,
     let [health, auth, products, payment] = processes else {
         return Err(format!("expected four functions, have {}", processes.len()));
     };
-    let (a, b, c, d) = tokio::join!(
-        invoke(health),
-        invoke(auth),
-        invoke(products),
-        invoke(payment)
-    );
+    let (a, b, c, d) = tokio::join!(invoke(health), invoke(auth), invoke(products), invoke(payment));
     [a, b, c, d]
         .into_iter()
         .map(|(check, invocation)| match invocation {
             Ok(Invocation::Response(body)) => {
                 serde_json::from_value(body).map_err(|e| format!("{check}: unreadable result: {e}"))
             }
-            Ok(Invocation::Error {
-                error_type,
-                error_message,
-            }) => Err(format!(
-                "{check}: the monitor itself failed: {error_type}: {error_message}"
-            )),
+            Ok(Invocation::Error { error_type, error_message }) => {
+                Err(format!("{check}: the monitor itself failed: {error_type}: {error_message}"))
+            }
             Err(error) => Err(format!("{check}: {error}")),
         })
         .collect()
@@ -179,10 +127,7 @@ async fn invoke(
 }
 
 fn print_results(results: &[RunResult]) {
-    println!(
-        "{:<9} {:<9} {:<21} STEPS (ms, attempts when retried)",
-        "CHECK", "OUTCOME", "CAUSE"
-    );
+    println!("{:<9} {:<9} {:<21} STEPS (ms, attempts when retried)", "CHECK", "OUTCOME", "CAUSE");
     for run in results {
         let steps: Vec<String> = run
             .steps
@@ -193,13 +138,7 @@ fn print_results(results: &[RunResult]) {
             })
             .collect();
         let cause = run.cause.map_or("-", |c| c.as_str());
-        println!(
-            "{:<9} {:<9} {:<21} {}",
-            run.check,
-            run.status.as_str(),
-            cause,
-            steps.join(", ")
-        );
+        println!("{:<9} {:<9} {:<21} {}", run.check, run.status.as_str(), cause, steps.join(", "));
     }
 }
 
@@ -207,35 +146,20 @@ fn print_alerts(alerts: &[ReceivedMessage]) {
     println!("Alerts on SNS ({}):", alerts.len());
     for alert in alerts {
         let field = |name: &str| alert.body[name].as_str().unwrap_or("?").to_string();
-        println!(
-            "  {:<8} {:<8} {}",
-            field("event_action"),
-            field("severity"),
-            field("summary")
-        );
+        println!("  {:<8} {:<8} {}", field("event_action"), field("severity"), field("summary"));
     }
 }
 
 /// The demo checks its own story, so `make demo` is also a smoke test.
 fn verify(round: &Round, results: &[RunResult], alerts: &[ReceivedMessage]) -> Result<(), String> {
-    for (check, expected) in round.expect {
-        let run = results
-            .iter()
-            .find(|r| r.check == check.name())
-            .ok_or_else(|| format!("no result for {check}"))?;
+    for (check, expected) in Check::ALL.into_iter().zip(round.expect) {
+        let run = results.iter().find(|r| r.check == check.name()).ok_or_else(|| format!("no result for {check}"))?;
         if run.status != expected {
-            return Err(format!(
-                "round '{}': {check} was {:?}, expected {expected:?}",
-                round.title, run.status
-            ));
+            return Err(format!("round '{}': {check} was {:?}, expected {expected:?}", round.title, run.status));
         }
     }
     if alerts.len() != results.len() {
-        return Err(format!(
-            "expected one alert per run, got {} for {} runs",
-            alerts.len(),
-            results.len()
-        ));
+        return Err(format!("expected one alert per run, got {} for {} runs", alerts.len(), results.len()));
     }
     Ok(())
 }

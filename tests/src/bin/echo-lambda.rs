@@ -18,10 +18,7 @@ struct EchoFailed(String);
 
 impl From<EchoFailed> for Diagnostic {
     fn from(e: EchoFailed) -> Self {
-        Diagnostic {
-            error_type: "EchoFailed".to_owned(),
-            error_message: e.0,
-        }
+        Diagnostic { error_type: "EchoFailed".to_owned(), error_message: e.0 }
     }
 }
 
