@@ -9,7 +9,7 @@ SAM           ?= sam
 .PHONY: build deploy validate test-infra
 
 ## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as infra/template.yaml expects
-build: tools
+build: build-tools
 	@rustup target list --installed | grep -qx '$(LAMBDA_TARGET)' || rustup target add $(LAMBDA_TARGET)
 	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_BINS))
 	@for bin in $(LAMBDA_BINS); do \

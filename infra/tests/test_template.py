@@ -296,7 +296,8 @@ def test_functions_follow_the_contract(cfn):
         assert props["CodeUri"] == f"../target/lambda/{binary}/bootstrap.zip"
         env = set(props["Environment"]["Variables"])
         if binary == "pagerduty-forwarder":
-            assert env == {"PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL"}
+            assert env == {"PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE",
+                           "PAGERDUTY_CLIENT_URL"}
         else:
             expected = {"TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE",
                         "TARGET_OVERRIDE_ALLOWED_HOSTS"}
@@ -540,6 +541,7 @@ def test_stack_creates_in_moto(aws, cfn):
         else:
             assert env["PAGERDUTY_SECRET_ID"] == aws["secrets"]["pagerduty"]
             assert env["PAGERDUTY_EVENTS_URL"] == "https://events.pagerduty.com"
+            assert env["PAGERDUTY_CLIENT_URL"].endswith(f"#dashboards:name={stack.physical['Dashboard']}")
         invoke = aws["lambda"].get_function_event_invoke_config(FunctionName=fn["FunctionName"])
         assert invoke["DestinationConfig"]["OnFailure"]["Destination"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:")
 
