@@ -206,7 +206,7 @@ impl Env<'_> {
         self.optional(name).ok_or_else(|| CheckError::Misconfigured(format!("{name} is not set")))
     }
 
-    pub fn parse<T: FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T, CheckError> {
+    fn parse<T: FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T, CheckError> {
         match self.optional(name) {
             None => Ok(default),
             Some(raw) => raw.parse().map_err(|_| misconfigured(name, expected, &raw)),

@@ -7,4 +7,5 @@ mod checks;
 mod delivery;
 mod helpers;
 mod hostile;
+mod pagerduty;
 mod payments;

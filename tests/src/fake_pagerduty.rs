@@ -55,9 +55,7 @@ impl FakePagerDuty {
             rejection: vec![DEFAULT_REJECTION.to_string()],
             requests: Vec::new(),
         }));
-        let router = Router::new()
-            .route("/v2/enqueue", post(enqueue))
-            .with_state(shared.clone());
+        let router = Router::new().route("/v2/enqueue", post(enqueue)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -121,10 +119,7 @@ async fn enqueue(State(shared): State<Shared>, body: Bytes) -> Response {
     let mut script = lock(&shared);
     let (recorded, is_json) = match parsed {
         Ok(value) => (value, true),
-        Err(_) => (
-            Value::String(String::from_utf8_lossy(&body).into_owned()),
-            false,
-        ),
+        Err(_) => (Value::String(String::from_utf8_lossy(&body).into_owned()), false),
     };
     let dedup_key = recorded.get("dedup_key").cloned().unwrap_or(Value::Null);
     script.requests.push(recorded);
@@ -167,12 +162,7 @@ mod tests {
         let client = reqwest::Client::new();
         let url = format!("{}/v2/enqueue", fake.base_url());
         let mut answers = Vec::new();
-        for body in [
-            r#"{"dedup_key":"k"}"#,
-            "{}",
-            r#"{"dedup_key":"k"}"#,
-            "not json",
-        ] {
+        for body in [r#"{"dedup_key":"k"}"#, "{}", r#"{"dedup_key":"k"}"#, "not json"] {
             let response = client.post(&url).body(body).send().await.unwrap();
             let status = response.status().as_u16();
             let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();

@@ -1,0 +1,134 @@
+//! Configuration, read from the environment once per cold start.
+//!
+//! Only `PAGERDUTY_SECRET_ID` is required; everything else has a documented default (README). A
+//! missing or invalid variable is a `misconfigured` error that names it.
+
+use std::time::Duration;
+use synthetic_checks::CheckError;
+use synthetic_checks::config::{Env, parse_target};
+use synthetic_checks::journey::RetryPolicy;
+use url::Url;
+
+pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com";
+const ENQUEUE_PATH: &str = "/v2/enqueue";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForwarderConfig {
+    /// Secrets Manager id or ARN of the routing key.
+    pub secret_id: String,
+    /// `PAGERDUTY_EVENTS_URL` + `/v2/enqueue`.
+    pub enqueue_url: Url,
+    pub runbook_url: Option<Url>,
+    pub client_url: Option<Url>,
+    pub retry: RetryPolicy,
+    /// Per attempt: connect, headers and body.
+    pub request_timeout: Duration,
+    pub metrics_namespace: String,
+}
+
+impl ForwarderConfig {
+    pub fn from_env() -> Result<Self, CheckError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, CheckError> {
+        let env = Env(lookup);
+        let base = env.optional("PAGERDUTY_EVENTS_URL").unwrap_or_else(|| DEFAULT_EVENTS_URL.into());
+        let optional_url = |name: &str| env.optional(name).map(|raw| parse_target(name, &raw)).transpose();
+        Ok(ForwarderConfig {
+            secret_id: env.required("PAGERDUTY_SECRET_ID")?,
+            enqueue_url: enqueue_url(parse_target("PAGERDUTY_EVENTS_URL", &base)?),
+            runbook_url: optional_url("RUNBOOK_URL")?,
+            client_url: optional_url("PAGERDUTY_CLIENT_URL")?,
+            retry: RetryPolicy {
+                attempts: env.bounded("PAGERDUTY_ATTEMPTS", 3, 1, 10)?,
+                backoff: env.millis("PAGERDUTY_BACKOFF_MS", 1_000)?,
+            },
+            request_timeout: Duration::from_millis(env.bounded("PAGERDUTY_TIMEOUT_MS", 5_000, 100, 60_000)?),
+            metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "SyntheticMonitoring".into()),
+        })
+    }
+}
+
+/// The enqueue endpoint under a base URL, which may carry a path prefix (a proxy) or, pasted from
+/// PagerDuty's docs, the endpoint itself.
+fn enqueue_url(mut base: Url) -> Url {
+    let path = base.path().trim_end_matches('/').to_string();
+    if !path.ends_with(ENQUEUE_PATH) {
+        base.set_path(&format!("{path}{ENQUEUE_PATH}"));
+    }
+    base.set_query(None);
+    base.set_fragment(None);
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<ForwarderConfig, CheckError> {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        ForwarderConfig::from_lookup(&|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    const SECRET: (&str, &str) = ("PAGERDUTY_SECRET_ID", "pagerduty/routing-key");
+
+    #[test]
+    fn defaults_need_only_the_secret_id() {
+        let config = load(&[SECRET]).unwrap();
+        assert_eq!(config.secret_id, "pagerduty/routing-key");
+        assert_eq!(config.enqueue_url.as_str(), "https://events.pagerduty.com/v2/enqueue");
+        assert_eq!((config.runbook_url, config.client_url), (None, None));
+        assert_eq!(config.retry, RetryPolicy { attempts: 3, backoff: Duration::from_secs(1) });
+        assert_eq!(config.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.metrics_namespace, "SyntheticMonitoring");
+    }
+
+    #[test]
+    fn the_events_url_may_be_a_base_a_prefix_or_the_endpoint() {
+        let cases = [
+            ("https://events.eu.pagerduty.com", "https://events.eu.pagerduty.com/v2/enqueue"),
+            ("http://127.0.0.1:4040/", "http://127.0.0.1:4040/v2/enqueue"),
+            ("https://proxy.internal/pd/", "https://proxy.internal/pd/v2/enqueue"),
+            ("https://events.pagerduty.com/v2/enqueue", "https://events.pagerduty.com/v2/enqueue"),
+        ];
+        for (base, expected) in cases {
+            let config = load(&[SECRET, ("PAGERDUTY_EVENTS_URL", base)]).unwrap();
+            assert_eq!(config.enqueue_url.as_str(), expected, "{base}");
+        }
+    }
+
+    #[test]
+    fn every_misconfiguration_names_its_variable() {
+        assert_eq!(load(&[]).unwrap_err().to_string(), "misconfigured: PAGERDUTY_SECRET_ID is not set");
+        let cases = [
+            ("PAGERDUTY_EVENTS_URL", "events.pagerduty.com"),
+            ("RUNBOOK_URL", "wiki/runbooks"),
+            ("PAGERDUTY_CLIENT_URL", "ftp://dashboards"),
+            ("PAGERDUTY_ATTEMPTS", "0"),
+            ("PAGERDUTY_BACKOFF_MS", "soon"),
+            ("PAGERDUTY_TIMEOUT_MS", "5"),
+        ];
+        for (name, value) in cases {
+            let error = load(&[SECRET, (name, value)]).unwrap_err();
+            assert_eq!(error.error_type(), "Misconfigured");
+            assert!(error.to_string().contains(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn optional_links_are_read() {
+        let config = load(&[
+            SECRET,
+            ("RUNBOOK_URL", "https://wiki.example.com/runbooks/synthetic"),
+            ("PAGERDUTY_CLIENT_URL", "https://grafana.example.com/d/synthetic"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.runbook_url.map(String::from).as_deref(),
+            Some("https://wiki.example.com/runbooks/synthetic")
+        );
+        assert!(config.client_url.is_some());
+    }
+}

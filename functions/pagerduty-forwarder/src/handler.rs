@@ -1,0 +1,304 @@
+//! The Lambda handler: every SNS record in, one PagerDuty event out per alert message.
+//!
+//! Every record is processed, even after one failed, so a bad message cannot hold back a page.
+//! A record fails when its message is not an alert, the routing key cannot be read, or PagerDuty
+//! stays unavailable through the retries; the invocation then fails listing those message ids,
+//! so Lambda's retries and the dead-letter queue keep them. A 400 is the exception: PagerDuty
+//! will never accept that event, so it is logged, counted (`PagerDutyRejected`) and dropped.
+
+use crate::config::ForwarderConfig;
+use crate::event::Event;
+use crate::pagerduty::{EventsApi, HttpEventsApi};
+use crate::routing_key::RoutingKey;
+use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
+use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
+use serde::Serialize;
+use std::sync::Arc;
+use synthetic_checks::CheckError;
+use synthetic_checks::alert::{AlertMessage, PublishError, publish_with_retries};
+use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource};
+use synthetic_checks::metrics::{MetricsSink, StdoutEmf, emf_count};
+use synthetic_checks::secret::SecretSource;
+use synthetic_checks::text::{one_line, truncate};
+
+pub const REJECTED_METRIC: &str = "PagerDutyRejected";
+
+/// The adapters behind the ports, chosen by whoever builds the forwarder.
+pub struct Adapters {
+    pub secrets: Arc<dyn SecretSource>,
+    pub events: Arc<dyn EventsApi>,
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+pub struct Forwarder {
+    config: ForwarderConfig,
+    routing_key: RoutingKey,
+    events: Arc<dyn EventsApi>,
+    metrics: Arc<dyn MetricsSink>,
+}
+
+/// What became of each record, by SNS message id. The invocation's (ignored) response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Forwarded {
+    pub delivered: Vec<String>,
+    /// Refused by PagerDuty with a 400 and dropped.
+    pub rejected: Vec<String>,
+}
+
+enum Sent {
+    Delivered,
+    Rejected,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("message {message_id}: {error}")]
+pub struct RecordFailure {
+    pub message_id: String,
+    #[source]
+    pub error: CheckError,
+}
+
+/// The records of a batch that were not forwarded; the others were.
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {total} SNS record(s) not forwarded: {}", .failures.len(), list(.failures))]
+pub struct ForwardError {
+    pub total: usize,
+    pub failures: Vec<RecordFailure>,
+}
+
+fn list(failures: &[RecordFailure]) -> String {
+    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl ForwardError {
+    /// The failures' own type when they share one (always so for SNS's one-record batches),
+    /// else `BatchFailed`.
+    pub fn error_type(&self) -> &'static str {
+        let mut types = self.failures.iter().map(|f| f.error.error_type());
+        match types.next() {
+            Some(first) if types.all(|t| t == first) => first,
+            _ => "BatchFailed",
+        }
+    }
+}
+
+impl From<ForwardError> for Diagnostic {
+    fn from(error: ForwardError) -> Diagnostic {
+        Diagnostic { error_type: error.error_type().to_string(), error_message: error.to_string() }
+    }
+}
+
+impl Forwarder {
+    pub fn new(config: ForwarderConfig, adapters: Adapters) -> Self {
+        Forwarder {
+            routing_key: RoutingKey::new(adapters.secrets, config.secret_id.clone()),
+            config,
+            events: adapters.events,
+            metrics: adapters.metrics,
+        }
+    }
+
+    /// Cold start: configuration from the environment, then the SDK and HTTP clients, once.
+    pub async fn from_env() -> Result<Self, CheckError> {
+        let config = ForwarderConfig::from_env()?;
+        let events = HttpEventsApi::reqwest(&config)?;
+        let sdk = aws::sdk_config().await;
+        let adapters = Adapters {
+            secrets: Arc::new(SecretsManagerSource::new(&sdk)),
+            events: Arc::new(events),
+            metrics: Arc::new(StdoutEmf),
+        };
+        Ok(Forwarder::new(config, adapters))
+    }
+
+    pub fn config(&self) -> &ForwarderConfig {
+        &self.config
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<SnsEvent>) -> Result<Forwarded, ForwardError> {
+        let records = event.payload.records;
+        let mut forwarded = Forwarded::default();
+        let mut failures = Vec::new();
+        // In order: a trigger and its resolve in one batch must reach PagerDuty in that order.
+        for record in &records {
+            let message_id = record.sns.message_id.clone();
+            match self.forward(&record.sns).await {
+                Ok(Sent::Delivered) => forwarded.delivered.push(message_id),
+                Ok(Sent::Rejected) => forwarded.rejected.push(message_id),
+                Err(error) => {
+                    tracing::error!(%message_id, error_type = error.error_type(), %error, "record not forwarded");
+                    failures.push(RecordFailure { message_id, error });
+                }
+            }
+        }
+        match failures.is_empty() {
+            true => Ok(forwarded),
+            false => Err(ForwardError { total: records.len(), failures }),
+        }
+    }
+
+    async fn forward(&self, message: &SnsMessage) -> Result<Sent, CheckError> {
+        let alert = parse_alert(&message.message)?;
+        let event = Event::from_alert(&alert, &self.config);
+        let routing_key = self.routing_key.get().await?;
+        let sent = publish_with_retries(self.config.retry, || self.events.enqueue(routing_key, &event)).await;
+        match sent {
+            Ok(attempts) => {
+                tracing::info!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, "sent to PagerDuty");
+                Ok(Sent::Delivered)
+            }
+            Err((attempts, PublishError::Permanent(reason))) => {
+                tracing::error!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, %reason, "PagerDuty rejected the event; dropped, as a retry cannot fix it");
+                let mut record = emf_count(&self.config.metrics_namespace, REJECTED_METRIC, &[("env", &alert.env)]);
+                record["check"] = alert.check.clone().into();
+                record["message_id"] = message.message_id.clone().into();
+                self.metrics.emit(&record);
+                Ok(Sent::Rejected)
+            }
+            Err((attempts, PublishError::Retryable(reason))) => {
+                Err(CheckError::AlertUndeliverable { attempts, reason: format!("PagerDuty: {reason}") })
+            }
+        }
+    }
+}
+
+/// The SNS `Message` as an alert. Serde's message is kept: it names the missing or mistyped
+/// field, and an alert holds no secret.
+fn parse_alert(message: &str) -> Result<AlertMessage, CheckError> {
+    let alert: AlertMessage = serde_json::from_str(message).map_err(|e| {
+        CheckError::InvalidEvent(format!(
+            "the SNS message is not an alert message ({})",
+            truncate(&one_line(&e.to_string()), 300)
+        ))
+    })?;
+    if alert.dedup_key.trim().is_empty() {
+        return Err(CheckError::InvalidEvent("the alert message has an empty dedup_key".into()));
+    }
+    Ok(alert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pagerduty::RecordingEventsApi;
+    use lambda_runtime::Context;
+    use serde_json::{Value, json};
+    use synthetic_checks::alert::EventAction;
+    use synthetic_checks::metrics::RecordingMetrics;
+    use synthetic_checks::secret::InMemorySecrets;
+
+    struct Harness {
+        forwarder: Forwarder,
+        events: Arc<RecordingEventsApi>,
+        metrics: Arc<RecordingMetrics>,
+    }
+
+    fn harness() -> Harness {
+        let config = ForwarderConfig::from_lookup(&|name| match name {
+            "PAGERDUTY_SECRET_ID" => Some("pd".into()),
+            "PAGERDUTY_BACKOFF_MS" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        let events = Arc::new(RecordingEventsApi::default());
+        let metrics = Arc::new(RecordingMetrics::default());
+        let adapters = Adapters {
+            secrets: Arc::new(InMemorySecrets::with("pd", "routing-key-1")),
+            events: events.clone(),
+            metrics: metrics.clone(),
+        };
+        Harness { forwarder: Forwarder::new(config, adapters), events, metrics }
+    }
+
+    fn alert(action: &str) -> String {
+        json!({
+            "event_action": action, "dedup_key": "synthetic/prod/auth", "check": "auth", "env": "prod",
+            "status": "failed", "cause": "timeout", "severity": "critical", "summary": "[prod] auth FAILED",
+            "target": "https://shop.example.com/", "run_id": "r-1", "timestamp": "2026-11-21T10:00:00Z", "steps": []
+        })
+        .to_string()
+    }
+
+    fn sns(messages: &[(&str, String)]) -> LambdaEvent<SnsEvent> {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|(id, message)| {
+                json!({"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:1:alerts:sub",
+                       "Sns": {"Type": "Notification", "MessageId": id, "TopicArn": "arn:aws:sns:us-east-1:1:alerts",
+                               "Subject": null, "Message": message, "Timestamp": "2026-11-21T10:00:01.000Z",
+                               "SignatureVersion": "1", "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "",
+                               "MessageAttributes": {}}})
+            })
+            .collect();
+        let event: SnsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+        LambdaEvent::new(event, Context::default())
+    }
+
+    #[tokio::test]
+    async fn a_bad_record_is_named_and_does_not_hold_back_the_others() {
+        let h = harness();
+        let batch = sns(&[
+            ("m-1", alert("trigger")),
+            ("m-2", "not json".into()),
+            ("m-3", alert("explode")),
+            ("m-4", alert("resolve")),
+        ]);
+        let error = h.forwarder.handle(batch).await.unwrap_err();
+        let actions: Vec<_> = h.events.sent().iter().map(|e| e.event_action).collect();
+        assert_eq!(actions, [EventAction::Trigger, EventAction::Resolve]);
+        let ids: Vec<_> = error.failures.iter().map(|f| f.message_id.as_str()).collect();
+        assert_eq!(ids, ["m-2", "m-3"]);
+        let diagnostic = Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "InvalidEvent");
+        assert!(diagnostic.error_message.starts_with("2 of 4 SNS record(s) not forwarded: message m-2: invalid event: the SNS message is not an alert message (expected ident"), "{}", diagnostic.error_message);
+        assert!(
+            diagnostic.error_message.contains(
+                "message m-3: invalid event: the SNS message is not an alert message (unknown variant `explode`"
+            ),
+            "{}",
+            diagnostic.error_message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_dropped_and_counted_an_outage_fails_the_invocation() {
+        let h = harness();
+        h.events.fail_with([PublishError::Permanent("HTTP 400: invalid event".into())]);
+        let forwarded = h.forwarder.handle(sns(&[("m-1", alert("trigger"))])).await.unwrap();
+        assert_eq!(forwarded.rejected, ["m-1"]);
+        let records = h.metrics.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0][REJECTED_METRIC], 1);
+        assert_eq!((&records[0]["env"], &records[0]["check"]), (&json!("prod"), &json!("auth")));
+
+        h.events.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 503".into()), 3));
+        let error = h.forwarder.handle(sns(&[("m-2", alert("trigger"))])).await.unwrap_err();
+        assert_eq!(error.error_type(), "AlertUndeliverable");
+        assert!(
+            error
+                .to_string()
+                .contains("message m-2: alert could not be delivered after 3 attempt(s): PagerDuty: HTTP 503"),
+            "{error}"
+        );
+        assert!(h.events.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn mixed_failures_are_a_batch_failure() {
+        let h = harness();
+        h.events.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 500".into()), 3));
+        let batch = sns(&[("m-1", alert("trigger")), ("m-2", "{}".into())]);
+        let error = h.forwarder.handle(batch).await.unwrap_err();
+        assert_eq!(error.error_type(), "BatchFailed");
+        assert!(error.to_string().contains("missing field"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_routing_key_fails_the_record() {
+        let mut h = harness();
+        h.forwarder.routing_key = RoutingKey::new(Arc::new(InMemorySecrets::default()), "pd");
+        let error = h.forwarder.handle(sns(&[("m-1", alert("resolve"))])).await.unwrap_err();
+        assert_eq!(error.error_type(), "SecretUnavailable");
+        assert!(error.to_string().contains("secret pd could not be read"), "{error}");
+    }
+}
