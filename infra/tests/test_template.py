@@ -581,10 +581,13 @@ def test_stack_creates_in_moto(aws, cfn):
         QueueUrl=stack.physical["CheckDeadLetterQueue"], AttributeNames=["Policy"])["Attributes"]["Policy"])
     assert len(check_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == 4
 
-    # alarms: per check 3 + 4 burn-rate windows + 2 composites, forwarder errors, 2 DLQ depth
+    # alarms: per check 3 + 4 burn-rate windows + 2 composites, forwarder errors, PagerDuty
+    # rejections, 2 DLQ depth
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-full-", MaxRecords=100)["MetricAlarms"]}
-    assert len(alarms) == 4 * 7 + 3
+    assert len(alarms) == 4 * 7 + 4
+    rejected = alarms["synthetics-full-pagerduty-rejected"]
+    assert (rejected["MetricName"], rejected["Dimensions"]) == ("PagerDutyRejected", [{"Name": "env", "Value": "prod"}])
     assert len(stack.created["AWS::CloudWatch::CompositeAlarm"]) == 4 * 2
     for name, alarm in alarms.items():
         if "-burn-rate-" in name:
@@ -615,7 +618,7 @@ def test_disabled_check_and_no_optional_channels(aws, cfn):
     rule = stack.physical["HealthCheckFunctionSchedule"]
     assert aws["events"].describe_rule(Name=rule)["ScheduleExpression"] == "rate(1 minute)"
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix="synthetics-lean-", MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == 3 * 7 + 3
+    assert len(alarms) == 3 * 7 + 4
     assert not [a for a in alarms if "payment" in a["AlarmName"]]
     assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-heartbeat"))
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]
