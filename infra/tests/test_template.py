@@ -544,6 +544,8 @@ def test_stack_creates_in_moto(aws, cfn):
             assert env["PAGERDUTY_CLIENT_URL"].endswith(f"#dashboards:name={stack.physical['Dashboard']}")
         invoke = aws["lambda"].get_function_event_invoke_config(FunctionName=fn["FunctionName"])
         assert invoke["DestinationConfig"]["OnFailure"]["Destination"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:")
+        # a failed invocation (e.g. an undeliverable alert) gets Lambda's retry before the DLQ
+        assert invoke["MaximumRetryAttempts"] >= 1
 
     # schedules: one rule per check, 5 minutes, with a retry policy and a DLQ
     rules = [stack.physical[f"{p}CheckFunctionSchedule"] for p in CHECKS.values()]

@@ -170,11 +170,15 @@ pub trait Notifier: Send + Sync {
 }
 
 /// Publishes with backoff. An alert that still cannot be delivered becomes an invocation error,
-/// so Lambda's retry and on-failure destination keep it rather than dropping it.
+/// so Lambda's retry and on-failure destination keep it rather than dropping it. The error
+/// carries the alert's summary, so the on-failure record says what the page would have said.
 pub async fn deliver(notifier: &dyn Notifier, alert: &AlertMessage, policy: RetryPolicy) -> Result<u32, CheckError> {
     publish_with_retries(policy, || notifier.publish(alert)).await.map_err(|(attempts, error)| {
         let (PublishError::Retryable(reason) | PublishError::Permanent(reason)) = error;
-        CheckError::AlertUndeliverable { attempts, reason }
+        CheckError::AlertUndeliverable {
+            attempts,
+            reason: format!("{reason}; the undelivered alert: {}", alert.summary),
+        }
     })
 }
 
@@ -411,7 +415,8 @@ mod tests {
         let alert = AlertMessage::from_run(&failed_run(), &Origin::default());
         let error = deliver(&notifier, &alert, QUICK).await.unwrap_err();
         assert_eq!(error.error_type(), "AlertUndeliverable");
-        assert_eq!(error, CheckError::AlertUndeliverable { attempts: 4, reason: "HTTP 500".into() });
+        let reason = format!("HTTP 500; the undelivered alert: {}", alert.summary);
+        assert_eq!(error, CheckError::AlertUndeliverable { attempts: 4, reason });
         assert!(notifier.published().is_empty());
     }
 

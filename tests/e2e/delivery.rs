@@ -17,6 +17,7 @@ async fn sns_answering_500_fails_the_invocation_after_retries() {
     let (error_type, error_message) = ran.error();
     assert_eq!(error_type, "AlertUndeliverable");
     assert!(error_message.contains("4 attempt"), "{error_message}");
+    assert!(error_message.contains("the undelivered alert: [local] auth passed"), "{error_message}");
     assert_eq!(broken_sns.hits(), 4);
     assert!(ran.alerts.is_empty());
     stack.stop().await;
