@@ -54,12 +54,21 @@ pub struct Origin {
     pub region: Option<String>,
 }
 
+/// Whether `ALERT_TOPIC_ARN` must be set. The Lambdas always publish, so they require it; the
+/// `synthetic` CLI publishes only when asked to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertTopic {
+    Required,
+    Optional,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
     pub check: Check,
     pub env_name: String,
     pub target: Url,
-    pub alert_topic_arn: String,
+    /// Always set when read with [`AlertTopic::Required`], as the Lambdas do.
+    pub alert_topic_arn: Option<String>,
     pub credentials_secret_id: Option<String>,
     pub metrics_namespace: String,
     pub synthetic_header: String,
@@ -80,15 +89,26 @@ impl MonitorConfig {
     }
 
     pub fn from_lookup(check: Check, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, CheckError> {
+        Self::from_lookup_with(check, lookup, AlertTopic::Required)
+    }
+
+    pub fn from_lookup_with(
+        check: Check,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        alert_topic: AlertTopic,
+    ) -> Result<Self, CheckError> {
         let env = Env(lookup);
         let target = parse_target("TARGET_BASE_URL", &env.required("TARGET_BASE_URL")?)?;
         let env_name = env.required("CHECK_ENV")?;
         if !env_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(misconfigured("CHECK_ENV", "letters, digits, '-', '_' or '.'", &env_name));
         }
-        let alert_topic_arn = env.required("ALERT_TOPIC_ARN")?;
-        if !alert_topic_arn.starts_with("arn:") {
-            return Err(misconfigured("ALERT_TOPIC_ARN", "an SNS topic ARN", &alert_topic_arn));
+        let alert_topic_arn = match alert_topic {
+            AlertTopic::Required => Some(env.required("ALERT_TOPIC_ARN")?),
+            AlertTopic::Optional => env.optional("ALERT_TOPIC_ARN"),
+        };
+        if let Some(arn) = alert_topic_arn.as_deref().filter(|arn| !arn.starts_with("arn:")) {
+            return Err(misconfigured("ALERT_TOPIC_ARN", "an SNS topic ARN", arn));
         }
         let credentials_secret_id = match check.needs_credentials() {
             true => Some(env.required("CREDENTIALS_SECRET_ID")?),
@@ -309,6 +329,19 @@ mod tests {
             vars.remove(name);
             assert_eq!(error_of(Check::Auth, &vars), format!("misconfigured: {name} is not set"));
         }
+    }
+
+    #[test]
+    fn the_alert_topic_is_optional_only_when_asked() {
+        let mut vars = base();
+        vars.remove("ALERT_TOPIC_ARN");
+        let optional = |vars: &HashMap<&str, &str>| {
+            MonitorConfig::from_lookup_with(Check::Auth, &|k| vars.get(k).map(|v| v.to_string()), AlertTopic::Optional)
+        };
+        assert_eq!(optional(&vars).unwrap().alert_topic_arn, None);
+        vars.insert("ALERT_TOPIC_ARN", "alerts");
+        assert!(optional(&vars).unwrap_err().to_string().contains("ALERT_TOPIC_ARN must be an SNS topic ARN"));
+        assert_eq!(load(Check::Auth, &base()).unwrap().alert_topic_arn.as_deref(), Some(base()["ALERT_TOPIC_ARN"]));
     }
 
     #[test]

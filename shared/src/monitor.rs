@@ -49,11 +49,16 @@ impl Monitor {
     pub async fn from_env(check: Check) -> Result<Self, CheckError> {
         let config = MonitorConfig::from_env(check)
             .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"))?;
+        // `from_env` requires the topic; this only guards against a config built another way.
+        let topic_arn = config
+            .alert_topic_arn
+            .clone()
+            .ok_or_else(|| CheckError::Misconfigured("ALERT_TOPIC_ARN is not set".into()))?;
         let sdk = aws::sdk_config().await;
         let adapters = Adapters {
             http: Arc::new(ReqwestTarget::new(&config.http)?),
             secrets: Arc::new(SecretsManagerSource::new(&sdk)),
-            notifier: Arc::new(SnsNotifier::new(&sdk, &config.alert_topic_arn)),
+            notifier: Arc::new(SnsNotifier::new(&sdk, &topic_arn)),
             metrics: Arc::new(StdoutEmf),
         };
         Ok(Monitor::new(config, adapters))

@@ -4,6 +4,7 @@
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
 mod checks;
+mod cli;
 mod delivery;
 mod helpers;
 mod hostile;

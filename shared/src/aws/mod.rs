@@ -14,7 +14,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// An SDK error on one line: the service's code and message when it answered, the transport
 /// failure otherwise.
-pub(crate) fn describe<E, R>(error: &aws_sdk_sns::error::SdkError<E, R>) -> String
+pub fn describe<E, R>(error: &aws_sdk_sns::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_sns::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -1,0 +1,238 @@
+//! The `synthetic` command line, built on the same check library as the Lambdas.
+//!
+//! - `synthetic run` runs the journeys once against a target, typically a fresh deploy or its
+//!   canary, and gates the pipeline on the exit code ([`run`]).
+//! - `synthetic slo` reports each check's error budget from CloudWatch or from a JSON-lines
+//!   history of run results ([`slo_report`], with the arithmetic in [`slo`]).
+//!
+//! Exit codes are part of the interface; see [`Exit`].
+
+pub mod cloudwatch;
+pub mod credentials;
+pub mod history;
+pub mod output;
+pub mod run;
+pub mod slo;
+pub mod slo_report;
+pub mod style;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use synthetic_checks::Check;
+
+/// The process exit status. `Error` is also what clap's own argument errors exit with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every check passed (or was degraded, with `--degraded-ok`); `slo` produced its report.
+    Passed = 0,
+    /// At least one check failed.
+    Failed = 1,
+    /// No check failed, but at least one was degraded (slow but correct).
+    Degraded = 2,
+    /// Bad arguments or configuration, or the monitor itself could not run (unreadable secret,
+    /// undeliverable alert, unreadable history or metrics).
+    Error = 3,
+}
+
+impl Exit {
+    /// The more serious of two verdicts. A failed check outranks a monitor error: it is news about
+    /// the target whatever else happened. A monitor error outranks a degraded check: the gate
+    /// could not vouch for one check.
+    pub fn worst(self, other: Exit) -> Exit {
+        let rank = |exit: Exit| match exit {
+            Exit::Passed => 0,
+            Exit::Degraded => 1,
+            Exit::Error => 2,
+            Exit::Failed => 3,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every check passed (degraded too, with --degraded-ok); slo: the report was produced
+  1  at least one check failed
+  2  no check failed, at least one was degraded
+  3  usage or configuration error, or the monitor itself could not run";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "synthetic",
+    version,
+    about = "Synthetic-monitoring journeys from the command line: a post-deploy smoke gate and SLO error-budget reports.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run checks once against a target and exit with their verdict.
+    Run(RunArgs),
+    /// Error-budget report per check, from CloudWatch or from a history file of run results.
+    Slo(SloArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckArg {
+    All,
+    Health,
+    Auth,
+    Products,
+    Payment,
+}
+
+/// The checks named on the command line, in `Check::ALL` order, without repeats.
+pub fn selected_checks(args: &[CheckArg]) -> Vec<Check> {
+    let wanted = |check: Check| {
+        args.iter().any(|arg| match arg {
+            CheckArg::All => true,
+            CheckArg::Health => check == Check::Health,
+            CheckArg::Auth => check == Check::Auth,
+            CheckArg::Products => check == Check::Products,
+            CheckArg::Payment => check == Check::Payment,
+        })
+    };
+    Check::ALL.into_iter().filter(|check| wanted(*check)).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    /// A readable table; colors only on a terminal, never with NO_COLOR set.
+    Table,
+    /// One run result per line (JSON lines), the format `slo --history` reads.
+    Json,
+    /// JUnit XML: one testsuite, one testcase per check.
+    Junit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SloFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Checks to run: all, or a comma-separated list.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub check: Vec<CheckArg>,
+    /// Base URL of the service to check, e.g. the canary of a fresh deploy.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Secrets Manager id or ARN of the synthetic account.
+    #[arg(long, value_name = "ID", conflicts_with = "credentials_file")]
+    pub secret_id: Option<String>,
+    /// JSON file shaped like the secret: {"email", "password", "payment_token"}. Must not be
+    /// world-readable.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// Environment name, as in the dedup key and the metrics.
+    #[arg(long, env = "CHECK_ENV", default_value = "cli")]
+    pub env: String,
+    #[arg(long, value_enum, default_value_t = RunFormat::Table)]
+    pub format: RunFormat,
+    /// Also append each run result as one JSON line to this file (the input of `slo --history`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Also publish one alert per check to SNS, exactly as the Lambda does.
+    #[arg(long)]
+    pub publish: bool,
+    /// SNS topic for --publish.
+    #[arg(long, value_name = "ARN", env = "ALERT_TOPIC_ARN")]
+    pub topic_arn: Option<String>,
+    /// Count degraded (slow but correct) checks as passed: exit 0 instead of 2.
+    #[arg(long)]
+    pub degraded_ok: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SloArgs {
+    /// Checks to report: all, or a comma-separated list.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    pub check: Vec<CheckArg>,
+    /// Environment whose runs count.
+    #[arg(long, env = "CHECK_ENV", default_value = "cli")]
+    pub env: String,
+    /// The SLO target, in percent of available runs: above 0, at most 100.
+    #[arg(long, value_name = "PERCENT", default_value = "99.9", value_parser = slo::parse_percent)]
+    pub objective: f64,
+    /// The SLO window: a number and a unit (s, m, h, d, w), e.g. 30d.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = slo::parse_duration)]
+    pub window: u64,
+    /// How often each check runs; every run stands for one interval of the window.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = slo::parse_duration)]
+    pub interval: u64,
+    /// Read run results from this JSON-lines file (as written by `run --format json` or
+    /// `run --history`) instead of CloudWatch.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// CloudWatch namespace of the EMF metrics.
+    #[arg(long, env = "METRICS_NAMESPACE", default_value = "SyntheticMonitoring")]
+    pub namespace: String,
+    #[arg(long, value_enum, default_value_t = SloFormat::Table)]
+    pub format: SloFormat,
+}
+
+/// Parses the arguments and runs the command. Help and version exit 0; every argument error
+/// exits 3, as documented, rather than clap's usual 2.
+pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.exit_code() {
+                0 => Exit::Passed.into(),
+                _ => Exit::Error.into(),
+            };
+        }
+    };
+    let exit = match cli.command {
+        Command::Run(args) => run::execute(args).await,
+        Command::Slo(args) => slo_report::execute(args).await,
+    };
+    exit.into()
+}
+
+/// Prints an error that stops the command, and returns the usage exit code.
+pub(crate) fn fail(message: impl std::fmt::Display) -> Exit {
+    eprintln!("synthetic: {message}");
+    Exit::Error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_selected_in_order_without_repeats() {
+        assert_eq!(selected_checks(&[CheckArg::All]), Check::ALL);
+        assert_eq!(
+            selected_checks(&[CheckArg::Payment, CheckArg::Health, CheckArg::Payment]),
+            [Check::Health, Check::Payment]
+        );
+    }
+
+    #[test]
+    fn arguments_parse_and_the_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["synthetic", "run", "--target", "https://x", "--check", "health,auth"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("expected run") };
+        assert_eq!(args.check, [CheckArg::Health, CheckArg::Auth]);
+        assert_eq!(args.format, RunFormat::Table);
+        let both = ["synthetic", "run", "--target", "https://x", "--secret-id", "s", "--credentials-file", "f"];
+        assert!(Cli::try_parse_from(both).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! `synthetic run`: the checks once, in order, through the same [`Monitor`] as the Lambdas.
+//!
+//! The configuration is the Lambda's: the journey variables (`PRODUCTS_PATH`, budgets, retries…)
+//! come from the environment, while the deployment settings come from the arguments. Nothing is
+//! emitted as EMF (stdout belongs to the chosen format, and smoke runs must not count towards
+//! production SLOs), and nothing is published unless `--publish` is given.
+
+use crate::credentials::CredentialsFile;
+use crate::output::{self, Report};
+use crate::style::{Style, Tone, outcome_tone};
+use crate::{Exit, RunArgs, RunFormat, fail, history, selected_checks};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
+use synthetic_checks::aws::{sdk_config, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
+use synthetic_checks::config::AlertTopic;
+use synthetic_checks::http::ReqwestTarget;
+use synthetic_checks::metrics::MetricsSink;
+use synthetic_checks::secret::SecretSource;
+use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
+
+/// What one check came to.
+#[derive(Debug)]
+pub enum CheckRun {
+    Ran(RunResult),
+    /// The monitor itself could not run or report the check: unreadable secret, undeliverable alert.
+    Broke {
+        check: Check,
+        error: CheckError,
+    },
+}
+
+impl CheckRun {
+    pub fn check_name(&self) -> &str {
+        match self {
+            CheckRun::Ran(run) => &run.check,
+            CheckRun::Broke { check, .. } => check.name(),
+        }
+    }
+}
+
+/// The exit code for a set of runs: the [worst](Exit::worst) of theirs, where a degraded check
+/// passes with `degraded_ok`.
+pub fn verdict(runs: &[CheckRun], degraded_ok: bool) -> Exit {
+    let exit = |run: &CheckRun| match run {
+        CheckRun::Ran(run) => match run.status {
+            Outcome::Passed => Exit::Passed,
+            Outcome::Degraded if degraded_ok => Exit::Passed,
+            Outcome::Degraded => Exit::Degraded,
+            Outcome::Failed => Exit::Failed,
+        },
+        CheckRun::Broke { .. } => Exit::Error,
+    };
+    runs.iter().map(exit).fold(Exit::Passed, Exit::worst)
+}
+
+pub async fn execute(args: RunArgs) -> Exit {
+    let checks = selected_checks(&args.check);
+    let monitors = match prepare(&args, &checks).await {
+        Ok(monitors) => monitors,
+        Err(message) => return fail(message),
+    };
+    let progress = Style::stderr();
+    let target = monitors[0].config().target.to_string();
+    eprintln!("synthetic: {} check(s) against {target} (env {})", monitors.len(), args.env);
+    let interrupted = stop_after_current_check_on_ctrl_c();
+    let mut runs = Vec::new();
+    for (index, monitor) in monitors.iter().enumerate() {
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("synthetic: interrupted; {} check(s) not run", monitors.len() - index);
+            break;
+        }
+        let check = monitor.config().check;
+        eprint!("  [{}/{}] {check} ... ", index + 1, monitors.len());
+        let run = match monitor.run(None, None).await {
+            Ok(run) => {
+                let detail = match run.cause {
+                    Some(cause) => format!(" ({cause})"),
+                    None => String::new(),
+                };
+                let label = format!("{}{detail}", run.status.as_str());
+                eprintln!("{} in {} ms", progress.paint(&label, outcome_tone(run.status)), run.duration_ms);
+                CheckRun::Ran(run)
+            }
+            Err(error) => {
+                eprintln!("{}: {error}", progress.paint("error", Tone::Bad));
+                CheckRun::Broke { check, error }
+            }
+        };
+        runs.push(run);
+    }
+    let mut exit = verdict(&runs, args.degraded_ok);
+    if interrupted.load(Ordering::SeqCst) {
+        exit = exit.worst(Exit::Error);
+    }
+    if let Some(path) = &args.history {
+        let ran: Vec<&RunResult> =
+            runs.iter().filter_map(|r| if let CheckRun::Ran(run) = r { Some(run) } else { None }).collect();
+        if let Err(error) = history::append(path, &ran) {
+            // The report still follows; a lost history line is an error unless a check failed.
+            eprintln!("synthetic: {error}");
+            exit = exit.worst(Exit::Error);
+        }
+    }
+    let report = Report { target: &target, env: &args.env, runs: &runs, degraded_ok: args.degraded_ok, exit };
+    let text = match args.format {
+        RunFormat::Table => output::table(&report, Style::stdout()),
+        RunFormat::Json => output::json_lines(&report),
+        RunFormat::Junit => output::junit(&report),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        return fail(format!("cannot write the report: {error}"));
+    }
+    exit
+}
+
+/// A first Ctrl-C lets the running check finish, because a payment journey stopped between
+/// create and refund would leave a sandbox payment live; the checks after it are skipped. A
+/// second Ctrl-C aborts at once.
+fn stop_after_current_check_on_ctrl_c() -> Arc<AtomicBool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!(
+                "\nsynthetic: finishing the running check so its sandbox writes are cleaned up (Ctrl-C again to abort)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    interrupted
+}
+
+/// Everything checked before the first request: arguments, credentials, every check's
+/// configuration and the history file. An error here exits 3 with nothing sent.
+async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, String> {
+    let needs_account: Vec<&str> = checks.iter().filter(|c| c.needs_credentials()).map(|c| c.name()).collect();
+    if !needs_account.is_empty() && args.secret_id.is_none() && args.credentials_file.is_none() {
+        return Err(format!(
+            "the {} check(s) sign in with the synthetic account: pass --secret-id ID (Secrets Manager) or \
+             --credentials-file FILE",
+            needs_account.join(", ")
+        ));
+    }
+    let topic_arn = match (args.publish, &args.topic_arn) {
+        (true, None) => return Err("--publish needs --topic-arn ARN or ALERT_TOPIC_ARN".into()),
+        (true, Some(arn)) => Some(arn.clone()),
+        (false, _) => None,
+    };
+    let file = args.credentials_file.as_deref().map(CredentialsFile::open).transpose().map_err(|e| e.to_string())?;
+    let secret_id = file.as_ref().map(CredentialsFile::id).or_else(|| args.secret_id.clone());
+    // The deployment settings come from the arguments only, so a stray CREDENTIALS_SECRET_ID or
+    // ALERT_TOPIC_ARN in the shell cannot redirect the run; the rest is the Lambda's environment.
+    let lookup = |name: &str| match name {
+        "TARGET_BASE_URL" => Some(args.target.clone()),
+        "CHECK_ENV" => Some(args.env.clone()),
+        "CREDENTIALS_SECRET_ID" => secret_id.clone(),
+        "ALERT_TOPIC_ARN" => topic_arn.clone(),
+        _ => std::env::var(name).ok(),
+    };
+    let configs = checks
+        .iter()
+        .map(|check| MonitorConfig::from_lookup_with(*check, &lookup, AlertTopic::Optional))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = &args.history {
+        // Creates the file, or proves it writable, before the first request.
+        history::append(path, &[])?;
+    }
+    let first = configs.first().ok_or("no check selected")?;
+    let http = Arc::new(ReqwestTarget::new(&first.http).map_err(|e| e.to_string())?);
+    let sdk = match args.secret_id.is_some() || topic_arn.is_some() {
+        true => Some(sdk_config().await),
+        false => None,
+    };
+    let secrets: Arc<dyn SecretSource> = match (file, &sdk) {
+        (Some(file), _) => Arc::new(file),
+        (None, Some(sdk)) => Arc::new(SecretsManagerSource::new(sdk)),
+        (None, None) => Arc::new(Discard),
+    };
+    let notifier: Arc<dyn Notifier> = match (&topic_arn, &sdk) {
+        (Some(arn), Some(sdk)) => Arc::new(SnsNotifier::new(sdk, arn)),
+        _ => Arc::new(Discard),
+    };
+    Ok(configs
+        .into_iter()
+        .map(|config| {
+            let adapters = Adapters {
+                http: http.clone(),
+                secrets: secrets.clone(),
+                notifier: notifier.clone(),
+                metrics: Arc::new(Discard),
+            };
+            Monitor::new(config, adapters)
+        })
+        .collect())
+}
+
+/// Stands in for the ports a run does not use: alerts without `--publish`, EMF metrics always,
+/// and the secret source when no check needs the account.
+struct Discard;
+
+#[async_trait]
+impl Notifier for Discard {
+    async fn publish(&self, _: &AlertMessage) -> Result<(), PublishError> {
+        Ok(())
+    }
+}
+
+impl MetricsSink for Discard {
+    fn emit(&self, _: &Value) {}
+}
+
+#[async_trait]
+impl SecretSource for Discard {
+    async fn secret_string(&self, secret_id: &str) -> Result<synthetic_checks::secret::Secret<String>, CheckError> {
+        Err(CheckError::SecretUnavailable { secret_id: secret_id.to_string(), reason: "no secret source given".into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(check: &str, status: Outcome) -> CheckRun {
+        crate::output::tests::run(check, status, None, None)
+    }
+
+    fn broke() -> CheckRun {
+        CheckRun::Broke { check: Check::Auth, error: CheckError::Misconfigured("x".into()) }
+    }
+
+    #[test]
+    fn the_worst_outcome_decides_the_exit_code() {
+        let passed = ran("health", Outcome::Passed);
+        let degraded = ran("products", Outcome::Degraded);
+        let failed = ran("auth", Outcome::Failed);
+        assert_eq!(verdict(&[ran("health", Outcome::Passed)], false), Exit::Passed);
+        assert_eq!(verdict(&[ran("health", Outcome::Passed), ran("x", Outcome::Degraded)], false), Exit::Degraded);
+        assert_eq!(verdict(&[ran("health", Outcome::Passed), ran("x", Outcome::Degraded)], true), Exit::Passed);
+        assert_eq!(verdict(&[degraded, broke()], true), Exit::Error);
+        assert_eq!(verdict(&[passed, failed, broke()], true), Exit::Failed);
+        assert_eq!(verdict(&[ran("x", Outcome::Failed)], true), Exit::Failed);
+    }
+}
