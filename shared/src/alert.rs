@@ -204,37 +204,50 @@ where
     }
 }
 
-/// In-memory [`Notifier`] for unit tests: records what was published and can be told to fail.
-#[derive(Default)]
-pub struct RecordingNotifier {
-    published: Mutex<Vec<AlertMessage>>,
+/// In-memory fake of a delivery port, for unit tests: records what was delivered and can be
+/// told to fail first. [`RecordingNotifier`] here; the PagerDuty forwarder fakes its Events API
+/// with the same type.
+pub struct Recording<T> {
+    delivered: Mutex<Vec<T>>,
     failures: Mutex<VecDeque<PublishError>>,
 }
 
-impl RecordingNotifier {
-    /// The next publishes fail with these, in order, before publishing succeeds again.
+impl<T> Default for Recording<T> {
+    fn default() -> Self {
+        Recording { delivered: Mutex::new(Vec::new()), failures: Mutex::new(VecDeque::new()) }
+    }
+}
+
+impl<T: Clone> Recording<T> {
+    /// The next deliveries fail with these, in order, before delivering succeeds again.
     pub fn fail_with(&self, failures: impl IntoIterator<Item = PublishError>) {
         if let Ok(mut queue) = self.failures.lock() {
             queue.extend(failures);
         }
     }
 
-    pub fn published(&self) -> Vec<AlertMessage> {
-        self.published.lock().map(|p| p.clone()).unwrap_or_default()
+    pub fn delivered(&self) -> Vec<T> {
+        self.delivered.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Fails with the next scripted failure, or records `item`.
+    pub fn deliver(&self, item: T) -> Result<(), PublishError> {
+        if let Some(failure) = self.failures.lock().ok().and_then(|mut q| q.pop_front()) {
+            return Err(failure);
+        }
+        if let Ok(mut delivered) = self.delivered.lock() {
+            delivered.push(item);
+        }
+        Ok(())
     }
 }
 
+pub type RecordingNotifier = Recording<AlertMessage>;
+
 #[async_trait]
-impl Notifier for RecordingNotifier {
+impl Notifier for Recording<AlertMessage> {
     async fn publish(&self, alert: &AlertMessage) -> Result<(), PublishError> {
-        let failure = self.failures.lock().ok().and_then(|mut q| q.pop_front());
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
-        if let Ok(mut published) = self.published.lock() {
-            published.push(alert.clone());
-        }
-        Ok(())
+        self.deliver(alert.clone())
     }
 }
 
@@ -405,7 +418,7 @@ mod tests {
         notifier.fail_with([PublishError::Retryable("Throttling".into()), PublishError::Retryable("HTTP 503".into())]);
         let alert = AlertMessage::from_run(&failed_run(), &Origin::default());
         assert_eq!(deliver(&notifier, &alert, QUICK).await.unwrap(), 3);
-        assert_eq!(notifier.published().len(), 1);
+        assert_eq!(notifier.delivered().len(), 1);
     }
 
     #[tokio::test]
@@ -417,7 +430,7 @@ mod tests {
         assert_eq!(error.error_type(), "AlertUndeliverable");
         let reason = format!("HTTP 500; the undelivered alert: {}", alert.summary);
         assert_eq!(error, CheckError::AlertUndeliverable { attempts: 4, reason });
-        assert!(notifier.published().is_empty());
+        assert!(notifier.delivered().is_empty());
     }
 
     #[tokio::test]

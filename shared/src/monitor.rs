@@ -207,7 +207,7 @@ mod tests {
         let h = harness(Check::Health, ScriptedTarget::default().then(200, r#"{"status":"ok"}"#));
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!(run.status, Outcome::Passed);
-        let published = h.notifier.published();
+        let published = h.notifier.delivered();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].event_action, EventAction::Resolve);
         assert_eq!(h.metrics.records().len(), 2, "one run record and one step record");
@@ -218,7 +218,7 @@ mod tests {
         let h = harness(Check::Health, ScriptedTarget::default().then(503, "down").then(503, "down"));
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)));
-        let published = h.notifier.published();
+        let published = h.notifier.delivered();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].event_action, EventAction::Trigger);
         assert_eq!(published[0].steps[0].attempts, 2);
@@ -247,7 +247,7 @@ mod tests {
             assert_eq!(error.error_type(), "InvalidEvent");
         }
         assert_eq!(h.target.requests().len(), 1, "refused events send nothing");
-        assert_eq!(h.notifier.published().len(), 1);
+        assert_eq!(h.notifier.delivered().len(), 1);
     }
 
     #[tokio::test]
@@ -257,7 +257,7 @@ mod tests {
         let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "Misconfigured");
         assert!(h.target.requests().is_empty());
-        assert!(h.notifier.published().is_empty());
+        assert!(h.notifier.delivered().is_empty());
     }
 
     #[tokio::test]
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CredentialsRejected)));
         assert_eq!(paths(&h.target), ["Post /api/auth/token"], "no retry hammering, no later steps");
         assert_eq!(h.secrets.reads(), 2, "initial load plus one refresh");
-        assert!(h.notifier.published()[0].summary.contains("not a target outage"));
+        assert!(h.notifier.delivered()[0].summary.contains("not a target outage"));
     }
 
     #[tokio::test]
@@ -378,7 +378,7 @@ mod tests {
         let text = format!(
             "{} {} {:?}",
             serde_json::to_string(&run).unwrap(),
-            serde_json::to_string(&h.notifier.published()).unwrap(),
+            serde_json::to_string(&h.notifier.delivered()).unwrap(),
             h.metrics.records()
         );
         for secret in ["pw-1", "mon@example.com", "tok_test_4242"] {

@@ -244,7 +244,7 @@ mod tests {
             ("m-4", alert("resolve")),
         ]);
         let error = h.forwarder.handle(batch).await.unwrap_err();
-        let actions: Vec<_> = h.events.sent().iter().map(|e| e.event_action).collect();
+        let actions: Vec<_> = h.events.delivered().iter().map(|e| e.event_action).collect();
         assert_eq!(actions, [EventAction::Trigger, EventAction::Resolve]);
         let ids: Vec<_> = error.failures.iter().map(|f| f.message_id.as_str()).collect();
         assert_eq!(ids, ["m-2", "m-3"]);
@@ -280,7 +280,7 @@ mod tests {
                 .contains("message m-2: alert could not be delivered after 3 attempt(s): PagerDuty: HTTP 503"),
             "{error}"
         );
-        assert!(h.events.sent().is_empty());
+        assert!(h.events.delivered().is_empty());
     }
 
     #[tokio::test]

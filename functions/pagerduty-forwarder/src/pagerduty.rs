@@ -14,11 +14,11 @@ use crate::event::Event;
 use async_trait::async_trait;
 use lambda_runtime::tracing::{self, instrument};
 use serde::Deserialize;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+
+use std::sync::Arc;
 use std::time::Duration;
 use synthetic_checks::CheckError;
-use synthetic_checks::alert::PublishError;
+use synthetic_checks::alert::{PublishError, Recording};
 use synthetic_checks::http::{HttpRequest, HttpResponse, HttpSettings, HttpTarget, Method, ReqwestTarget};
 use synthetic_checks::secret::{REDACTED, Secret};
 use synthetic_checks::text::{one_line, truncate};
@@ -116,37 +116,13 @@ fn describe(response: &HttpResponse, routing_key: &Secret<String>) -> String {
     }
 }
 
-/// In-memory [`EventsApi`] for unit tests: records what was sent and can be told to fail.
-#[derive(Default)]
-pub struct RecordingEventsApi {
-    sent: Mutex<Vec<Event>>,
-    failures: Mutex<VecDeque<PublishError>>,
-}
-
-impl RecordingEventsApi {
-    /// The next sends fail with these, in order, before sending succeeds again.
-    pub fn fail_with(&self, failures: impl IntoIterator<Item = PublishError>) {
-        if let Ok(mut queue) = self.failures.lock() {
-            queue.extend(failures);
-        }
-    }
-
-    pub fn sent(&self) -> Vec<Event> {
-        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
+/// In-memory [`EventsApi`] for unit tests: the shared delivery fake, recording events.
+pub type RecordingEventsApi = Recording<Event>;
 
 #[async_trait]
-impl EventsApi for RecordingEventsApi {
+impl EventsApi for Recording<Event> {
     async fn enqueue(&self, _routing_key: &Secret<String>, event: &Event) -> Result<(), PublishError> {
-        let failure = self.failures.lock().ok().and_then(|mut q| q.pop_front());
-        if let Some(failure) = failure {
-            return Err(failure);
-        }
-        if let Ok(mut sent) = self.sent.lock() {
-            sent.push(event.clone());
-        }
-        Ok(())
+        self.deliver(event.clone())
     }
 }
 
