@@ -14,7 +14,7 @@ BUILD_TOOLS := 'cargo-lambda>=1' 'ziglang'
 export MOTO_SERVER := $(abspath $(VENV)/bin/moto_server)
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: help tools build-tools bins demo test fmt lint
+.PHONY: help tools build-tools bins demo test fmt lint bench
 
 help:
 	@echo "make demo      the four checks as Lambdas against the local demo shop: healthy, broken, healed"
@@ -51,5 +51,20 @@ lint:
 test: fmt tools lint bins
 	cargo test --workspace
 	$(MAKE) --no-print-directory validate test-infra
+
+# What the Python baseline of make bench needs, on top of the test tools.
+BENCH_TOOLS := 'requests>=2.31' 'boto3>=1.34'
+
+$(VENV)/.bench-tools: $(VENV)/.test-tools
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(BENCH_TOOLS)
+	touch $@
+
+# Benchmarks against a Python baseline (bench/README.md); not part of make test or CI. The arm64
+# zips come from make build (their size is reported); what runs here is the native release build
+# of the same binaries, built alone so that the harness's dependencies do not unify into them.
+bench: $(VENV)/.bench-tools build
+	cargo build --release $(addprefix --bin ,$(LAMBDA_BINS))
+	cargo build --release -p synthetic-e2e --bin bench --bin echo-lambda
+	target/release/bench
 
 include infra/infra.mk

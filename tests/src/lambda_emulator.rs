@@ -337,6 +337,14 @@ impl LambdaProcess {
         self.pid
     }
 
+    /// Peak resident set size of the child so far, in KiB: `VmHWM` of `/proc/<pid>/status`.
+    /// `None` once the process has exited, or where there is no `/proc` (not Linux).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+        line.trim().trim_end_matches("kB").trim().parse().ok()
+    }
+
     pub fn function_name(&self) -> &str {
         &self.function_name
     }
@@ -645,6 +653,8 @@ mod tests {
         assert_eq!(second["pid"], pid, "warm invocation must reuse the process");
         assert_ne!(second["request_id"], first["request_id"]);
         assert_eq!(f.timings(), t, "cold-start timings are set once");
+        #[cfg(target_os = "linux")]
+        assert!(f.peak_rss_kib().is_some_and(|kib| kib > 0), "VmHWM of a live child");
 
         let logs = f.logs();
         let stdout = logs.iter().filter(|l| l.starts_with("echo-lambda stdout")).count();

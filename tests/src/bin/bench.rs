@@ -1,0 +1,1041 @@
+//! `make bench`: cold start, per-run overhead, peak memory, package size and cost of the check
+//! Lambdas, side by side with the same products journey written in Python (requests + boto3),
+//! in one run on one machine. Method notes are in `bench/README.md`; the report is printed and
+//! written to `bench/RESULTS.md`.
+//!
+//! Everything runs on the local stack (`synthetic_e2e::stack`): the demo shop with no injected
+//! latency, moto for Secrets Manager and SNS, and the Runtime API emulator running the native
+//! release binaries from `target/release` (arm64 cannot run here). Subjects take turns in a
+//! fresh random order every round, so a load spike from another process hits them all alike.
+//! Nothing here passes or fails on a number: the bench reports, and exits non-zero only when a
+//! run breaks.
+//!
+//! `BENCH_COLD_SPAWNS` (default 20) and `BENCH_WARM_RUNS` (default 500) set the sample sizes.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use synthetic_checks::alert::{AlertMessage, RecordingNotifier};
+use synthetic_checks::http::{HttpRequest, HttpResponse, HttpTarget, ReqwestTarget};
+use synthetic_checks::metrics::RecordingMetrics;
+use synthetic_checks::secret::InMemorySecrets;
+use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
+use synthetic_e2e::fake_pagerduty::FakePagerDuty;
+use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess, workspace_release_binary};
+use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, scheduled_event};
+
+const WARMUP_RUNS: usize = 20;
+/// The in-process journey loop is cheap, so it runs this many times the warm Lambda runs.
+const JOURNEY_RUNS_PER_WARM_RUN: usize = 4;
+const RUNS_PER_MONTH: f64 = 30.0 * 24.0 * 60.0 / 5.0;
+const PRICE_GB_S: f64 = 0.000_013_333_4;
+const PRICE_REQUEST: f64 = 0.20 / 1_000_000.0;
+const MEMORY_GB: f64 = 128.0 / 1024.0;
+const SYNTHETICS_PER_RUN: f64 = 0.0012;
+/// The example network: round trip to the target (and to PagerDuty) in the cost estimate.
+const EXAMPLE_RTT_MS: u64 = 50;
+const LAMBDA_BINS: [&str; 5] = ["check-health", "check-auth", "check-products", "check-payment", "pagerduty-forwarder"];
+const ROUTING_KEY: &str = "bench0r0ut1ng0key000000000000001";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Subject {
+    Rust(Check),
+    Forwarder,
+    Python,
+}
+
+const SUBJECTS: [Subject; 6] = [
+    Subject::Rust(Check::Health),
+    Subject::Rust(Check::Auth),
+    Subject::Rust(Check::Products),
+    Subject::Rust(Check::Payment),
+    Subject::Forwarder,
+    Subject::Python,
+];
+const PRODUCTS: usize = 2;
+const FORWARDER: usize = 4;
+const PYTHON: usize = 5;
+
+impl Subject {
+    fn name(self) -> String {
+        match self {
+            Subject::Rust(check) => format!("check-{}", check.name()),
+            Subject::Forwarder => "pagerduty-forwarder".into(),
+            Subject::Python => "Python products (requests + boto3)".into(),
+        }
+    }
+
+    /// Round trips to the remote end in one run over a fresh connection (TCP, TLS 1.3, then one
+    /// per request): at a 5-minute schedule the pooled connection has been idle too long to reuse.
+    fn round_trips(self) -> u64 {
+        match self {
+            Subject::Rust(Check::Health | Check::Auth) | Subject::Forwarder => 3,
+            Subject::Rust(Check::Products) | Subject::Python => 4,
+            Subject::Rust(Check::Payment) => 6,
+        }
+    }
+}
+
+/// The local stack plus what the forwarder and the Python baseline need.
+struct Bench {
+    stack: LocalStack,
+    pagerduty: FakePagerDuty,
+    routing_secret_arn: String,
+    /// One real alert body, for the forwarder's SNS events.
+    alert: String,
+    workspace: PathBuf,
+}
+
+impl Bench {
+    async fn spawn(&self, subject: Subject) -> Result<LambdaProcess, String> {
+        let mut env = self.stack.function_env();
+        let (binary, name) = match subject {
+            Subject::Rust(_) => (workspace_release_binary(&subject.name())?, subject.name()),
+            Subject::Forwarder => {
+                env = self.stack.moto.aws_env();
+                let events_url = self.pagerduty.base_url();
+                env.extend(
+                    [
+                        ("PAGERDUTY_SECRET_ID", self.routing_secret_arn.as_str()),
+                        ("PAGERDUTY_EVENTS_URL", events_url.as_str()),
+                        ("RUNBOOK_URL", "https://wiki.example.com/runbooks/synthetic"),
+                        ("RUST_LOG", "info"),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                (workspace_release_binary("pagerduty-forwarder")?, subject.name())
+            }
+            Subject::Python => {
+                // bootstrap.py's `#!/usr/bin/env python3` finds the project venv first.
+                let venv = self.workspace.join(".venv/bin");
+                let path = std::env::var("PATH").unwrap_or_default();
+                env.push(("PATH".into(), format!("{}:{path}", venv.display())));
+                (self.workspace.join("bench/python/bootstrap.py"), "python-products".into())
+            }
+        };
+        LambdaProcess::spawn(&binary, &name, &env).await.map_err(|e| format!("{name}: {e}"))
+    }
+
+    fn event(&self, subject: Subject) -> Value {
+        match subject {
+            Subject::Rust(check) => scheduled_event(check),
+            Subject::Python => scheduled_event(Check::Products),
+            Subject::Forwarder => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let topic = &self.stack.topic_arn;
+                let sns = json!({
+                    "Type": "Notification", "MessageId": id, "TopicArn": topic, "Subject": null,
+                    "Message": self.alert, "Timestamp": "2026-11-21T10:00:01.000Z", "SignatureVersion": "1",
+                    "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}
+                });
+                let subscription = format!("{topic}:pagerduty-forwarder");
+                json!({ "Records": [{ "EventSource": "aws:sns", "EventVersion": "1.0",
+                                      "EventSubscriptionArn": subscription, "Sns": sns }] })
+            }
+        }
+    }
+
+    /// Unsubscribes the stack's SQS inbox from the alert topic. moto delivers to subscribers
+    /// inside `Publish`, and gets slower with every message waiting in a subscribed queue; SNS
+    /// delivers asynchronously, so a publish should not pay for its subscribers here either.
+    async fn detach_alert_queue(&self) -> Result<(), String> {
+        let sns = self.stack.aws.sns();
+        let fail = |e: aws_sdk_sns::Error| {
+            format!("detaching the alert queue: {}", aws_sdk_sns::error::DisplayErrorContext(e))
+        };
+        let listed = sns.list_subscriptions_by_topic().topic_arn(&self.stack.topic_arn).send().await;
+        let listed = listed.map_err(|e| fail(e.into()))?;
+        for arn in listed.subscriptions().iter().filter_map(|s| s.subscription_arn()) {
+            sns.unsubscribe().subscription_arn(arn).send().await.map_err(|e| fail(e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// One invocation, timed; fails unless the journey passed (or the event was forwarded).
+    /// Returns the time and the step durations the function reported, in ms.
+    async fn invoke(&self, process: &LambdaProcess, subject: Subject) -> Result<(Duration, Vec<f64>), String> {
+        let event = self.event(subject);
+        let started = Instant::now();
+        let invocation = process.invoke(event, INVOKE_TIMEOUT).await;
+        let elapsed = started.elapsed();
+        let body = match invocation {
+            Ok(Invocation::Response(body)) => body,
+            Ok(Invocation::Error { error_type, error_message }) => {
+                return Err(format!("{}: {error_type}: {error_message}", subject.name()));
+            }
+            Err(error) => return Err(format!("{}: {error}", subject.name())),
+        };
+        let steps = match subject {
+            Subject::Forwarder => Vec::new(),
+            Subject::Rust(_) => {
+                let run: RunResult = serde_json::from_value(body).map_err(|e| format!("{}: {e}", subject.name()))?;
+                if run.status != Outcome::Passed {
+                    return Err(format!("{}: the run did not pass: {run:?}", subject.name()));
+                }
+                run.steps.iter().map(|s| s.duration_ms as f64).collect()
+            }
+            Subject::Python => {
+                if body["status"] != "passed" {
+                    return Err(format!("{}: the run did not pass: {body}", subject.name()));
+                }
+                body["steps"].as_array().into_iter().flatten().filter_map(|s| s["duration_ms"].as_f64()).collect()
+            }
+        };
+        Ok((elapsed, steps))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match bench().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("bench: {problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench() -> Result<(), String> {
+    let machine = Machine::now();
+    let cold_spawns = env_count("BENCH_COLD_SPAWNS", 20)?;
+    let warm_runs = env_count("BENCH_WARM_RUNS", 500)?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().map_err(|e| e.to_string())?;
+    for name in LAMBDA_BINS.into_iter().chain(["echo-lambda"]) {
+        workspace_release_binary(name)?;
+    }
+    eprintln!("bench: starting the local stack (shop, moto, fake PagerDuty)...");
+    let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
+    let pagerduty = FakePagerDuty::start().await.map_err(|e| e.to_string())?;
+    let routing = json!({ "routing_key": ROUTING_KEY }).to_string();
+    let routing_secret_arn =
+        stack.aws.create_secret("pagerduty/routing-key", &routing).await.map_err(|e| e.to_string())?;
+    let library = Library::new(&stack)?;
+    let (sample_run, _) = library.run().await?;
+    let alert =
+        serde_json::to_string(&AlertMessage::from_run(&sample_run, &library.origin)).map_err(|e| e.to_string())?;
+    let bench = Bench { stack, pagerduty, routing_secret_arn, alert, workspace };
+    bench.detach_alert_queue().await?;
+
+    let result = measure(&bench, &library, cold_spawns, warm_runs).await;
+    bench.stack.stop().await;
+    let measured = result?;
+
+    let python = python_package(&bench.workspace)?;
+    let report = render(&machine, &measured, &python, &bench.workspace, cold_spawns, warm_runs);
+    println!("{report}");
+    let path = bench.workspace.join("bench/RESULTS.md");
+    std::fs::write(&path, &report).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
+fn env_count(name: &str, default: usize) -> Result<usize, String> {
+    match std::env::var(name) {
+        Ok(raw) => raw.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("{name} must be a positive number")),
+        Err(_) => Ok(default),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Measuring
+
+#[derive(Default)]
+struct ColdSamples {
+    init: Vec<Duration>,
+    first_response: Vec<Duration>,
+    rss_kib: Vec<u64>,
+}
+
+struct Measured {
+    cold: Vec<ColdSamples>,
+    warm: Vec<Vec<Duration>>,
+    /// Step durations each function reported in its result, per step, in ms.
+    warm_steps: Vec<Vec<Vec<f64>>>,
+    warm_rss_kib: Vec<Option<u64>>,
+    /// Whole journey, login, products.
+    bare: [Vec<Duration>; 3],
+    library: [Vec<Duration>; 3],
+    /// The bare journey again, inside the Lambda loop: part of the invocation's physical floor.
+    bare_in_lambda_loop: Vec<Duration>,
+    floor: Vec<Duration>,
+    publish: Vec<Duration>,
+    /// Init only (spawn to first `next`) of the [`DIAGNOSTICS`] variants.
+    diagnostics: Vec<Vec<Duration>>,
+    load_at_end: String,
+}
+
+async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs: usize) -> Result<Measured, String> {
+    let mut order = Shuffle::seeded();
+    let mut cold: Vec<ColdSamples> = SUBJECTS.iter().map(|_| ColdSamples::default()).collect();
+    eprintln!("bench: {cold_spawns} cold starts of each of {} functions...", SUBJECTS.len());
+    for _ in 0..cold_spawns {
+        for i in order.next(SUBJECTS.len()) {
+            let process = bench.spawn(SUBJECTS[i]).await?;
+            let invoked = bench.invoke(&process, SUBJECTS[i]).await;
+            let (timings, rss) = (process.timings(), process.peak_rss_kib());
+            process.shutdown().await;
+            invoked?;
+            let (Some(next), Some(response)) = (timings.first_next_at, timings.first_response_at) else {
+                return Err(format!("{}: no cold-start timings", SUBJECTS[i].name()));
+            };
+            cold[i].init.push(next - timings.spawned_at);
+            cold[i].first_response.push(response - timings.spawned_at);
+            cold[i].rss_kib.push(rss.ok_or("no VmHWM: /proc is needed")?);
+        }
+    }
+    let diagnostics = init_diagnostics(bench, cold_spawns, &mut order).await?;
+
+    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let config = &bench.stack.shop_config;
+    let bare = Bare {
+        client,
+        base: bench.stack.shop.base_url().to_string(),
+        email: &config.email,
+        password: &config.password,
+    };
+    let mut m = Measured {
+        cold,
+        warm: vec![Vec::new(); SUBJECTS.len()],
+        warm_steps: vec![Vec::new(); SUBJECTS.len()],
+        warm_rss_kib: Vec::new(),
+        bare: Default::default(),
+        library: Default::default(),
+        bare_in_lambda_loop: Vec::new(),
+        floor: Vec::new(),
+        publish: Vec::new(),
+        diagnostics,
+        load_at_end: String::new(),
+    };
+
+    let journeys = warm_runs * JOURNEY_RUNS_PER_WARM_RUN;
+    eprintln!("bench: {journeys} products journeys, bare and through the library...");
+    for run in 0..WARMUP_RUNS + journeys {
+        for task in order.next(2) {
+            let times = match task {
+                0 => bare.journey().await?,
+                _ => library.run().await?.1,
+            };
+            if run >= WARMUP_RUNS {
+                let samples = if task == 0 { &mut m.bare } else { &mut m.library };
+                for (samples, time) in samples.iter_mut().zip(times) {
+                    samples.push(time);
+                }
+            }
+        }
+    }
+
+    eprintln!("bench: {warm_runs} warm invocations of each function, after {WARMUP_RUNS} warm-up runs...");
+    let mut processes = Vec::new();
+    for subject in SUBJECTS {
+        processes.push(bench.spawn(subject).await?);
+    }
+    let echo = LambdaProcess::spawn(&workspace_release_binary("echo-lambda")?, "echo", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    for run in 0..WARMUP_RUNS + warm_runs {
+        let keep = run >= WARMUP_RUNS;
+        for task in order.next(3 + SUBJECTS.len()) {
+            let started = Instant::now();
+            match task {
+                0 => {
+                    let [journey, _, _] = bare.journey().await?;
+                    if keep {
+                        m.bare_in_lambda_loop.push(journey);
+                    }
+                }
+                1 => {
+                    echo.invoke(json!({}), INVOKE_TIMEOUT).await.map_err(|e| format!("echo-lambda: {e}"))?;
+                    if keep {
+                        m.floor.push(started.elapsed());
+                    }
+                }
+                2 => {
+                    let sns = bench.stack.aws.sns().publish().topic_arn(&bench.stack.topic_arn);
+                    sns.subject("[local] products PASSED")
+                        .message(&bench.alert)
+                        .send()
+                        .await
+                        .map_err(|e| format!("bare SNS publish: {}", aws_sdk_sns::error::DisplayErrorContext(e)))?;
+                    if keep {
+                        m.publish.push(started.elapsed());
+                    }
+                }
+                n => {
+                    let i = n - 3;
+                    let (elapsed, steps) = bench.invoke(&processes[i], SUBJECTS[i]).await?;
+                    if keep {
+                        m.warm[i].push(elapsed);
+                        let reported = &mut m.warm_steps[i];
+                        reported.resize(steps.len().max(reported.len()), Vec::new());
+                        for (samples, ms) in reported.iter_mut().zip(steps) {
+                            samples.push(ms);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    m.warm_rss_kib = processes.iter().map(LambdaProcess::peak_rss_kib).collect();
+    m.load_at_end = load_average();
+    for process in processes {
+        process.shutdown().await;
+    }
+    echo.shutdown().await;
+    Ok(m)
+}
+
+/// A fresh random order of `0..n` on each call, so that no subject always follows the same
+/// one (a Lambda's or moto's aftermath would otherwise land on the same neighbour every time).
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn seeded() -> Shuffle {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos());
+        Shuffle(nanos as u64 | 1)
+    }
+
+    /// xorshift64: plenty for shuffling a handful of tasks.
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn next(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, self.below(i + 1));
+        }
+        order
+    }
+}
+
+/// Where the init time of a check goes: spawn to first `next` of variants of `check-products`.
+const DIAGNOSTICS: [&str; 4] = [
+    "`echo-lambda`: an empty `lambda_runtime` function, the floor",
+    "`check-products`, as above",
+    "`check-products` without `AWS_ENDPOINT_URL` (as deployed)",
+    "`check-products` with the trust store cut to one certificate (`SSL_CERT_FILE`, empty `SSL_CERT_DIR`)",
+];
+
+async fn init_diagnostics(bench: &Bench, spawns: usize, order: &mut Shuffle) -> Result<Vec<Vec<Duration>>, String> {
+    eprintln!("bench: {spawns} init-only spawns of {} diagnostic variants...", DIAGNOSTICS.len());
+    let scratch = std::env::temp_dir().join(format!("synthetic-bench-{}", std::process::id()));
+    let empty_dir = scratch.join("empty");
+    std::fs::create_dir_all(&empty_dir).map_err(|e| e.to_string())?;
+    // The first certificate of the system bundle; Debian and Amazon Linux paths.
+    let bundle = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .ok_or("no system CA bundle found")?;
+    const END: &str = "-----END CERTIFICATE-----";
+    let first = bundle.find(END).map(|end| &bundle[..end + END.len()]).ok_or("the CA bundle has no certificate")?;
+    let one_cert = scratch.join("one.pem");
+    std::fs::write(&one_cert, format!("{}\n", first.trim_start())).map_err(|e| e.to_string())?;
+
+    let products = workspace_release_binary("check-products")?;
+    let echo = workspace_release_binary("echo-lambda")?;
+    let mut samples = vec![Vec::new(); DIAGNOSTICS.len()];
+    for _ in 0..spawns {
+        for variant in order.next(DIAGNOSTICS.len()) {
+            let mut env = bench.stack.function_env();
+            match variant {
+                2 => env.retain(|(k, _)| k != "AWS_ENDPOINT_URL"),
+                3 => env.extend([
+                    ("SSL_CERT_FILE".to_string(), one_cert.display().to_string()),
+                    ("SSL_CERT_DIR".to_string(), empty_dir.display().to_string()),
+                ]),
+                _ => {}
+            }
+            let (binary, env) = if variant == 0 { (&echo, Vec::new()) } else { (&products, env) };
+            let process = LambdaProcess::spawn(binary, "diagnostic", &env).await.map_err(|e| e.to_string())?;
+            let waited = Instant::now();
+            let init = loop {
+                let timings = process.timings();
+                if let Some(next) = timings.first_next_at {
+                    break Ok(next - timings.spawned_at);
+                }
+                if process.exit_status().is_some() || waited.elapsed() > Duration::from_secs(10) {
+                    break Err(format!("{}: no `next` request: {:?}", DIAGNOSTICS[variant], process.logs()));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            };
+            process.shutdown().await;
+            samples[variant].push(init?);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(samples)
+}
+
+/// The same two requests as the products journey, with nothing around them: the floor.
+struct Bare<'a> {
+    client: reqwest::Client,
+    base: String,
+    email: &'a str,
+    password: &'a str,
+}
+
+impl Bare<'_> {
+    /// The time of the whole journey, of the login and of the products request.
+    async fn journey(&self) -> Result<[Duration; 3], String> {
+        let fail = |e: reqwest::Error| format!("bare client: {e}");
+        let started = Instant::now();
+        let login = serde_json::to_vec(&json!({ "email": self.email, "password": self.password }))
+            .map_err(|e| e.to_string())?;
+        let answer = self
+            .client
+            .post(format!("{}/api/auth/token", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(login)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = answer.status();
+        let body: Value = serde_json::from_slice(&answer.bytes().await.map_err(fail)?).map_err(|e| e.to_string())?;
+        let token = body["access_token"].as_str().filter(|_| status.is_success()).ok_or("bare client: no token")?;
+        let login = started.elapsed();
+        let started = Instant::now();
+        let answer = self.client.get(format!("{}/api/products", self.base)).bearer_auth(token).send().await;
+        let answer = answer.map_err(fail)?;
+        let status = answer.status();
+        let body: Value = serde_json::from_slice(&answer.bytes().await.map_err(fail)?).map_err(|e| e.to_string())?;
+        if !status.is_success() || body["data"].as_array().is_none_or(Vec::is_empty) {
+            return Err(format!("bare client: products answered {status}"));
+        }
+        let products = started.elapsed();
+        Ok([login + products, login, products])
+    }
+}
+
+/// The check library's products journey in this process: the real reqwest adapter against the
+/// shop, the secret and the notifier in memory. Everything a run does except the AWS calls.
+struct Library {
+    monitor: Monitor,
+    timed: Arc<TimedTarget>,
+    origin: synthetic_checks::config::Origin,
+}
+
+impl Library {
+    fn new(stack: &LocalStack) -> Result<Self, String> {
+        let env = stack.function_env();
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let config = MonitorConfig::from_lookup(Check::Products, &lookup).map_err(|e| e.to_string())?;
+        let timed = Arc::new(TimedTarget {
+            inner: ReqwestTarget::new(&config.http).map_err(|e| e.to_string())?,
+            times: Mutex::new(Vec::new()),
+        });
+        let secrets = InMemorySecrets::with(&stack.secret_arn, &account_json(&stack.shop_config.password));
+        let adapters = Adapters {
+            http: timed.clone(),
+            secrets: Arc::new(secrets),
+            notifier: Arc::new(RecordingNotifier::default()),
+            metrics: Arc::new(RecordingMetrics::default()),
+        };
+        let origin = config.origin.clone();
+        Ok(Library { monitor: Monitor::new(config, adapters), timed, origin })
+    }
+
+    /// One run: its result, and the time of the whole run and of each request.
+    async fn run(&self) -> Result<(RunResult, [Duration; 3]), String> {
+        self.timed.times.lock().map_err(|e| e.to_string())?.clear();
+        let started = Instant::now();
+        let run = self.monitor.run(None, None).await.map_err(|e| format!("library journey: {e}"))?;
+        let total = started.elapsed();
+        if run.status != Outcome::Passed {
+            return Err(format!("library journey did not pass: {run:?}"));
+        }
+        let times = self.timed.times.lock().map_err(|e| e.to_string())?.clone();
+        let [login, products] = times[..] else {
+            return Err(format!("library journey made {} requests, expected 2", times.len()));
+        };
+        Ok((run, [total, login, products]))
+    }
+}
+
+/// The reqwest adapter, timing each request.
+struct TimedTarget {
+    inner: ReqwestTarget,
+    times: Mutex<Vec<Duration>>,
+}
+
+/// Written out rather than with `#[async_trait]`, which this crate does not depend on.
+impl HttpTarget for TimedTarget {
+    fn send<'a, 'f>(
+        &'a self,
+        request: HttpRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, CheckError>> + Send + 'f>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            let started = Instant::now();
+            let response = self.inner.send(request).await;
+            if let Ok(mut times) = self.times.lock() {
+                times.push(started.elapsed());
+            }
+            response
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+#[derive(Clone, Copy)]
+struct Stats {
+    min: Duration,
+    p50: Duration,
+    p95: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Stats {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        // Nearest rank.
+        let rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        Stats { min: sorted[0], p50: rank(0.50), p95: rank(0.95), max: sorted[sorted.len() - 1] }
+    }
+}
+
+fn median_f64(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn median_u64(samples: &[u64]) -> u64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms >= 100.0 { format!("{ms:.0} ms") } else { format!("{ms:.2} ms") }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// MB = 10^6 bytes throughout.
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn rss_mb(kib: u64) -> String {
+    mb(kib * 1024)
+}
+
+// ---------------------------------------------------------------------------
+// Cost
+
+/// Lambda bills in 1 ms increments, 128 MB on arm64, list price, before the free tier.
+fn cost_per_run(duration: Duration) -> f64 {
+    let billed_ms = (duration.as_secs_f64() * 1e3).ceil().max(1.0);
+    billed_ms / 1e3 * MEMORY_GB * PRICE_GB_S + PRICE_REQUEST
+}
+
+fn billed(duration: Duration) -> String {
+    format!("{} ms", (duration.as_secs_f64() * 1e3).ceil().max(1.0) as u64)
+}
+
+/// Cents for big amounts, three significant digits for small ones.
+fn dollars(amount: f64) -> String {
+    if amount >= 0.01 {
+        format!("${amount:.2}")
+    } else {
+        let decimals = (-amount.log10()).ceil().max(0.0) as usize + 2;
+        format!("${amount:.decimals$}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Machine, sizes
+
+struct Machine {
+    date: String,
+    cores: usize,
+    cpu: String,
+    kernel: String,
+    load_at_start: String,
+    rustc: String,
+    commit: String,
+}
+
+impl Machine {
+    fn now() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')))
+            .map_or("unknown".into(), |(_, model)| model.trim().to_string());
+        let dirty = !command("git", &["status", "--porcelain"]).is_empty();
+        Machine {
+            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+            load_at_start: load_average(),
+            rustc: command("rustc", &["--version"]),
+            commit: format!(
+                "{}{}",
+                command("git", &["rev-parse", "--short", "HEAD"]),
+                if dirty { " + uncommitted changes" } else { "" }
+            ),
+        }
+    }
+}
+
+fn load_average() -> String {
+    let raw = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    raw.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map_or("unknown".into(), |out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// What `bench/python/package_size.py` reports: zip sizes and versions.
+fn python_package(workspace: &Path) -> Result<Value, String> {
+    let out = std::process::Command::new(workspace.join(".venv/bin/python"))
+        .arg(workspace.join("bench/python/package_size.py"))
+        .output()
+        .map_err(|e| format!("package_size.py: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("package_size.py: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("package_size.py: {e}"))
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+struct Target {
+    what: &'static str,
+    goal: &'static str,
+    measured: String,
+    met: bool,
+    miss: String,
+}
+
+fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spawns: usize, warm_runs: usize) -> String {
+    let cold: Vec<(Stats, Stats)> = r.cold.iter().map(|c| (Stats::of(&c.init), Stats::of(&c.first_response))).collect();
+    let warm: Vec<Stats> = r.warm.iter().map(|w| Stats::of(w)).collect();
+    let [bare, bare_login, bare_products] = r.bare.each_ref().map(|s| Stats::of(s));
+    let [lib, lib_login, lib_products] = r.library.each_ref().map(|s| Stats::of(s));
+    let (floor, publish) = (Stats::of(&r.floor), Stats::of(&r.publish));
+    let rust = 0..PYTHON;
+    let checks = 0..4;
+
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# Benchmark results\n");
+    let _ = writeln!(
+        w,
+        "Written by `make bench` ([method](README.md)) on {}, commit {}.\n\n\
+         - **Machine:** {} cores, {}, Linux {}. Load average at start {}, at end {} (1, 5, 15 min); \
+         other builds may have been running.\n\
+         - **Rust:** native x86_64 release builds from `target/release` (`[profile.release]`: opt-level \"s\", \
+         thin LTO, panic = abort), {}. The deployed functions are the arm64 builds of the same code, which \
+         cannot run on this machine; their zip sizes are below.\n\
+         - **Python:** {} with boto3 {} and requests {}, in the project `.venv`, started by a minimal \
+         Runtime API loop (`bench/python/bootstrap.py`).\n\
+         - **Stack:** the demo shop on loopback with no injected latency, moto for Secrets Manager and SNS, \
+         a fake PagerDuty, the Runtime API emulator. The subjects take turns in a fresh random order every round; \
+         {cold_spawns} cold starts and {warm_runs} warm runs (after {WARMUP_RUNS} warm-up runs) of each. \
+         MB = 10^6 bytes.\n",
+        m.date,
+        m.commit,
+        m.cores,
+        m.cpu,
+        m.kernel,
+        m.load_at_start,
+        r.load_at_end,
+        m.rustc,
+        python["python"].as_str().unwrap_or("?"),
+        python["boto3"].as_str().unwrap_or("?"),
+        python["requests"].as_str().unwrap_or("?"),
+    );
+
+    // Targets.
+    let worst_init = checks.clone().max_by_key(|&i| cold[i].0.p50).unwrap_or(0);
+    let init_vs_python = ratio(cold[PYTHON].0.p50, cold[PRODUCTS].0.p50);
+    let overhead = ratio(lib.p50, bare.p50);
+    let peak_rss = rust.clone().flat_map(|i| r.cold[i].rss_kib.iter().copied()).max().unwrap_or(0);
+    let target_dir = workspace.join("target");
+    let zips: Vec<Option<u64>> =
+        LAMBDA_BINS.iter().map(|b| file_size(&target_dir.join(format!("lambda/{b}/bootstrap.zip")))).collect();
+    let biggest_zip = zips.iter().flatten().max().copied();
+    let over = |measured: f64, goal: f64, unit: &str| {
+        format!("by {:.2}{unit} ({:.0}%)", measured - goal, (measured / goal - 1.0) * 100.0)
+    };
+    let init_ms = cold[worst_init].0.p50.as_secs_f64() * 1e3;
+    let targets = [
+        Target {
+            what: "Cold start to first `next`, median of the slowest check",
+            goal: "≤ 15 ms",
+            measured: format!(
+                "{} ({}; max of all spawns {})",
+                ms(cold[worst_init].0.p50),
+                SUBJECTS[worst_init].name(),
+                ms(checks.clone().map(|i| cold[i].0.max).max().unwrap_or_default())
+            ),
+            met: init_ms <= 15.0,
+            miss: over(init_ms, 15.0, " ms"),
+        },
+        Target {
+            what: "Cold start to first `next`, Python products / check-products",
+            goal: "≥ 10×",
+            measured: format!("{init_vs_python:.0}×"),
+            met: init_vs_python >= 10.0,
+            miss: format!("reaches {init_vs_python:.1}×"),
+        },
+        Target {
+            what: "Products journey, library in-process / bare reqwest (median)",
+            goal: "≤ 1.2×",
+            measured: format!("{overhead:.2}× ({} vs {})", ms(lib.p50), ms(bare.p50)),
+            met: overhead <= 1.2,
+            miss: over(overhead, 1.2, "×"),
+        },
+        Target {
+            what: "Peak RSS after the first invocation, largest Rust function",
+            goal: "≤ 20 MB",
+            measured: rss_mb(peak_rss),
+            met: (peak_rss * 1024) as f64 <= 20e6,
+            miss: over((peak_rss * 1024) as f64 / 1e6, 20.0, " MB"),
+        },
+        Target {
+            what: "arm64 `bootstrap.zip`, largest function",
+            goal: "≤ 5 MB",
+            measured: biggest_zip.map_or("not built (run `make build`)".into(), mb),
+            met: biggest_zip.is_some_and(|b| b as f64 <= 5e6),
+            miss: biggest_zip.map_or("unknown".into(), |b| over(b as f64 / 1e6, 5.0, " MB")),
+        },
+    ];
+    let _ = writeln!(w, "## Targets\n\n| Target | Goal | Measured | |\n| --- | --- | --- | --- |");
+    for t in &targets {
+        let verdict = if t.met { "met".to_string() } else { format!("**missed** {}", t.miss) };
+        let _ = writeln!(w, "| {} | {} | {} | {verdict} |", t.what, t.goal, t.measured);
+    }
+
+    // Cold start.
+    let _ = writeln!(
+        w,
+        "\n## Cold start\n\nFrom process spawn to the first Runtime API `next` (init: Lambda's Init Duration), and to \
+         the first posted response (init plus the first run, cold connections and the first AWS calls included: the \
+         secret read, the SNS publish). Peak RSS is `VmHWM` right after that first response.\n\n\
+         | Function | to first `next`: min / median / max | to first response: min / median / max | peak RSS (median / max) |\n\
+         | --- | --- | --- | --- |"
+    );
+    for (i, subject) in SUBJECTS.iter().enumerate() {
+        let (init, first) = cold[i];
+        let rss = &r.cold[i].rss_kib;
+        let _ = writeln!(
+            w,
+            "| {} | {} / **{}** / {} | {} / **{}** / {} | {} / {} |",
+            subject.name(),
+            ms(init.min),
+            ms(init.p50),
+            ms(init.max),
+            ms(first.min),
+            ms(first.p50),
+            ms(first.max),
+            rss_mb(median_u64(rss)),
+            rss_mb(rss.iter().copied().max().unwrap_or(0)),
+        );
+    }
+    let rss_ratio = median_u64(&r.cold[PYTHON].rss_kib) as f64 / median_u64(&r.cold[PRODUCTS].rss_kib) as f64;
+    let _ = writeln!(
+        w,
+        "| **Python / check-products** | **{:.0}×** | **{:.1}×** | **{rss_ratio:.1}×** |",
+        init_vs_python,
+        ratio(cold[PYTHON].1.p50, cold[PRODUCTS].1.p50),
+    );
+
+    let diagnostics: Vec<Stats> = r.diagnostics.iter().map(|d| Stats::of(d)).collect();
+    let _ = writeln!(
+        w,
+        "\nWhere the init time goes: spawn to first `next` only, {cold_spawns} spawns of each variant, taking turns.\n\n\
+         | Variant | min / median / max |\n| --- | --- |"
+    );
+    for (name, stats) in DIAGNOSTICS.iter().zip(&diagnostics) {
+        let _ = writeln!(w, "| {name} | {} / **{}** / {} |", ms(stats.min), ms(stats.p50), ms(stats.max));
+    }
+    let _ = writeln!(
+        w,
+        "\nLoading the system trust store takes {} of the {} init here (default minus one certificate, medians); \
+         the rest of the check's own init is {} over the empty function.",
+        ms(diagnostics[1].p50.saturating_sub(diagnostics[3].p50)),
+        ms(diagnostics[1].p50),
+        ms(diagnostics[3].p50.saturating_sub(diagnostics[0].p50)),
+    );
+
+    // Per-run overhead.
+    let python_warm = warm[PYTHON];
+    let products_warm = warm[PRODUCTS];
+    let bare_in_loop = Stats::of(&r.bare_in_lambda_loop);
+    let floor_sum = floor.p50 + bare_in_loop.p50 + publish.p50;
+    let step = |i: usize, s: usize| r.warm_steps[i].get(s).map_or(f64::NAN, |v| median_f64(v));
+    let _ = writeln!(
+        w,
+        "\n## Per-run overhead: the products journey, warm\n\n\
+         The same two requests, `POST /api/auth/token` and then `GET /api/products` with the token, by a bare \
+         client and by the check library, in the harness process: {} runs each, alternating in random order.\n\n\
+         | | journey median | p95 | login (median) | products (median) | ratio (medians) |\n\
+         | --- | --- | --- | --- | --- | --- |\n\
+         | Bare reqwest loop (one client; build, send, read and parse both bodies) | {} | {} | {} | {} | 1.00× |\n\
+         | Check library (`Monitor::run`: real reqwest adapter; secret, notifier, metrics in memory) | {} | {} | {} | {} | **{:.2}×** |\n\n\
+         The library's requests take as long as the bare ones; the difference is the run around them (run id, \
+         assertions, result, alert message, EMF records).\n\n\
+         Whole warm invocations, {warm_runs} of each function in random order, against the physical floor of \
+         the same work measured in the same loop: an empty Lambda invocation (`echo-lambda`, {}), the bare \
+         journey ({}) and a bare SNS publish to moto with the Rust SDK ({}).\n\n\
+         | | median | p95 | / floor |\n| --- | --- | --- | --- |\n\
+         | Physical floor: empty invocation + bare journey + bare SNS publish (sum of medians) | {} | | 1.00× |\n\
+         | `check-products` (Runtime API, journey, EMF, SNS publish) | {} | {} | **{:.2}×** |\n\
+         | Python products (same journey and publish) | {} | {} | {:.2}× |\n\n\
+         Python / `check-products`: **{:.2}×** (median), {:.2}× (p95). Both pay moto's SNS publish, which is most \
+         of either invocation here. The steps as the functions report them (medians): `check-products` login \
+         {:.0} ms, products {:.0} ms (whole ms); Python login {:.2} ms, products {:.2} ms.",
+        warm_runs * JOURNEY_RUNS_PER_WARM_RUN,
+        ms(bare.p50),
+        ms(bare.p95),
+        ms(bare_login.p50),
+        ms(bare_products.p50),
+        ms(lib.p50),
+        ms(lib.p95),
+        ms(lib_login.p50),
+        ms(lib_products.p50),
+        overhead,
+        ms(floor.p50),
+        ms(bare_in_loop.p50),
+        ms(publish.p50),
+        ms(floor_sum),
+        ms(products_warm.p50),
+        ms(products_warm.p95),
+        ratio(products_warm.p50, floor_sum),
+        ms(python_warm.p50),
+        ms(python_warm.p95),
+        ratio(python_warm.p50, floor_sum),
+        ratio(python_warm.p50, products_warm.p50),
+        ratio(python_warm.p95, products_warm.p95),
+        step(PRODUCTS, 0),
+        step(PRODUCTS, 1),
+        step(PYTHON, 0),
+        step(PYTHON, 1),
+    );
+
+    // Every function warm, memory, size.
+    let _ = writeln!(
+        w,
+        "\n## Every function: warm run, memory, package\n\n\
+         | Function | warm invocation median / p95 | peak RSS after 1 run / after {} runs | arm64 `bootstrap.zip` | native binary |\n\
+         | --- | --- | --- | --- | --- |",
+        WARMUP_RUNS + warm_runs + 1
+    );
+    for (i, subject) in SUBJECTS.iter().enumerate() {
+        let (zip, binary) = match i {
+            PYTHON => (
+                format!(
+                    "{} (handler + requests; boto3 from the runtime), {} with boto3 bundled",
+                    python["without_boto3"].as_u64().map_or("?".into(), mb),
+                    python["with_boto3"].as_u64().map_or("?".into(), mb)
+                ),
+                "n/a".to_string(),
+            ),
+            _ => (
+                zips[i].map_or("not built (run `make build`)".into(), mb),
+                file_size(&target_dir.join("release").join(LAMBDA_BINS[i])).map_or("?".into(), mb),
+            ),
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {} / {} | {} / {} | {zip} | {binary} |",
+            subject.name(),
+            ms(warm[i].p50),
+            ms(warm[i].p95),
+            rss_mb(median_u64(&r.cold[i].rss_kib)),
+            r.warm_rss_kib[i].map_or("?".into(), rss_mb),
+        );
+    }
+
+    // Cost.
+    let _ = writeln!(
+        w,
+        "\n## Cost per run and per month (5-minute schedule, {RUNS_PER_MONTH:.0} runs)\n\n\
+         128 MB on arm64 at list price: $0.0000133334 per GB-s and $0.20 per million requests, billed per 1 ms, \
+         before the free tier. A warm run bills its median invocation. A cold run bills its median init plus first \
+         run, because Lambda bills the init phase. Lambda usually keeps a sandbox that runs every 5 minutes, but \
+         does not promise to, so both ends are shown: every run warm (w) and every run cold (c). The durations \
+         were measured on this x86_64 machine, not on Graviton.\n\n\
+         The local target answers in microseconds; a real one does not. The {EXAMPLE_RTT_MS} ms columns add an \
+         example {EXAMPLE_RTT_MS} ms round trip per request, plus TCP and TLS setup, because the pooled connection \
+         does not survive 5 idle minutes. That is 3 round trips for health, auth and the forwarder, 4 for \
+         products and 6 for payment.\n\n\
+         | Function | local: billed w / c | $ per run w / c | $ per month w / c | {EXAMPLE_RTT_MS} ms RTT: billed w / c | $ per month w / c |\n\
+         | --- | --- | --- | --- | --- | --- |"
+    );
+    let month = |d: Duration| dollars(cost_per_run(d) * RUNS_PER_MONTH);
+    for (i, subject) in SUBJECTS.iter().enumerate() {
+        let (warm_run, cold_run) = (warm[i].p50, cold[i].1.p50);
+        let network = Duration::from_millis(EXAMPLE_RTT_MS * subject.round_trips());
+        let _ = writeln!(
+            w,
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} |",
+            subject.name(),
+            billed(warm_run),
+            billed(cold_run),
+            dollars(cost_per_run(warm_run)),
+            dollars(cost_per_run(cold_run)),
+            month(warm_run),
+            month(cold_run),
+            billed(warm_run + network),
+            billed(cold_run + network),
+            month(warm_run + network),
+            month(cold_run + network),
+        );
+    }
+    let canary = dollars(SYNTHETICS_PER_RUN * RUNS_PER_MONTH);
+    let _ = writeln!(
+        w,
+        "| CloudWatch Synthetics canary (published price per run) | | {} | {canary} | | {canary} |",
+        dollars(SYNTHETICS_PER_RUN),
+    );
+    let network = |i: usize| Duration::from_millis(EXAMPLE_RTT_MS * SUBJECTS[i].round_trips());
+    let products_run = cost_per_run(warm[PRODUCTS].p50 + network(PRODUCTS));
+    let with_forwarder = products_run + cost_per_run(warm[FORWARDER].p50 + network(FORWARDER));
+    let _ = writeln!(
+        w,
+        "\nWith a {EXAMPLE_RTT_MS} ms target, a warm products run plus the forwarder invocation its alert causes \
+         costs {}, about {:.0}× less than a canary run. At that distance the round trips are the bill: a warm \
+         Python run costs {:.2}× a warm `check-products` run, and a cold one {:.2}×.",
+        dollars(with_forwarder),
+        SYNTHETICS_PER_RUN / with_forwarder,
+        cost_per_run(warm[PYTHON].p50 + network(PYTHON)) / products_run,
+        cost_per_run(cold[PYTHON].1.p50 + network(PYTHON)) / cost_per_run(cold[PRODUCTS].1.p50 + network(PRODUCTS)),
+    );
+    out
+}
