@@ -599,21 +599,23 @@ mod tests {
     /// `CARGO_BIN_EXE_*` only exists for integration tests, and a plain
     /// `cargo test` builds bin targets only as test harnesses, so the unit
     /// tests build `echo-lambda` themselves (once per test binary; cargo
-    /// releases its build lock before running tests, so nesting is safe and
-    /// is a no-op when the binary is fresh).
+    /// releases its build lock before running tests, so nesting is safe). It is
+    /// the same command `make test` runs first, so there it is a no-op: a
+    /// `-p synthetic-e2e` build would unify features differently and rebuild
+    /// half the workspace.
     fn echo_lambda() -> PathBuf {
         static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
         BUILT
             .get_or_init(|| {
                 let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
                 let out = std::process::Command::new(cargo)
-                    .args(["build", "--quiet", "-p", "synthetic-e2e", "--bin", "echo-lambda"])
+                    .args(["build", "--quiet", "--workspace", "--bins"])
                     .current_dir(env!("CARGO_MANIFEST_DIR"))
                     .output()
                     .map_err(|e| format!("running cargo: {e}"))?;
                 if !out.status.success() {
                     return Err(format!(
-                        "cargo build --bin echo-lambda failed:\n{}",
+                        "cargo build --workspace --bins failed:\n{}",
                         String::from_utf8_lossy(&out.stderr)
                     ));
                 }
