@@ -31,7 +31,7 @@ pub struct Adapters {
 pub struct Monitor {
     config: MonitorConfig,
     http: Arc<dyn HttpTarget>,
-    credentials: Option<CredentialStore>,
+    credentials: Option<Arc<CredentialStore>>,
     notifier: Arc<dyn Notifier>,
     metrics: Arc<dyn MetricsSink>,
 }
@@ -41,7 +41,7 @@ impl Monitor {
         let credentials = config
             .credentials_secret_id
             .as_ref()
-            .map(|id| CredentialStore::new(adapters.secrets.clone(), id, config.secret_ttl));
+            .map(|id| Arc::new(CredentialStore::new(adapters.secrets.clone(), id, config.secret_ttl)));
         Monitor { config, http: adapters.http, credentials, notifier: adapters.notifier, metrics: adapters.metrics }
     }
 
@@ -62,6 +62,13 @@ impl Monitor {
             metrics: Arc::new(StdoutEmf),
         };
         Ok(Monitor::new(config, adapters))
+    }
+
+    /// Uses `store` for the synthetic account instead of this monitor's own cache, so monitors run
+    /// side by side (the CLI's `--check all`) read the secret once between them.
+    pub fn with_credentials(mut self, store: Option<Arc<CredentialStore>>) -> Self {
+        self.credentials = store;
+        self
     }
 
     pub fn config(&self) -> &MonitorConfig {
@@ -89,7 +96,7 @@ impl Monitor {
             retry: config.retry,
             deadline,
         });
-        let deps = CheckDeps { journeys: &config.journeys, credentials: self.credentials.as_ref() };
+        let deps = CheckDeps { journeys: &config.journeys, credentials: self.credentials.as_deref() };
         if let Err(Halt::Monitor(error)) = config.check.run(&mut journey, &deps).await {
             tracing::error!(check = config.check.name(), error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
@@ -272,6 +279,19 @@ mod tests {
         assert_eq!(run.steps[0].attempts, 2);
         let body = h.target.requests()[1].json_body.clone().unwrap();
         assert!(String::from_utf8_lossy(body.expose()).contains("pw-2"));
+    }
+
+    #[tokio::test]
+    async fn monitors_given_one_credential_store_read_the_secret_once() {
+        let auth = harness(Check::Auth, ScriptedTarget::default().then(200, TOKEN));
+        let products =
+            harness(Check::Products, ScriptedTarget::default().then(200, TOKEN).then(200, r#"{"data":[1]}"#));
+        let shared = auth.monitor.credentials.clone();
+        let products_monitor = products.monitor.with_credentials(shared);
+        auth.monitor.handle(scheduled_event()).await.unwrap();
+        products_monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(auth.secrets.reads(), 1);
+        assert_eq!(products.secrets.reads(), 0, "its own source is never asked");
     }
 
     #[tokio::test]

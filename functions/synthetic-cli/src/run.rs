@@ -19,7 +19,7 @@ use synthetic_checks::aws::{sdk_config, secrets_manager::SecretsManagerSource, s
 use synthetic_checks::config::AlertTopic;
 use synthetic_checks::http::ReqwestTarget;
 use synthetic_checks::metrics::MetricsSink;
-use synthetic_checks::secret::SecretSource;
+use synthetic_checks::secret::{CredentialStore, SecretSource};
 use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
 
 /// What one check came to.
@@ -189,6 +189,11 @@ async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, Strin
         (Some(arn), Some(sdk)) => Arc::new(SnsNotifier::new(sdk, arn)),
         _ => Arc::new(Discard),
     };
+    // One cache for every check, so the secret is read once per run, not once per check.
+    let credentials = first
+        .credentials_secret_id
+        .as_ref()
+        .map(|id| Arc::new(CredentialStore::new(secrets.clone(), id, first.secret_ttl)));
     Ok(configs
         .into_iter()
         .map(|config| {
@@ -198,7 +203,7 @@ async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, Strin
                 notifier: notifier.clone(),
                 metrics: Arc::new(Discard),
             };
-            Monitor::new(config, adapters)
+            Monitor::new(config, adapters).with_credentials(credentials.clone())
         })
         .collect())
 }
