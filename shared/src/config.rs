@@ -1,49 +1,19 @@
-//! Configuration, read from the environment once per cold start.
+//! Configuration of one deployment, read from the environment once per cold start.
 //!
+//! What a check does is its journey file; what differs between deployments of it is here.
 //! Every setting has a documented default except the four that name the deployment
-//! (`TARGET_BASE_URL`, `CHECK_ENV`, `ALERT_TOPIC_ARN`, `CREDENTIALS_SECRET_ID`). A missing or
-//! invalid variable is a `misconfigured` error that names it. Reading goes through a lookup
-//! function so tests never touch the process environment.
+//! (`TARGET_BASE_URL`, `CHECK_ENV`, `ALERT_TOPIC_ARN`, and `CREDENTIALS_SECRET_ID` when the
+//! journey uses the secret). A missing or invalid variable is a `misconfigured` error that names
+//! it. Reading goes through a lookup function so tests never touch the process environment.
 
-use crate::assertion::ExpectedStatus;
-use crate::checks::Check;
+use crate::definition::JourneyDef;
 use crate::error::CheckError;
 use crate::http::HttpSettings;
-use crate::journey::{Budget, RetryPolicy};
+use crate::journey::RetryPolicy;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
-
-/// Path, expected status and latency budget of one step, overridable as `<STEP>_PATH`,
-/// `<STEP>_EXPECT_STATUS`, `<STEP>_DEGRADED_AFTER_MS` and `<STEP>_FAIL_AFTER_MS`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepConfig {
-    pub path: String,
-    pub expect_status: ExpectedStatus,
-    pub budget: Budget,
-}
-
-/// The journeys' knobs, so a team can point the checks at its own API without changing code.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JourneyConfig {
-    pub health: StepConfig,
-    pub health_status_pointer: String,
-    pub health_ok_values: Vec<String>,
-    pub login: StepConfig,
-    pub token_pointer: String,
-    pub products: StepConfig,
-    pub products_pointer: String,
-    pub products_min_items: usize,
-    pub payment_create: StepConfig,
-    /// `{id}` is replaced by the created payment's id.
-    pub payment_get: StepConfig,
-    pub payment_refund: StepConfig,
-    pub payment_amount: u64,
-    pub payment_currency: String,
-    pub payment_id_pointer: String,
-    pub payment_status_pointer: String,
-    pub payment_failed_statuses: Vec<String>,
-}
 
 /// Where the function runs, for links in alerts. Empty outside Lambda.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64,7 +34,8 @@ pub enum AlertTopic {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
-    pub check: Check,
+    /// The journey, with this deployment's budget overrides applied.
+    pub journey: Arc<JourneyDef>,
     pub env_name: String,
     pub target: Url,
     /// Always set when read with [`AlertTopic::Required`], as the Lambdas do.
@@ -73,31 +44,33 @@ pub struct MonitorConfig {
     pub metrics_namespace: String,
     pub synthetic_header: String,
     pub http: HttpSettings,
+    pub max_redirects: usize,
     pub retry: RetryPolicy,
     pub alert_retry: RetryPolicy,
     pub secret_ttl: Duration,
     /// Hosts a one-off `target_base_url` in the event may point at. The synthetic account's
     /// credentials go wherever the target is, so an override cannot be an arbitrary host.
     pub override_allowed_hosts: Vec<String>,
-    pub journeys: JourneyConfig,
     pub origin: Origin,
 }
 
 impl MonitorConfig {
-    pub fn from_env(check: Check) -> Result<Self, CheckError> {
-        Self::from_lookup(check, &|name| std::env::var(name).ok())
+    pub fn from_env(journey: JourneyDef) -> Result<Self, CheckError> {
+        Self::from_lookup(journey, &|name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(check: Check, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, CheckError> {
-        Self::from_lookup_with(check, lookup, AlertTopic::Required)
+    pub fn from_lookup(journey: JourneyDef, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, CheckError> {
+        Self::from_lookup_with(journey, lookup, AlertTopic::Required)
     }
 
     pub fn from_lookup_with(
-        check: Check,
+        mut journey: JourneyDef,
         lookup: &dyn Fn(&str) -> Option<String>,
         alert_topic: AlertTopic,
     ) -> Result<Self, CheckError> {
         let env = Env(lookup);
+        refuse_retired(&env)?;
+        apply_budget_overrides(&env, &mut journey)?;
         let target = parse_target("TARGET_BASE_URL", &env.required("TARGET_BASE_URL")?)?;
         let env_name = env.required("CHECK_ENV")?;
         if !env_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -110,7 +83,7 @@ impl MonitorConfig {
         if let Some(arn) = alert_topic_arn.as_deref().filter(|arn| !arn.starts_with("arn:")) {
             return Err(misconfigured("ALERT_TOPIC_ARN", "an SNS topic ARN", arn));
         }
-        let credentials_secret_id = match check.needs_credentials() {
+        let credentials_secret_id = match journey.uses_secrets() {
             true => Some(env.required("CREDENTIALS_SECRET_ID")?),
             false => env.optional("CREDENTIALS_SECRET_ID"),
         };
@@ -123,7 +96,7 @@ impl MonitorConfig {
             backoff: env.millis("RETRY_BACKOFF_MS", 2_000)?,
         };
         Ok(MonitorConfig {
-            check,
+            journey: Arc::new(journey),
             env_name,
             target,
             alert_topic_arn,
@@ -133,8 +106,8 @@ impl MonitorConfig {
             http: HttpSettings {
                 connect_timeout: env.millis("HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
                 max_body_bytes: env.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
-                max_redirects: env.bounded("MAX_REDIRECTS", 5, 0, 20)?,
             },
+            max_redirects: env.bounded("MAX_REDIRECTS", 5, 0, 20)?,
             retry,
             alert_retry: RetryPolicy {
                 attempts: env.bounded("ALERT_PUBLISH_ATTEMPTS", 4, 1, 10)?,
@@ -142,7 +115,6 @@ impl MonitorConfig {
             },
             secret_ttl: Duration::from_secs(env.parse("SECRET_TTL_SECS", 300u64, "a number of seconds")?),
             override_allowed_hosts,
-            journeys: JourneyConfig::from_env(&env)?,
             origin: Origin {
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
                 log_group: env.optional("AWS_LAMBDA_LOG_GROUP_NAME"),
@@ -169,31 +141,62 @@ impl MonitorConfig {
     }
 }
 
-impl JourneyConfig {
-    fn from_env(env: &Env) -> Result<Self, CheckError> {
-        let ms = Duration::from_millis;
-        let step = |prefix: &str, path: &str, status: &str, degraded: u64, fail: u64| {
-            env.step(prefix, path, status, ms(degraded), ms(fail))
-        };
-        Ok(JourneyConfig {
-            health: step("HEALTH", "/health", "200", 1_000, 5_000)?,
-            health_status_pointer: env.optional("HEALTH_STATUS_POINTER").unwrap_or_else(|| "/status".into()),
-            health_ok_values: env.list("HEALTH_OK_VALUES", "ok,healthy"),
-            login: step("LOGIN", "/api/auth/token", "200", 2_000, 10_000)?,
-            token_pointer: env.optional("LOGIN_TOKEN_POINTER").unwrap_or_else(|| "/access_token".into()),
-            products: step("PRODUCTS", "/api/products", "200", 2_000, 10_000)?,
-            products_pointer: env.optional("PRODUCTS_ITEMS_POINTER").unwrap_or_else(|| "/data".into()),
-            products_min_items: env.bounded("PRODUCTS_MIN_ITEMS", 1, 1, 1_000_000)?,
-            payment_create: step("PAYMENT_CREATE", "/api/payments", "200,201", 3_000, 15_000)?,
-            payment_get: step("PAYMENT_GET", "/api/payments/{id}", "200", 2_000, 10_000)?,
-            payment_refund: step("PAYMENT_REFUND", "/api/payments/{id}/refund", "200-299", 3_000, 15_000)?,
-            payment_amount: env.bounded("PAYMENT_AMOUNT", 100, 1, 1_000_000)?,
-            payment_currency: env.optional("PAYMENT_CURRENCY").unwrap_or_else(|| "USD".into()),
-            payment_id_pointer: env.optional("PAYMENT_ID_POINTER").unwrap_or_else(|| "/id".into()),
-            payment_status_pointer: env.optional("PAYMENT_STATUS_POINTER").unwrap_or_else(|| "/status".into()),
-            payment_failed_statuses: env.list("PAYMENT_FAILED_STATUSES", "failed,declined,canceled"),
-        })
+/// Variables the journey file replaced. A deployment that still sets one would silently lose
+/// its setting, so it is refused, named, with where the setting lives now.
+const RETIRED: &[&str] = &[
+    "HEALTH_PATH",
+    "HEALTH_EXPECT_STATUS",
+    "HEALTH_STATUS_POINTER",
+    "HEALTH_OK_VALUES",
+    "LOGIN_PATH",
+    "LOGIN_EXPECT_STATUS",
+    "LOGIN_TOKEN_POINTER",
+    "PRODUCTS_PATH",
+    "PRODUCTS_EXPECT_STATUS",
+    "PRODUCTS_ITEMS_POINTER",
+    "PRODUCTS_MIN_ITEMS",
+    "PAYMENT_CREATE_PATH",
+    "PAYMENT_CREATE_EXPECT_STATUS",
+    "PAYMENT_GET_PATH",
+    "PAYMENT_GET_EXPECT_STATUS",
+    "PAYMENT_REFUND_PATH",
+    "PAYMENT_REFUND_EXPECT_STATUS",
+    "PAYMENT_AMOUNT",
+    "PAYMENT_CURRENCY",
+    "PAYMENT_ID_POINTER",
+    "PAYMENT_STATUS_POINTER",
+    "PAYMENT_FAILED_STATUSES",
+];
+
+fn refuse_retired(env: &Env) -> Result<(), CheckError> {
+    match RETIRED.iter().find(|name| env.optional(name).is_some()) {
+        Some(name) => Err(CheckError::Misconfigured(format!(
+            "{name} is no longer read: paths, statuses, pointers and values live in the check's journey file              (functions/check-<name>/journey.toml); move the setting there and unset {name}"
+        ))),
+        None => Ok(()),
     }
+}
+
+/// `<STEP>_DEGRADED_AFTER_MS` and `<STEP>_FAIL_AFTER_MS` (the step name in upper case, `-` as
+/// `_`) override a step's latency budget for one deployment: a staging target may be slower.
+fn apply_budget_overrides(env: &Env, journey: &mut JourneyDef) -> Result<(), CheckError> {
+    for step in &mut journey.steps {
+        let prefix = step.name.to_ascii_uppercase().replace('-', "_");
+        let degraded_var = format!("{prefix}_DEGRADED_AFTER_MS");
+        let fail_var = format!("{prefix}_FAIL_AFTER_MS");
+        let degraded = env.millis(&degraded_var, step.budget.degraded_after.as_millis() as u64)?;
+        let fail = env.millis(&fail_var, step.budget.fail_after.as_millis() as u64)?;
+        if fail.is_zero() || degraded > fail {
+            return Err(CheckError::Misconfigured(format!(
+                "{degraded_var} ({} ms) must not exceed {fail_var} ({} ms), which must be above 0",
+                degraded.as_millis(),
+                fail.as_millis()
+            )));
+        }
+        step.budget.degraded_after = degraded;
+        step.budget.fail_after = fail;
+    }
+    Ok(())
 }
 
 fn misconfigured(name: &str, expected: &str, got: &str) -> CheckError {
@@ -248,49 +251,12 @@ impl Env<'_> {
     pub fn millis(&self, name: &str, default: u64) -> Result<Duration, CheckError> {
         self.bounded(name, default, 0, 900_000).map(Duration::from_millis)
     }
-
-    fn list(&self, name: &str, default: &str) -> Vec<String> {
-        let raw = self.optional(name).unwrap_or_else(|| default.to_string());
-        raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-    }
-
-    fn step(
-        &self,
-        prefix: &str,
-        path: &str,
-        status: &str,
-        degraded: Duration,
-        fail: Duration,
-    ) -> Result<StepConfig, CheckError> {
-        let status_var = format!("{prefix}_EXPECT_STATUS");
-        let status_text = self.optional(&status_var).unwrap_or_else(|| status.to_string());
-        let expect_status = ExpectedStatus::parse(&status_text).map_err(|e| {
-            CheckError::Misconfigured(format!("{status_var} must be a status, a list or a range like 200-299: {e}"))
-        })?;
-        let degraded_var = format!("{prefix}_DEGRADED_AFTER_MS");
-        let fail_var = format!("{prefix}_FAIL_AFTER_MS");
-        let budget = Budget {
-            degraded_after: self.millis(&degraded_var, degraded.as_millis() as u64)?,
-            fail_after: self.millis(&fail_var, fail.as_millis() as u64)?,
-        };
-        if budget.fail_after.is_zero() || budget.degraded_after > budget.fail_after {
-            return Err(CheckError::Misconfigured(format!(
-                "{degraded_var} ({} ms) must not exceed {fail_var} ({} ms), which must be above 0",
-                budget.degraded_after.as_millis(),
-                budget.fail_after.as_millis()
-            )));
-        }
-        Ok(StepConfig {
-            path: self.optional(&format!("{prefix}_PATH")).unwrap_or_else(|| path.to_string()),
-            expect_status,
-            budget,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Check;
     use std::collections::HashMap;
 
     fn base() -> HashMap<&'static str, &'static str> {
@@ -303,22 +269,25 @@ mod tests {
     }
 
     fn load(check: Check, vars: &HashMap<&str, &str>) -> Result<MonitorConfig, CheckError> {
-        MonitorConfig::from_lookup(check, &|k| vars.get(k).map(|v| v.to_string()))
+        MonitorConfig::from_lookup(check.journey(), &|k| vars.get(k).map(|v| v.to_string()))
     }
 
     fn error_of(check: Check, vars: &HashMap<&str, &str>) -> String {
         load(check, vars).unwrap_err().to_string()
     }
 
+    /// The README's table of defaults, as literals: a changed default must change the docs too.
     #[test]
-    fn defaults_fill_everything_but_the_deployment() {
+    fn defaults_are_the_documented_ones() {
         let config = load(Check::Payment, &base()).unwrap();
         assert_eq!(config.metrics_namespace, "SyntheticMonitoring");
         assert_eq!(config.synthetic_header, "X-Synthetic-Check");
-        assert_eq!(config.retry, RetryPolicy::default());
-        assert_eq!(config.http.max_body_bytes, 1024 * 1024);
-        assert_eq!(config.journeys.payment_get.path, "/api/payments/{id}");
-        assert_eq!(config.journeys.payment_create.expect_status, ExpectedStatus::Set(vec![200, 201]));
+        assert_eq!(config.retry, RetryPolicy { attempts: 2, backoff: Duration::from_millis(2_000) });
+        assert_eq!(config.alert_retry, RetryPolicy { attempts: 4, backoff: Duration::from_millis(200) });
+        assert_eq!(config.http.connect_timeout, Duration::from_millis(3_000));
+        assert_eq!(config.http.max_body_bytes, 1_048_576);
+        assert_eq!(config.max_redirects, 5);
+        assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert_eq!(config.override_allowed_hosts, vec!["shop.example.com"]);
     }
 
@@ -336,7 +305,11 @@ mod tests {
         let mut vars = base();
         vars.remove("ALERT_TOPIC_ARN");
         let optional = |vars: &HashMap<&str, &str>| {
-            MonitorConfig::from_lookup_with(Check::Auth, &|k| vars.get(k).map(|v| v.to_string()), AlertTopic::Optional)
+            MonitorConfig::from_lookup_with(
+                Check::Auth.journey(),
+                &|k| vars.get(k).map(|v| v.to_string()),
+                AlertTopic::Optional,
+            )
         };
         assert_eq!(optional(&vars).unwrap().alert_topic_arn, None);
         vars.insert("ALERT_TOPIC_ARN", "alerts");
@@ -360,11 +333,12 @@ mod tests {
             ("ALERT_TOPIC_ARN", "alerts", "ALERT_TOPIC_ARN must be an SNS topic ARN"),
             ("RETRY_ATTEMPTS", "9", "RETRY_ATTEMPTS must be a whole number from 1 to 5"),
             ("RETRY_BACKOFF_MS", "soon", "RETRY_BACKOFF_MS must be a whole number"),
-            ("PRODUCTS_EXPECT_STATUS", "ok", "PRODUCTS_EXPECT_STATUS must be a status"),
+            ("PRODUCTS_EXPECT_STATUS", "200", "PRODUCTS_EXPECT_STATUS is no longer read"),
+            ("PAYMENT_CREATE_FAIL_AFTER_MS", "soon", "PAYMENT_CREATE_FAIL_AFTER_MS must be a whole number"),
             (
-                "HEALTH_DEGRADED_AFTER_MS",
-                "9000",
-                "HEALTH_DEGRADED_AFTER_MS (9000 ms) must not exceed HEALTH_FAIL_AFTER_MS",
+                "PAYMENT_GET_DEGRADED_AFTER_MS",
+                "20000",
+                "PAYMENT_GET_DEGRADED_AFTER_MS (20000 ms) must not exceed PAYMENT_GET_FAIL_AFTER_MS",
             ),
         ];
         for (name, value, expected) in cases {
@@ -385,16 +359,16 @@ mod tests {
     }
 
     #[test]
-    fn step_settings_are_overridable() {
+    fn step_budgets_are_overridable_per_deployment() {
         let mut vars = base();
-        vars.insert("PRODUCTS_PATH", "/v2/catalog");
-        vars.insert("PRODUCTS_EXPECT_STATUS", "200-204");
-        vars.insert("PRODUCTS_DEGRADED_AFTER_MS", "50");
-        vars.insert("PRODUCTS_FAIL_AFTER_MS", "100");
-        let products = load(Check::Products, &vars).unwrap().journeys.products;
-        assert_eq!(products.path, "/v2/catalog");
-        assert_eq!(products.expect_status, ExpectedStatus::Range(200, 204));
-        assert_eq!(products.budget.fail_after, Duration::from_millis(100));
+        vars.insert("PAYMENT_CREATE_DEGRADED_AFTER_MS", "50");
+        vars.insert("PAYMENT_CREATE_FAIL_AFTER_MS", "100");
+        let config = load(Check::Payment, &vars).unwrap();
+        let create = config.journey.steps.iter().find(|s| s.name == "payment_create").unwrap();
+        assert_eq!(create.budget.degraded_after, Duration::from_millis(50));
+        assert_eq!(create.budget.fail_after, Duration::from_millis(100));
+        let login = config.journey.steps.iter().find(|s| s.name == "login").unwrap();
+        assert_eq!(login.budget.fail_after, Duration::from_millis(10_000), "other steps keep the journey's");
     }
 
     #[test]

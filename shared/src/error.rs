@@ -50,6 +50,10 @@ impl fmt::Display for Cause {
 pub enum CheckError {
     #[error("no complete response within {budget_ms} ms")]
     Timeout { budget_ms: u64 },
+    /// The step was not sent: what was left before the Lambda deadline is kept for the cleanup
+    /// steps and the alert.
+    #[error("not sent: only {left_ms} ms were left before the deadline, kept for cleanup and the alert")]
+    OutOfTime { left_ms: u64 },
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("TLS failed: {0}")]
@@ -86,7 +90,7 @@ impl CheckError {
     /// The cause a step records. Monitor failures never reach a step, but map sensibly anyway.
     pub fn cause(&self) -> Cause {
         match self {
-            CheckError::Timeout { .. } => Cause::Timeout,
+            CheckError::Timeout { .. } | CheckError::OutOfTime { .. } => Cause::Timeout,
             CheckError::Connect(_) => Cause::Connect,
             CheckError::Tls(_) => Cause::Tls,
             CheckError::HttpStatus { .. } => Cause::HttpStatus,
@@ -104,7 +108,7 @@ impl CheckError {
     /// The Lambda `errorType`: what an operator sees in the console and in the DLQ record.
     pub fn error_type(&self) -> &'static str {
         match self {
-            CheckError::Timeout { .. } => "Timeout",
+            CheckError::Timeout { .. } | CheckError::OutOfTime { .. } => "Timeout",
             CheckError::Connect(_) => "Connect",
             CheckError::Tls(_) => "Tls",
             CheckError::HttpStatus { .. } => "HttpStatus",

@@ -2,8 +2,10 @@
 //!
 //! The adapter is built once per cold start. Every request it sends is bounded: a connect
 //! timeout, a total timeout covering headers *and* body (so a slow drip cannot outlive its
-//! budget), a cap on the body read (so an endless body cannot exhaust 128 MB of Lambda memory),
-//! and a redirect limit. Transport failures are classified into a [`CheckError`] cause.
+//! budget), and a cap on the body read (so an endless body cannot exhaust 128 MB of Lambda
+//! memory). It never follows a redirect itself: the journey does, within its target only, so a
+//! login body or a card token cannot be re-sent to another host. Transport failures are
+//! classified into a [`CheckError`] cause.
 
 use crate::error::CheckError;
 use crate::secret::Secret;
@@ -25,14 +27,29 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
     Head,
 }
 
 impl Method {
+    pub const NAMES: &str = "GET, POST, PUT, PATCH, DELETE or HEAD";
+
+    pub fn parse(name: &str) -> Option<Method> {
+        match name {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "PATCH" => Some(Method::Patch),
+            "DELETE" => Some(Method::Delete),
+            "HEAD" => Some(Method::Head),
+            _ => None,
+        }
+    }
+
     /// Safe to repeat without an idempotency key (RFC 9110 §9.2.2).
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Method::Post)
+        !matches!(self, Method::Post | Method::Patch)
     }
 
     fn as_reqwest(self) -> reqwest::Method {
@@ -40,21 +57,42 @@ impl Method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
             Method::Head => reqwest::Method::HEAD,
         }
     }
 }
 
-/// A request to the target. Its `Debug` shows method and URL only: the body (a login) and the
-/// bearer token are secrets.
+/// How a request proves who it is. Both are secrets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Auth {
+    Bearer(Secret<String>),
+    Basic { username: Secret<String>, password: Secret<String> },
+}
+
+/// A request body and its content type. The bytes are a secret: a login, a card token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Body {
+    pub content_type: String,
+    pub bytes: Secret<Vec<u8>>,
+}
+
+impl Body {
+    pub fn json(value: &serde_json::Value) -> Self {
+        Body { content_type: "application/json".into(), bytes: Secret::new(value.to_string().into_bytes()) }
+    }
+}
+
+/// A request to the target. Its `Debug` shows method and URL only: the body (a login), the
+/// credentials and the headers may all be secrets.
 #[derive(Clone)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(String, String)>,
-    pub bearer: Option<Secret<String>>,
-    pub json_body: Option<Secret<Vec<u8>>>,
+    pub auth: Option<Auth>,
+    pub body: Option<Body>,
     /// Total time for connect, headers and body.
     pub timeout: Duration,
 }
@@ -84,9 +122,18 @@ impl HttpResponse {
             .map_err(|e| CheckError::InvalidResponse(format!("body is not valid JSON ({e})")))
     }
 
-    /// The string at a JSON pointer, if the body is JSON and it is a string there.
-    pub fn json_str(&self, pointer: &str) -> Option<String> {
-        self.json().ok()?.pointer(pointer)?.as_str().map(str::to_string)
+    /// Whether the `Content-Type` says the body is JSON (`application/json`, `…+json`).
+    pub fn claims_json(&self) -> bool {
+        self.header("content-type").is_some_and(|value| {
+            let media = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            media == "application/json" || media.ends_with("+json")
+        })
+    }
+
+    /// Every value of a header, in order (`Set-Cookie` comes once per cookie).
+    pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(move |(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -100,16 +147,11 @@ pub trait HttpTarget: Send + Sync {
 pub struct HttpSettings {
     pub connect_timeout: Duration,
     pub max_body_bytes: usize,
-    pub max_redirects: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings {
-            connect_timeout: Duration::from_secs(3),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_redirects: 5,
-        }
+        HttpSettings { connect_timeout: Duration::from_secs(3), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
     }
 }
 
@@ -123,7 +165,7 @@ impl ReqwestTarget {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
-            .redirect(reqwest::redirect::Policy::limited(settings.max_redirects))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CheckError::Misconfigured(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
         Ok(ReqwestTarget { client, max_body_bytes: settings.max_body_bytes })
@@ -134,11 +176,14 @@ impl ReqwestTarget {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        if let Some(token) = &request.bearer {
-            builder = builder.bearer_auth(token.expose());
-        }
-        if let Some(body) = &request.json_body {
-            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.expose().clone());
+        builder = match &request.auth {
+            Some(Auth::Bearer(token)) => builder.bearer_auth(token.expose()),
+            Some(Auth::Basic { username, password }) => builder.basic_auth(username.expose(), Some(password.expose())),
+            None => builder,
+        };
+        if let Some(body) = &request.body {
+            builder =
+                builder.header(reqwest::header::CONTENT_TYPE, &body.content_type).body(body.bytes.expose().clone());
         }
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
@@ -221,10 +266,13 @@ impl HttpTarget for ScriptedTarget {
 }
 
 impl HttpResponse {
+    /// A response for tests: `application/json` when the body looks like JSON, else `text/plain`.
     pub fn with(status: u16, body: &str) -> Self {
+        let json = body.trim_start().starts_with(['{', '[']);
+        let content_type = if json { "application/json" } else { "text/plain" };
         HttpResponse {
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers: vec![("content-type".into(), content_type.into())],
             body: body.as_bytes().to_vec(),
         }
     }
@@ -239,8 +287,6 @@ fn classify(error: reqwest::Error) -> CheckError {
     if error.is_timeout() {
         // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
         CheckError::Connect(format!("connect timed out: {text}"))
-    } else if error.is_redirect() {
-        CheckError::InvalidResponse(format!("too many redirects: {text}"))
     } else if tls_words.iter().any(|w| lower.contains(w)) {
         CheckError::Tls(text)
     } else if error.is_body() || error.is_decode() {
@@ -274,9 +320,9 @@ mod tests {
         let request = HttpRequest {
             method: Method::Post,
             url: Url::parse("http://shop.test/api/auth/token").unwrap(),
-            headers: vec![],
-            bearer: Some(Secret::new("tok-abc".into())),
-            json_body: Some(Secret::new(br#"{"password":"hunter2"}"#.to_vec())),
+            headers: vec![("x-api-key".into(), "k-secret".into())],
+            auth: Some(Auth::Bearer(Secret::new("tok-abc".into()))),
+            body: Some(Body::json(&serde_json::json!({"password": "hunter2"}))),
             timeout: Duration::from_secs(1),
         };
         let debug = format!("{request:?}");
@@ -284,8 +330,8 @@ mod tests {
     }
 
     #[test]
-    fn only_post_needs_an_idempotency_key() {
-        assert!(!Method::Post.is_idempotent());
+    fn only_post_and_patch_need_an_idempotency_key() {
+        assert!(!Method::Post.is_idempotent() && !Method::Patch.is_idempotent());
         assert!(Method::Get.is_idempotent() && Method::Put.is_idempotent() && Method::Delete.is_idempotent());
     }
 

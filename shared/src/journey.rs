@@ -7,8 +7,8 @@
 
 use crate::assertion::{Assertion, ExpectedStatus};
 use crate::error::{Cause, CheckError};
-use crate::http::{HttpRequest, HttpResponse, HttpTarget, Method};
-use crate::secret::{Credentials, Secret};
+use crate::http::{Auth, Body, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::secret::{Scrubber, Secret};
 use crate::text::{one_line, truncate};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -101,10 +101,55 @@ impl RetryPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepRole {
     Normal,
-    /// 401/403 here means the synthetic account itself was rejected.
+    /// Signs the synthetic account in: its rejected statuses mean the account itself was
+    /// rejected, and what it hands back (tokens, cookies) is scrubbed like a secret.
     Login,
     /// Undoes a sandbox write; any failure here is `cleanup_failed`.
     Cleanup,
+}
+
+/// Where a step finds a value that later steps use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CaptureSource {
+    /// A JSON pointer into the body (RFC 6901).
+    Json(String),
+    Header(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Capture {
+    pub name: String,
+    pub source: CaptureSource,
+}
+
+impl Capture {
+    /// The value as text: a JSON string as is, a number or boolean as it prints.
+    pub fn extract(&self, response: &HttpResponse) -> Result<String, CheckError> {
+        let missing = |what: String| CheckError::Assertion(format!("capture {}: {what}", self.name));
+        match &self.source {
+            CaptureSource::Header(name) => {
+                response.header(name).map(str::to_string).ok_or_else(|| missing(format!("header {name} is missing")))
+            }
+            CaptureSource::Json(pointer) => {
+                let json = response.json()?;
+                match json.pointer(pointer) {
+                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
+                    Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
+                    Some(other) => Err(missing(format!("JSON {pointer} is {}, not a string or number", kind(other)))),
+                    None => Err(missing(format!("JSON {pointer} is missing"))),
+                }
+            }
+        }
+    }
+}
+
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+        _ => "a scalar",
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -112,13 +157,17 @@ pub struct StepSpec {
     pub name: String,
     pub role: StepRole,
     pub method: Method,
-    /// Relative to the target's base URL.
+    /// Relative to the target's base URL, already encoded.
     pub path: String,
     pub headers: Vec<(String, String)>,
-    pub bearer: Option<Secret<String>>,
-    pub json_body: Option<Secret<Vec<u8>>>,
+    pub auth: Option<Auth>,
+    pub body: Option<Body>,
     pub expect_status: ExpectedStatus,
+    /// Login steps only: statuses that mean the synthetic account was rejected.
+    pub rejected_status: Option<ExpectedStatus>,
     pub assertions: Vec<Assertion>,
+    /// Values the step must yield; a passing answer without them fails.
+    pub captures: Vec<Capture>,
     pub budget: Budget,
     /// A POST with no side effect worth protecting (issuing a token) may be retried like a GET.
     pub repeatable: bool,
@@ -132,10 +181,12 @@ impl StepSpec {
             method,
             path: path.to_string(),
             headers: Vec::new(),
-            bearer: None,
-            json_body: None,
+            auth: None,
+            body: None,
             expect_status,
+            rejected_status: None,
             assertions: Vec::new(),
+            captures: Vec::new(),
             budget,
             repeatable: false,
         }
@@ -156,18 +207,28 @@ impl StepSpec {
         self
     }
 
-    pub fn bearer(mut self, token: &Secret<String>) -> Self {
-        self.bearer = Some(token.clone());
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
         self
     }
 
-    pub fn json(mut self, body: &serde_json::Value) -> Self {
-        self.json_body = Some(Secret::new(body.to_string().into_bytes()));
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn rejected(mut self, statuses: ExpectedStatus) -> Self {
+        self.rejected_status = Some(statuses);
         self
     }
 
     pub fn assert(mut self, assertion: Assertion) -> Self {
         self.assertions.push(assertion);
+        self
+    }
+
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.captures.push(capture);
         self
     }
 
@@ -198,16 +259,25 @@ pub struct JourneySetup {
     /// Header that marks the traffic as synthetic; its value is the check name.
     pub synthetic_header: String,
     pub retry: RetryPolicy,
-    /// No retry is started that could not finish before this instant.
+    /// Redirects followed per attempt, within the target's origin only.
+    pub max_redirects: usize,
+    /// When the run must be done, the alert's share already taken off. No attempt outlives it,
+    /// and no retry is started that could not finish before it.
     pub deadline: Option<Instant>,
 }
+
+/// An attempt shorter than this is not worth sending: the step is skipped instead.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 pub struct Journey {
     setup: JourneySetup,
     steps: Vec<StepResult>,
     started: Instant,
     started_at: OffsetDateTime,
-    scrub: Vec<Arc<Credentials>>,
+    scrubber: Scrubber,
+    cookies: CookieJar,
+    /// Kept back from normal steps so the cleanup steps can still run before the deadline.
+    cleanup_reserve: Duration,
 }
 
 struct Verdict {
@@ -224,7 +294,9 @@ impl Journey {
             steps: Vec::new(),
             started: Instant::now(),
             started_at: OffsetDateTime::now_utc(),
-            scrub: Vec::new(),
+            scrubber: Scrubber::default(),
+            cookies: CookieJar::default(),
+            cleanup_reserve: Duration::ZERO,
         }
     }
 
@@ -233,8 +305,12 @@ impl Journey {
     }
 
     /// From now on, these values are cut out of every error message the journey records.
-    pub fn scrub_secrets_of(&mut self, credentials: Arc<Credentials>) {
-        self.scrub.push(credentials);
+    pub fn scrub<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
+        self.scrubber.add_all(values);
+    }
+
+    pub fn reserve_for_cleanup(&mut self, reserve: Duration) {
+        self.cleanup_reserve = reserve;
     }
 
     pub async fn step(&mut self, spec: StepSpec) -> Result<HttpResponse, StepFailed> {
@@ -251,27 +327,134 @@ impl Journey {
         self.run_step(spec, prior).await
     }
 
+    /// Records a step that could not be sent (a value that cannot go where the journey puts
+    /// it, say) as failed with `error`.
+    pub fn fail(&mut self, spec: &StepSpec, error: CheckError) -> StepFailed {
+        let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
+        let cause = verdict.error.as_ref().map_or(Cause::Assertion, CheckError::cause);
+        let _ = self.record(spec, with_role(spec, verdict), Duration::ZERO, 0);
+        StepFailed { cause, response: None }
+    }
+
     async fn run_step(&mut self, spec: StepSpec, prior_attempts: u32) -> Result<HttpResponse, StepFailed> {
         let request = match self.request_for(&spec) {
             Ok(request) => request,
             Err(error) => {
                 let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
-                return self.record(&spec, verdict, Duration::ZERO, prior_attempts + 1);
+                return self.record(&spec, with_role(&spec, verdict), Duration::ZERO, prior_attempts + 1);
             }
         };
+        if let Some(Auth::Bearer(token)) = &request.auth {
+            self.scrubber.add(token);
+        }
+        if let Some(Auth::Basic { username, password }) = &request.auth {
+            self.scrubber.add_all([username, password]);
+        }
         let mut attempt = 0;
         loop {
+            let Some(timeout) = self.attempt_timeout(&spec) else {
+                let error = CheckError::OutOfTime { left_ms: self.time_left(&spec).as_millis() as u64 };
+                let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
+                return self.record(&spec, with_role(&spec, verdict), Duration::ZERO, prior_attempts + attempt);
+            };
             attempt += 1;
             let started = Instant::now();
-            let sent = self.setup.http.send(request.clone()).await;
+            let sent = self.exchange(&spec, request.clone(), timeout).await;
             let elapsed = started.elapsed();
-            let verdict = judge(&spec, sent, elapsed, &self.scrub);
+            let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
                 tokio::time::sleep(self.setup.retry.delay_before(attempt)).await;
                 continue;
             }
             return self.record(&spec, verdict, elapsed, prior_attempts + attempt);
         }
+    }
+
+    /// Sends `spec` once more, unrecorded, on the time kept for cleanup: to learn what an
+    /// idempotent write that got no answer did, by replaying it with the same key.
+    pub async fn replay(&mut self, spec: &StepSpec) -> Result<HttpResponse, CheckError> {
+        let as_cleanup = spec.clone().role(StepRole::Cleanup);
+        let timeout = self
+            .attempt_timeout(&as_cleanup)
+            .ok_or(CheckError::OutOfTime { left_ms: self.time_left(&as_cleanup).as_millis() as u64 })?;
+        let request = self.request_for(spec)?;
+        self.exchange(spec, request, timeout).await
+    }
+
+    /// Replaces the cause and error of the last recorded step named `name`: a failure that
+    /// turned out worse than it first read.
+    pub fn escalate(&mut self, name: &str, error: CheckError) {
+        let text = one_line(&self.scrubber.scrub(&error.to_string()));
+        if let Some(step) = self.steps.iter_mut().rev().find(|s| s.name == name) {
+            step.cause = Some(error.cause());
+            step.error = Some(text);
+        }
+    }
+
+    /// Sends one attempt, following redirects within the target's origin and keeping the
+    /// cookies the target sets, all within `timeout`.
+    async fn exchange(
+        &mut self,
+        spec: &StepSpec,
+        mut request: HttpRequest,
+        timeout: Duration,
+    ) -> Result<HttpResponse, CheckError> {
+        let ends = Instant::now() + timeout;
+        let timed_out = CheckError::Timeout { budget_ms: timeout.as_millis() as u64 };
+        for _ in 0..=self.setup.max_redirects {
+            request.timeout = ends.saturating_duration_since(Instant::now());
+            if request.timeout.is_zero() {
+                return Err(timed_out);
+            }
+            let mut sent = request.clone();
+            self.cookies.apply(&mut sent.headers);
+            let response = self.setup.http.send(sent).await?;
+            let fresh = self.cookies.store(&response);
+            if spec.role == StepRole::Login {
+                self.scrubber.add_all(&fresh);
+            }
+            let location = match response.status {
+                301 | 302 | 303 | 307 | 308 => response.header("location"),
+                _ => None,
+            };
+            let Some(location) = location else {
+                return Ok(response);
+            };
+            let next = request.url.join(location).map_err(|_| {
+                CheckError::InvalidResponse(format!("HTTP {} with an unusable Location header", response.status))
+            })?;
+            if next.origin() != request.url.origin() {
+                return Err(CheckError::InvalidResponse(format!(
+                    "HTTP {} redirect to {}, outside the target {}; the monitor follows redirects within its \
+                     target only, so nothing was sent there",
+                    response.status,
+                    without_query(&next),
+                    request.url.origin().ascii_serialization()
+                )));
+            }
+            // As browsers do: 303, and 301/302 after a POST, continue as a GET without the body.
+            if response.status == 303 || (matches!(response.status, 301 | 302) && request.method == Method::Post) {
+                request.method = Method::Get;
+                request.body = None;
+            }
+            request.url = next;
+        }
+        Err(CheckError::InvalidResponse(format!("more than {} redirects", self.setup.max_redirects)))
+    }
+
+    /// Time this step may still use: to the deadline, less the cleanup reserve for a normal step.
+    fn time_left(&self, spec: &StepSpec) -> Duration {
+        let Some(deadline) = self.setup.deadline else {
+            return Duration::MAX;
+        };
+        let reserve = if spec.role == StepRole::Cleanup { Duration::ZERO } else { self.cleanup_reserve };
+        deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve)
+    }
+
+    /// The next attempt's timeout: its budget, cut to the time left; `None` when too little is left.
+    fn attempt_timeout(&self, spec: &StepSpec) -> Option<Duration> {
+        let left = self.time_left(spec);
+        (left >= MIN_ATTEMPT).then(|| spec.budget.fail_after.min(left))
     }
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
@@ -283,8 +466,8 @@ impl Journey {
             method: spec.method,
             url,
             headers,
-            bearer: spec.bearer.clone(),
-            json_body: spec.json_body.clone(),
+            auth: spec.auth.clone(),
+            body: spec.body.clone(),
             timeout: spec.budget.fail_after,
         })
     }
@@ -294,8 +477,8 @@ impl Journey {
         // A rejected account is healed by refreshing the secret, not by hammering the login
         // (which is what gets monitor accounts locked by fraud detection).
         let hopeless = matches!(cause, Some(Cause::CredentialsRejected | Cause::Misconfigured));
-        let next_ends = Instant::now() + self.setup.retry.delay_before(attempt) + spec.budget.fail_after;
-        let in_time = self.setup.deadline.is_none_or(|deadline| next_ends < deadline);
+        let next_needs = self.setup.retry.delay_before(attempt) + spec.budget.fail_after;
+        let in_time = self.time_left(spec) > next_needs;
         attempt < self.setup.retry.attempts && !hopeless && spec.safe_to_repeat() && in_time
     }
 
@@ -307,7 +490,7 @@ impl Journey {
         attempts: u32,
     ) -> Result<HttpResponse, StepFailed> {
         let cause = verdict.error.as_ref().map(CheckError::cause);
-        let error = verdict.error.as_ref().map(|e| self.clean(&e.to_string()));
+        let error = verdict.error.as_ref().map(|e| one_line(&self.scrubber.scrub(&e.to_string())));
         self.steps.push(StepResult {
             name: spec.name.clone(),
             outcome: verdict.outcome,
@@ -322,11 +505,6 @@ impl Journey {
             (_, Some(response)) => Ok(response),
             (_, None) => Err(StepFailed { cause: Cause::InvalidResponse, response: None }),
         }
-    }
-
-    fn clean(&self, text: &str) -> String {
-        let scrubbed = self.scrub.iter().fold(text.to_string(), |t, c| c.scrub(&t));
-        one_line(&scrubbed)
     }
 
     pub fn steps(&self) -> &[StepResult] {
@@ -351,17 +529,67 @@ impl Journey {
     }
 }
 
+/// A URL for a message: scheme, host, port and path, never the query (it may carry a token).
+fn without_query(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+/// The cookies of one run, as a browser keeps them for one site: set by the target, sent back
+/// on every later request of the run, never shared between runs. The run talks to one origin,
+/// so `Domain` and `Path` are not consulted.
+#[derive(Default)]
+struct CookieJar {
+    cookies: Vec<(String, Secret<String>)>,
+}
+
+impl CookieJar {
+    fn apply(&self, headers: &mut Vec<(String, String)>) {
+        if self.cookies.is_empty() {
+            return;
+        }
+        let ours: Vec<String> = self.cookies.iter().map(|(name, value)| format!("{name}={}", value.expose())).collect();
+        match headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
+            Some((_, existing)) => *existing = format!("{existing}; {}", ours.join("; ")),
+            None => headers.push(("cookie".into(), ours.join("; "))),
+        }
+    }
+
+    /// Keeps the response's cookies; returns the values it set, for scrubbing.
+    fn store(&mut self, response: &HttpResponse) -> Vec<Secret<String>> {
+        let mut fresh = Vec::new();
+        for line in response.header_values("set-cookie") {
+            let mut attributes = line.split(';');
+            let Some((name, value)) = attributes.next().and_then(|pair| pair.split_once('=')) else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_string(), value.trim().trim_matches('"').to_string());
+            let expired = attributes.any(|a| {
+                let (key, val) = a.split_once('=').unwrap_or((a, ""));
+                key.trim().eq_ignore_ascii_case("max-age") && val.trim().parse::<i64>().is_ok_and(|age| age <= 0)
+            });
+            self.cookies.retain(|(existing, _)| *existing != name);
+            if !expired && !value.is_empty() {
+                let value = Secret::new(value);
+                fresh.push(value.clone());
+                self.cookies.push((name, value));
+            }
+        }
+        fresh
+    }
+}
+
 fn judge(
     spec: &StepSpec,
     sent: Result<HttpResponse, CheckError>,
     elapsed: Duration,
-    scrub: &[Arc<Credentials>],
+    timeout: Duration,
+    scrubber: &Scrubber,
 ) -> Verdict {
     let verdict = match sent {
         Err(error) => Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None },
         Ok(response) => {
             let status = Some(response.status);
-            let error = content_error(spec, &response, scrub).or_else(|| latency_error(spec, elapsed));
+            let error = content_error(spec, &response, scrubber).or_else(|| latency_error(timeout, elapsed));
             let outcome = match (&error, elapsed > spec.budget.degraded_after) {
                 (Some(_), _) => Outcome::Failed,
                 (None, true) => Outcome::Degraded,
@@ -374,6 +602,11 @@ fn judge(
             Verdict { outcome, status, error, response: Some(response) }
         }
     };
+    with_role(spec, verdict)
+}
+
+/// Any failure of a cleanup step is `cleanup_failed`: a sandbox write may be left live.
+fn with_role(spec: &StepSpec, verdict: Verdict) -> Verdict {
     match verdict.error {
         Some(error) if spec.role == StepRole::Cleanup && verdict.outcome == Outcome::Failed => {
             Verdict { error: Some(CheckError::CleanupFailed(error.to_string())), ..verdict }
@@ -382,31 +615,28 @@ fn judge(
     }
 }
 
-fn content_error(spec: &StepSpec, response: &HttpResponse, scrub: &[Arc<Credentials>]) -> Option<CheckError> {
+fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) -> Option<CheckError> {
+    if spec.rejected_status.as_ref().is_some_and(|rejected| rejected.matches(response.status)) {
+        return Some(CheckError::CredentialsRejected { status: response.status });
+    }
     if !spec.expect_status.matches(response.status) {
-        if spec.role == StepRole::Login && matches!(response.status, 401 | 403) {
-            return Some(CheckError::CredentialsRejected { status: response.status });
-        }
         return Some(CheckError::HttpStatus {
             status: response.status,
             expected: spec.expect_status.to_string(),
-            excerpt: excerpt(&response.body, scrub),
+            excerpt: excerpt(&response.body, scrubber),
         });
     }
-    spec.assertions.iter().find_map(|a| a.check(response).err())
+    let assertion = spec.assertions.iter().find_map(|a| a.check(response).err());
+    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response).err()))
 }
 
-fn latency_error(spec: &StepSpec, elapsed: Duration) -> Option<CheckError> {
-    (elapsed > spec.budget.fail_after)
-        .then_some(CheckError::Timeout { budget_ms: spec.budget.fail_after.as_millis() as u64 })
+fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
+    (elapsed > timeout).then_some(CheckError::Timeout { budget_ms: timeout.as_millis() as u64 })
 }
 
 /// The start of a body for an error message: one line, at most 160 chars, secrets cut out.
-fn excerpt(body: &[u8], scrub: &[Arc<Credentials>]) -> String {
-    let mut text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
-    for credentials in scrub {
-        text = credentials.scrub(&text);
-    }
+fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
+    let text = scrubber.scrub(&String::from_utf8_lossy(&body[..body.len().min(4096)]));
     match one_line(&text) {
         line if line.is_empty() => line,
         line => format!(": {}", truncate(&line, 160)),
@@ -436,13 +666,27 @@ mod tests {
             run_id: "run-1".into(),
             synthetic_header: "X-Synthetic-Check".into(),
             retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(10) },
+            max_redirects: 3,
             deadline: None,
         })
     }
 
     fn get(name: &str) -> StepSpec {
-        StepSpec::new(name, Method::Get, "/api/products", ExpectedStatus::one(200), FAST)
-            .assert(Assertion::JsonPointerNonEmptyArray("/data".into()))
+        StepSpec::new(name, Method::Get, "/api/products", ExpectedStatus::one(200), FAST).assert(Assertion::Json {
+            pointer: "/data".into(),
+            optional: false,
+            test: crate::assertion::JsonTest::MinItems(1),
+        })
+    }
+
+    fn redirect(status: u16, location: &str) -> Result<HttpResponse, CheckError> {
+        Ok(HttpResponse { status, headers: vec![("location".into(), location.into())], body: vec![] })
+    }
+
+    fn login_post() -> StepSpec {
+        StepSpec::new("login", Method::Post, "/login", ExpectedStatus::one(200), FAST)
+            .role(StepRole::Login)
+            .body(Body::json(&serde_json::json!({"password": "hunter2"})))
     }
 
     #[tokio::test]
@@ -536,6 +780,7 @@ mod tests {
         let mut j = journey(&target);
         let login = StepSpec::new("login", Method::Post, "/login", ExpectedStatus::one(200), FAST)
             .role(StepRole::Login)
+            .rejected(ExpectedStatus::Set(vec![401, 403]))
             .repeatable();
         let failed = j.step(login.clone()).await.unwrap_err();
         assert_eq!(failed.cause, Cause::CredentialsRejected);
@@ -574,24 +819,159 @@ mod tests {
     async fn retries_that_cannot_finish_before_the_deadline_are_skipped() {
         let target = Arc::new(ScriptedTarget::default().then(500, "").then(200, r#"{"data":[1]}"#));
         let mut j = journey(&target);
-        j.setup.deadline = Some(Instant::now() + Duration::from_millis(100));
+        j.setup.deadline = Some(Instant::now() + Duration::from_millis(300));
         assert!(j.step(get("products")).await.is_err());
         assert_eq!(target.requests().len(), 1);
     }
 
     #[tokio::test]
     async fn secrets_echoed_by_the_target_are_scrubbed_from_errors() {
-        let raw = Secret::new(r#"{"email":"mon@example.com","password":"hunter2-pw"}"#.to_string());
-        let credentials = Arc::new(Credentials::parse("s", &raw).unwrap());
         let target = Arc::new(
             ScriptedTarget::default().then(500, "bad password hunter2-pw").then(500, "bad password hunter2-pw"),
         );
         let mut j = journey(&target);
-        j.scrub_secrets_of(credentials);
+        j.scrub([&Secret::new("hunter2-pw".to_string())]);
         let _ = j.step(get("products")).await;
         let error = j.steps()[0].error.clone().unwrap();
         assert!(!error.contains("hunter2"), "{error}");
         assert!(error.contains("[REDACTED]"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_host_is_refused_and_nothing_is_sent_there() {
+        // GIVEN a login answered with a 307 to another host (307 would re-send the body)
+        let target =
+            Arc::new(ScriptedTarget::default().then_after(Duration::ZERO, redirect(307, "http://evil.test/steal?t=1")));
+        let mut j = journey(&target);
+        // WHEN the step runs
+        let failed = j.step(login_post()).await.unwrap_err();
+        // THEN it fails as invalid_response naming the location (without its query), and only
+        // the target was ever asked
+        assert_eq!(failed.cause, Cause::InvalidResponse);
+        let error = j.steps()[0].error.clone().unwrap();
+        assert!(error.contains("http://evil.test/steal") && !error.contains("t=1"), "{error}");
+        assert!(target.requests().iter().all(|r| r.url.host_str() == Some("shop.test")));
+        assert_eq!(target.requests().len(), 1, "a login is retried, but never towards the other host");
+    }
+
+    #[tokio::test]
+    async fn https_to_http_and_other_ports_are_other_origins() {
+        for location in ["https://shop.test/base/x", "http://shop.test:8080/base/x"] {
+            let target = Arc::new(ScriptedTarget::default().then_after(Duration::ZERO, redirect(302, location)));
+            let mut j = journey(&target);
+            j.setup.retry.attempts = 1;
+            assert_eq!(j.step(get("p")).await.unwrap_err().cause, Cause::InvalidResponse, "{location}");
+            assert_eq!(target.requests().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn same_origin_redirects_are_followed_and_303_turns_a_post_into_a_get() {
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then_after(Duration::ZERO, redirect(303, "/base/welcome"))
+                .then(200, r#"{"ok":true}"#),
+        );
+        let mut j = journey(&target);
+        j.step(login_post()).await.unwrap();
+        let requests = target.requests();
+        assert_eq!(requests[1].url.as_str(), "http://shop.test/base/welcome");
+        assert_eq!((requests[1].method, requests[1].body.is_none()), (Method::Get, true));
+    }
+
+    #[tokio::test]
+    async fn too_many_redirects_are_invalid_response() {
+        let mut script = ScriptedTarget::default();
+        for _ in 0..8 {
+            script = script.then_after(Duration::ZERO, redirect(302, "/base/loop"));
+        }
+        let target = Arc::new(script);
+        let mut j = journey(&target);
+        j.setup.retry.attempts = 1;
+        let _ = j.step(get("p")).await;
+        assert_eq!(j.steps()[0].error.as_deref(), Some("invalid response: more than 3 redirects"));
+    }
+
+    #[tokio::test]
+    async fn cookies_set_by_the_target_are_sent_back_and_login_cookies_are_scrubbed() {
+        let session = HttpResponse {
+            status: 200,
+            headers: vec![("set-cookie".into(), "session=s3cr3t-cookie; HttpOnly; Path=/".into())],
+            body: b"{}".to_vec(),
+        };
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then_after(Duration::ZERO, Ok(session))
+                .then(500, "session s3cr3t-cookie expired")
+                .then(500, "session s3cr3t-cookie expired"),
+        );
+        let mut j = journey(&target);
+        j.step(login_post()).await.unwrap();
+        let _ = j.step(get("account")).await;
+        let sent = &target.requests()[1];
+        assert!(sent.headers.contains(&("cookie".into(), "session=s3cr3t-cookie".into())), "{:?}", sent.headers);
+        let error = j.steps()[1].error.clone().unwrap();
+        assert!(!error.contains("s3cr3t") && error.contains("[REDACTED]"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_never_outlives_the_deadline() {
+        // GIVEN a hanging target and a deadline well inside the step's 500 ms budget
+        let hang = Ok(HttpResponse::with(200, r#"{"data":[1]}"#));
+        let target = Arc::new(ScriptedTarget::default().then_after(Duration::from_secs(60), hang));
+        let mut j = journey(&target);
+        j.setup.deadline = Some(Instant::now() + Duration::from_millis(250));
+        // WHEN the step runs
+        let started = Instant::now();
+        let failed = j.step(get("products")).await.unwrap_err();
+        // THEN its one attempt was cut to the time left
+        assert_eq!(failed.cause, Cause::Timeout);
+        assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
+        assert_eq!(target.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn near_the_deadline_normal_steps_are_skipped_but_cleanup_runs() {
+        let target = Arc::new(ScriptedTarget::default().then(200, "{}"));
+        let mut j = journey(&target);
+        j.reserve_for_cleanup(Duration::from_millis(400));
+        j.setup.deadline = Some(Instant::now() + Duration::from_millis(450));
+        let failed = j.step(get("products")).await.unwrap_err();
+        assert_eq!(failed.cause, Cause::Timeout);
+        assert!(j.steps()[0].error.as_deref().unwrap().starts_with("not sent: only"), "{:?}", j.steps()[0]);
+        let refund =
+            StepSpec::new("refund", Method::Post, "/refund", ExpectedStatus::one(200), FAST).role(StepRole::Cleanup);
+        j.step(refund).await.unwrap();
+        assert_eq!(target.requests().len(), 1, "only the cleanup was sent");
+    }
+
+    #[tokio::test]
+    async fn bearer_and_basic_credentials_are_scrubbed_from_errors() {
+        let (bearer_echo, basic_echo) = ("token rejected: Bearer tok-abc-123", "basic svc-user:svc-pass-9 rejected");
+        let target = Arc::new(ScriptedTarget::default().then(401, bearer_echo).then(401, basic_echo));
+        let mut j = journey(&target);
+        j.setup.retry.attempts = 1;
+        let _ = j.step(get("a").auth(Auth::Bearer(Secret::new("tok-abc-123".into())))).await;
+        let basic =
+            Auth::Basic { username: Secret::new("svc-user".into()), password: Secret::new("svc-pass-9".into()) };
+        let _ = j.step(get("b").auth(basic)).await;
+        for step in j.steps() {
+            let error = step.error.clone().unwrap();
+            assert!(
+                !error.contains("tok-abc") && !error.contains("svc-pass") && !error.contains("svc-user"),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passing_answer_without_a_capture_fails_the_step() {
+        let target = Arc::new(ScriptedTarget::default().then(200, r#"{"data":[1]}"#).then(200, r#"{"data":[1]}"#));
+        let mut j = journey(&target);
+        let capture = Capture { name: "payment_id".into(), source: CaptureSource::Json("/id".into()) };
+        let failed = j.step(get("create").capture(capture)).await.unwrap_err();
+        assert_eq!(failed.cause, Cause::Assertion);
+        assert_eq!(j.steps()[0].error.as_deref(), Some("capture payment_id: JSON /id is missing"));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use crate::alert::{AlertMessage, Notifier, deliver};
 use crate::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
-use crate::checks::{Check, CheckDeps, Halt};
 use crate::config::MonitorConfig;
+use crate::definition::JourneyDef;
+use crate::engine;
 use crate::error::CheckError;
 use crate::http::{HttpTarget, ReqwestTarget};
 use crate::journey::{Journey, JourneySetup, RunResult};
@@ -45,9 +46,14 @@ impl Monitor {
         Monitor { config, http: adapters.http, credentials, notifier: adapters.notifier, metrics: adapters.metrics }
     }
 
-    /// Cold start: configuration from the environment, then the SDK and HTTP clients, once.
-    pub async fn from_env(check: Check) -> Result<Self, CheckError> {
-        let config = MonitorConfig::from_env(check)
+    /// Cold start: the journey compiled into the function, configuration from the environment,
+    /// then the SDK and HTTP clients, once.
+    pub async fn from_env(journey_source: &str) -> Result<Self, CheckError> {
+        let config = JourneyDef::parse(journey_source)
+            .map_err(|problems| {
+                CheckError::Misconfigured(format!("the compiled-in journey.toml is invalid: {problems}"))
+            })
+            .and_then(MonitorConfig::from_env)
             .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"))?;
         // `from_env` requires the topic; this only guards against a config built another way.
         let topic_arn = config
@@ -88,17 +94,17 @@ impl Monitor {
         let target = config.target_for(target_override)?;
         let mut journey = Journey::new(JourneySetup {
             http: self.http.clone(),
-            check: config.check.name().to_string(),
+            check: config.journey.check.clone(),
             env: config.env_name.clone(),
             target,
             run_id: uuid::Uuid::new_v4().to_string(),
             synthetic_header: config.synthetic_header.clone(),
             retry: config.retry,
+            max_redirects: config.max_redirects,
             deadline,
         });
-        let deps = CheckDeps { journeys: &config.journeys, credentials: self.credentials.as_deref() };
-        if let Err(Halt::Monitor(error)) = config.check.run(&mut journey, &deps).await {
-            tracing::error!(check = config.check.name(), error_type = error.error_type(), %error, "monitor failure");
+        if let Err(error) = engine::run(&config.journey, &mut journey, self.credentials.as_deref()).await {
+            tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
         let run = journey.finish();
@@ -149,7 +155,9 @@ fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
 mod tests {
     use super::*;
     use crate::alert::{EventAction, PublishError, RecordingNotifier};
+    use crate::checks::Check;
     use crate::error::Cause;
+    use crate::http::Auth;
     use crate::http::ScriptedTarget;
     use crate::journey::Outcome;
     use crate::metrics::RecordingMetrics;
@@ -177,7 +185,7 @@ mod tests {
             ("ALERT_PUBLISH_BACKOFF_MS", "1"),
             ("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.test,canary.shop.test"),
         ];
-        let config = MonitorConfig::from_lookup(check, &|k| {
+        let config = MonitorConfig::from_lookup(check.journey(), &|k| {
             vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
         })
         .unwrap();
@@ -277,8 +285,8 @@ mod tests {
         assert_eq!(run.status, Outcome::Passed);
         assert_eq!(run.steps.len(), 1);
         assert_eq!(run.steps[0].attempts, 2);
-        let body = h.target.requests()[1].json_body.clone().unwrap();
-        assert!(String::from_utf8_lossy(body.expose()).contains("pw-2"));
+        let body = h.target.requests()[1].body.clone().unwrap();
+        assert!(String::from_utf8_lossy(body.bytes.expose()).contains("pw-2"));
     }
 
     #[tokio::test]
@@ -312,7 +320,7 @@ mod tests {
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::Assertion)));
         let requests = h.target.requests();
-        assert_eq!(requests[1].bearer.as_ref().map(|t| t.expose().as_str()), Some("t-1"));
+        assert_eq!(requests[1].auth, Some(Auth::Bearer(crate::secret::Secret::new("t-1".into()))));
     }
 
     #[tokio::test]
@@ -339,9 +347,12 @@ mod tests {
         );
         let refund = run.steps.iter().find(|s| s.name == "payment_refund").unwrap();
         assert_eq!(refund.outcome, Outcome::Passed);
-        let create = &h.target.requests()[1];
-        let key = create.headers.iter().find(|(k, _)| k == "Idempotency-Key").unwrap();
-        assert_eq!(key.1, format!("synthetic-{}", run.run_id));
+        let key = |request: &crate::http::HttpRequest| {
+            request.headers.iter().find(|(k, _)| k == "Idempotency-Key").map(|(_, v)| v.clone()).unwrap()
+        };
+        let requests = h.target.requests();
+        assert_eq!(key(&requests[1]), format!("synthetic-{}-payment_create", run.run_id));
+        assert_eq!(key(&requests[4]), format!("synthetic-{}-payment_refund", run.run_id));
     }
 
     #[tokio::test]
@@ -386,8 +397,9 @@ mod tests {
         h.secrets.put("synthetic/account", r#"{"email":"a","password":"b"}"#);
         let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "Misconfigured");
-        assert!(error.to_string().contains("payment_token"));
-        assert_eq!(paths(&h.target), ["Post /api/auth/token"], "no write without a test-mode card");
+        let message = error.to_string();
+        assert!(message.contains("\"payment_token\"") && message.contains("synthetic/account"), "{message}");
+        assert!(paths(&h.target).is_empty(), "a missing field is found before anything is sent");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 use crate::error::CheckError;
 use async_trait::async_trait;
 use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,48 +48,74 @@ impl<T> Serialize for Secret<T> {
     }
 }
 
-/// The synthetic account, as stored in the Secrets Manager SecretString:
-/// `{"email": "...", "password": "...", "payment_token": "..."}`.
+/// The synthetic account, as stored in the Secrets Manager SecretString: a JSON object whose
+/// string fields a journey names as `{{secret.NAME}}` (`email` and `password`, an API key, a
+/// client id and secret, a test-mode card token...). Fields of other types are ignored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
-    pub email: Secret<String>,
-    pub password: Secret<String>,
-    /// A test-mode card token; only the payment check needs it.
-    pub payment_token: Option<Secret<String>>,
+    fields: BTreeMap<String, Secret<String>>,
 }
 
 impl Credentials {
-    /// Parses the SecretString. Errors name the secret and the field, never a value: serde's own
-    /// messages can quote the offending value, so they are not passed on.
+    /// Parses the SecretString. Errors name the secret, never a value: serde's own messages can
+    /// quote the offending value, so they are not passed on.
     pub fn parse(secret_id: &str, raw: &Secret<String>) -> Result<Self, CheckError> {
-        let shape = r#"{"email": ..., "password": ..., "payment_token": ...}"#;
-        let invalid =
-            |what: &str| CheckError::Misconfigured(format!("secret {secret_id} {what}; expected JSON {shape}"));
-        let json: serde_json::Value = serde_json::from_str(raw.expose()).map_err(|_| invalid("is not valid JSON"))?;
-        let field = |name: &str, required: bool| -> Result<Option<Secret<String>>, CheckError> {
-            match json.get(name) {
-                Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(Secret::new(s.clone()))),
-                None | Some(serde_json::Value::Null) if !required => Ok(None),
-                _ => Err(invalid(&format!("has no non-empty string field \"{name}\""))),
-            }
+        let invalid = |what: &str| {
+            CheckError::Misconfigured(format!(
+                "secret {secret_id} {what}; expected a JSON object of string fields, e.g. {{\"email\": ..., \"password\": ...}}"
+            ))
         };
-        if !json.is_object() {
+        let json: serde_json::Value = serde_json::from_str(raw.expose()).map_err(|_| invalid("is not valid JSON"))?;
+        let serde_json::Value::Object(object) = json else {
             return Err(invalid("is not a JSON object"));
-        }
-        Ok(Credentials {
-            email: field("email", true)?.ok_or_else(|| invalid("has no \"email\""))?,
-            password: field("password", true)?.ok_or_else(|| invalid("has no \"password\""))?,
-            payment_token: field("payment_token", false)?,
-        })
+        };
+        let fields = object
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                serde_json::Value::String(text) => Some((name, Secret::new(text))),
+                _ => None,
+            })
+            .collect();
+        Ok(Credentials { fields })
     }
 
-    /// Replaces every secret value in `text` (e.g. an excerpt of a response body a hostile or
-    /// buggy target echoed our request into) with `[REDACTED]`.
+    pub fn field(&self, name: &str) -> Option<&Secret<String>> {
+        self.fields.get(name)
+    }
+
+    /// Every non-empty value, for scrubbing.
+    pub fn values(&self) -> impl Iterator<Item = &Secret<String>> {
+        self.fields.values().filter(|v| !v.expose().is_empty())
+    }
+}
+
+/// Cuts known secret values out of text that leaves the monitor (error messages, excerpts of a
+/// body a hostile or buggy target echoed our request into). Longer values go first, so a value
+/// that contains another is not left half-cut.
+#[derive(Clone, Debug, Default)]
+pub struct Scrubber {
+    values: Vec<Secret<String>>,
+}
+
+impl Scrubber {
+    pub fn add(&mut self, value: &Secret<String>) {
+        if value.expose().is_empty() || self.values.contains(value) {
+            return;
+        }
+        self.values.push(value.clone());
+        self.values.sort_by_key(|v| std::cmp::Reverse(v.expose().len()));
+    }
+
+    pub fn add_all<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
+        for value in values {
+            self.add(value);
+        }
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
-        let values = [Some(&self.email), Some(&self.password), self.payment_token.as_ref()];
-        for value in values.into_iter().flatten() {
-            if !value.expose().is_empty() {
+        for value in &self.values {
+            if out.contains(value.expose().as_str()) {
                 out = out.replace(value.expose().as_str(), REDACTED);
             }
         }
@@ -200,8 +227,9 @@ mod tests {
     #[test]
     fn secrets_redact_in_debug_display_and_json() {
         let creds = Credentials::parse("synthetic/account", &Secret::new(ACCOUNT.into())).unwrap();
-        let debug = format!("{creds:?} {}", creds.password);
-        let json = serde_json::to_string(&creds.password).unwrap();
+        let password = creds.field("password").unwrap();
+        let debug = format!("{creds:?} {password}");
+        let json = serde_json::to_string(password).unwrap();
         for text in [&debug, &json] {
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!text.contains("mon@example.com"), "{text}");
@@ -210,35 +238,35 @@ mod tests {
     }
 
     #[test]
-    fn scrub_removes_every_secret_value_from_text() {
-        let creds = Credentials::parse("s", &Secret::new(ACCOUNT.into())).unwrap();
-        let echoed = r#"{"error":"bad login for mon@example.com with hunter2-secret and tok_test_visa"}"#;
-        let scrubbed = creds.scrub(echoed);
-        assert!(!scrubbed.contains("hunter2") && !scrubbed.contains("mon@") && !scrubbed.contains("tok_test"));
+    fn any_string_field_is_a_credential() {
+        let raw = r#"{"client_id":"ci","client_secret":"cs-1","nested":{"x":1},"port":5}"#;
+        let creds = Credentials::parse("s", &Secret::new(raw.into())).unwrap();
+        assert_eq!(creds.field("client_secret").map(|v| v.expose().as_str()), Some("cs-1"));
+        assert!(creds.field("port").is_none() && creds.field("email").is_none());
+        assert_eq!(creds.values().count(), 2);
     }
 
     #[test]
-    fn malformed_secret_errors_name_the_field_but_never_the_value() {
-        let cases = [
-            ("not json hunter2", "not valid JSON"),
-            (r#"["hunter2"]"#, "not a JSON object"),
-            (r#"{"email":"a@b","password":12345678}"#, "\"password\""),
-            (r#"{"password":"hunter2"}"#, "\"email\""),
-            (r#"{"email":"a@b","password":"hunter2","payment_token":7}"#, "\"payment_token\""),
-        ];
-        for (raw, expected) in cases {
+    fn scrub_removes_every_value_longest_first() {
+        let creds = Credentials::parse("s", &Secret::new(ACCOUNT.into())).unwrap();
+        let mut scrubber = Scrubber::default();
+        scrubber.add_all(creds.values());
+        scrubber.add(&Secret::new("hunter2".into()));
+        let echoed = r#"{"error":"bad login for mon@example.com with hunter2-secret and tok_test_visa"}"#;
+        let scrubbed = scrubber.scrub(echoed);
+        assert!(!scrubbed.contains("hunter2") && !scrubbed.contains("mon@") && !scrubbed.contains("tok_test"));
+        assert!(!scrubbed.contains("-secret"), "the longer value is cut whole: {scrubbed}");
+    }
+
+    #[test]
+    fn malformed_secret_errors_name_the_secret_but_never_the_value() {
+        for (raw, expected) in [("not json hunter2", "not valid JSON"), (r#"["hunter2"]"#, "not a JSON object")] {
             let err = Credentials::parse("synthetic/account", &Secret::new(raw.into())).unwrap_err();
             let text = err.to_string();
             assert!(text.contains(expected) && text.contains("synthetic/account"), "{text}");
-            assert!(!text.contains("hunter2") && !text.contains("12345678"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
             assert_eq!(err.error_type(), "Misconfigured");
         }
-    }
-
-    #[test]
-    fn payment_token_is_optional() {
-        let creds = Credentials::parse("s", &Secret::new(r#"{"email":"a","password":"b"}"#.into())).unwrap();
-        assert!(creds.payment_token.is_none());
     }
 
     #[tokio::test]
@@ -256,8 +284,8 @@ mod tests {
         source.put("acct", r#"{"email":"mon@example.com","password":"rotated"}"#);
         let (fresh, changed) = store.refresh().await.unwrap();
         assert!(changed);
-        assert_eq!(fresh.password.expose(), "rotated");
-        assert_eq!(store.get().await.unwrap().password.expose(), "rotated");
+        assert_eq!(fresh.field("password").unwrap().expose(), "rotated");
+        assert_eq!(store.get().await.unwrap().field("password").unwrap().expose(), "rotated");
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synthetic_checks::assertion::{Assertion, ExpectedStatus};
+use synthetic_checks::assertion::{Assertion, ExpectedStatus, JsonTest};
 use synthetic_checks::http::{HttpSettings, Method, ReqwestTarget};
 use synthetic_checks::journey::{Budget, Journey, JourneySetup, RetryPolicy, StepSpec};
 use synthetic_checks::{Cause, Outcome, StepResult};
@@ -23,11 +23,12 @@ async fn step_against(base: &str) -> (StepResult, Duration) {
         run_id: "run".into(),
         synthetic_header: "X-Synthetic-Check".into(),
         retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
+        max_redirects: 5,
         deadline: None,
     });
     let budget = Budget { degraded_after: BUDGET, fail_after: BUDGET };
     let spec = StepSpec::new("probe", Method::Get, "/api/products", ExpectedStatus::one(200), budget)
-        .assert(Assertion::JsonPointerNonEmptyArray("/data".into()));
+        .assert(Assertion::Json { pointer: "/data".into(), optional: false, test: JsonTest::MinItems(1) });
     let started = Instant::now();
     let _ = journey.step(spec).await;
     let elapsed = started.elapsed();

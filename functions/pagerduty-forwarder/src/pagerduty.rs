@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use synthetic_checks::CheckError;
 use synthetic_checks::alert::{PublishError, Recording};
-use synthetic_checks::http::{HttpRequest, HttpResponse, HttpSettings, HttpTarget, Method, ReqwestTarget};
+use synthetic_checks::http::{Body, HttpRequest, HttpResponse, HttpSettings, HttpTarget, Method, ReqwestTarget};
 use synthetic_checks::secret::{REDACTED, Secret};
 use synthetic_checks::text::{one_line, truncate};
 use url::Url;
@@ -45,12 +45,12 @@ impl HttpEventsApi {
         HttpEventsApi { http, enqueue_url, timeout }
     }
 
-    /// The production adapter. Redirects are not followed: a redirected POST would arrive as a GET.
+    /// The production adapter. The adapter never follows redirects: a redirected POST would
+    /// arrive as a GET, or carry the routing key to another host.
     pub fn reqwest(config: &ForwarderConfig) -> Result<Self, CheckError> {
         let http = ReqwestTarget::new(&HttpSettings {
             connect_timeout: config.request_timeout.min(Duration::from_secs(3)),
             max_body_bytes: 64 * 1024,
-            max_redirects: 0,
         })?;
         Ok(HttpEventsApi::new(Arc::new(http), config.enqueue_url.clone(), config.request_timeout))
     }
@@ -67,8 +67,8 @@ impl EventsApi for HttpEventsApi {
             method: Method::Post,
             url: self.enqueue_url.clone(),
             headers: Vec::new(),
-            bearer: None,
-            json_body: Some(body),
+            auth: None,
+            body: Some(Body { content_type: "application/json".into(), bytes: body }),
             timeout: self.timeout,
         };
         let response = self.http.send(request).await.map_err(|e| PublishError::Retryable(e.to_string()))?;
@@ -163,7 +163,8 @@ mod tests {
             "Post https://events.pagerduty.com/v2/enqueue",
             "a request's Debug never shows its body"
         );
-        let body: serde_json::Value = serde_json::from_slice(requests[0].json_body.as_ref().unwrap().expose()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(requests[0].body.as_ref().unwrap().bytes.expose()).unwrap();
         assert_eq!(
             body,
             serde_json::json!({"routing_key": KEY, "event_action": "resolve", "dedup_key": "synthetic/prod/auth"})

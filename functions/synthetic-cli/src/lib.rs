@@ -1,7 +1,10 @@
 //! The `synthetic` command line, built on the same check library as the Lambdas.
 //!
 //! - `synthetic run` runs the journeys once against a target, typically a fresh deploy or its
-//!   canary, and gates the pipeline on the exit code ([`run`]).
+//!   canary, and gates the pipeline on the exit code ([`run`]): the four built-in checks, or
+//!   any journey file.
+//! - `synthetic validate` checks journey files and reports every mistake at its line and
+//!   column ([`validate`]).
 //! - `synthetic slo` reports each check's error budget from CloudWatch or from a JSON-lines
 //!   history of run results ([`slo_report`], with the arithmetic in [`slo`]).
 //!
@@ -15,6 +18,7 @@ pub mod run;
 pub mod slo;
 pub mod slo_report;
 pub mod style;
+pub mod validate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -68,7 +72,7 @@ Exit codes:
 #[command(
     name = "synthetic",
     version,
-    about = "Synthetic-monitoring journeys from the command line: a post-deploy smoke gate and SLO error-budget reports.",
+    about = "Synthetic-monitoring journeys from the command line: a post-deploy smoke gate, journey-file validation and SLO error-budget reports.",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -80,6 +84,8 @@ pub struct Cli {
 pub enum Command {
     /// Run checks once against a target and exit with their verdict.
     Run(RunArgs),
+    /// Check journey files: every mistake with its file:line:column; exit 3 on any, 0 when all are valid.
+    Validate(ValidateArgs),
     /// Error-budget report per check, from CloudWatch or from a history file of run results.
     Slo(SloArgs),
 }
@@ -125,17 +131,21 @@ pub enum SloFormat {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Checks to run: all, or a comma-separated list.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    /// Built-in checks to run: all, or a comma-separated list. The default is all, unless
+    /// --journey is given.
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub check: Vec<CheckArg>,
+    /// A journey file to run (repeatable), e.g. functions/check-search/journey.toml.
+    #[arg(long, value_name = "FILE")]
+    pub journey: Vec<PathBuf>,
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
     #[arg(long, value_name = "URL")]
     pub target: String,
     /// Secrets Manager id or ARN of the synthetic account.
     #[arg(long, value_name = "ID", conflicts_with = "credentials_file")]
     pub secret_id: Option<String>,
-    /// JSON file shaped like the secret: {"email", "password", "payment_token"}. Must not be
-    /// world-readable.
+    /// JSON file shaped like the secret: an object of the string fields the journeys name as
+    /// {{secret.NAME}}. Must not be world-readable.
     #[arg(long, value_name = "FILE")]
     pub credentials_file: Option<PathBuf>,
     /// Environment name, as in the dedup key and the metrics.
@@ -155,6 +165,13 @@ pub struct RunArgs {
     /// Count degraded (slow but correct) checks as passed: exit 0 instead of 2.
     #[arg(long)]
     pub degraded_ok: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Journey files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +217,7 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
     };
     let exit = match cli.command {
         Command::Run(args) => run::execute(args).await,
+        Command::Validate(args) => validate::execute(&args),
         Command::Slo(args) => slo_report::execute(args).await,
     };
     exit.into()

@@ -48,7 +48,7 @@ pub fn table(report: &Report, style: Style) -> String {
                 let status = style.paint(&format!("{:<10}", "error"), Tone::Bad);
                 out.push_str(&format!(
                     "{:<10}{status}{:<22}{:>9}\n{:<10}{error}\n",
-                    check.name(),
+                    check,
                     error.error_type(),
                     "-",
                     ""
@@ -133,7 +133,7 @@ pub fn junit(report: &Report) -> String {
             }
             CheckRun::Broke { check, error } => {
                 errors += 1;
-                cases.push_str(&open(check.name(), 0));
+                cases.push_str(&open(check, 0));
                 cases.push_str(&format!(
                     ">\n      <error type=\"{}\" message=\"{}\"/>\n    </testcase>\n",
                     error.error_type(),
@@ -201,7 +201,7 @@ pub fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use synthetic_checks::{Cause, Check, CheckError, StepResult};
+    use synthetic_checks::{Cause, CheckError, StepResult};
 
     /// A one-step run whose step has the run's outcome, cause and error.
     pub(crate) fn run(check: &str, status: Outcome, cause: Option<Cause>, error: Option<&str>) -> CheckRun {
@@ -238,7 +238,7 @@ pub(crate) mod tests {
             ),
             run("auth", Outcome::Degraded, Some(Cause::Timeout), Some("no complete response within 300 ms")),
             CheckRun::Broke {
-                check: Check::Payment,
+                check: "payment".into(),
                 error: CheckError::SecretUnavailable { secret_id: "s".into(), reason: "AccessDenied".into() },
             },
         ]

@@ -1,7 +1,8 @@
 //! `synthetic run`: the checks once, in order, through the same [`Monitor`] as the Lambdas.
 //!
-//! The configuration is the Lambda's: the journey variables (`PRODUCTS_PATH`, budgets, retries…)
-//! come from the environment, while the deployment settings come from the arguments. Nothing is
+//! The built-in checks are the journey files compiled into the Lambdas; `--journey` adds any
+//! other. The configuration is the Lambda's: per-deployment settings (step budgets, retries…)
+//! come from the environment, while the deployment itself comes from the arguments. Nothing is
 //! emitted as EMF (stdout belongs to the chosen format, and smoke runs must not count towards
 //! production SLOs), and nothing is published unless `--publish` is given.
 
@@ -20,7 +21,7 @@ use synthetic_checks::config::AlertTopic;
 use synthetic_checks::http::ReqwestTarget;
 use synthetic_checks::metrics::MetricsSink;
 use synthetic_checks::secret::{CredentialStore, SecretSource};
-use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
+use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
 
 /// What one check came to.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub enum CheckRun {
     Ran(RunResult),
     /// The monitor itself could not run or report the check: unreadable secret, undeliverable alert.
     Broke {
-        check: Check,
+        check: String,
         error: CheckError,
     },
 }
@@ -37,7 +38,7 @@ impl CheckRun {
     pub fn check_name(&self) -> &str {
         match self {
             CheckRun::Ran(run) => &run.check,
-            CheckRun::Broke { check, .. } => check.name(),
+            CheckRun::Broke { check, .. } => check,
         }
     }
 }
@@ -58,22 +59,30 @@ pub fn verdict(runs: &[CheckRun], degraded_ok: bool) -> Exit {
 }
 
 pub async fn execute(args: RunArgs) -> Exit {
-    let checks = selected_checks(&args.check);
-    let monitors = match prepare(&args, &checks).await {
+    let journeys = match journeys(&args) {
+        Ok(journeys) => journeys,
+        Err(lines) => {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            return Exit::Error;
+        }
+    };
+    let monitors = match prepare(&args, journeys).await {
         Ok(monitors) => monitors,
         Err(message) => return fail(message),
     };
     let progress = Style::stderr();
     let target = monitors[0].config().target.to_string();
     eprintln!("synthetic: {} check(s) against {target} (env {})", monitors.len(), args.env);
-    let interrupted = stop_after_current_check_on_ctrl_c();
+    let interrupted = stop_after_current_check_on_signal();
     let mut runs = Vec::new();
     for (index, monitor) in monitors.iter().enumerate() {
         if interrupted.load(Ordering::SeqCst) {
             eprintln!("synthetic: interrupted; {} check(s) not run", monitors.len() - index);
             break;
         }
-        let check = monitor.config().check;
+        let check = monitor.config().journey.check.clone();
         eprint!("  [{}/{}] {check} ... ", index + 1, monitors.len());
         let run = match monitor.run(None, None).await {
             Ok(run) => {
@@ -118,30 +127,68 @@ pub async fn execute(args: RunArgs) -> Exit {
     exit
 }
 
-/// A first Ctrl-C lets the running check finish, because a payment journey stopped between
-/// create and refund would leave a sandbox payment live; the checks after it are skipped. A
-/// second Ctrl-C aborts at once.
-fn stop_after_current_check_on_ctrl_c() -> Arc<AtomicBool> {
+/// A first Ctrl-C, SIGTERM or SIGHUP lets the running check finish, because a payment journey
+/// stopped between create and refund would leave a sandbox payment live; the checks after it
+/// are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a grace
+/// period, which the cleanup fits in. A second signal aborts at once.
+fn stop_after_current_check_on_signal() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            eprintln!(
-                "\nsynthetic: finishing the running check so its sandbox writes are cleaned up (Ctrl-C again to abort)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+        let Some(signal) = next_stop_signal().await else { return };
+        flag.store(true, Ordering::SeqCst);
+        eprintln!(
+            "\nsynthetic: {signal}: finishing the running check so its sandbox writes are cleaned up (again to abort)"
+        );
+        if next_stop_signal().await.is_some() {
+            std::process::exit(130);
         }
     });
     interrupted
 }
 
+/// Waits for Ctrl-C (SIGINT), SIGTERM or SIGHUP and names it; `None` if none can be listened for.
+#[cfg(unix)]
+async fn next_stop_signal() -> Option<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut hup) = (signal(SignalKind::terminate()).ok()?, signal(SignalKind::hangup()).ok()?);
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.ok().map(|()| "interrupted"),
+        _ = term.recv() => Some("SIGTERM"),
+        _ = hup.recv() => Some("SIGHUP"),
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_stop_signal() -> Option<&'static str> {
+    tokio::signal::ctrl_c().await.ok().map(|()| "interrupted")
+}
+
+/// The journeys to run: the built-in checks named by --check (all of them when neither --check
+/// nor --journey is given), then each --journey file. Errors are `file:line:column` lines.
+fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
+    let builtin = match (args.check.is_empty(), args.journey.is_empty()) {
+        (true, true) => Check::ALL.to_vec(),
+        _ => selected_checks(&args.check),
+    };
+    let mut journeys: Vec<JourneyDef> = builtin.into_iter().map(Check::journey).collect();
+    let mut problems = Vec::new();
+    for path in &args.journey {
+        match crate::validate::load(path) {
+            Ok(journey) => journeys.push(journey),
+            Err(lines) => problems.extend(lines),
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(journeys),
+        false => Err(problems),
+    }
+}
+
 /// Everything checked before the first request: arguments, credentials, every check's
 /// configuration and the history file. An error here exits 3 with nothing sent.
-async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, String> {
-    let needs_account: Vec<&str> = checks.iter().filter(|c| c.needs_credentials()).map(|c| c.name()).collect();
+async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result<Vec<Monitor>, String> {
+    let needs_account: Vec<&str> = journeys.iter().filter(|j| j.uses_secrets()).map(|j| j.check.as_str()).collect();
     if !needs_account.is_empty() && args.secret_id.is_none() && args.credentials_file.is_none() {
         return Err(format!(
             "the {} check(s) sign in with the synthetic account: pass --secret-id ID (Secrets Manager) or \
@@ -165,9 +212,9 @@ async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, Strin
         "ALERT_TOPIC_ARN" => topic_arn.clone(),
         _ => std::env::var(name).ok(),
     };
-    let configs = checks
-        .iter()
-        .map(|check| MonitorConfig::from_lookup_with(*check, &lookup, AlertTopic::Optional))
+    let configs = journeys
+        .into_iter()
+        .map(|journey| MonitorConfig::from_lookup_with(journey, &lookup, AlertTopic::Optional))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     if let Some(path) = &args.history {
@@ -190,9 +237,9 @@ async fn prepare(args: &RunArgs, checks: &[Check]) -> Result<Vec<Monitor>, Strin
         _ => Arc::new(Discard),
     };
     // One cache for every check, so the secret is read once per run, not once per check.
-    let credentials = first
-        .credentials_secret_id
-        .as_ref()
+    let credentials = configs
+        .iter()
+        .find_map(|c| c.credentials_secret_id.as_ref())
         .map(|id| Arc::new(CredentialStore::new(secrets.clone(), id, first.secret_ttl)));
     Ok(configs
         .into_iter()
@@ -239,7 +286,7 @@ mod tests {
     }
 
     fn broke() -> CheckRun {
-        CheckRun::Broke { check: Check::Auth, error: CheckError::Misconfigured("x".into()) }
+        CheckRun::Broke { check: "auth".into(), error: CheckError::Misconfigured("x".into()) }
     }
 
     #[test]

@@ -528,7 +528,7 @@ impl Library {
     fn new(stack: &LocalStack) -> Result<Self, String> {
         let env = stack.function_env();
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let config = MonitorConfig::from_lookup(Check::Products, &lookup).map_err(|e| e.to_string())?;
+        let config = MonitorConfig::from_lookup(Check::Products.journey(), &lookup).map_err(|e| e.to_string())?;
         let timed = Arc::new(TimedTarget {
             inner: ReqwestTarget::new(&config.http).map_err(|e| e.to_string())?,
             times: Mutex::new(Vec::new()),

@@ -1,0 +1,920 @@
+//! Journey files: the TOML a team writes to describe one check, parsed into a [`JourneyDef`].
+//!
+//! Parsing is also validation. Every mistake is collected, not just the first, each with the
+//! line and column of the key or value at fault and a plain sentence: unknown keys, a template
+//! naming a capture no earlier step makes, a bad JSON pointer or status, a `rejected_status`
+//! outside a login step. A journey that parses is one the engine can run; nothing is checked
+//! again at run time but what only the run can know (the secret's fields, the target's answers).
+//! The format is documented in the README ("Journey files").
+
+use crate::assertion::ExpectedStatus;
+use crate::http::Method;
+use crate::journey::{Budget, Capture, CaptureSource, StepRole};
+use crate::template::{Ref, Template};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// One journey: the steps of one check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JourneyDef {
+    /// In the dedup key, the metrics and the alerts.
+    pub check: String,
+    pub description: String,
+    pub steps: Vec<StepDef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepDef {
+    pub name: String,
+    pub role: StepRole,
+    pub method: Method,
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub auth: Option<AuthDef>,
+    pub body: Option<BodyDef>,
+    pub expect_status: ExpectedStatus,
+    /// Login steps only.
+    pub rejected_status: Option<ExpectedStatus>,
+    pub captures: Vec<Capture>,
+    pub asserts: Vec<AssertDef>,
+    /// Sends an `Idempotency-Key` unique to the run and step, which makes a POST retryable.
+    pub idempotent: bool,
+    pub skip_if: Option<SkipIf>,
+    pub budget: Budget,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthDef {
+    Bearer(Template),
+    Basic { username: Template, password: Template },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BodyDef {
+    Json(JsonTemplate),
+    Form(Vec<(String, Template)>),
+    Raw { content_type: String, text: Template },
+}
+
+/// A JSON value whose strings may hold templates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonTemplate {
+    Text(Template),
+    Value(Value),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AssertDef {
+    Json { pointer: String, optional: bool, test: JsonTestDef },
+    Header { name: String, test: HeaderTestDef },
+    BodyContains(Template),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonTestDef {
+    Exists(bool),
+    Equals(JsonTemplate),
+    OneOf(Vec<JsonTemplate>),
+    NotIn(Vec<JsonTemplate>),
+    NonEmpty,
+    MinItems(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeaderTestDef {
+    Equals(Template),
+    Contains(Template),
+}
+
+/// The step is not run when this capture holds one of these values (case-insensitive).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SkipIf {
+    pub var: String,
+    pub values: Vec<String>,
+}
+
+impl SkipIf {
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        value.is_some_and(|v| self.values.iter().any(|s| s.eq_ignore_ascii_case(v)))
+    }
+}
+
+/// One mistake in a journey file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every mistake in a journey file, in the order they appear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// One `file:line:column: message` line per mistake, as compilers print them.
+    pub fn located(&self, file: &str) -> Vec<String> {
+        self.0.iter().map(|p| format!("{file}:{}:{}: {}", p.line, p.column, p.message)).collect()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|p| format!("{}:{}: {}", p.line, p.column, p.message)).collect();
+        f.write_str(&lines.join("; "))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+const DEFAULT_DEGRADED_MS: u64 = 2_000;
+const DEFAULT_FAIL_MS: u64 = 10_000;
+const MAX_BUDGET_MS: u64 = 900_000;
+const DEFAULT_REJECTED: [u16; 2] = [401, 403];
+
+impl JourneyDef {
+    /// Parses and validates a journey file, reporting every mistake found.
+    pub fn parse(source: &str) -> Result<JourneyDef, Problems> {
+        let mut reader = Reader { source, problems: Vec::new() };
+        let (document, syntax) = DeTable::parse_recoverable(source);
+        for error in syntax {
+            let span = error.span().unwrap_or(0..0);
+            reader.problem(span, error.message().trim().to_string());
+        }
+        if !reader.problems.is_empty() {
+            return Err(reader.finish_err());
+        }
+        let journey = reader.journey(document.get_ref(), document.span());
+        match journey {
+            Some(journey) if reader.problems.is_empty() => Ok(journey),
+            _ => Err(reader.finish_err()),
+        }
+    }
+
+    /// The fields of the credentials secret the steps name, sorted.
+    pub fn secret_fields(&self) -> BTreeSet<&str> {
+        let mut fields = BTreeSet::new();
+        for step in &self.steps {
+            for template in step.templates() {
+                for r in template.refs() {
+                    if let Ref::Secret(name) = r {
+                        fields.insert(name.as_str());
+                    }
+                }
+            }
+        }
+        fields
+    }
+
+    pub fn uses_secrets(&self) -> bool {
+        !self.secret_fields().is_empty()
+    }
+
+    pub fn step_mut(&mut self, name: &str) -> Option<&mut StepDef> {
+        self.steps.iter_mut().find(|s| s.name == name)
+    }
+}
+
+impl StepDef {
+    /// Every template of the step, wherever it stands.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out = vec![&self.path];
+        out.extend(self.headers.iter().map(|(_, t)| t));
+        match &self.auth {
+            Some(AuthDef::Bearer(t)) => out.push(t),
+            Some(AuthDef::Basic { username, password }) => out.extend([username, password]),
+            None => {}
+        }
+        match &self.body {
+            Some(BodyDef::Json(json)) => json.templates(&mut out),
+            Some(BodyDef::Form(fields)) => out.extend(fields.iter().map(|(_, t)| t)),
+            Some(BodyDef::Raw { text, .. }) => out.push(text),
+            None => {}
+        }
+        for assertion in &self.asserts {
+            match assertion {
+                AssertDef::Json { test: JsonTestDef::Equals(json), .. } => json.templates(&mut out),
+                AssertDef::Json { test: JsonTestDef::OneOf(list) | JsonTestDef::NotIn(list), .. } => {
+                    list.iter().for_each(|json| json.templates(&mut out))
+                }
+                AssertDef::Json { .. } => {}
+                AssertDef::Header { test: HeaderTestDef::Equals(t) | HeaderTestDef::Contains(t), .. } => out.push(t),
+                AssertDef::BodyContains(t) => out.push(t),
+            }
+        }
+        out
+    }
+
+    /// The captures of earlier steps this step's templates name: a cleanup step runs only when
+    /// all exist. (`skip_if` may name one that is absent: then it simply does not hold.)
+    pub fn captures_used(&self) -> BTreeSet<&str> {
+        self.templates()
+            .into_iter()
+            .flat_map(|t| t.refs())
+            .filter_map(|r| match r {
+                Ref::Capture(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl JsonTemplate {
+    fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        match self {
+            JsonTemplate::Text(t) => out.push(t),
+            JsonTemplate::Value(_) => {}
+            JsonTemplate::Array(items) => items.iter().for_each(|i| i.templates(out)),
+            JsonTemplate::Object(fields) => fields.iter().for_each(|(_, v)| v.templates(out)),
+        }
+    }
+}
+
+type Value_<'i> = Spanned<DeValue<'i>>;
+
+/// Walks the parsed document, collecting problems as it goes. Each helper reports what is wrong
+/// with the value it reads and returns `None`, so one mistake never hides the next.
+struct Reader<'s> {
+    source: &'s str,
+    problems: Vec<Problem>,
+}
+
+/// What the steps so far have made available to later ones.
+struct Context {
+    vars: BTreeMap<String, String>,
+    captures: BTreeSet<String>,
+}
+
+impl Reader<'_> {
+    fn finish_err(mut self) -> Problems {
+        self.problems.sort_by_key(|p| (p.line, p.column));
+        Problems(self.problems)
+    }
+
+    fn problem(&mut self, span: Range<usize>, message: String) {
+        let mut offset = span.start.min(self.source.len());
+        while !self.source.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.problems.push(Problem { line, column, message });
+    }
+
+    fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
+        self.known_keys(root, &["check", "description", "vars", "defaults", "steps"], "the journey");
+        let check = match root.get("check") {
+            Some(value) => self.string(value, "check").and_then(|(name, span)| {
+                let valid = !name.is_empty()
+                    && name.len() <= 64
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+                if !valid {
+                    self.problem(span, format!("check {name:?} must be 1 to 64 of a-z, 0-9, '_' or '-'"));
+                }
+                valid.then_some(name)
+            }),
+            None => {
+                self.problem(span.clone(), "the journey has no `check = \"name\"`".into());
+                None
+            }
+        };
+        let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
+        let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
+        let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
+        let mut context = Context { vars, captures: BTreeSet::new() };
+        let steps = match root.get("steps").map(|v| (v.get_ref(), v.span())) {
+            Some((DeValue::Array(items), _)) if !items.is_empty() => {
+                let mut names: BTreeSet<String> = BTreeSet::new();
+                let mut steps = Vec::new();
+                for item in items.iter() {
+                    if let Some(step) = self.step(item, &defaults, &mut context, &mut names) {
+                        steps.push(step);
+                    }
+                }
+                Some(steps)
+            }
+            Some((_, span)) => {
+                self.problem(span, "steps must be a non-empty list of [[steps]] tables".into());
+                None
+            }
+            None => {
+                self.problem(span, "the journey has no [[steps]]".into());
+                None
+            }
+        };
+        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps: steps? })
+    }
+
+    fn vars(&mut self, value: &Value_<'_>) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::new();
+        let Some(table) = self.table(value, "[vars]") else {
+            return vars;
+        };
+        for (key, value) in table.iter() {
+            let text = match value.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                DeValue::Integer(i) => Some(i.as_str().to_string()),
+                DeValue::Float(f) => Some(f.as_str().to_string()),
+                DeValue::Boolean(b) => Some(b.to_string()),
+                _ => None,
+            };
+            match text {
+                Some(text) => {
+                    vars.insert(key.get_ref().to_string(), text);
+                }
+                None => {
+                    self.problem(value.span(), format!("vars.{} must be a string, number or boolean", key.get_ref()))
+                }
+            }
+        }
+        vars
+    }
+
+    fn defaults(&mut self, value: &Value_<'_>, vars: &BTreeMap<String, String>) -> Defaults {
+        let mut defaults = Defaults::default();
+        let Some(table) = self.table(value, "[defaults]") else {
+            return defaults;
+        };
+        self.known_keys(table, &["degraded_after_ms", "fail_after_ms", "headers", "expect_status"], "[defaults]");
+        defaults.degraded_after_ms = table.get("degraded_after_ms").and_then(|v| self.millis(v, "degraded_after_ms"));
+        defaults.fail_after_ms = table.get("fail_after_ms").and_then(|v| self.millis(v, "fail_after_ms"));
+        defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
+        let context = Context { vars: vars.clone(), captures: BTreeSet::new() };
+        defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
+        defaults
+    }
+
+    fn step(
+        &mut self,
+        value: &Value_<'_>,
+        defaults: &Defaults,
+        context: &mut Context,
+        names: &mut BTreeSet<String>,
+    ) -> Option<StepDef> {
+        let table = self.table(value, "a step")?;
+        self.known_keys(table, STEP_KEYS, "a step");
+        let name = match table.get("name") {
+            Some(v) => self.string(v, "name").and_then(|(name, span)| {
+                let valid = !name.is_empty()
+                    && name.len() <= 64
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    self.problem(
+                        span.clone(),
+                        format!("step name {name:?} must be 1 to 64 of A-Z, a-z, 0-9, '_' or '-'"),
+                    );
+                } else if !names.insert(name.clone()) {
+                    self.problem(span, format!("a step named {name:?} already exists; names must be unique"));
+                }
+                valid.then_some(name)
+            }),
+            None => {
+                self.problem(value.span(), "this step has no `name`".into());
+                None
+            }
+        };
+        let role = match table.get("role") {
+            None => Some(StepRole::Normal),
+            Some(v) => self.string(v, "role").and_then(|(role, span)| match role.as_str() {
+                "login" => Some(StepRole::Login),
+                "cleanup" => Some(StepRole::Cleanup),
+                "normal" => Some(StepRole::Normal),
+                other => {
+                    self.problem(span, format!("role {other:?} must be \"login\", \"cleanup\" or \"normal\""));
+                    None
+                }
+            }),
+        };
+        let method = match table.get("method") {
+            None => Some(Method::Get),
+            Some(v) => self.string(v, "method").and_then(|(method, span)| {
+                let parsed = Method::parse(&method.to_ascii_uppercase());
+                if parsed.is_none() {
+                    self.problem(span, format!("method {method:?} must be {}", Method::NAMES));
+                }
+                parsed
+            }),
+        };
+        let path = match table.get("path") {
+            Some(v) => self.string(v, "path").and_then(|(path, span)| {
+                if !path.starts_with('/') {
+                    self.problem(
+                        span.clone(),
+                        format!("path {path:?} must start with '/': it is relative to the target"),
+                    );
+                    return None;
+                }
+                self.template_text(&path, span, context)
+            }),
+            None => {
+                self.problem(value.span(), "this step has no `path`".into());
+                None
+            }
+        };
+        let mut headers = defaults.headers.clone();
+        if let Some(v) = table.get("headers") {
+            for (name, template) in self.headers(v, context) {
+                headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+                headers.push((name, template));
+            }
+        }
+        let auth = self.auth(table, context);
+        let authorization = table
+            .get("headers")
+            .and_then(|h| h.get_ref().as_table())
+            .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case("authorization")));
+        if let (Some(_), Some((key, _))) = (&auth, authorization) {
+            self.problem(key.span(), "an Authorization header and bearer/basic cannot both be set".into());
+        }
+        let body = self.body(table, context);
+        let expect_status = match table.get("expect_status") {
+            Some(v) => self.status(v, "expect_status"),
+            None => Some(defaults.expect_status.clone().unwrap_or(ExpectedStatus::Range(200, 299))),
+        };
+        let rejected_status = match (table.get("rejected_status"), role) {
+            (Some(v), Some(StepRole::Login)) => self.status(v, "rejected_status"),
+            (Some(v), _) => {
+                self.problem(v.span(), "rejected_status belongs to a step with role = \"login\" only".into());
+                None
+            }
+            (None, Some(StepRole::Login)) => Some(ExpectedStatus::Set(DEFAULT_REJECTED.to_vec())),
+            (None, _) => None,
+        };
+        if let (Some(expected), Some(rejected), Some(v)) =
+            (&expect_status, &rejected_status, table.get("rejected_status"))
+        {
+            if (100..=599).any(|s| expected.matches(s) && rejected.matches(s)) {
+                self.problem(v.span(), format!("rejected_status {rejected} overlaps expect_status {expected}"));
+            }
+        }
+        let asserts = table.get("assert").map(|v| self.asserts(v, context)).unwrap_or_default();
+        let idempotent = table.get("idempotent").and_then(|v| self.boolean(v, "idempotent")).unwrap_or(false);
+        let skip_if = table.get("skip_if").and_then(|v| self.skip_if(v, context));
+        let budget = self.budget(table, defaults);
+        // Captures become available to the steps after this one only.
+        let captures = table.get("capture").map(|v| self.captures(v)).unwrap_or_default();
+        for capture in &captures {
+            context.captures.insert(capture.name.clone());
+        }
+        Some(StepDef {
+            name: name?,
+            role: role?,
+            method: method?,
+            path: path?,
+            headers,
+            auth,
+            body,
+            expect_status: expect_status?,
+            rejected_status,
+            captures,
+            asserts,
+            idempotent,
+            skip_if,
+            budget: budget?,
+        })
+    }
+
+    fn budget(&mut self, table: &DeTable<'_>, defaults: &Defaults) -> Option<Budget> {
+        let degraded = table.get("degraded_after_ms").map(|v| self.millis(v, "degraded_after_ms"));
+        let fail = table.get("fail_after_ms").map(|v| self.millis(v, "fail_after_ms"));
+        let degraded = degraded.unwrap_or(Some(defaults.degraded_after_ms.unwrap_or(DEFAULT_DEGRADED_MS)))?;
+        let fail = fail.unwrap_or(Some(defaults.fail_after_ms.unwrap_or(DEFAULT_FAIL_MS)))?;
+        if degraded > fail {
+            let span = table.get("degraded_after_ms").or(table.get("fail_after_ms")).map(|v| v.span()).unwrap_or(0..0);
+            self.problem(span, format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"));
+            return None;
+        }
+        Some(Budget { degraded_after: Duration::from_millis(degraded), fail_after: Duration::from_millis(fail) })
+    }
+
+    fn auth(&mut self, table: &DeTable<'_>, context: &Context) -> Option<AuthDef> {
+        match (table.get("bearer"), table.get("basic")) {
+            (Some(_), Some(basic)) => {
+                self.problem(basic.span(), "a step takes bearer or basic, not both".into());
+                None
+            }
+            (Some(bearer), None) => self.template(bearer, "bearer", context).map(AuthDef::Bearer),
+            (None, Some(basic)) => {
+                let fields = self.table(basic, "basic")?;
+                self.known_keys(fields, &["username", "password"], "basic");
+                let part = |reader: &mut Self, key: &str| match fields.get(key) {
+                    Some(v) => reader.template(v, key, context),
+                    None => Some(Template::literal("")),
+                };
+                let username = part(self, "username");
+                let password = part(self, "password");
+                Some(AuthDef::Basic { username: username?, password: password? })
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn body(&mut self, table: &DeTable<'_>, context: &Context) -> Option<BodyDef> {
+        let given: Vec<&str> = ["json", "form", "body"].into_iter().filter(|k| table.get(*k).is_some()).collect();
+        if given.len() > 1 {
+            let span = table.get(given[1]).map(|v| v.span()).unwrap_or(0..0);
+            self.problem(span, format!("a step has one body: {} cannot be combined", given.join(" and ")));
+            return None;
+        }
+        if let (Some(v), None) = (table.get("content_type"), table.get("body")) {
+            self.problem(v.span(), "content_type goes with body = \"...\" (json and form set their own)".into());
+        }
+        if let Some(json) = table.get("json") {
+            return self.json_template(json, context).map(BodyDef::Json);
+        }
+        if let Some(form) = table.get("form") {
+            let fields = self.table(form, "form")?;
+            let mut out = Vec::new();
+            for (key, value) in fields.iter() {
+                let template = match value.get_ref() {
+                    DeValue::Integer(i) => Some(Template::literal(i.as_str())),
+                    DeValue::Boolean(b) => Some(Template::literal(&b.to_string())),
+                    _ => self.template(value, &format!("form.{}", key.get_ref()), context),
+                };
+                out.extend(template.map(|t| (key.get_ref().to_string(), t)));
+            }
+            return Some(BodyDef::Form(out));
+        }
+        let text = self.template(table.get("body")?, "body", context)?;
+        let content_type = match table.get("content_type") {
+            Some(v) => self.string(v, "content_type").map(|(c, _)| c)?,
+            None => "text/plain; charset=utf-8".to_string(),
+        };
+        Some(BodyDef::Raw { content_type, text })
+    }
+
+    fn json_template(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
+        Some(match value.get_ref() {
+            DeValue::String(_) => JsonTemplate::Text(self.template(value, "a JSON string", context)?),
+            DeValue::Integer(i) => match i.as_str().parse::<i64>() {
+                Ok(n) if i.radix() == 10 => JsonTemplate::Value(Value::from(n)),
+                _ => {
+                    self.problem(value.span(), format!("{} is not a decimal integer JSON can carry", i.as_str()));
+                    return None;
+                }
+            },
+            DeValue::Float(f) => {
+                match f.as_str().replace('_', "").parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                    Some(n) => JsonTemplate::Value(Value::Number(n)),
+                    None => {
+                        self.problem(value.span(), format!("{} is not a number JSON can carry", f.as_str()));
+                        return None;
+                    }
+                }
+            }
+            DeValue::Boolean(b) => JsonTemplate::Value(Value::Bool(*b)),
+            DeValue::Datetime(_) => {
+                self.problem(value.span(), "a TOML date has no JSON form; quote it as a string".into());
+                return None;
+            }
+            DeValue::Array(items) => {
+                let items: Vec<_> = items.iter().map(|i| self.json_template(i, context)).collect();
+                JsonTemplate::Array(items.into_iter().collect::<Option<_>>()?)
+            }
+            DeValue::Table(fields) => {
+                let fields: Vec<_> = fields
+                    .iter()
+                    .map(|(k, v)| self.json_template(v, context).map(|t| (k.get_ref().to_string(), t)))
+                    .collect();
+                JsonTemplate::Object(fields.into_iter().collect::<Option<_>>()?)
+            }
+        })
+    }
+
+    fn headers(&mut self, value: &Value_<'_>, context: &Context) -> Vec<(String, Template)> {
+        let Some(table) = self.table(value, "headers") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in table.iter() {
+            let name = key.get_ref().to_string();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+                self.problem(key.span(), format!("{name:?} is not a valid header name"));
+                continue;
+            }
+            if name.eq_ignore_ascii_case("idempotency-key") {
+                self.problem(key.span(), "set `idempotent = true` instead: the key must be unique per run".into());
+                continue;
+            }
+            if let Some(template) = self.template(value, &format!("header {name}"), context) {
+                out.push((name, template));
+            }
+        }
+        out
+    }
+
+    fn captures(&mut self, value: &Value_<'_>) -> Vec<Capture> {
+        let Some(table) = self.table(value, "capture") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in table.iter() {
+            let name = key.get_ref().to_string();
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                || matches!(name.as_str(), "secret" | "vars" | "run")
+            {
+                self.problem(
+                    key.span(),
+                    format!("capture name {name:?} must be letters, digits, '_' or '-', and not secret, vars or run"),
+                );
+                continue;
+            }
+            let Some(source) = self.table(value, &format!("capture {name}")) else { continue };
+            self.known_keys(source, &["json", "header"], &format!("capture {name}"));
+            let source = match (source.get("json"), source.get("header")) {
+                (Some(pointer), None) => self.pointer(pointer).map(CaptureSource::Json),
+                (None, Some(header)) => self.string(header, "header").map(|(h, _)| CaptureSource::Header(h)),
+                _ => {
+                    self.problem(
+                        value.span(),
+                        format!("capture {name} takes one of {{ json = \"/pointer\" }} or {{ header = \"Name\" }}"),
+                    );
+                    None
+                }
+            };
+            out.extend(source.map(|source| Capture { name, source }));
+        }
+        out
+    }
+
+    fn asserts(&mut self, value: &Value_<'_>, context: &Context) -> Vec<AssertDef> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.problem(
+                value.span(),
+                "assert must be a list of { json = ... }, { header = ... } or { body_contains = ... }".into(),
+            );
+            return Vec::new();
+        };
+        items.iter().filter_map(|item| self.assertion(item, context)).collect()
+    }
+
+    fn assertion(&mut self, value: &Value_<'_>, context: &Context) -> Option<AssertDef> {
+        let table = self.table(value, "an assertion")?;
+        if let Some(pointer) = table.get("json") {
+            self.known_keys(
+                table,
+                &["json", "optional", "exists", "equals", "one_of", "not_in", "non_empty", "min_items"],
+                "a json assertion",
+            );
+            let pointer = self.pointer(pointer);
+            let optional = table.get("optional").and_then(|v| self.boolean(v, "optional")).unwrap_or(false);
+            let tests: Vec<&str> = ["exists", "equals", "one_of", "not_in", "non_empty", "min_items"]
+                .into_iter()
+                .filter(|k| table.get(*k).is_some())
+                .collect();
+            let [test] = tests.as_slice() else {
+                self.problem(
+                    value.span(),
+                    "a json assertion takes exactly one of exists, equals, one_of, not_in, non_empty, min_items".into(),
+                );
+                return None;
+            };
+            let arg = table.get(*test)?;
+            let test = match *test {
+                "exists" => self.boolean(arg, "exists").map(JsonTestDef::Exists),
+                "non_empty" => match self.boolean(arg, "non_empty") {
+                    Some(true) => Some(JsonTestDef::NonEmpty),
+                    Some(false) => {
+                        self.problem(arg.span(), "non_empty = false asserts nothing; remove it".into());
+                        None
+                    }
+                    None => None,
+                },
+                "min_items" => match arg.get_ref().as_integer().and_then(|i| i.as_str().parse::<usize>().ok()) {
+                    Some(n) => Some(JsonTestDef::MinItems(n)),
+                    None => {
+                        self.problem(arg.span(), "min_items must be a whole number".into());
+                        None
+                    }
+                },
+                "equals" => self.json_template(arg, context).map(JsonTestDef::Equals),
+                list => {
+                    let DeValue::Array(items) = arg.get_ref() else {
+                        self.problem(arg.span(), format!("{list} must be a list of values"));
+                        return None;
+                    };
+                    let values: Option<Vec<_>> = items.iter().map(|i| self.json_template(i, context)).collect();
+                    values.map(|v| if list == "one_of" { JsonTestDef::OneOf(v) } else { JsonTestDef::NotIn(v) })
+                }
+            };
+            return Some(AssertDef::Json { pointer: pointer?, optional, test: test? });
+        }
+        if let Some(header) = table.get("header") {
+            self.known_keys(table, &["header", "equals", "contains"], "a header assertion");
+            let name = self.string(header, "header").map(|(h, _)| h);
+            let test = match (table.get("equals"), table.get("contains")) {
+                (Some(v), None) => self.template(v, "equals", context).map(HeaderTestDef::Equals),
+                (None, Some(v)) => self.template(v, "contains", context).map(HeaderTestDef::Contains),
+                _ => {
+                    self.problem(value.span(), "a header assertion takes one of equals or contains".into());
+                    None
+                }
+            };
+            return Some(AssertDef::Header { name: name?, test: test? });
+        }
+        if let Some(needle) = table.get("body_contains") {
+            self.known_keys(table, &["body_contains"], "a body assertion");
+            return self.template(needle, "body_contains", context).map(AssertDef::BodyContains);
+        }
+        self.problem(
+            value.span(),
+            "an assertion starts with json = \"/pointer\", header = \"Name\" or body_contains = \"text\"".into(),
+        );
+        None
+    }
+
+    fn skip_if(&mut self, value: &Value_<'_>, context: &Context) -> Option<SkipIf> {
+        let table = self.table(value, "skip_if")?;
+        self.known_keys(table, &["var", "in"], "skip_if");
+        let var = match table.get("var") {
+            Some(v) => self.string(v, "var").and_then(|(var, span)| {
+                if !context.captures.contains(&var) {
+                    self.problem(span, format!("skip_if names {var:?}, which no earlier step captures"));
+                    return None;
+                }
+                Some(var)
+            }),
+            None => {
+                self.problem(value.span(), "skip_if needs var = \"capture\" and in = [\"value\", ...]".into());
+                None
+            }
+        };
+        let values = match table.get("in").map(|v| (v.get_ref(), v.span())) {
+            Some((DeValue::Array(items), _)) => {
+                let values: Vec<_> = items.iter().map(|i| self.string(i, "skip_if.in").map(|(s, _)| s)).collect();
+                values.into_iter().collect::<Option<Vec<_>>>()
+            }
+            Some((_, span)) => {
+                self.problem(span, "skip_if.in must be a list of strings".into());
+                None
+            }
+            None => {
+                self.problem(value.span(), "skip_if needs in = [\"value\", ...]".into());
+                None
+            }
+        };
+        Some(SkipIf { var: var?, values: values? })
+    }
+
+    fn status(&mut self, value: &Value_<'_>, key: &str) -> Option<ExpectedStatus> {
+        let in_range = |n: i64| (100..=599).contains(&n).then_some(n as u16);
+        let integer = |v: &DeValue<'_>| v.as_integer().and_then(|i| i.as_str().parse::<i64>().ok()).and_then(in_range);
+        let parsed = match value.get_ref() {
+            DeValue::Integer(_) => integer(value.get_ref()).map(ExpectedStatus::one).ok_or(String::new()),
+            DeValue::String(text) => ExpectedStatus::parse(text),
+            DeValue::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|i| integer(i.get_ref()))
+                .collect::<Option<Vec<_>>>()
+                .map(ExpectedStatus::Set)
+                .ok_or(String::new()),
+            _ => Err(String::new()),
+        };
+        match parsed {
+            Ok(status) => Some(status),
+            Err(why) => {
+                let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
+                self.problem(
+                    value.span(),
+                    format!("{key} must be an HTTP status (100-599), a list like [200, 201], or a range like \"2xx\" or \"200-299\"{why}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn pointer(&mut self, value: &Value_<'_>) -> Option<String> {
+        let (pointer, span) = self.string(value, "json")?;
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            self.problem(
+                span,
+                format!(
+                    "JSON pointer {pointer:?} must be \"\" (the whole body) or start with '/', e.g. \"/{pointer}\""
+                ),
+            );
+            return None;
+        }
+        let bad_escape = pointer.split('~').skip(1).any(|rest| !rest.starts_with(['0', '1']));
+        if bad_escape {
+            self.problem(span, format!("JSON pointer {pointer:?} has a '~' that is not ~0 or ~1 (RFC 6901)"));
+            return None;
+        }
+        Some(pointer)
+    }
+
+    fn millis(&mut self, value: &Value_<'_>, key: &str) -> Option<u64> {
+        let parsed = value.get_ref().as_integer().and_then(|i| i.as_str().parse::<u64>().ok());
+        match parsed {
+            Some(ms) if (1..=MAX_BUDGET_MS).contains(&ms) => Some(ms),
+            _ => {
+                self.problem(
+                    value.span(),
+                    format!("{key} must be a whole number of milliseconds from 1 to {MAX_BUDGET_MS}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn template(&mut self, value: &Value_<'_>, what: &str, context: &Context) -> Option<Template> {
+        let (text, span) = self.string(value, what)?;
+        self.template_text(&text, span, context)
+    }
+
+    fn template_text(&mut self, text: &str, span: Range<usize>, context: &Context) -> Option<Template> {
+        let template = match Template::parse(text, &context.vars) {
+            Ok(template) => template,
+            Err(why) => {
+                self.problem(span, why);
+                return None;
+            }
+        };
+        let mut ok = true;
+        for r in template.refs() {
+            match r {
+                Ref::Capture(name) if !context.captures.contains(name) => {
+                    self.problem(span.clone(), format!("{r} names a capture that no earlier step makes"));
+                    ok = false;
+                }
+                _ => {}
+            }
+        }
+        ok.then_some(template)
+    }
+
+    fn string(&mut self, value: &Value_<'_>, what: &str) -> Option<(String, Range<usize>)> {
+        match value.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), value.span())),
+            other => {
+                self.problem(value.span(), format!("{what} must be a string, not {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Value_<'_>, what: &str) -> Option<bool> {
+        let parsed = value.get_ref().as_bool();
+        if parsed.is_none() {
+            self.problem(value.span(), format!("{what} must be true or false"));
+        }
+        parsed
+    }
+
+    fn table<'t, 'i>(&mut self, value: &'t Value_<'i>, what: &str) -> Option<&'t DeTable<'i>> {
+        let table = value.get_ref().as_table();
+        if table.is_none() {
+            self.problem(value.span(), format!("{what} must be a table, not {}", value.get_ref().type_str()));
+        }
+        table
+    }
+
+    fn known_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str) {
+        for (key, _) in table.iter() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                self.problem(
+                    key.span(),
+                    format!("unknown key {:?} in {what}; expected one of {}", key.get_ref(), allowed.join(", ")),
+                );
+            }
+        }
+    }
+}
+
+const STEP_KEYS: &[&str] = &[
+    "name",
+    "role",
+    "method",
+    "path",
+    "headers",
+    "bearer",
+    "basic",
+    "json",
+    "form",
+    "body",
+    "content_type",
+    "expect_status",
+    "rejected_status",
+    "capture",
+    "assert",
+    "idempotent",
+    "skip_if",
+    "degraded_after_ms",
+    "fail_after_ms",
+];
+
+#[derive(Default)]
+struct Defaults {
+    degraded_after_ms: Option<u64>,
+    fail_after_ms: Option<u64>,
+    expect_status: Option<ExpectedStatus>,
+    headers: Vec<(String, Template)>,
+}

@@ -1,0 +1,306 @@
+//! The journey engine: runs a [`JourneyDef`] step by step through the [`Journey`] recorder.
+//!
+//! What makes a journey safe to run in production lives here, once for every check:
+//! - each step is rendered just before it is sent, every value encoded for where it lands;
+//! - captures feed later steps; what a login step hands back is scrubbed like a secret;
+//! - a rejected login re-reads the secret once and, if it was rotated, signs in again;
+//! - after a failed step the normal steps stop, but every cleanup step whose captures exist
+//!   still runs, so a sandbox write is undone or reported as `cleanup_failed`;
+//! - an idempotent write whose outcome is unknown (no answer at all) is replayed once with the
+//!   same Idempotency-Key to learn what to clean up; if even that fails, the run says
+//!   `cleanup_failed` and names the key.
+
+use crate::assertion::{Assertion, HeaderTest, JsonTest};
+use crate::definition::{AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef};
+use crate::error::{Cause, CheckError};
+use crate::http::{Auth, Body, HttpResponse};
+use crate::journey::{Journey, StepRole, StepSpec};
+use crate::secret::{CredentialStore, Credentials, Secret};
+use crate::template::{Encoding, Ref, RenderError, Scope, Template};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Runs every step of `journey_def` into `journey`. A failing step is the check's result, not an
+/// error; the error is for a broken monitor (unreadable secret, missing secret field).
+pub async fn run(
+    journey_def: &JourneyDef,
+    journey: &mut Journey,
+    credentials: Option<&CredentialStore>,
+) -> Result<(), CheckError> {
+    let mut scope = RunScope { secrets: None, captures: HashMap::new(), run_id: journey.run_id().to_string() };
+    if journey_def.uses_secrets() {
+        let store = credentials.ok_or_else(|| {
+            CheckError::Misconfigured(format!(
+                "journey {} uses {{{{secret.*}}}} but CREDENTIALS_SECRET_ID is not set",
+                journey_def.check
+            ))
+        })?;
+        let secrets = store.get().await?;
+        use_secrets(journey_def, journey, &mut scope, store, secrets)?;
+    }
+    let cleanup_reserve =
+        journey_def.steps.iter().filter(|s| s.role == StepRole::Cleanup).map(|s| s.budget.fail_after).max();
+    journey.reserve_for_cleanup(cleanup_reserve.unwrap_or_default());
+
+    let mut halted = false;
+    for (index, step) in journey_def.steps.iter().enumerate() {
+        let skipped = step.skip_if.as_ref().is_some_and(|skip| skip.holds(scope.capture(&skip.var)));
+        let runs = match step.role {
+            StepRole::Cleanup => step.captures_used().iter().all(|c| scope.captures.contains_key(*c)),
+            StepRole::Normal | StepRole::Login => !halted,
+        };
+        if skipped || !runs {
+            continue;
+        }
+        let passed = run_step(journey_def, step, journey, &mut scope, credentials).await?;
+        if !passed && step.role != StepRole::Cleanup {
+            halted = true;
+            learn_what_to_clean_up(journey_def, index, journey, &mut scope).await;
+        }
+    }
+    Ok(())
+}
+
+/// The values a step's templates can name during one run.
+struct RunScope {
+    secrets: Option<Arc<Credentials>>,
+    captures: HashMap<String, String>,
+    run_id: String,
+}
+
+impl Scope for RunScope {
+    fn secret(&self, name: &str) -> Option<&str> {
+        self.secrets.as_ref()?.field(name).map(|v| v.expose().as_str())
+    }
+
+    fn capture(&self, name: &str) -> Option<&str> {
+        self.captures.get(name).map(String::as_str)
+    }
+
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+/// Checks the secret has every field the journey names, then makes its values scrubbed and
+/// available. A missing field is the monitor's misconfiguration, named without any value.
+fn use_secrets(
+    journey_def: &JourneyDef,
+    journey: &mut Journey,
+    scope: &mut RunScope,
+    store: &CredentialStore,
+    secrets: Arc<Credentials>,
+) -> Result<(), CheckError> {
+    let missing: Vec<&str> = journey_def.secret_fields().into_iter().filter(|f| secrets.field(f).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(CheckError::Misconfigured(format!(
+            "secret {} has no string field {} that journey {} uses",
+            store.secret_id(),
+            missing.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", "),
+            journey_def.check
+        )));
+    }
+    journey.scrub(secrets.values());
+    scope.secrets = Some(secrets);
+    Ok(())
+}
+
+/// Runs one step; true when it passed (or was merely degraded).
+async fn run_step(
+    journey_def: &JourneyDef,
+    step: &StepDef,
+    journey: &mut Journey,
+    scope: &mut RunScope,
+    credentials: Option<&CredentialStore>,
+) -> Result<bool, CheckError> {
+    let spec = match render(step, scope) {
+        Ok(spec) => spec,
+        Err(error) => {
+            journey.fail(&stub(step), unrenderable(&error));
+            return Ok(false);
+        }
+    };
+    let mut result = journey.step(spec).await;
+    if let (Err(failed), StepRole::Login, Some(store)) = (&result, step.role, credentials) {
+        if failed.cause == Cause::CredentialsRejected {
+            let (fresh, changed) = store.refresh().await?;
+            if changed {
+                use_secrets(journey_def, journey, scope, store, fresh)?;
+                result = match render(step, scope) {
+                    Ok(spec) => journey.rerun(spec).await,
+                    Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
+                };
+            }
+        }
+    }
+    let response = match &result {
+        Ok(response) => Some(response),
+        Err(failed) => failed.response.as_ref(),
+    };
+    if let Some(response) = response {
+        keep_captures(step, response, journey, scope);
+    }
+    Ok(result.is_ok())
+}
+
+/// Takes whatever captures the answer holds, even from a failed step: a payment created and
+/// then judged wrong must still be refunded.
+fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut Journey, scope: &mut RunScope) {
+    for capture in &step.captures {
+        if let Ok(value) = capture.extract(response) {
+            if step.role == StepRole::Login {
+                journey.scrub([&Secret::new(value.clone())]);
+            }
+            scope.captures.insert(capture.name.clone(), value);
+        }
+    }
+}
+
+/// After `failed` (the step at `index`) gave no answer at all: if it was an idempotent write
+/// whose captures a cleanup step needs, replay it once with the same Idempotency-Key (a
+/// compliant API answers with the original result) so the cleanup knows what to undo.
+async fn learn_what_to_clean_up(journey_def: &JourneyDef, index: usize, journey: &mut Journey, scope: &mut RunScope) {
+    let step = &journey_def.steps[index];
+    let answered = journey.steps().last().is_some_and(|r| r.status.is_some());
+    let needed = step.captures.iter().any(|c| {
+        !scope.captures.contains_key(&c.name)
+            && journey_def.steps[index + 1..]
+                .iter()
+                .any(|later| later.role == StepRole::Cleanup && later.captures_used().contains(c.name.as_str()))
+    });
+    if !step.idempotent || answered || !needed {
+        return;
+    }
+    let Ok(spec) = render(step, scope) else { return };
+    let key = spec.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).map(|(_, v)| v.clone()).unwrap_or_default();
+    match journey.replay(&spec).await {
+        Ok(response) => keep_captures(step, &response, journey, scope),
+        Err(error) => journey.escalate(
+            &step.name,
+            CheckError::CleanupFailed(format!(
+                "{} got no answer and its replay with Idempotency-Key {key} failed too ({error}); the write may be \
+                 live: look it up by that key",
+                step.name
+            )),
+        ),
+    }
+}
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// A spec to record a step that could not be rendered.
+fn stub(step: &StepDef) -> StepSpec {
+    StepSpec::new(&step.name, step.method, "/", step.expect_status.clone(), step.budget).role(step.role)
+}
+
+/// A value the target handed back that cannot go where the journey puts it is the target's
+/// doing; a secret field that cannot is the monitor's.
+fn unrenderable(error: &RenderError) -> CheckError {
+    match error {
+        RenderError::MissingSecret(_)
+        | RenderError::DotSegment(Ref::Secret(_))
+        | RenderError::ControlCharacter(Ref::Secret(_)) => CheckError::Misconfigured(error.to_string()),
+        _ => CheckError::InvalidResponse(error.to_string()),
+    }
+}
+
+fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
+    let path = step.path.render(scope, Encoding::Url)?;
+    let mut spec =
+        StepSpec::new(&step.name, step.method, &path, step.expect_status.clone(), step.budget).role(step.role);
+    for (name, value) in &step.headers {
+        spec = spec.header(name, &value.render(scope, Encoding::Header)?);
+    }
+    if step.idempotent {
+        spec = spec.header(IDEMPOTENCY_KEY, &format!("synthetic-{}-{}", scope.run_id, step.name));
+    }
+    if step.role == StepRole::Login {
+        // Issuing a token again is harmless; a rejected account is never retried (see Journey).
+        spec = spec.repeatable();
+    }
+    if let Some(rejected) = &step.rejected_status {
+        spec = spec.rejected(rejected.clone());
+    }
+    match &step.auth {
+        Some(AuthDef::Bearer(token)) => {
+            spec = spec.auth(Auth::Bearer(Secret::new(token.render(scope, Encoding::Header)?)))
+        }
+        Some(AuthDef::Basic { username, password }) => {
+            spec = spec.auth(Auth::Basic {
+                username: Secret::new(username.render(scope, Encoding::Raw)?),
+                password: Secret::new(password.render(scope, Encoding::Raw)?),
+            })
+        }
+        None => {}
+    }
+    match &step.body {
+        Some(BodyDef::Json(json)) => spec = spec.body(Body::json(&json_value(json, scope)?)),
+        Some(BodyDef::Form(fields)) => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in fields {
+                form.append_pair(name, &value.render(scope, Encoding::Raw)?);
+            }
+            spec = spec.body(Body {
+                content_type: "application/x-www-form-urlencoded".into(),
+                bytes: Secret::new(form.finish().into_bytes()),
+            });
+        }
+        Some(BodyDef::Raw { content_type, text }) => {
+            spec = spec.body(Body {
+                content_type: content_type.clone(),
+                bytes: Secret::new(text.render(scope, Encoding::Raw)?.into_bytes()),
+            })
+        }
+        None => {}
+    }
+    for assertion in &step.asserts {
+        spec = spec.assert(assertion_for(assertion, scope)?);
+    }
+    spec.captures = step.captures.clone();
+    Ok(spec)
+}
+
+fn assertion_for(assertion: &AssertDef, scope: &RunScope) -> Result<Assertion, RenderError> {
+    let list = |values: &[JsonTemplate]| values.iter().map(|v| json_value(v, scope)).collect::<Result<Vec<_>, _>>();
+    Ok(match assertion {
+        AssertDef::Json { pointer, optional, test } => Assertion::Json {
+            pointer: pointer.clone(),
+            optional: *optional,
+            test: match test {
+                JsonTestDef::Exists(should) => JsonTest::Exists(*should),
+                JsonTestDef::Equals(value) => JsonTest::Equals(json_value(value, scope)?),
+                JsonTestDef::OneOf(values) => JsonTest::OneOf(list(values)?),
+                JsonTestDef::NotIn(values) => JsonTest::NotIn(list(values)?),
+                JsonTestDef::NonEmpty => JsonTest::NonEmpty,
+                JsonTestDef::MinItems(min) => JsonTest::MinItems(*min),
+            },
+        },
+        AssertDef::Header { name, test } => Assertion::Header {
+            name: name.clone(),
+            test: match test {
+                HeaderTestDef::Equals(t) => HeaderTest::Equals(raw(t, scope)?),
+                HeaderTestDef::Contains(t) => HeaderTest::Contains(raw(t, scope)?),
+            },
+        },
+        AssertDef::BodyContains(t) => Assertion::BodyContains(raw(t, scope)?),
+    })
+}
+
+fn raw(template: &Template, scope: &RunScope) -> Result<String, RenderError> {
+    template.render(scope, Encoding::Raw)
+}
+
+/// JSON strings are rendered raw: serde_json escapes them when the body is serialized.
+fn json_value(template: &JsonTemplate, scope: &RunScope) -> Result<Value, RenderError> {
+    Ok(match template {
+        JsonTemplate::Text(t) => Value::String(raw(t, scope)?),
+        JsonTemplate::Value(v) => v.clone(),
+        JsonTemplate::Array(items) => {
+            Value::Array(items.iter().map(|i| json_value(i, scope)).collect::<Result<_, _>>()?)
+        }
+        JsonTemplate::Object(fields) => Value::Object(
+            fields.iter().map(|(k, v)| Ok((k.clone(), json_value(v, scope)?))).collect::<Result<_, RenderError>>()?,
+        ),
+    })
+}

@@ -1,0 +1,276 @@
+//! `{{...}}` templates in journey files, and how a value is encoded where it lands.
+//!
+//! A template is parsed once, when the journey file is loaded: `{{vars.NAME}}` is a constant and
+//! is inlined then, so only `{{secret.NAME}}`, `{{NAME}}` (a capture) and `{{run.id}}` are left
+//! for run time. Rendering encodes each substituted value for its destination, never the
+//! literal text around it: a target that returns the id `../admin` cannot move the next request,
+//! and a value with CR/LF cannot smuggle a header.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What a `{{...}}` names, once constants are inlined.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ref {
+    Secret(String),
+    Capture(String),
+    RunId,
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ref::Secret(name) => write!(f, "{{{{secret.{name}}}}}"),
+            Ref::Capture(name) => write!(f, "{{{{{name}}}}}"),
+            Ref::RunId => f.write_str("{{run.id}}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Part {
+    Text(String),
+    Ref(Ref),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// Where a rendered value goes, which decides how it is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// As is: the caller serializes it (JSON strings and form fields are escaped by their
+    /// serializer), or it is a credential handed to the HTTP client.
+    Raw,
+    /// A URL path or query: each value becomes one percent-encoded segment.
+    Url,
+    /// A header value: a value holding CR, LF or NUL is refused.
+    Header,
+}
+
+/// The values a template can name at run time.
+pub trait Scope {
+    fn secret(&self, name: &str) -> Option<&str>;
+    fn capture(&self, name: &str) -> Option<&str>;
+    fn run_id(&self) -> &str;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the secret has no string field \"{0}\"")]
+    MissingSecret(String),
+    #[error("{{{{{0}}}}} was not captured")]
+    MissingCapture(String),
+    /// Names the reference, never the value: it may be a secret.
+    #[error("{0} is empty, \".\" or \"..\", which cannot stand as a URL segment")]
+    DotSegment(Ref),
+    #[error("{0} holds a control character (CR, LF or NUL), which a header value cannot carry")]
+    ControlCharacter(Ref),
+}
+
+impl Template {
+    /// A template of plain text, with no references.
+    pub fn literal(text: &str) -> Self {
+        Template { parts: vec![Part::Text(text.to_string())] }
+    }
+
+    /// Parses `text`, inlining `{{vars.NAME}}` from `vars`. The error is a plain sentence.
+    pub fn parse(text: &str, vars: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            push_text(&mut parts, &rest[..open]);
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or_else(|| format!("\"{{{{\" at {:?} is never closed", shorten(rest)))?;
+            let name = after[..close].trim();
+            match reference(name) {
+                Some(Reference::Var(var)) => match vars.get(var) {
+                    Some(value) => push_text(&mut parts, value),
+                    None => return Err(format!("{{{{vars.{var}}}}} is not defined in [vars]")),
+                },
+                Some(Reference::Ref(r)) => parts.push(Part::Ref(r)),
+                None => {
+                    return Err(format!(
+                        "{{{{{name}}}}} is not a template: use {{{{secret.NAME}}}}, {{{{vars.NAME}}}}, {{{{run.id}}}} \
+                         or {{{{NAME}}}} for a capture"
+                    ));
+                }
+            }
+            rest = &after[close + 2..];
+        }
+        push_text(&mut parts, rest);
+        Ok(Template { parts })
+    }
+
+    pub fn refs(&self) -> impl Iterator<Item = &Ref> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Ref(r) => Some(r),
+            Part::Text(_) => None,
+        })
+    }
+
+    /// The text, when the template names nothing.
+    pub fn as_literal(&self) -> Option<String> {
+        let mut text = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => text.push_str(t),
+                Part::Ref(_) => return None,
+            }
+        }
+        Some(text)
+    }
+
+    pub fn render(&self, scope: &dyn Scope, encoding: Encoding) -> Result<String, RenderError> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Ref(r) => {
+                    let value = match r {
+                        Ref::Secret(name) => {
+                            scope.secret(name).ok_or_else(|| RenderError::MissingSecret(name.clone()))?
+                        }
+                        Ref::Capture(name) => {
+                            scope.capture(name).ok_or_else(|| RenderError::MissingCapture(name.clone()))?
+                        }
+                        Ref::RunId => scope.run_id(),
+                    };
+                    match encoding {
+                        Encoding::Raw => out.push_str(value),
+                        Encoding::Url => {
+                            // A dot segment would survive percent-encoding and climb the path.
+                            if matches!(value, "" | "." | "..") {
+                                return Err(RenderError::DotSegment(r.clone()));
+                            }
+                            out.push_str(&encode_segment(value));
+                        }
+                        Encoding::Header => {
+                            if value.contains(['\r', '\n', '\0']) {
+                                return Err(RenderError::ControlCharacter(r.clone()));
+                            }
+                            out.push_str(value);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+enum Reference<'a> {
+    Var(&'a str),
+    Ref(Ref),
+}
+
+fn reference(name: &str) -> Option<Reference<'_>> {
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if name == "run.id" {
+        return Some(Reference::Ref(Ref::RunId));
+    }
+    if let Some(field) = name.strip_prefix("secret.") {
+        return ident(field).then(|| Reference::Ref(Ref::Secret(field.to_string())));
+    }
+    if let Some(var) = name.strip_prefix("vars.") {
+        return ident(var).then_some(Reference::Var(var));
+    }
+    ident(name).then(|| Reference::Ref(Ref::Capture(name.to_string())))
+}
+
+fn push_text(parts: &mut Vec<Part>, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    match parts.last_mut() {
+        Some(Part::Text(last)) => last.push_str(text),
+        _ => parts.push(Part::Text(text.to_string())),
+    }
+}
+
+fn shorten(text: &str) -> String {
+    crate::text::truncate(text, 24)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Values;
+
+    impl Scope for Values {
+        fn secret(&self, name: &str) -> Option<&str> {
+            (name == "password").then_some("p\"w\r\nx")
+        }
+        fn capture(&self, name: &str) -> Option<&str> {
+            match name {
+                "id" => Some("../admin?x=1"),
+                "dots" => Some(".."),
+                "token" => Some("t-1"),
+                _ => None,
+            }
+        }
+        fn run_id(&self) -> &str {
+            "run-7"
+        }
+    }
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([("currency".to_string(), "usd".to_string())])
+    }
+
+    #[test]
+    fn vars_are_inlined_and_the_rest_is_resolved_at_run_time() {
+        let t = Template::parse("/pay/{{ vars.currency }}/{{id}}?run={{run.id}}", &vars()).unwrap();
+        assert_eq!(t.refs().cloned().collect::<Vec<_>>(), [Ref::Capture("id".into()), Ref::RunId]);
+        assert_eq!(t.render(&Values, Encoding::Url).unwrap(), "/pay/usd/..%2Fadmin%3Fx%3D1?run=run-7");
+        assert_eq!(Template::parse("{{vars.currency}}", &vars()).unwrap().as_literal().as_deref(), Some("usd"));
+    }
+
+    #[test]
+    fn a_captured_value_stays_one_url_segment_and_dot_segments_are_refused() {
+        let t = Template::parse("/items/{{dots}}", &vars()).unwrap();
+        assert_eq!(t.render(&Values, Encoding::Url), Err(RenderError::DotSegment(Ref::Capture("dots".into()))));
+    }
+
+    #[test]
+    fn header_values_refuse_control_characters_without_quoting_the_value() {
+        let t = Template::parse("Bearer {{secret.password}}", &vars()).unwrap();
+        let error = t.render(&Values, Encoding::Header).unwrap_err();
+        assert!(!error.to_string().contains("p\"w"), "{error}");
+        assert_eq!(t.render(&Values, Encoding::Raw).unwrap(), "Bearer p\"w\r\nx");
+    }
+
+    #[test]
+    fn malformed_templates_say_what_is_allowed() {
+        for (text, expected) in [
+            ("{{vars.nope}}", "{{vars.nope}} is not defined"),
+            ("/x/{{id", "is never closed"),
+            ("{{ }}", "is not a template"),
+            ("{{env.HOME}}", "is not a template"),
+        ] {
+            let error = Template::parse(text, &vars()).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn missing_values_are_named() {
+        let t = Template::parse("{{secret.api_key}}{{later}}", &vars()).unwrap();
+        assert_eq!(t.render(&Values, Encoding::Raw), Err(RenderError::MissingSecret("api_key".into())));
+    }
+}
