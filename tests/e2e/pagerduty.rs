@@ -4,16 +4,20 @@
 //!
 //! moto cannot invoke a Lambda, so a queue subscribed to the alert topic (envelope delivery)
 //! stands in for the forwarder's subscription: each SNS envelope it receives is exactly the
-//! `Sns` object of the record Lambda would be invoked with, one record per invocation.
+//! `Sns` object of the record Lambda would be invoked with, one record per invocation. The fake
+//! PagerDuty judges every body by PagerDuty's published contract, and every test asserts it
+//! found nothing to object to.
 
 use crate::helpers::*;
 use serde_json::{Value, json};
 use synthetic_checks::Check;
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
 use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess, workspace_binary};
+use synthetic_e2e::pagerduty_contract::Contract;
 use synthetic_e2e::stack::INVOKE_TIMEOUT;
 
 const ROUTING_KEY: &str = "e2e0r0ut1ng0key00000000000000001";
+const ROTATED_KEY: &str = "e2e0r0tated0key00000000000000002";
 const RUNBOOK: &str = "https://wiki.example.com/runbooks/synthetic";
 /// The filter policy the README gives human channels.
 const TRIGGERS_ONLY: &str = r#"{"event_action": ["trigger"]}"#;
@@ -22,12 +26,14 @@ struct Pager {
     pagerduty: FakePagerDuty,
     forwarder: LambdaProcess,
     inbox: String,
+    secret_arn: String,
 }
 
 impl Pager {
     /// The forwarder as `infra/template.yaml` configures it, pointed at the fake PagerDuty.
     async fn start(stack: &LocalStack) -> Pager {
-        let pagerduty = FakePagerDuty::start().await.expect("fake PagerDuty");
+        let contract = Contract::load().unwrap_or_else(|e| panic!("{e}"));
+        let pagerduty = FakePagerDuty::with_contract(contract).await.expect("fake PagerDuty");
         let secret = json!({ "routing_key": ROUTING_KEY }).to_string();
         let secret_arn = stack.aws.create_secret("pagerduty/routing-key", &secret).await.expect("routing key");
         let inbox = stack.aws.subscribe_queue(&stack.topic_arn, "pagerduty-forwarder").await.expect("subscribe");
@@ -45,7 +51,14 @@ impl Pager {
         );
         let binary = workspace_binary("pagerduty-forwarder").unwrap_or_else(|e| panic!("{e}"));
         let forwarder = LambdaProcess::spawn(&binary, "pagerduty-forwarder", &env).await.expect("spawn forwarder");
-        Pager { pagerduty, forwarder, inbox }
+        Pager { pagerduty, forwarder, inbox, secret_arn }
+    }
+
+    /// Every body PagerDuty received, after asserting each kept PagerDuty's contract.
+    fn sent(&self) -> Vec<Value> {
+        let violations = self.pagerduty.violations();
+        assert!(violations.is_empty(), "PagerDuty's contract was violated: {violations:#?}");
+        self.pagerduty.requests()
     }
 
     /// Invokes the forwarder once per SNS delivery since the last call, as SNS does.
@@ -142,8 +155,10 @@ async fn a_broken_journey_pages_once_and_resolves_itself() {
         assert!(matches!(invocations[0], Invocation::Response(_)), "{invocations:?}");
     }
 
-    // THEN PagerDuty saw two triggers and one resolve for one dedup key, with the routing key
-    let sent = pager.pagerduty.requests();
+    // THEN PagerDuty saw two triggers and one resolve for one dedup key, with the routing key,
+    // each within PagerDuty's contract
+    let sent = pager.sent();
+    assert_eq!(sent.len(), 3, "{sent:#?}");
     let actions: Vec<&str> = sent.iter().map(|b| b["event_action"].as_str().unwrap_or_default()).collect();
     assert_eq!(actions, ["trigger", "trigger", "resolve"]);
     assert!(sent.iter().all(|b| b["dedup_key"] == "synthetic/local/health" && b["routing_key"] == ROUTING_KEY));
@@ -189,7 +204,7 @@ async fn pagerduty_down_or_a_malformed_message_fails_the_invocation_naming_the_m
     let [Invocation::Error { error_type, error_message }] = invocations.as_slice() else { panic!("{invocations:?}") };
     assert_eq!(error_type, "AlertUndeliverable");
     assert!(error_message.contains("after 3 attempt(s): PagerDuty: HTTP 500"), "{error_message}");
-    assert_eq!(pager.pagerduty.requests().len(), 3);
+    assert_eq!(pager.sent().len(), 3);
 
     // GIVEN something that is not an alert is published to the topic
     let published =
@@ -201,7 +216,37 @@ async fn pagerduty_down_or_a_malformed_message_fails_the_invocation_naming_the_m
     let [Invocation::Error { error_type, error_message }] = invocations.as_slice() else { panic!("{invocations:?}") };
     assert_eq!(error_type, "InvalidEvent");
     assert!(error_message.contains(&format!("message {message_id}: invalid event")), "{error_message}");
-    assert_eq!(pager.pagerduty.requests().len(), 3);
+    assert_eq!(pager.sent().len(), 3);
+    pager.forwarder.shutdown().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_routing_key_rotated_while_the_forwarder_is_warm_still_pages() {
+    let stack = stack().await;
+    let pager = Pager::start(&stack).await;
+
+    // GIVEN the forwarder is warm: it has paged with the routing key it read at its cold start
+    stack.shop.handle().set_fault("health", "down").expect("valid fault");
+    run_once(&stack, Check::Health, &[FAST_RETRY]).await;
+    let invocations = pager.forward(&stack).await;
+    assert!(matches!(invocations.as_slice(), [Invocation::Response(_)]), "{invocations:?}");
+
+    // WHEN the integration key is rotated: PagerDuty knows only the new one, the secret holds it
+    pager.pagerduty.accept_routing_keys([ROTATED_KEY]);
+    let rotated = json!({ "routing_key": ROTATED_KEY }).to_string();
+    stack.aws.put_secret_value(&pager.secret_arn, &rotated).await.expect("rotate the routing key");
+    run_once(&stack, Check::Health, &[FAST_RETRY]).await;
+    let invocations = pager.forward(&stack).await;
+
+    // THEN the page was refused with the old key and delivered with the new one
+    let [Invocation::Response(response)] = invocations.as_slice() else { panic!("{invocations:?}") };
+    assert_eq!(response["delivered"].as_array().map(Vec::len), Some(1), "{response}");
+    let keys: Vec<Value> = pager.sent().iter().map(|b| b["routing_key"].clone()).collect();
+    assert_eq!(keys, [json!(ROUTING_KEY), json!(ROUTING_KEY), json!(ROTATED_KEY)]);
+    let logs = pager.forwarder.logs();
+    assert!(logs.iter().any(|l| l.contains("resending with it")), "{logs:#?}");
+    assert!(!logs.iter().any(|l| l.contains(ROUTING_KEY) || l.contains(ROTATED_KEY)), "a key leaked: {logs:#?}");
     pager.forwarder.shutdown().await;
     stack.stop().await;
 }

@@ -2,8 +2,10 @@
 //!
 //! It records every request body and answers from a script, so the forwarder's retry contract can
 //! be driven without PagerDuty: a sequence such as `[429, 429, 202]`, a persistent 500, or a 400
-//! with the `{"status", "message", "errors"}` body PagerDuty sends for an invalid event. A body
-//! that is not JSON is answered 400 the way PagerDuty does. Everything lives in memory.
+//! with the `{"status", "message", "errors"}` body PagerDuty sends for an invalid event. Like
+//! PagerDuty, it answers 400 to a body that is not JSON, to one its [`Contract`] refuses (when
+//! started with one), and to a routing key it was not told to accept (when told any), whatever
+//! the script says. Everything lives in memory.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,8 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use crate::pagerduty_contract::Contract;
+
 /// The `errors` of a 400 unless [`FakePagerDuty::reject_with`] says otherwise.
 pub const DEFAULT_REJECTION: &str = "'payload.summary' is missing or blank";
+/// The `errors` of PagerDuty's 400 for a routing key no integration has.
+pub const INVALID_ROUTING_KEY: &str = "Invalid routing key";
 
 #[derive(Debug)]
 struct Script {
@@ -30,6 +36,11 @@ struct Script {
     rejection: Vec<String>,
     /// Every body received, as JSON (a body that is not JSON is kept as a string).
     requests: Vec<Value>,
+    /// Empty: any routing key is accepted.
+    routing_keys: Vec<String>,
+    contract: Option<Arc<Contract>>,
+    /// What [`Contract::violations`] found, each prefixed with the request's index.
+    violations: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Script>>;
@@ -49,11 +60,25 @@ pub struct FakePagerDuty {
 impl FakePagerDuty {
     /// Serves on `127.0.0.1` with an OS-chosen port, accepting every event (202) until scripted.
     pub async fn start() -> std::io::Result<Self> {
+        Self::serve(None).await
+    }
+
+    /// [`FakePagerDuty::start`], judging every body by `contract` as PagerDuty would: refused
+    /// with a 400 listing the schema's errors, and every violation kept for
+    /// [`FakePagerDuty::violations`].
+    pub async fn with_contract(contract: Contract) -> std::io::Result<Self> {
+        Self::serve(Some(Arc::new(contract))).await
+    }
+
+    async fn serve(contract: Option<Arc<Contract>>) -> std::io::Result<Self> {
         let shared = Arc::new(Mutex::new(Script {
             next: VecDeque::new(),
             then: 202,
             rejection: vec![DEFAULT_REJECTION.to_string()],
             requests: Vec::new(),
+            routing_keys: Vec::new(),
+            contract,
+            violations: Vec::new(),
         }));
         let router = Router::new().route("/v2/enqueue", post(enqueue)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -89,9 +114,20 @@ impl FakePagerDuty {
         lock(&self.shared).rejection = errors.into_iter().map(Into::into).collect();
     }
 
+    /// From now on only these routing keys are accepted; any other is answered the 400 PagerDuty
+    /// gives an unknown key (e.g. after the integration key was rotated).
+    pub fn accept_routing_keys(&self, keys: impl IntoIterator<Item = impl Into<String>>) {
+        lock(&self.shared).routing_keys = keys.into_iter().map(Into::into).collect();
+    }
+
     /// Every request body received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.shared).requests.clone()
+    }
+
+    /// Every contract violation in the bodies received so far (none without a contract).
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.shared).violations.clone()
     }
 
     /// Waits until at least `count` requests have arrived (for callers on the other side of SNS),
@@ -122,27 +158,47 @@ async fn enqueue(State(shared): State<Shared>, body: Bytes) -> Response {
         Err(_) => (Value::String(String::from_utf8_lossy(&body).into_owned()), false),
     };
     let dedup_key = recorded.get("dedup_key").cloned().unwrap_or(Value::Null);
+    let index = script.requests.len();
+    let judged = script.contract.as_ref().map(|c| (c.schema_errors(&recorded), c.violations(&recorded)));
+    let routing_key_known = script.routing_keys.is_empty()
+        || recorded
+            .get("routing_key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| script.routing_keys.iter().any(|a| a == k));
     script.requests.push(recorded);
     if !is_json {
+        if script.contract.is_some() {
+            script.violations.push(format!("request {index}: not JSON"));
+        }
         return answer(
             400,
             json!({"status": "Unrecognized object", "message": "Event object format is unrecognized", "errors": ["JSON parse error"]}),
         );
+    }
+    let (schema_errors, violations) = judged.unwrap_or_default();
+    script.violations.extend(violations.into_iter().map(|v| format!("request {index}: {v}")));
+    if !schema_errors.is_empty() {
+        return invalid_event(schema_errors);
+    }
+    if !routing_key_known {
+        return invalid_event(vec![INVALID_ROUTING_KEY.to_string()]);
     }
     let status = script.next.pop_front().unwrap_or(script.then);
     let body = match status {
         200..=299 => {
             json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})
         }
-        400 => {
-            json!({"status": "invalid event", "message": "Event object is invalid", "errors": script.rejection})
-        }
+        400 => return invalid_event(script.rejection.clone()),
         429 => {
             json!({"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly. Please retry later."})
         }
         _ => json!({"status": "error", "message": "Internal server error"}),
     };
     answer(status, body)
+}
+
+fn invalid_event(errors: Vec<String>) -> Response {
+    answer(400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": errors}))
 }
 
 fn answer(status: u16, body: Value) -> Response {
@@ -179,5 +235,39 @@ mod tests {
         fake.always(500);
         let response = client.post(&url).body("{}").send().await.unwrap();
         assert_eq!(response.status().as_u16(), 500);
+        assert!(fake.violations().is_empty(), "no contract, no judgement");
+    }
+
+    #[tokio::test]
+    async fn refuses_what_pagerduty_would_refuse_whatever_the_script_says() {
+        let contract = Contract::load().unwrap_or_else(|e| panic!("{e}"));
+        let fake = FakePagerDuty::with_contract(contract).await.unwrap();
+        fake.accept_routing_keys(["new-key"]);
+        fake.always(202);
+        let client = reqwest::Client::new();
+        let url = format!("{}/v2/enqueue", fake.base_url());
+        let resolve = |key: &str| json!({"routing_key": key, "event_action": "resolve", "dedup_key": "k"});
+        let bodies = [
+            resolve("new-key"),
+            resolve("old-key"),
+            json!({"routing_key": "new-key", "event_action": "explode"}),
+            json!({"routing_key": "new-key", "event_action": "resolve", "dedup_key": "k", "note": "ignored"}),
+        ];
+        let mut answers = Vec::new();
+        for body in &bodies {
+            let response = client.post(&url).body(body.to_string()).send().await.unwrap();
+            let status = response.status().as_u16();
+            let json: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            answers.push((status, json["errors"].clone()));
+        }
+        assert_eq!(answers[0], (202, Value::Null));
+        assert_eq!(answers[1], (400, json!([INVALID_ROUTING_KEY])));
+        assert_eq!(answers[2].0, 400);
+        assert!(answers[2].1[0].as_str().is_some_and(|e| e.contains("/event_action")), "{:?}", answers[2]);
+        assert_eq!(answers[3], (202, Value::Null), "PagerDuty ignores unknown fields");
+        let violations = fake.violations();
+        assert_eq!(violations.len(), 2, "{violations:?}");
+        assert!(violations[0].starts_with("request 2: /event_action"), "{violations:?}");
+        assert_eq!(violations[1], "request 3: note is not in the contract");
     }
 }

@@ -1,11 +1,14 @@
 //! Local test stack for the synthetic-monitoring Lambdas: a fake production
 //! service to check ([`shop`]), a Lambda Runtime API emulator that runs the
-//! real function binaries ([`lambda_emulator`]), and local AWS via moto
-//! ([`local_aws`]). The end-to-end tests and `make demo` are built on these.
+//! real function binaries ([`lambda_emulator`]), local AWS via moto
+//! ([`local_aws`]), and a fake PagerDuty ([`fake_pagerduty`]) that judges what it receives by
+//! PagerDuty's published contract ([`pagerduty_contract`]). The end-to-end tests and `make demo`
+//! are built on these.
 
 pub mod fake_pagerduty;
 pub mod hostile;
 pub mod lambda_emulator;
 pub mod local_aws;
+pub mod pagerduty_contract;
 pub mod shop;
 pub mod stack;

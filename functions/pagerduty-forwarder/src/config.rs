@@ -24,6 +24,8 @@ pub struct ForwarderConfig {
     /// Per attempt: connect, headers and body.
     pub request_timeout: Duration,
     pub metrics_namespace: String,
+    /// Older alerts are dropped as stale (see [`crate::freshness`]).
+    pub max_event_age: Duration,
 }
 
 impl ForwarderConfig {
@@ -46,6 +48,10 @@ impl ForwarderConfig {
             },
             request_timeout: Duration::from_millis(env.bounded("PAGERDUTY_TIMEOUT_MS", 5_000, 100, 60_000)?),
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "SyntheticMonitoring".into()),
+            // Twice the longest schedule the template offers (15 min), so a run's alert is never
+            // dropped before the next run's could replace it. At most the DLQ's 14 days, for a
+            // deliberate replay.
+            max_event_age: Duration::from_secs(env.bounded("MAX_EVENT_AGE_SECS", 1_800, 60, 14 * 24 * 3_600)?),
         })
     }
 }
@@ -83,6 +89,7 @@ mod tests {
         assert_eq!(config.retry, RetryPolicy { attempts: 3, backoff: Duration::from_secs(1) });
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.metrics_namespace, "SyntheticMonitoring");
+        assert_eq!(config.max_event_age, Duration::from_secs(1_800));
     }
 
     #[test]
@@ -109,6 +116,8 @@ mod tests {
             ("PAGERDUTY_ATTEMPTS", "0"),
             ("PAGERDUTY_BACKOFF_MS", "soon"),
             ("PAGERDUTY_TIMEOUT_MS", "5"),
+            ("MAX_EVENT_AGE_SECS", "30"),
+            ("MAX_EVENT_AGE_SECS", "an hour"),
         ];
         for (name, value) in cases {
             let error = load(&[SECRET, (name, value)]).unwrap_err();

@@ -99,7 +99,7 @@ impl Event {
                 summary: summary(alert),
                 source: source(&alert.target),
                 severity: alert.severity,
-                timestamp: OffsetDateTime::parse(&alert.timestamp, &Rfc3339).is_ok().then(|| alert.timestamp.clone()),
+                timestamp: run_time(alert).map(|_| alert.timestamp.clone()),
                 component: label(&alert.check),
                 group: label(&alert.env),
                 class: label(alert.cause.map_or(alert.status.as_str(), Cause::as_str)),
@@ -143,6 +143,11 @@ impl Event {
             details.insert(DROPPED_DETAILS.into(), json!(truncate(&note, 1024)));
         }
     }
+}
+
+/// When the run behind the alert happened, if its timestamp is RFC 3339 as the checks write it.
+pub fn run_time(alert: &AlertMessage) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(&alert.timestamp, &Rfc3339).ok()
 }
 
 fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {

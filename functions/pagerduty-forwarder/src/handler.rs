@@ -3,12 +3,16 @@
 //! Every record is processed, even after one failed, so a bad message cannot hold back a page.
 //! A record fails when its message is not an alert, the routing key cannot be read, or PagerDuty
 //! stays unavailable through the retries; the invocation then fails listing those message ids,
-//! so Lambda's retries and the dead-letter queue keep them. A 400 is the exception: PagerDuty
-//! will never accept that event, so it is logged, counted (`PagerDutyRejected`) and dropped.
+//! so Lambda's retries and the dead-letter queue keep them. Two kinds of record are dropped
+//! instead, logged and counted, because sending them again could never help: a stale alert
+//! (`PagerDutyStaleDropped`, see [`crate::freshness`]) and one PagerDuty refused with a 400
+//! (`PagerDutyRejected`). A 400 that blames the routing key is first retried once with the key
+//! re-read from the secret, so a rotated key does not drop pages until the next cold start.
 
 use crate::config::ForwarderConfig;
-use crate::event::Event;
-use crate::pagerduty::{EventsApi, HttpEventsApi};
+use crate::event::{self, Event};
+use crate::freshness::Freshness;
+use crate::pagerduty::{self, EventsApi, HttpEventsApi};
 use crate::routing_key::RoutingKey;
 use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
@@ -18,23 +22,31 @@ use synthetic_checks::CheckError;
 use synthetic_checks::alert::{AlertMessage, PublishError, publish_with_retries};
 use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource};
 use synthetic_checks::metrics::{MetricsSink, StdoutEmf, emf_count};
-use synthetic_checks::secret::SecretSource;
+use synthetic_checks::secret::{Secret, SecretSource};
 use synthetic_checks::text::{one_line, truncate};
+use time::OffsetDateTime;
 
 pub const REJECTED_METRIC: &str = "PagerDutyRejected";
+pub const STALE_METRIC: &str = "PagerDutyStaleDropped";
+
+/// Where "now" comes from, so tests can stand at a fixed time.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// The adapters behind the ports, chosen by whoever builds the forwarder.
 pub struct Adapters {
     pub secrets: Arc<dyn SecretSource>,
     pub events: Arc<dyn EventsApi>,
     pub metrics: Arc<dyn MetricsSink>,
+    pub clock: Clock,
 }
 
 pub struct Forwarder {
     config: ForwarderConfig,
     routing_key: RoutingKey,
+    freshness: Freshness,
     events: Arc<dyn EventsApi>,
     metrics: Arc<dyn MetricsSink>,
+    clock: Clock,
 }
 
 /// What became of each record, by SNS message id. The invocation's (ignored) response.
@@ -43,11 +55,15 @@ pub struct Forwarded {
     pub delivered: Vec<String>,
     /// Refused by PagerDuty with a 400 and dropped.
     pub rejected: Vec<String>,
+    /// Older than an alert already sent for the same dedup key, or than `MAX_EVENT_AGE_SECS`;
+    /// dropped without being sent.
+    pub stale: Vec<String>,
 }
 
 enum Sent {
     Delivered,
     Rejected,
+    Stale,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +108,11 @@ impl Forwarder {
     pub fn new(config: ForwarderConfig, adapters: Adapters) -> Self {
         Forwarder {
             routing_key: RoutingKey::new(adapters.secrets, config.secret_id.clone()),
+            freshness: Freshness::new(config.max_event_age),
             config,
             events: adapters.events,
             metrics: adapters.metrics,
+            clock: adapters.clock,
         }
     }
 
@@ -107,6 +125,7 @@ impl Forwarder {
             secrets: Arc::new(SecretsManagerSource::new(&sdk)),
             events: Arc::new(events),
             metrics: Arc::new(StdoutEmf),
+            clock: Arc::new(OffsetDateTime::now_utc),
         };
         Ok(Forwarder::new(config, adapters))
     }
@@ -125,6 +144,7 @@ impl Forwarder {
             match self.forward(&record.sns).await {
                 Ok(Sent::Delivered) => forwarded.delivered.push(message_id),
                 Ok(Sent::Rejected) => forwarded.rejected.push(message_id),
+                Ok(Sent::Stale) => forwarded.stale.push(message_id),
                 Err(error) => {
                     tracing::error!(%message_id, error_type = error.error_type(), %error, "record not forwarded");
                     failures.push(RecordFailure { message_id, error });
@@ -140,25 +160,59 @@ impl Forwarder {
     async fn forward(&self, message: &SnsMessage) -> Result<Sent, CheckError> {
         let alert = parse_alert(&message.message)?;
         let event = Event::from_alert(&alert, &self.config);
-        let routing_key = self.routing_key.get().await?;
-        let sent = publish_with_retries(self.config.retry, || self.events.enqueue(routing_key, &event)).await;
+        let now = (self.clock)();
+        let run_time = event::run_time(&alert);
+        match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
+            Some(Err(stale)) => {
+                tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, timestamp = %alert.timestamp, %stale, "stale alert dropped, so it cannot undo a newer one");
+                self.count(STALE_METRIC, &alert, message);
+                return Ok(Sent::Stale);
+            }
+            // A page is worth more than the order: an alert whose age is unknown is sent.
+            None => {
+                tracing::warn!(message_id = %message.message_id, timestamp = %alert.timestamp, "the alert's timestamp is not RFC 3339, so its age cannot be judged; sending it")
+            }
+            Some(Ok(())) => {}
+        }
+        let mut routing_key = self.routing_key.get().await?;
+        let mut sent = self.send(&routing_key, &event).await;
+        if matches!(&sent, Err((_, error)) if pagerduty::refuses_routing_key(error)) {
+            let reread = self.routing_key.reload().await?;
+            if reread != routing_key {
+                tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, "PagerDuty refused the routing key and the secret now holds another; resending with it");
+                routing_key = reread;
+                sent = self.send(&routing_key, &event).await;
+            }
+        }
         match sent {
             Ok(attempts) => {
+                if let Some(at) = run_time {
+                    self.freshness.sent(&event.dedup_key, at, now);
+                }
                 tracing::info!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, "sent to PagerDuty");
                 Ok(Sent::Delivered)
             }
             Err((attempts, PublishError::Permanent(reason))) => {
                 tracing::error!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, %reason, "PagerDuty rejected the event; dropped, as a retry cannot fix it");
-                let mut record = emf_count(&self.config.metrics_namespace, REJECTED_METRIC, &[("env", &alert.env)]);
-                record["check"] = alert.check.clone().into();
-                record["message_id"] = message.message_id.clone().into();
-                self.metrics.emit(&record);
+                self.count(REJECTED_METRIC, &alert, message);
                 Ok(Sent::Rejected)
             }
             Err((attempts, PublishError::Retryable(reason))) => {
                 Err(CheckError::AlertUndeliverable { attempts, reason: format!("PagerDuty: {reason}") })
             }
         }
+    }
+
+    async fn send(&self, routing_key: &Secret<String>, event: &Event) -> Result<u32, (u32, PublishError)> {
+        publish_with_retries(self.config.retry, || self.events.enqueue(routing_key, event)).await
+    }
+
+    /// One EMF count of a dropped record, by env, naming the check and the message.
+    fn count(&self, metric: &str, alert: &AlertMessage, message: &SnsMessage) {
+        let mut record = emf_count(&self.config.metrics_namespace, metric, &[("env", &alert.env)]);
+        record["check"] = alert.check.clone().into();
+        record["message_id"] = message.message_id.clone().into();
+        self.metrics.emit(&record);
     }
 }
 
@@ -186,12 +240,17 @@ mod tests {
     use synthetic_checks::alert::EventAction;
     use synthetic_checks::metrics::RecordingMetrics;
     use synthetic_checks::secret::InMemorySecrets;
+    use time::macros::datetime;
 
     struct Harness {
         forwarder: Forwarder,
         events: Arc<RecordingEventsApi>,
         metrics: Arc<RecordingMetrics>,
+        secrets: Arc<InMemorySecrets>,
     }
+
+    /// A minute after the runs of [`alert`].
+    const NOW: OffsetDateTime = datetime!(2026-11-21 10:01 UTC);
 
     fn harness() -> Harness {
         let config = ForwarderConfig::from_lookup(&|name| match name {
@@ -202,19 +261,25 @@ mod tests {
         .unwrap();
         let events = Arc::new(RecordingEventsApi::default());
         let metrics = Arc::new(RecordingMetrics::default());
+        let secrets = Arc::new(InMemorySecrets::with("pd", "routing-key-1"));
         let adapters = Adapters {
-            secrets: Arc::new(InMemorySecrets::with("pd", "routing-key-1")),
+            secrets: secrets.clone(),
             events: events.clone(),
             metrics: metrics.clone(),
+            clock: Arc::new(|| NOW),
         };
-        Harness { forwarder: Forwarder::new(config, adapters), events, metrics }
+        Harness { forwarder: Forwarder::new(config, adapters), events, metrics, secrets }
     }
 
     fn alert(action: &str) -> String {
+        alert_at(action, "2026-11-21T10:00:00Z")
+    }
+
+    fn alert_at(action: &str, timestamp: &str) -> String {
         json!({
             "event_action": action, "dedup_key": "synthetic/prod/auth", "check": "auth", "env": "prod",
             "status": "failed", "cause": "timeout", "severity": "critical", "summary": "[prod] auth FAILED",
-            "target": "https://shop.example.com/", "run_id": "r-1", "timestamp": "2026-11-21T10:00:00Z", "steps": []
+            "target": "https://shop.example.com/", "run_id": "r-1", "timestamp": timestamp, "steps": []
         })
         .to_string()
     }
@@ -270,6 +335,7 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0][REJECTED_METRIC], 1);
         assert_eq!((&records[0]["env"], &records[0]["check"]), (&json!("prod"), &json!("auth")));
+        assert_eq!(h.secrets.reads(), 1, "a 400 that does not blame the key does not re-read it");
 
         h.events.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 503".into()), 3));
         let error = h.forwarder.handle(sns(&[("m-2", alert("trigger"))])).await.unwrap_err();
@@ -300,5 +366,65 @@ mod tests {
         let error = h.forwarder.handle(sns(&[("m-1", alert("resolve"))])).await.unwrap_err();
         assert_eq!(error.error_type(), "SecretUnavailable");
         assert!(error.to_string().contains("secret pd could not be read"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_late_trigger_of_an_older_run_does_not_reopen_what_a_newer_run_resolved() {
+        let h = harness();
+        let resolve = alert_at("resolve", "2026-11-21T10:00:30Z");
+        let late_trigger = alert_at("trigger", "2026-11-21T10:00:00Z");
+        let forwarded = h.forwarder.handle(sns(&[("m-2", resolve), ("m-1", late_trigger)])).await.unwrap();
+        assert_eq!((forwarded.delivered, forwarded.stale), (vec!["m-2".to_string()], vec!["m-1".to_string()]));
+        let actions: Vec<_> = h.events.delivered().iter().map(|e| e.event_action).collect();
+        assert_eq!(actions, [EventAction::Resolve]);
+        let records = h.metrics.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], STALE_METRIC);
+        assert_eq!((&records[0][STALE_METRIC], &records[0]["env"]), (&json!(1), &json!("prod")));
+        assert_eq!((&records[0]["check"], &records[0]["message_id"]), (&json!("auth"), &json!("m-1")));
+
+        let next_run = alert_at("trigger", "2026-11-21T10:00:45Z");
+        let forwarded = h.forwarder.handle(sns(&[("m-3", next_run)])).await.unwrap();
+        assert_eq!(forwarded.delivered, ["m-3"], "a newer run still pages");
+    }
+
+    #[tokio::test]
+    async fn an_alert_older_than_the_maximum_age_is_dropped_and_an_undated_one_sent() {
+        let h = harness();
+        let forwarded = h.forwarder.handle(sns(&[("m-1", alert_at("trigger", "2026-11-21T09:30:59Z"))])).await.unwrap();
+        assert_eq!(forwarded.stale, ["m-1"], "30 min 1 s old, over the 30 min default");
+        let forwarded = h.forwarder.handle(sns(&[("m-2", alert_at("trigger", "yesterday"))])).await.unwrap();
+        assert_eq!(forwarded.delivered, ["m-2"]);
+        assert_eq!(h.events.delivered().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_undeliverable_or_rejected_alert_does_not_hold_back_older_ones() {
+        let h = harness();
+        h.events.fail_with(std::iter::repeat_n(PublishError::Retryable("HTTP 503".into()), 3));
+        h.events.fail_with([PublishError::Permanent("HTTP 400: invalid event".into())]);
+        let newer = alert_at("resolve", "2026-11-21T10:00:30Z");
+        h.forwarder.handle(sns(&[("m-2", newer.clone())])).await.unwrap_err();
+        h.forwarder.handle(sns(&[("m-2", newer)])).await.unwrap();
+        let forwarded = h.forwarder.handle(sns(&[("m-1", alert("trigger"))])).await.unwrap();
+        assert_eq!(forwarded.delivered, ["m-1"], "PagerDuty never saw the newer alert");
+    }
+
+    #[tokio::test]
+    async fn a_refused_routing_key_is_re_read_once_and_a_failed_re_read_keeps_the_event() {
+        let h = harness();
+        let refused = || pagerduty::routing_key_refused("HTTP 400: invalid event; errors: [\"Invalid routing key\"]");
+        h.events.fail_with([refused()]);
+        let forwarded = h.forwarder.handle(sns(&[("m-1", alert("trigger"))])).await.unwrap();
+        assert_eq!(forwarded.rejected, ["m-1"], "the secret holds the same key: nothing new to try");
+        assert_eq!(h.secrets.reads(), 2, "the cold start's read and one re-read");
+        assert_eq!(h.metrics.records()[0][REJECTED_METRIC], 1);
+
+        h.secrets.put("pd", "");
+        h.events.fail_with([refused()]);
+        let error = h.forwarder.handle(sns(&[("m-2", alert("trigger"))])).await.unwrap_err();
+        assert_eq!(error.error_type(), "Misconfigured", "{error}");
+        assert_eq!(h.secrets.reads(), 3);
+        assert!(h.events.delivered().is_empty());
     }
 }

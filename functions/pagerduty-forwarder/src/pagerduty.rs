@@ -4,7 +4,9 @@
 //! 400 is a rejection no retry can fix, and 429, 5xx and network errors are worth retrying; the
 //! retry loop is [`publish_with_retries`](synthetic_checks::alert::publish_with_retries). Any other
 //! status (a 404 from a wrong `PAGERDUTY_EVENTS_URL`, a redirect) is treated as retryable too, so
-//! it ends as a failed invocation that keeps the event rather than as a silent drop.
+//! it ends as a failed invocation that keeps the event rather than as a silent drop. A 400 whose
+//! errors name the routing key is told apart ([`refuses_routing_key`]): a rotated key can be
+//! re-read and the event resent, which no other 400 allows.
 //!
 //! It sends through the check library's [`HttpTarget`], so timeouts, the body cap and the
 //! transport error classification are the ones the checks use.
@@ -26,6 +28,9 @@ use url::Url;
 
 /// PagerDuty's answers are small; anything longer is cut before it reaches a log line.
 const ANSWER_MAX_CHARS: usize = 512;
+/// How the reason of a 400 that blames the routing key begins. The port's error is the checks'
+/// `PublishError`, which has no room for more, so the reason carries it.
+const ROUTING_KEY_REFUSED: &str = "routing key refused";
 
 /// Port: where events go (PagerDuty over HTTPS in Lambda, memory in unit tests).
 #[async_trait]
@@ -77,10 +82,43 @@ impl EventsApi for HttpEventsApi {
     }
 }
 
+/// Whether PagerDuty refused the event for its routing key (unknown, or malformed), not for the
+/// event itself.
+pub fn refuses_routing_key(error: &PublishError) -> bool {
+    matches!(error, PublishError::Permanent(reason) if reason.starts_with(ROUTING_KEY_REFUSED))
+}
+
+/// The rejection [`HttpEventsApi`] reports when PagerDuty's answer blames the routing key.
+pub fn routing_key_refused(answer: &str) -> PublishError {
+    PublishError::Permanent(format!("{ROUTING_KEY_REFUSED}: {answer}"))
+}
+
+/// PagerDuty's error body.
+#[derive(Deserialize)]
+struct Answer {
+    status: Option<String>,
+    message: Option<String>,
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+impl Answer {
+    /// PagerDuty names the key as `routing_key` ("Length of 'routing_key' is incorrect") or in
+    /// words ("Invalid routing key").
+    fn blames_routing_key(&self) -> bool {
+        self.errors.iter().chain(&self.message).any(|text| {
+            let text = text.to_ascii_lowercase();
+            text.contains("routing key") || text.contains("routing_key")
+        })
+    }
+}
+
 fn classify(response: &HttpResponse, routing_key: &Secret<String>) -> Result<(), PublishError> {
-    let answer = || format!("HTTP {}: {}", response.status, describe(response, routing_key));
+    let parsed = serde_json::from_slice::<Answer>(&response.body).ok();
+    let answer = || format!("HTTP {}: {}", response.status, describe(parsed.as_ref(), response, routing_key));
     match response.status {
         200..=299 => Ok(()),
+        400 if parsed.as_ref().is_some_and(Answer::blames_routing_key) => Err(routing_key_refused(&answer())),
         400 => Err(PublishError::Permanent(answer())),
         _ => Err(PublishError::Retryable(answer())),
     }
@@ -88,23 +126,17 @@ fn classify(response: &HttpResponse, routing_key: &Secret<String>) -> Result<(),
 
 /// PagerDuty's `{"status", "message", "errors"}` on one line, or an excerpt of another body.
 /// An answer that echoes the routing key has it redacted.
-fn describe(response: &HttpResponse, routing_key: &Secret<String>) -> String {
-    #[derive(Deserialize)]
-    struct Answer {
-        status: Option<String>,
-        message: Option<String>,
-        #[serde(default)]
-        errors: Vec<String>,
-    }
-    let text = match serde_json::from_slice::<Answer>(&response.body) {
-        Ok(answer) => {
-            let mut text = [answer.status, answer.message].into_iter().flatten().collect::<Vec<_>>().join(": ");
+fn describe(parsed: Option<&Answer>, response: &HttpResponse, routing_key: &Secret<String>) -> String {
+    let text = match parsed {
+        Some(answer) => {
+            let mut text =
+                [&answer.status, &answer.message].into_iter().flatten().cloned().collect::<Vec<_>>().join(": ");
             if !answer.errors.is_empty() {
                 text.push_str(&format!("; errors: {:?}", answer.errors));
             }
             text
         }
-        Err(_) => String::from_utf8_lossy(&response.body).into_owned(),
+        None => String::from_utf8_lossy(&response.body).into_owned(),
     };
     let text = match routing_key.expose().as_str() {
         "" => text,
@@ -181,6 +213,7 @@ mod tests {
                 r#"HTTP 400: invalid event: Event object is invalid; errors: ["'payload.summary' is missing or blank"]"#.into()
             ))
         );
+        assert!(!refuses_routing_key(result.as_ref().unwrap_err()), "a bad event is not a bad key");
         for status in [429, 500, 502, 503, 404, 301] {
             let (result, _) = send(ScriptedTarget::default().then(status, "<html>busy</html>")).await;
             assert_eq!(result, Err(PublishError::Retryable(format!("HTTP {status}: <html>busy</html>"))));
@@ -188,6 +221,28 @@ mod tests {
         let timeout = ScriptedTarget::default().then_after(Duration::from_secs(5), Ok(HttpResponse::with(202, "{}")));
         let (result, _) = send(timeout).await;
         assert!(matches!(result, Err(PublishError::Retryable(r)) if r.contains("no complete response")));
+    }
+
+    #[tokio::test]
+    async fn a_400_naming_the_routing_key_is_told_apart() {
+        let answers = [
+            r#"{"status":"invalid event","message":"Event object is invalid","errors":["Invalid routing key"]}"#,
+            r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#,
+        ];
+        for answer in answers {
+            let (result, _) = send(ScriptedTarget::default().then(400, answer)).await;
+            let error = result.unwrap_err();
+            assert!(refuses_routing_key(&error), "{error:?}");
+            let PublishError::Permanent(reason) = error else { panic!("a refused key is a rejection") };
+            assert!(
+                reason.starts_with("routing key refused: HTTP 400: invalid event: Event object is invalid; errors: ["),
+                "{reason}"
+            );
+        }
+        let (result, _) = send(ScriptedTarget::default().then(500, answers[0])).await;
+        assert!(!refuses_routing_key(&result.unwrap_err()), "a 5xx is retried, whatever it says");
+        let (result, _) = send(ScriptedTarget::default().then(400, "<html>Invalid routing key</html>")).await;
+        assert!(!refuses_routing_key(&result.unwrap_err()), "only PagerDuty's own answer is read");
     }
 
     #[tokio::test]

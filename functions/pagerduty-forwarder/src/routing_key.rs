@@ -1,31 +1,47 @@
 //! The PagerDuty routing key: read once per cold start, only ever held in a [`Secret`].
 //!
 //! The SecretString is either the key itself or `{"routing_key": "..."}`. A failed read is not
-//! cached, so the next invocation tries again.
+//! cached, so the next invocation tries again. When PagerDuty refuses the key, the handler
+//! [`reload`](RoutingKey::reload)s it: a rotated key then heals without waiting for a cold start.
 
 use std::sync::Arc;
 use synthetic_checks::CheckError;
 use synthetic_checks::secret::{Secret, SecretSource};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 pub struct RoutingKey {
     source: Arc<dyn SecretSource>,
     secret_id: String,
-    cached: OnceCell<Secret<String>>,
+    cached: Mutex<Option<Arc<Secret<String>>>>,
 }
 
 impl RoutingKey {
     pub fn new(source: Arc<dyn SecretSource>, secret_id: impl Into<String>) -> Self {
-        RoutingKey { source, secret_id: secret_id.into(), cached: OnceCell::new() }
+        RoutingKey { source, secret_id: secret_id.into(), cached: Mutex::new(None) }
     }
 
-    pub async fn get(&self) -> Result<&Secret<String>, CheckError> {
-        self.cached
-            .get_or_try_init(|| async {
-                let raw = self.source.secret_string(&self.secret_id).await?;
-                parse(&self.secret_id, &raw)
-            })
-            .await
+    /// The cached key, read on first use.
+    pub async fn get(&self) -> Result<Arc<Secret<String>>, CheckError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(key) = cached.as_ref() {
+            return Ok(key.clone());
+        }
+        let key = self.read().await?;
+        *cached = Some(key.clone());
+        Ok(key)
+    }
+
+    /// Reads the secret again and caches what it holds now. A failed read keeps the cached key.
+    pub async fn reload(&self) -> Result<Arc<Secret<String>>, CheckError> {
+        let mut cached = self.cached.lock().await;
+        let key = self.read().await?;
+        *cached = Some(key.clone());
+        Ok(key)
+    }
+
+    async fn read(&self) -> Result<Arc<Secret<String>>, CheckError> {
+        let raw = self.source.secret_string(&self.secret_id).await?;
+        parse(&self.secret_id, &raw).map(Arc::new)
     }
 }
 
@@ -103,5 +119,22 @@ mod tests {
         assert_eq!(key.get().await.unwrap().expose(), KEY);
         key.get().await.unwrap();
         assert_eq!(source.reads(), 2, "one failed read, then one for the cold start");
+    }
+
+    #[tokio::test]
+    async fn a_reload_picks_up_a_rotated_key_and_a_failed_one_keeps_the_cached_key() {
+        let source = Arc::new(InMemorySecrets::with("pd", "old-key"));
+        let key = RoutingKey::new(source.clone(), "pd");
+        assert_eq!(key.get().await.unwrap().expose(), "old-key");
+
+        source.put("pd", "new-key");
+        assert_eq!(key.get().await.unwrap().expose(), "old-key", "cached until reloaded");
+        assert_eq!(key.reload().await.unwrap().expose(), "new-key");
+        assert_eq!(key.get().await.unwrap().expose(), "new-key");
+
+        source.put("pd", "");
+        assert_eq!(key.reload().await.unwrap_err().error_type(), "Misconfigured");
+        assert_eq!(key.get().await.unwrap().expose(), "new-key");
+        assert_eq!(source.reads(), 3);
     }
 }

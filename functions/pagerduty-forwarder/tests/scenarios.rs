@@ -1,9 +1,10 @@
 //! The forwarder's library handler against a local fake Events API, through the real reqwest
-//! adapter, with every body it sends validated against PagerDuty's published contract.
+//! adapter, with every body it sends validated against PagerDuty's published contract (the fake
+//! refuses what the contract refuses, and [`Stack::sent`] asserts no violation at all).
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use pagerduty_forwarder::event::DROPPED_DETAILS;
-use pagerduty_forwarder::handler::REJECTED_METRIC;
+use pagerduty_forwarder::handler::{REJECTED_METRIC, STALE_METRIC};
 use pagerduty_forwarder::{Adapters, Event, Forwarder, ForwarderConfig, HttpEventsApi};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -15,101 +16,16 @@ use synthetic_checks::journey::{Outcome, RunResult, StepResult};
 use synthetic_checks::metrics::RecordingMetrics;
 use synthetic_checks::secret::{InMemorySecrets, Secret};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
-
-/// The repository's parent directory holds `shared/` (CI clones the repo with `../shared` beside it).
-const CONTRACT: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/contracts/pagerduty-events-v2.openapi.json");
-const ENQUEUE_BODY: &str = "#/paths/~1enqueue/post/requestBody/content/application~1json/schema";
-const PAYLOAD: &str = "#/components/schemas/Payload";
+use synthetic_e2e::pagerduty_contract::Contract;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 const SECRET_ID: &str = "pagerduty/routing-key";
 const ROUTING_KEY: &str = "R0UT1NG5ECRET0123456789abcdef012";
+const ROTATED_KEY: &str = "R0TATED5ECRET0123456789abcdef012";
 
-// ------------------------------------------------------------------ the contract
-
-struct Contract {
-    document: Value,
-    body: jsonschema::Validator,
-    payload: jsonschema::Validator,
-}
-
-impl Contract {
-    fn load() -> Contract {
-        let text =
-            std::fs::read_to_string(CONTRACT).unwrap_or_else(|e| panic!("cannot read the contract at {CONTRACT}: {e}"));
-        let document: Value = serde_json::from_str(&text).expect("the contract is JSON");
-        // The document itself is the root, so the `#/components/...` refs inside the request
-        // schema resolve within it; a root `$ref` (draft 4: siblings ignored) selects the schema.
-        let validator = |pointer: &str| {
-            let mut root = document.clone();
-            root["$ref"] = json!(pointer);
-            jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft4)
-                .should_validate_formats(true)
-                .build(&root)
-                .unwrap_or_else(|e| panic!("{pointer} does not compile: {e}"))
-        };
-        Contract { body: validator(ENQUEUE_BODY), payload: validator(PAYLOAD), document }
-    }
-
-    /// The properties a schema defines. The contract does not forbid others, but PagerDuty
-    /// would ignore them, so an unknown field is a bug here.
-    fn properties(&self, pointer: &str) -> Vec<String> {
-        self.document
-            .pointer(&format!("{}/properties", pointer.trim_start_matches('#')))
-            .and_then(Value::as_object)
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn check(&self, body: &Value) {
-        let errors: Vec<String> = self.body.iter_errors(body).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "request body violates the contract: {errors:?}\n{body:#}");
-        assert_only_known(body, &self.properties(ENQUEUE_BODY));
-        if let Some(payload) = body.get("payload") {
-            let errors: Vec<String> = self.payload.iter_errors(payload).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "payload violates the contract: {errors:?}");
-            assert_only_known(payload, &self.properties(PAYLOAD));
-        }
-        if body["event_action"] == "resolve" {
-            assert_eq!(
-                object_keys(body),
-                ["dedup_key", "event_action", "routing_key"],
-                "a resolve sends only what PagerDuty reads"
-            );
-        }
-    }
-}
-
-fn object_keys(value: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-    keys.sort();
-    keys
-}
-
-fn assert_only_known(value: &Value, known: &[String]) {
-    for key in object_keys(value) {
-        assert!(known.contains(&key), "{key} is not in the contract ({known:?})");
-    }
-}
-
-#[test]
-fn the_contract_is_found_and_its_validator_bites() {
-    let contract = Contract::load();
-    let good = json!({"routing_key": "k", "event_action": "trigger", "dedup_key": "d",
-        "payload": {"summary": "s", "source": "h", "severity": "critical", "timestamp": "2026-11-21T10:00:00Z"}});
-    contract.check(&good);
-    let broken = [
-        json!({"event_action": "trigger"}),
-        json!({"routing_key": "k", "event_action": "explode"}),
-        json!({"routing_key": "k", "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "fatal"}}),
-        json!({"routing_key": "k", "event_action": "trigger", "payload": {"summary": "s", "severity": "info"}}),
-        json!({"routing_key": "k", "event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "info", "timestamp": "yesterday"}}),
-        json!({"routing_key": "k", "event_action": "trigger", "links": [{"text": "no href"}]}),
-    ];
-    for body in broken {
-        assert!(!contract.body.is_valid(&body), "accepted {body}");
-    }
+fn contract() -> Contract {
+    Contract::load().unwrap_or_else(|e| panic!("{e}"))
 }
 
 // ------------------------------------------------------------------ alerts and SNS events
@@ -198,12 +114,11 @@ struct Stack {
     forwarder: Forwarder,
     secrets: Arc<InMemorySecrets>,
     metrics: Arc<RecordingMetrics>,
-    contract: Contract,
 }
 
 impl Stack {
     async fn start(secret_value: &str) -> Stack {
-        let pagerduty = FakePagerDuty::start().await.expect("the fake Events API starts");
+        let pagerduty = FakePagerDuty::with_contract(contract()).await.expect("the fake Events API starts");
         let base = pagerduty.base_url();
         let config = ForwarderConfig::from_lookup(&|name| match name {
             "PAGERDUTY_SECRET_ID" => Some(SECRET_ID.into()),
@@ -219,19 +134,34 @@ impl Stack {
             secrets: secrets.clone(),
             events: Arc::new(HttpEventsApi::reqwest(&config).expect("an HTTP client")),
             metrics: metrics.clone(),
+            clock: Arc::new(OffsetDateTime::now_utc),
         };
-        Stack { pagerduty, forwarder: Forwarder::new(config, adapters), secrets, metrics, contract: Contract::load() }
+        Stack { pagerduty, forwarder: Forwarder::new(config, adapters), secrets, metrics }
     }
 
-    /// Every body the fake received, each checked against the contract.
+    /// Every body the fake received, with the contract kept and the routing key in place.
     fn sent(&self) -> Vec<Value> {
+        let violations = self.pagerduty.violations();
+        assert!(violations.is_empty(), "PagerDuty's contract was violated: {violations:#?}");
         let bodies = self.pagerduty.requests();
         for body in &bodies {
-            self.contract.check(body);
             assert_eq!(body["routing_key"], ROUTING_KEY);
+            if body["event_action"] == "resolve" {
+                assert_eq!(
+                    object_keys(body),
+                    ["dedup_key", "event_action", "routing_key"],
+                    "a resolve sends only what PagerDuty reads"
+                );
+            }
         }
         bodies
     }
+}
+
+fn object_keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    keys.sort();
+    keys
 }
 
 fn routing_key_json() -> String {
@@ -355,6 +285,93 @@ async fn a_400_is_dropped_counted_and_not_retried() {
     assert_eq!(directive["Metrics"][0]["Name"], REJECTED_METRIC);
     assert_eq!(directive["Dimensions"], json!([["env"]]));
     assert_eq!((&records[0][REJECTED_METRIC], &records[0]["env"]), (&json!(1), &json!("prod")));
+    assert_eq!(stack.secrets.reads(), 1, "a 400 that does not blame the routing key does not re-read it");
+}
+
+#[tokio::test]
+async fn a_rotated_routing_key_is_re_read_and_the_page_goes_out_with_it() {
+    // GIVEN a warm forwarder that already sent with the old key
+    let stack = Stack::start(&routing_key_json()).await;
+    stack.forwarder.handle(sns(&[("m-1", message(&payment_alert(true)))])).await.expect("forwarded");
+
+    // WHEN the key is rotated: PagerDuty knows only the new one, and the secret holds it
+    stack.pagerduty.accept_routing_keys([ROTATED_KEY]);
+    stack.secrets.put(SECRET_ID, &json!({ "routing_key": ROTATED_KEY }).to_string());
+    let forwarded = stack
+        .forwarder
+        .handle(sns(&[("m-2", message(&payment_alert(true)))]))
+        .await
+        .expect("a rotation is healed inside the invocation");
+
+    // THEN the page was refused once with the old key, then delivered with the new one
+    assert_eq!(forwarded.delivered, ["m-2"]);
+    let keys: Vec<Value> = stack.pagerduty.requests().iter().map(|b| b["routing_key"].clone()).collect();
+    assert_eq!(keys, [json!(ROUTING_KEY), json!(ROUTING_KEY), json!(ROTATED_KEY)]);
+    assert_eq!(stack.secrets.reads(), 2, "the cold start's read and one re-read");
+    assert!(stack.metrics.records().is_empty(), "nothing was dropped");
+
+    // AND later pages use the new key without reading the secret again
+    stack.forwarder.handle(sns(&[("m-3", message(&payment_alert(false)))])).await.expect("forwarded");
+    assert_eq!(stack.pagerduty.requests()[3]["routing_key"], ROTATED_KEY);
+    assert_eq!(stack.secrets.reads(), 2);
+    assert!(stack.pagerduty.violations().is_empty(), "{:?}", stack.pagerduty.violations());
+}
+
+#[tokio::test]
+async fn a_refused_key_the_secret_still_holds_is_dropped_after_one_re_read() {
+    // GIVEN PagerDuty does not know the key, and nobody has rotated the secret yet
+    let stack = Stack::start(ROUTING_KEY).await;
+    stack.pagerduty.accept_routing_keys([ROTATED_KEY]);
+
+    // WHEN two pages are forwarded
+    for id in ["m-1", "m-2"] {
+        let forwarded =
+            stack.forwarder.handle(sns(&[(id, message(&payment_alert(true)))])).await.expect("a 400 is not retried");
+        // THEN each is sent once, dropped and counted, as any rejection
+        assert_eq!(forwarded.rejected, [id]);
+    }
+    assert_eq!(stack.sent().len(), 2, "no resend with the same key");
+    assert_eq!(stack.secrets.reads(), 3, "the cold start's read and one re-read per refused page");
+    let records = stack.metrics.records();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r[REJECTED_METRIC] == 1), "{records:?}");
+}
+
+// ------------------------------------------------------------------ stale alerts
+
+fn at(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).expect("an RFC 3339 time")
+}
+
+#[tokio::test]
+async fn a_trigger_delivered_after_a_newer_resolve_does_not_reopen_the_incident() {
+    // GIVEN a run failed two minutes ago and the next one passed a minute ago
+    let stack = Stack::start(ROUTING_KEY).await;
+    let now = OffsetDateTime::now_utc();
+    let (mut trigger, mut resolve) = (payment_alert(true), payment_alert(false));
+    (trigger.timestamp, resolve.timestamp) =
+        (at(now - time::Duration::minutes(2)), at(now - time::Duration::minutes(1)));
+
+    // WHEN the resolve is delivered, and the trigger only afterwards (a Lambda retry, a redrive)
+    let resolved = stack.forwarder.handle(sns(&[("m-2", message(&resolve))])).await.expect("forwarded");
+    let late = stack.forwarder.handle(sns(&[("m-1", message(&trigger))])).await.expect("a stale alert is no failure");
+
+    // THEN only the resolve reached PagerDuty, and the late trigger was dropped and counted
+    assert_eq!((resolved.delivered, late.stale), (vec!["m-2".to_string()], vec!["m-1".to_string()]));
+    let actions: Vec<Value> = stack.sent().iter().map(|b| b["event_action"].clone()).collect();
+    assert_eq!(actions, [json!("resolve")]);
+    let records = stack.metrics.records();
+    assert_eq!(records.len(), 1);
+    let directive = &records[0]["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!((&directive["Metrics"][0]["Name"], &directive["Dimensions"]), (&json!(STALE_METRIC), &json!([["env"]])));
+    assert_eq!((&records[0][STALE_METRIC], &records[0]["env"]), (&json!(1), &json!("prod")));
+
+    // AND a trigger older than MAX_EVENT_AGE_SECS is dropped even for a key never sent
+    let mut ancient = payment_alert(true);
+    (ancient.dedup_key, ancient.timestamp) = ("synthetic/prod/auth".into(), at(now - time::Duration::hours(1)));
+    let dropped = stack.forwarder.handle(sns(&[("m-0", message(&ancient))])).await.expect("forwarded");
+    assert_eq!(dropped.stale, ["m-0"]);
+    assert_eq!(stack.sent().len(), 1);
 }
 
 #[tokio::test]
@@ -441,7 +458,7 @@ async fn the_routing_key_never_shows_in_logs_errors_or_debug() {
 
 #[test]
 fn events_at_pagerdutys_limits_still_validate() {
-    let contract = Contract::load();
+    let contract = contract();
     let config = ForwarderConfig::from_lookup(&|name| (name == "PAGERDUTY_SECRET_ID").then(|| SECRET_ID.to_string()))
         .expect("valid configuration");
     let key = Secret::new(ROUTING_KEY.to_string());
@@ -465,7 +482,7 @@ fn events_at_pagerdutys_limits_still_validate() {
         let body = event.to_body(&key).expect("an event serializes");
         assert!(body.expose().len() < 512 * 1024, "{} bytes", body.expose().len());
         let body: Value = serde_json::from_slice(body.expose()).expect("JSON");
-        contract.check(&body);
+        assert_eq!(contract.violations(&body), Vec::<String>::new(), "{body:#}");
         assert!(body["dedup_key"].as_str().unwrap().chars().count() <= 255);
         if let Some(summary) = body["payload"]["summary"].as_str() {
             assert!(summary.chars().count() <= 1024);
