@@ -2,7 +2,8 @@
 # target (the .venv with cargo-lambda, ziglang, cfn-lint, aws-sam-translator, moto, pytest) and
 # puts .venv/bin first on PATH (cargo-lambda cross-compiles with the zig from that venv).
 
-LAMBDA_BINS   := check-health check-auth check-products check-payment pagerduty-forwarder
+# Every functions/check-<name> crate is a check binary, so a new check needs no change here.
+LAMBDA_BINS   := $(notdir $(wildcard functions/check-*)) pagerduty-forwarder
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 SAM           ?= sam
 
@@ -31,7 +32,7 @@ deploy: build
 
 ## validate: cfn-lint, no errors and no warnings
 validate: tools
-	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml infra/check.yaml
 
 ## test-infra: SAM transform + least-privilege checks + stack creation in moto (loopback only)
 test-infra: tools
