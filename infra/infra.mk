@@ -2,11 +2,11 @@
 # target (the .venv with cargo-lambda, ziglang, cfn-lint, aws-sam-translator, moto, pytest) and
 # puts .venv/bin first on PATH (cargo-lambda cross-compiles with the zig from that venv).
 
-LAMBDA_BINS   := check-health check-auth check-products check-payment pagerduty-forwarder
+# Every functions/check-<name> crate is a check binary, so a new check needs no change here.
+LAMBDA_BINS   := $(notdir $(wildcard functions/check-*)) pagerduty-forwarder
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
-SAM           ?= sam
 
-.PHONY: build deploy validate test-infra
+.PHONY: build deploy deploy-tools deploy-credentials validate test-infra
 
 ## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as infra/template.yaml expects
 build: build-tools
@@ -17,21 +17,33 @@ build: build-tools
 	done
 
 ## deploy: sam deploy of infra/template.yaml; guided (and writes infra/samconfig.toml) on the first run
-deploy: build
-	@command -v $(SAM) >/dev/null 2>&1 || { \
-	  echo "deploy: the AWS SAM CLI ('$(SAM)') is not installed." >&2; \
-	  echo "  install it with:  pipx install aws-sam-cli   (or: $(VENV)/bin/pip install aws-sam-cli)" >&2; \
-	  echo "  or see https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html" >&2; \
+# The SAM CLI goes into the venv like every other tool. Credentials are checked before the build,
+# which takes minutes, with the same lookup sam uses (boto3: env vars, profiles, SSO, IMDS).
+DEPLOY_TOOLS := 'aws-sam-cli>=1.120'
+SAM          ?= $(VENV)/bin/sam
+
+$(VENV)/.deploy-tools: $(VENV)/.test-tools
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(DEPLOY_TOOLS)
+	touch $@
+
+deploy-tools: $(VENV)/.deploy-tools
+
+deploy-credentials: $(VENV)/.test-tools
+	@$(PY) -c 'import boto3, sys; sys.exit(boto3.Session().get_credentials() is None)' || { \
+	  echo "deploy: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run 'aws configure' / 'aws sso login')" >&2; \
 	  exit 1; }
+
+deploy: deploy-tools deploy-credentials
+	$(MAKE) --no-print-directory build
 	cd infra && if [ -f samconfig.toml ]; then \
-	  $(SAM) deploy --template-file template.yaml; \
+	  $(abspath $(SAM)) deploy --template-file template.yaml; \
 	else \
-	  $(SAM) deploy --template-file template.yaml --guided; \
+	  $(abspath $(SAM)) deploy --template-file template.yaml --guided; \
 	fi
 
 ## validate: cfn-lint, no errors and no warnings
 validate: tools
-	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml infra/check.yaml
 
 ## test-infra: SAM transform + least-privilege checks + stack creation in moto (loopback only)
 test-infra: tools

@@ -15,10 +15,12 @@ Run: .venv/bin/python -m pytest infra/tests -q
 from __future__ import annotations
 
 import copy
+import fnmatch
 import io
 import json
 import os
 import re
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,28 +47,18 @@ os.environ.pop("AWS_PROFILE", None)
 ACCOUNT = "123456789012"  # moto's default account
 BUCKET = "artifacts"
 
-# binary (= cargo package) -> SAM logical id of its function
-FUNCTIONS = {
-    "check-health": "HealthCheckFunction",
-    "check-auth": "AuthCheckFunction",
-    "check-products": "ProductsCheckFunction",
-    "check-payment": "PaymentCheckFunction",
-    "pagerduty-forwarder": "PagerDutyForwarderFunction",
-}
-CHECKS = {"health": "Health", "auth": "Auth", "products": "Products", "payment": "Payment"}
-SECRET_CHECKS = {"auth", "products", "payment"}
+REPO = Path(__file__).resolve().parents[2]
+CHILD = TEMPLATE.parent / "check.yaml"
+JOURNEY_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "journeys"
+# The packaged child template, as `sam package` would upload it.
+CHILD_URL = f"https://s3.amazonaws.com/{BUCKET}/check.json"
 
-# Per-step budgets of the contract: seconds per attempt. Every step gets 2 attempts with a 2 s
-# delay between them; login gets one more attempt after a secret refresh; publishing the alert
-# may take up to 10 s.
-STEP_BUDGET = {"health": 5, "login": 10, "products": 10, "payment_create": 15, "payment_get": 10, "payment_refund": 15}
-STEPS = {
-    "health": ["health"],
-    "auth": ["login"],
-    "products": ["login", "products"],
-    "payment": ["login", "payment_create", "payment_get", "payment_refund"],
-}
-RETRY_DELAY, PUBLISH_BUDGET = 2, 10
+# The engine's worst case (shared/src/config.rs defaults): RETRY_ATTEMPTS 2 with 2 s before the
+# retry; ALERT_PUBLISH_ATTEMPTS 4 of at most 4 s each, with 0.2 + 0.4 + 0.8 s between them.
+RETRY_ATTEMPTS, RETRY_BACKOFF_S = 2, 2.0
+PUBLISH_BUDGET_S = 4 * 4 + 0.2 + 0.4 + 0.8
+TIMEOUT_MARGIN_S = 3
+LAMBDA_FIRST_RETRY_DELAY_S = 60  # invocation-async-error-handling.html: "a one-minute wait"
 
 # Statements allowed to use Resource "*", keyed by action: the kind of resource whose policy may
 # hold it, and the marker of the `# why:` comment in template.yaml that explains it.
@@ -98,25 +90,73 @@ class NoManagedPolicies:
         raise AssertionError("the template asked SAM for AWS managed policies")
 
 
-def load_sam() -> dict[str, Any]:
-    return yaml_parse(TEMPLATE.read_text())
+def load_sam(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml_parse(path.read_text())
 
 
-def to_cloudformation(sam: dict[str, Any] | None = None) -> dict[str, Any]:
-    """SAM -> CloudFormation, with each local CodeUri replaced by the S3 location `sam deploy`
-    would upload it to (s3://artifacts/<bin>.zip)."""
-    sam = copy.deepcopy(sam or load_sam())
+def to_cloudformation(sam: dict[str, Any] | None = None, path: Path = TEMPLATE) -> dict[str, Any]:
+    """SAM -> CloudFormation, with each local CodeUri and nested Location replaced by the S3
+    location `sam package` would upload it to (s3://artifacts/<bin>.zip, CHILD_URL)."""
+    sam = copy.deepcopy(sam or load_sam(path))
     for res in sam["Resources"].values():
         if res["Type"] == "AWS::Serverless::Function":
             code_uri = res["Properties"]["CodeUri"]
             binary = re.fullmatch(r"\.\./target/lambda/([a-z-]+)/bootstrap\.zip", code_uri).group(1)
             res["Properties"]["CodeUri"] = f"s3://{BUCKET}/{binary}.zip"
+        if res["Type"] == "AWS::Serverless::Application":
+            assert res["Properties"]["Location"] == "check.yaml"
+            res["Properties"]["Location"] = CHILD_URL
     return transform(sam, {}, NoManagedPolicies())
 
 
 @pytest.fixture(scope="module")
 def cfn() -> dict[str, Any]:
     return to_cloudformation()
+
+
+@pytest.fixture(scope="module")
+def child() -> dict[str, Any]:
+    return to_cloudformation(path=CHILD)
+
+
+def check_blocks(sam: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """check name -> its nested-stack resource in the parent."""
+    return {res["Properties"]["Parameters"]["CheckName"]: res for res in sam["Resources"].values()
+            if res["Type"] == "AWS::Serverless::Application"}
+
+
+CHECKS = sorted(check_blocks(load_sam()))
+SECRET_CHECKS = {c for c, res in check_blocks(load_sam()).items()
+                 if res["Properties"]["Parameters"]["ReadsAccountSecret"] == "true"}
+BINARIES = [f"check-{c}" for c in CHECKS] + ["pagerduty-forwarder"]
+
+
+def journey_file(check: str) -> Path:
+    """The real journey once it exists, else the committed budget fixture."""
+    real = REPO / "functions" / f"check-{check}" / "journey.toml"
+    return real if real.exists() else JOURNEY_FIXTURES / f"{check}.toml"
+
+
+def journey_worst_case_s(journey: dict[str, Any]) -> float:
+    """Longest a run of this journey can take in the engine, before publishing its alert."""
+    default_ms = journey.get("defaults", {}).get("fail_after_ms", 10_000)
+    total = 0.0
+    for step in journey["steps"]:
+        fail_after = step.get("fail_after_ms", default_ms) / 1000
+        role = step.get("role")
+        retried = (step.get("method", "GET").upper() not in ("POST", "PATCH") or step.get("idempotent") is True
+                   or role == "login")
+        attempts = RETRY_ATTEMPTS if retried else 1
+        backoffs = sum(RETRY_BACKOFF_S * 2 ** (k - 1) for k in range(1, attempts))
+        cost = attempts * fail_after + backoffs
+        # a rejected login re-reads the secret and runs the whole step once more
+        total += 2 * cost if role == "login" else cost
+    return total
+
+
+def required_timeout_s(check: str) -> float:
+    journey = tomllib.loads(journey_file(check).read_text())
+    return journey_worst_case_s(journey) + PUBLISH_BUDGET_S + TIMEOUT_MARGIN_S
 
 
 # ------------------------------------------------------------------------- least privilege
@@ -193,28 +233,29 @@ def least_privilege_violations(template: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_iam_is_least_privilege(cfn):
+def test_iam_is_least_privilege(cfn, child):
     assert least_privilege_violations(cfn) == []
+    assert least_privilege_violations(child) == []
 
 
-def test_least_privilege_check_can_fail(cfn):
-    role = "HealthCheckRole"
+def test_least_privilege_check_can_fail(cfn, child):
+    role = "Role"
 
     def with_statement(statement):
-        broken = copy.deepcopy(cfn)
+        broken = copy.deepcopy(child)
         broken["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(statement)
         return least_privilege_violations(broken)
 
-    assert with_statement({"Effect": "Allow", "Action": "*", "Resource": {"Ref": "AlertTopic"}})
-    assert with_statement({"Effect": "Allow", "Action": ["sns:*"], "Resource": {"Ref": "AlertTopic"}})
+    assert with_statement({"Effect": "Allow", "Action": "*", "Resource": {"Ref": "AlertTopicArn"}})
+    assert with_statement({"Effect": "Allow", "Action": ["sns:*"], "Resource": {"Ref": "AlertTopicArn"}})
     assert with_statement({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"})
     # allowlisted for the key policy, not for a role
     assert with_statement({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"})
     assert with_statement({"Effect": "Allow", "Action": "logs:PutLogEvents",
                            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:*:*:*"}})
-    assert with_statement({"Fn::If": ["HasAlarmEmail", {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
+    assert with_statement({"Fn::If": ["ReadsSecret", {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"},
                                       {"Ref": "AWS::NoValue"}]})
-    managed = copy.deepcopy(cfn)
+    managed = copy.deepcopy(child)
     managed["Resources"][role]["Properties"]["ManagedPolicyArns"] = [
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
     assert least_privilege_violations(managed)
@@ -229,89 +270,193 @@ def test_each_star_resource_exception_is_explained_in_the_template():
         assert any(c.startswith("# ") and why in c for c in comments), f"no '# {why}' comment for {action}"
 
 
-def identity_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    return [st for lid, _, kind, doc in policy_documents(template) if lid == role and kind == "identity"
-            for st in statements(doc)]
+def resolve_conditions(value: Any, conditions: dict[str, bool]) -> Any:
+    """Statements as CloudFormation would see them once the given conditions are decided."""
+    if isinstance(value, list):
+        out = [resolve_conditions(v, conditions) for v in value]
+        return [v for v in out if v != {"Ref": "AWS::NoValue"}]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, yes, no = value["Fn::If"]
+            return resolve_conditions(yes if conditions[name] else no, conditions)
+        return {k: resolve_conditions(v, conditions) for k, v in value.items()}
+    return value
 
 
 def resources_for(sts: list[dict[str, Any]], action: str) -> list[Any]:
     return [r for st in sts if action in as_list(st["Action"]) for r in as_list(st["Resource"])]
 
 
-@pytest.mark.parametrize("binary", sorted(FUNCTIONS))
-def test_each_function_reaches_only_its_own_secret_topic_and_log_group(cfn, binary):
-    fn = cfn["Resources"][FUNCTIONS[binary]]
-    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
-    sts = identity_statements(cfn, role)
-    log_group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
-    assert resources_for(sts, "logs:PutLogEvents") == [{"Fn::GetAtt": [log_group, "Arn"]}]
+@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("secret_key", [False, True])
+def test_each_check_reaches_only_its_own_log_group_topic_and_secret(child, check, secret_key):
+    reads = check in SECRET_CHECKS
+    conditions = {"ReadsSecret": reads, "HasSecretKey": reads and secret_key}
+    role = child["Resources"]["Role"]["Properties"]
+    sts = resolve_conditions(role["Policies"][0]["PolicyDocument"]["Statement"], conditions)
+    assert resources_for(sts, "logs:PutLogEvents") == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]
     assert resources_for(sts, "logs:CreateLogGroup") == []  # the stack creates the group
-    check = binary.removeprefix("check-")
-    if binary == "pagerduty-forwarder":
-        secret, topics = [{"Ref": "PagerDutySecretArn"}], []
-    else:
-        secret = [{"Ref": "SyntheticAccountSecretArn"}] if check in SECRET_CHECKS else []
-        topics = [{"Ref": "AlertTopic"}]
-    assert resources_for(sts, "secretsmanager:GetSecretValue") == secret
-    assert resources_for(sts, "sns:Publish") == topics
-    # kms:Decrypt of a secret's key only through Secrets Manager, and only when a key ARN is given
+    assert resources_for(sts, "sns:Publish") == [{"Ref": "AlertTopicArn"}]
+    assert resources_for(sts, "sqs:SendMessage") == [{"Ref": "CheckDeadLetterQueueArn"}]
+    # a check that does not log in gets no secretsmanager permission at all
+    assert resources_for(sts, "secretsmanager:GetSecretValue") == ([{"Ref": "SyntheticAccountSecretArn"}] if reads else [])
+    assert not [st for st in sts if any(a.startswith("secretsmanager:") for a in as_list(st["Action"]))] or reads
+    decrypt = [r for r in resources_for(sts, "kms:Decrypt") if r != {"Ref": "AlertKeyArn"}]
+    assert decrypt == ([{"Ref": "SyntheticAccountSecretKmsKeyArn"}] if reads and secret_key else [])
     for st in sts:
-        if "kms:Decrypt" in as_list(st["Action"]) and st["Resource"] != {"Fn::GetAtt": ["AlertKey", "Arn"]}:
-            assert st["Resource"]["Ref"].endswith("SecretKmsKeyArn")
+        if st["Resource"] == {"Ref": "SyntheticAccountSecretKmsKeyArn"}:
             assert "kms:ViaService" in st["Condition"]["StringEquals"]
-    raw_sts = cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    for st in raw_sts:
-        if "Fn::If" in st:
-            assert st["Fn::If"][0] in ("HasSyntheticAccountSecretKey", "HasPagerDutySecretKey")
+
+
+def test_forwarder_reaches_only_its_own_secret_and_log_group(cfn):
+    fn = cfn["Resources"]["PagerDutyForwarderFunction"]["Properties"]
+    role = fn["Role"]["Fn::GetAtt"][0]
+    sts = statements(cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])
+    assert resources_for(sts, "logs:PutLogEvents") == [{"Fn::GetAtt": [fn["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}]
+    assert resources_for(sts, "secretsmanager:GetSecretValue") == [{"Ref": "PagerDutySecretArn"}]
+    assert resources_for(sts, "sns:Publish") == []
 
 
 # -------------------------------------------------------------------- functions and budgets
-def worst_case_seconds(check: str) -> int:
-    total = PUBLISH_BUDGET
-    for step in STEPS[check]:
-        attempts = 3 if step == "login" else 2
-        total += attempts * STEP_BUDGET[step] + RETRY_DELAY
-    return total
+def test_journey_worst_case_follows_the_engine():
+    def journey(*steps):
+        return {"defaults": {"fail_after_ms": 10_000}, "steps": list(steps)}
+    assert journey_worst_case_s(journey({"method": "GET"})) == 22
+    assert journey_worst_case_s(journey({"method": "POST"})) == 10  # never repeated
+    assert journey_worst_case_s(journey({"method": "POST", "idempotent": True, "fail_after_ms": 15_000})) == 32
+    assert journey_worst_case_s(journey({"method": "POST", "role": "login"})) == 44
+    assert journey_worst_case_s(journey({"method": "PATCH", "role": "cleanup"})) == 10
+    assert journey_worst_case_s({"steps": [{"method": "DELETE"}]}) == 22  # fail_after_ms defaults to 10 s
 
 
-@pytest.mark.parametrize("check", sorted(CHECKS))
-def test_timeout_covers_the_step_budgets(cfn, check):
-    timeout = cfn["Resources"][f"{CHECKS[check]}CheckFunction"]["Properties"]["Timeout"]
-    worst = worst_case_seconds(check)
-    assert worst + 3 <= timeout <= worst + 10, (check, worst, timeout)
-    assert f"= {worst}," in TEMPLATE.read_text(), f"the arithmetic for {check} is not written next to its Timeout"
+@pytest.mark.parametrize("check", CHECKS)
+def test_timeout_fits_journey_publish_and_margin(check):
+    """journey worst case + alert publish budget + margin < Timeout, from the journey file."""
+    params = check_blocks(load_sam())[check]["Properties"]["Parameters"]
+    timeout = params["TimeoutSeconds"]
+    need = required_timeout_s(check)
+    assert need < timeout <= need + 5, (check, str(journey_file(check)), need, timeout)
+    child_max = load_sam(CHILD)["Parameters"]["TimeoutSeconds"]["MaxValue"]
+    assert timeout <= child_max
 
 
-def test_functions_follow_the_contract(cfn):
-    for lid in FUNCTIONS.values():
-        props = cfn["Resources"][lid]["Properties"]
-        assert (props["Runtime"], props["Architectures"], props["Handler"], props["MemorySize"]) == \
-               ("provided.al2023", ["arm64"], "bootstrap", 128)
-        assert props["LoggingConfig"]["LogGroup"]["Ref"].endswith("LogGroup")
-    sam = load_sam()
-    assert sam["Globals"]["Function"] == {
-        "Runtime": "provided.al2023", "Architectures": ["arm64"], "Handler": "bootstrap", "MemorySize": 128}
-    for binary, lid in FUNCTIONS.items():
-        props = sam["Resources"][lid]["Properties"]
-        assert props["CodeUri"] == f"../target/lambda/{binary}/bootstrap.zip"
-        env = set(props["Environment"]["Variables"])
-        if binary == "pagerduty-forwarder":
-            assert env == {"PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE",
-                           "PAGERDUTY_CLIENT_URL"}
-        else:
-            expected = {"TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE",
-                        "TARGET_OVERRIDE_ALLOWED_HOSTS"}
-            if binary.removeprefix("check-") in SECRET_CHECKS:
-                expected.add("CREDENTIALS_SECRET_ID")
-            assert env == expected
-            assert sam["Resources"][lid]["Condition"] == f"{CHECKS[binary.removeprefix('check-')]}CheckEnabled"
+@pytest.mark.parametrize("check", CHECKS)
+def test_lambda_retry_can_happen_before_the_event_expires(check):
+    """The retry starts ~60 s after a failed run that took up to Timeout; MaximumEventAgeInSeconds
+    must leave room for that at every schedule, stay within Lambda's 60-21600 s, and not be
+    shorter than one period."""
+    sam_child = load_sam(CHILD)
+    age = sam_child["Globals"]["Function"]["EventInvokeConfig"]["MaximumEventAgeInSeconds"]
+    assert age == {"Fn::FindInMap": ["ScheduleRate", {"Ref": "ScheduleRateMinutes"}, "MaxEventAge"]}
+    timeout = check_blocks(load_sam())[check]["Properties"]["Parameters"]["TimeoutSeconds"]
+    rates = sam_child["Mappings"]["ScheduleRate"]
+    assert sorted(rates, key=int) == load_sam()["Parameters"]["ScheduleRateMinutes"]["AllowedValues"]
+    for minutes, row in rates.items():
+        assert row["Seconds"] == int(minutes) * 60
+        assert 60 <= row["MaxEventAge"] <= 21600
+        assert row["MaxEventAge"] >= max(row["Seconds"], LAMBDA_FIRST_RETRY_DELAY_S + timeout + 30), (minutes, check)
+
+
+def test_kms_service_statements_use_the_documented_form():
+    """SNS/SQS developer guides ("compatibility between event sources from AWS services and
+    encrypted topics/queues") grant the service principal without an aws:SourceAccount or
+    aws:SourceArn condition; those keys are not sent with every service's KMS request."""
+    key = load_sam()["Resources"]["AlertKey"]["Properties"]["KeyPolicy"]["Statement"]
+    services = {s["Principal"]["Service"]: s for s in key if "Service" in s.get("Principal", {})}
+    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"}
+    for service, st in services.items():
+        assert sorted(as_list(st["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"], service
+        condition_keys = {k for op in st.get("Condition", {}).values() for k in op}
+        assert not condition_keys & {"aws:SourceAccount", "aws:SourceArn"}, service
+
+
+def test_dead_letter_paths_are_watched(cfn, child):
+    """Per function AWS/Lambda DestinationDeliveryFailures, per schedule rule AWS/Events
+    InvocationsFailedToBeSentToDlq (dimension RuleName)."""
+    def alarms(template):
+        return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    forwarder = [a for a in alarms(cfn) if a.get("MetricName") == "DestinationDeliveryFailures"]
+    assert [a["Dimensions"] for a in forwarder] == [[{"Name": "FunctionName", "Value": {"Ref": "PagerDutyForwarderFunction"}}]]
+    by_metric = {a.get("MetricName"): a for a in alarms(child)}
+    fn_name = {"Fn::Sub": "${StackPrefix}-check-${CheckName}"}
+    lambda_alarm = by_metric["DestinationDeliveryFailures"]
+    assert (lambda_alarm["Namespace"], lambda_alarm["Dimensions"]) == ("AWS/Lambda", [{"Name": "FunctionName", "Value": fn_name}])
+    rule_alarm = by_metric["InvocationsFailedToBeSentToDlq"]
+    assert (rule_alarm["Namespace"], rule_alarm["Dimensions"]) == ("AWS/Events", [{"Name": "RuleName", "Value": fn_name}])
+    for alarm in (lambda_alarm, rule_alarm, *forwarder):
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Statistic"]) == (1, "GreaterThanOrEqualToThreshold", "Sum")
+    # the names the alarms watch are the ones the function and its rule get
+    for lid, res in load_sam(CHILD)["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            assert res["Properties"]["FunctionName"] == fn_name, lid
+            assert res["Properties"]["Events"]["Schedule"]["Properties"]["Name"] == fn_name, lid
+
+
+FULL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account-AbC123"
+PARTIAL_ARNS = [
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account",
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account-",
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account-AbC12",
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account-AbC123*",
+    "synthetic/account",
+]
+
+
+@pytest.mark.parametrize("name", ["SyntheticAccountSecretArn", "PagerDutySecretArn"])
+def test_secret_arn_parameters_require_the_full_arn(name):
+    param = load_sam()["Parameters"][name]
+    # CloudFormation matches AllowedPattern against the whole value (Java regex, same syntax here)
+    assert re.fullmatch(param["AllowedPattern"], FULL_ARN)
+    assert re.fullmatch(param["AllowedPattern"], "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:pd-key-x1Y2z3")
+    for partial in PARTIAL_ARNS:
+        assert not re.fullmatch(param["AllowedPattern"], partial), partial
+    assert "6-character suffix" in param["ConstraintDescription"]
+
+
+def test_functions_follow_the_contract(cfn, child):
+    sam, sam_child = load_sam(), load_sam(CHILD)
+    globals_ = sam_child["Globals"]["Function"]
+    assert (globals_["Runtime"], globals_["Architectures"], globals_["Handler"], globals_["MemorySize"]) == \
+           ("provided.al2023", ["arm64"], "bootstrap", 128)
+    assert set(globals_["Environment"]["Variables"]) == {
+        "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
+        "TARGET_OVERRIDE_ALLOWED_HOSTS"}
+    assert globals_["Environment"]["Variables"]["CREDENTIALS_SECRET_ID"]["Fn::If"][0] == "ReadsSecret"
+    # one function per check in the child, each behind its own condition, with its own zip
+    stubs = {res["Properties"]["CodeUri"]: (lid, res) for lid, res in sam_child["Resources"].items()
+             if res["Type"] == "AWS::Serverless::Function"}
+    for check in CHECKS:
+        lid, res = stubs[f"../target/lambda/check-{check}/bootstrap.zip"]
+        assert sam_child["Conditions"][res["Condition"]] == {"Fn::Equals": [{"Ref": "CheckName"}, check]}
+    # each parent block: its Enable condition and the same shared parameters as every other block
+    blocks = check_blocks(sam)
+    own = {"CheckName", "ReadsAccountSecret", "TimeoutSeconds"}
+    shared = [{k: v for k, v in b["Properties"]["Parameters"].items() if k not in own} for b in blocks.values()]
+    assert all(s == shared[0] for s in shared)
+    assert set(shared[0]) | own == set(sam_child["Parameters"])
+    for check, block in blocks.items():
+        assert block["Condition"] == f"{check.capitalize()}CheckEnabled"
+        assert sam["Parameters"][f"Enable{check.capitalize()}Check"]["Default"] == "true"
+    fwd = cfn["Resources"]["PagerDutyForwarderFunction"]["Properties"]
+    assert (fwd["Runtime"], fwd["Architectures"], fwd["Handler"], fwd["MemorySize"]) == \
+           ("provided.al2023", ["arm64"], "bootstrap", 128)
+    assert set(sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]) == {
+        "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL"}
+    assert sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["CodeUri"] == \
+           "../target/lambda/pagerduty-forwarder/bootstrap.zip"
     assert sam["Parameters"]["ScheduleRateMinutes"]["Default"] == "5"
     assert sam["Parameters"]["SloTargetPercent"]["Default"] == 99.5
-    # secrets come in by ARN only; the one sensitive parameter (an integration URL) is not echoed
     for name in ("SyntheticAccountSecretArn", "PagerDutySecretArn"):
         assert "Default" not in sam["Parameters"][name]
-        assert sam["Parameters"][name]["AllowedPattern"].startswith("^arn:aws[a-z-]*:secretsmanager:")
     assert sam["Parameters"]["OpsPagerDutyEndpointUrl"]["NoEcho"] is True
+
+
+def test_every_check_crate_has_a_block():
+    """A functions/check-<name> crate without a nested stack would build and never run."""
+    crates = {p.name.removeprefix("check-") for p in (REPO / "functions").glob("check-*") if p.is_dir()}
+    assert crates <= set(CHECKS), crates - set(CHECKS)
+    for check in CHECKS:
+        assert journey_file(check).exists(), check
 
 
 def test_email_subscription_passes_triggers_only(cfn):
@@ -348,8 +493,10 @@ def aws(moto_endpoint):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("bootstrap", "#!/bin/sh\n")
-    for binary in FUNCTIONS:
+    for binary in BINARIES:
         s3.put_object(Bucket=BUCKET, Key=f"{binary}.zip", Body=buf.getvalue())
+    # what `sam package` uploads for Location: check.yaml; moto creates the nested stacks from it
+    s3.put_object(Bucket=BUCKET, Key="check.json", Body=json.dumps(to_cloudformation(path=CHILD)))
     sm = clients["secretsmanager"]
     clients["secrets"] = {
         "synthetic": sm.create_secret(Name="synthetic/account",
@@ -395,7 +542,8 @@ class Stack:
         if rtype == "AWS::Events::Rule" and attr == "Arn":
             return self.aws["events"].describe_rule(Name=phys)["Arn"]
         if rtype == "AWS::KMS::Key" and attr == "Arn":
-            return self.aws["kms"].describe_key(KeyId=phys)["KeyMetadata"]["Arn"]
+            # (moto's DescribeKey fails on a key whose policy CloudFormation stored as an object)
+            return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{phys}"
         raise KeyError(f"GetAtt {lid}.{attr} ({rtype}) is not known to this test")
 
     def sub(self, text: str, variables: dict[str, Any]) -> str:
@@ -446,6 +594,13 @@ class Stack:
         return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not NO_VALUE}
 
     def provision(self) -> None:
+        self.children: dict[str, Stack] = {}
+        for lid, res in self.template["Resources"].items():
+            if res["Type"] == "AWS::CloudFormation::Stack" and lid in self.physical:
+                child = Stack(self.aws, to_cloudformation(path=CHILD), self.physical[lid],
+                              {k: str(v) for k, v in self.resolve(res["Properties"]["Parameters"]).items()})
+                child.provision()
+                self.children[res["Properties"]["Parameters"]["CheckName"]] = child
         for rtype in ("AWS::SQS::QueuePolicy", "AWS::SNS::Subscription", "AWS::Lambda::EventInvokeConfig",
                       "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
             for lid, res in self.template["Resources"].items():
@@ -488,6 +643,10 @@ NO_VALUE = object()
 
 def deploy(aws, template, name, params) -> Stack:
     cf = aws["cloudformation"]
+    # moto names a nested stack after its logical id, so the previous test's would collide
+    for lid, res in template["Resources"].items():
+        if res["Type"] == "AWS::CloudFormation::Stack":
+            cf.delete_stack(StackName=lid)
     cf.create_stack(StackName=name, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"],
                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
     status = cf.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
@@ -506,15 +665,13 @@ def base_params(aws) -> dict[str, str]:
     }
 
 
-def functions_of(aws, stack) -> dict[str, dict[str, Any]]:
-    names = {stack.physical[lid]: binary for binary, lid in FUNCTIONS.items() if lid in stack.physical}
-    paginator = aws["lambda"].get_paginator("list_functions")
-    return {names[f["FunctionName"]]: f for page in paginator.paginate() for f in page["Functions"]
-            if f["FunctionName"] in names}
+def function(aws, name) -> dict[str, Any]:
+    return aws["lambda"].get_function(FunctionName=name)["Configuration"]
 
 
 def test_stack_creates_in_moto(aws, cfn):
-    skipped = {r["Type"] for r in cfn["Resources"].values()} - set(get_model_map()) - PROVISIONED_BY_TEST
+    skipped = {r["Type"] for t in (cfn, to_cloudformation(path=CHILD)) for r in t["Resources"].values()}
+    skipped -= set(get_model_map()) | PROVISIONED_BY_TEST
     assert skipped == set(), "resource types neither moto nor this test creates"
 
     params = {**base_params(aws), "AlarmEmail": "oncall@example.test",
@@ -522,44 +679,40 @@ def test_stack_creates_in_moto(aws, cfn):
               "SyntheticAccountSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
     stack = deploy(aws, cfn, "synthetics-full", params)
     alert_topic, ops_topic = stack.physical["AlertTopic"], stack.physical["OpsTopic"]
-
-    # functions
-    functions = functions_of(aws, stack)
-    assert set(functions) == set(FUNCTIONS)
-    for binary, fn in functions.items():
-        # (moto's CloudFormation drops Architectures and LoggingConfig; test_functions_follow_the_contract
-        # checks them in the transformed template)
-        assert (fn["Runtime"], fn["Handler"], fn["MemorySize"]) == ("provided.al2023", "bootstrap", 128)
-        assert fn["Timeout"] == cfn["Resources"][FUNCTIONS[binary]]["Properties"]["Timeout"]
-        env = fn["Environment"]["Variables"]
-        if binary != "pagerduty-forwarder":
-            assert env["ALERT_TOPIC_ARN"] == alert_topic and env["CHECK_ENV"] == "prod"
-            assert env["METRICS_NAMESPACE"] == "SyntheticMonitoring"
-            assert "TARGET_OVERRIDE_ALLOWED_HOSTS" not in env
-            assert env.get("CREDENTIALS_SECRET_ID") == (
-                aws["secrets"]["synthetic"] if binary.removeprefix("check-") in SECRET_CHECKS else None)
-        else:
-            assert env["PAGERDUTY_SECRET_ID"] == aws["secrets"]["pagerduty"]
-            assert env["PAGERDUTY_EVENTS_URL"] == "https://events.pagerduty.com"
-            assert env["PAGERDUTY_CLIENT_URL"].endswith(f"#dashboards:name={stack.physical['Dashboard']}")
-        invoke = aws["lambda"].get_function_event_invoke_config(FunctionName=fn["FunctionName"])
-        assert invoke["DestinationConfig"]["OnFailure"]["Destination"].startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:")
-        # a failed invocation (e.g. an undeliverable alert) gets Lambda's retry before the DLQ
-        assert invoke["MaximumRetryAttempts"] >= 1
-
-    # schedules: one rule per check, 5 minutes, with a retry policy and a DLQ
-    rules = [stack.physical[f"{p}CheckFunctionSchedule"] for p in CHECKS.values()]
     check_dlq_arn = stack.get_att("CheckDeadLetterQueue", "Arn")
-    listed = {r["Name"]: r for r in aws["events"].list_rules()["Rules"]}
-    for rule in rules:
-        assert listed[rule]["ScheduleExpression"] == "rate(5 minutes)"
-        (target,) = aws["events"].list_targets_by_rule(Rule=rule)["Targets"]
+    assert set(stack.children) == set(CHECKS)
+
+    for check, child in stack.children.items():
+        fn = function(aws, f"synthetics-full-check-{check}")
+        assert (fn["Runtime"], fn["Handler"], fn["MemorySize"]) == ("provided.al2023", "bootstrap", 128)
+        assert fn["Timeout"] == check_blocks(load_sam())[check]["Properties"]["Parameters"]["TimeoutSeconds"]
+        assert fn["Role"] == child.aws["iam"].get_role(RoleName=child.physical["Role"])["Role"]["Arn"]
+        env = fn["Environment"]["Variables"]
+        assert env["ALERT_TOPIC_ARN"] == alert_topic and env["CHECK_ENV"] == "prod"
+        assert env["METRICS_NAMESPACE"] == "SyntheticMonitoring"
+        assert "TARGET_OVERRIDE_ALLOWED_HOSTS" not in env
+        assert env.get("CREDENTIALS_SECRET_ID") == (aws["secrets"]["synthetic"] if check in SECRET_CHECKS else None)
+        # the role as created: GetSecretValue only for the checks that log in
+        policy = aws["iam"].get_role_policy(RoleName=child.physical["Role"], PolicyName=f"{check}-check")
+        doc = policy["PolicyDocument"]
+        # moto hands back what CloudFormation gave it, a Python repr here: read the actions off the text
+        actions = set(re.findall(r"[a-z0-9-]+:[A-Za-z*]+", str(doc)))
+        assert ("secretsmanager:GetSecretValue" in actions) == (check in SECRET_CHECKS)
+        invoke = aws["lambda"].get_function_event_invoke_config(FunctionName=fn["FunctionName"])
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == check_dlq_arn
+        assert invoke["MaximumRetryAttempts"] == 1 and invoke["MaximumEventAgeInSeconds"] == 300
+        rule = aws["events"].describe_rule(Name=f"synthetics-full-check-{check}")
+        assert rule["ScheduleExpression"] == "rate(5 minutes)"
+        (target,) = aws["events"].list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        assert target["Arn"] == fn["FunctionArn"]
         assert target["DeadLetterConfig"]["Arn"] == check_dlq_arn
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
 
-    # topics and subscriptions
-    topics = {t["TopicArn"] for t in aws["sns"].list_topics()["Topics"]}
-    assert {alert_topic, ops_topic} <= topics
+    forwarder = function(aws, stack.physical["PagerDutyForwarderFunction"])
+    env = forwarder["Environment"]["Variables"]
+    assert env["PAGERDUTY_SECRET_ID"] == aws["secrets"]["pagerduty"]
+    assert env["PAGERDUTY_CLIENT_URL"].endswith(f"#dashboards:name={stack.physical['Dashboard']}")
+
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=alert_topic)["Subscriptions"]
     assert sorted(s["Protocol"] for s in subs) == ["email", "lambda"]
     for sub in subs:
@@ -567,30 +720,24 @@ def test_stack_creates_in_moto(aws, cfn):
         if sub["Protocol"] == "email":
             assert json.loads(attrs["FilterPolicy"]) == {"event_action": ["trigger"]}
         else:
-            assert sub["Endpoint"] == functions["pagerduty-forwarder"]["FunctionArn"]
-            assert "FilterPolicy" not in attrs
-    ops_subs = aws["sns"].list_subscriptions_by_topic(TopicArn=ops_topic)["Subscriptions"]
-    assert sorted(s["Protocol"] for s in ops_subs) == ["email", "https"]
+            assert sub["Endpoint"] == forwarder["FunctionArn"] and "FilterPolicy" not in attrs
+    assert sorted(s["Protocol"] for s in aws["sns"].list_subscriptions_by_topic(TopicArn=ops_topic)["Subscriptions"]) \
+        == ["email", "https"]
 
-    # queues
-    queue_names = {url.rsplit("/", 1)[-1] for url in aws["sqs"].list_queues()["QueueUrls"]}
-    for lid in ("CheckDeadLetterQueue", "AlertDeadLetterQueue"):
-        assert stack.get_att(lid, "QueueName") in queue_names
-        policy = json.loads(aws["sqs"].get_queue_attributes(QueueUrl=stack.physical[lid], AttributeNames=["Policy"])
-                            ["Attributes"]["Policy"])
-        assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]
+    # the check DLQ admits this stack's check rules, by the name prefix every check rule has
     check_policy = json.loads(aws["sqs"].get_queue_attributes(
         QueueUrl=stack.physical["CheckDeadLetterQueue"], AttributeNames=["Policy"])["Attributes"]["Policy"])
-    assert len(check_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == 4
+    pattern = check_policy["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"]
+    for check in CHECKS:
+        assert fnmatch.fnmatchcase(aws["events"].describe_rule(Name=f"synthetics-full-check-{check}")["Arn"], pattern)
+    assert not fnmatch.fnmatchcase(f"arn:aws:events:{REGION}:{ACCOUNT}:rule/other-stack-check-x", pattern)
 
-    # alarms: per check 3 + 4 burn-rate windows + 2 composites, forwarder errors, PagerDuty
-    # rejections, 2 DLQ depth
+    # alarms: per check errors, 2 dead-letter paths, failing, heartbeat, 4 burn-rate windows
+    # (+ 2 composites); shared: forwarder errors and DLQ delivery, PagerDuty rejections, 2 DLQ depth
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-full-", MaxRecords=100)["MetricAlarms"]}
-    assert len(alarms) == 4 * 7 + 4
-    rejected = alarms["synthetics-full-pagerduty-rejected"]
-    assert (rejected["MetricName"], rejected["Dimensions"]) == ("PagerDutyRejected", [{"Name": "env", "Value": "prod"}])
-    assert len(stack.created["AWS::CloudWatch::CompositeAlarm"]) == 4 * 2
+    assert len(alarms) == len(CHECKS) * 9 + 5
+    assert sum(len(c.created["AWS::CloudWatch::CompositeAlarm"]) for c in stack.children.values()) == len(CHECKS) * 2
     for name, alarm in alarms.items():
         if "-burn-rate-" in name:
             assert alarm["AlarmActions"] == []  # the composite pages, not each window
@@ -600,37 +747,31 @@ def test_stack_creates_in_moto(aws, cfn):
         heartbeat = alarms[f"synthetics-full-{check}-heartbeat"]
         assert (heartbeat["Statistic"], heartbeat["TreatMissingData"]) == ("SampleCount", "breaching")
         assert {d["Value"] for d in heartbeat["Dimensions"]} == {check, "prod"}
+        delivery = alarms[f"synthetics-full-{check}-dlq-delivery-failed"]
+        assert delivery["Dimensions"] == [{"Name": "FunctionName", "Value": f"synthetics-full-check-{check}"}]
+        schedule = alarms[f"synthetics-full-{check}-schedule-dlq-delivery-failed"]
+        assert schedule["Dimensions"] == [{"Name": "RuleName", "Value": f"synthetics-full-check-{check}"}]
         burn = alarms[f"synthetics-full-{check}-burn-rate-1h"]
-        expression = next(m["Expression"] for m in burn["Metrics"] if "Expression" in m)
-        assert expression == "(1 - availability) * 100 / (100 - 99.5)"
-        assert burn["Threshold"] == 14.4
-        assert alarms[f"synthetics-full-{check}-burn-rate-30m"]["Threshold"] == 6
+        assert next(m["Expression"] for m in burn["Metrics"] if "Expression" in m) == "(1 - availability) * 100 / (100 - 99.5)"
     dashboard = aws["cloudwatch"].get_dashboard(DashboardName=stack.physical["Dashboard"])
-    body = json.loads(dashboard["DashboardBody"])
-    titles = [w["properties"].get("title", "") for w in body["widgets"]]
-    assert "Success rate per check (%)" in titles
-    assert all(f"{check}: latency per step, p50 / p95 (ms)" in titles for check in CHECKS)
+    titles = [w["properties"].get("title", "") for w in json.loads(dashboard["DashboardBody"])["widgets"]]
+    assert {"Success rate per check (%)", "Success rate per step (%)", "Lambda errors per function (the monitors themselves)"} <= set(titles)
 
 
 def test_disabled_check_and_no_optional_channels(aws, cfn):
     params = {**base_params(aws), "EnablePaymentCheck": "false", "ScheduleRateMinutes": "1"}
     stack = deploy(aws, cfn, "synthetics-lean", params)
-    assert set(functions_of(aws, stack)) == set(FUNCTIONS) - {"check-payment"}
-    assert "PaymentCheckFunctionSchedule" not in stack.physical
-    rule = stack.physical["HealthCheckFunctionSchedule"]
-    assert aws["events"].describe_rule(Name=rule)["ScheduleExpression"] == "rate(1 minute)"
+    assert set(stack.children) == set(CHECKS) - {"payment"}
+    names = {f["FunctionName"] for page in aws["lambda"].get_paginator("list_functions").paginate() for f in page["Functions"]}
+    assert "synthetics-lean-check-payment" not in names and "synthetics-lean-check-search" in names
+    assert aws["events"].describe_rule(Name="synthetics-lean-check-health")["ScheduleExpression"] == "rate(1 minute)"
+    # at rate(1 minute) Lambda's retry (about a minute after a failed run) still fits
+    invoke = aws["lambda"].get_function_event_invoke_config(FunctionName="synthetics-lean-check-products")
+    assert invoke["MaximumEventAgeInSeconds"] == 300
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix="synthetics-lean-", MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == 3 * 7 + 4
+    assert len(alarms) == (len(CHECKS) - 1) * 9 + 5
     assert not [a for a in alarms if "payment" in a["AlarmName"]]
     assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-heartbeat"))
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]
     assert [s["Protocol"] for s in subs] == ["lambda"]
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["OpsTopic"])["Subscriptions"] == []
-    check_policy = json.loads(aws["sqs"].get_queue_attributes(
-        QueueUrl=stack.physical["CheckDeadLetterQueue"], AttributeNames=["Policy"])["Attributes"]["Policy"])
-    assert len(check_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == 3
-    assert len(stack.created["AWS::CloudWatch::CompositeAlarm"]) == 3 * 2
-    body = json.loads(aws["cloudwatch"].get_dashboard(DashboardName=stack.physical["Dashboard"])["DashboardBody"])
-    errors_widget = next(w for w in body["widgets"] if w["properties"].get("title", "").startswith("Lambda errors"))
-    assert [m[-1]["label"] for m in errors_widget["properties"]["metrics"]] == \
-           ["check-health", "check-auth", "check-products", "pagerduty-forwarder"]
