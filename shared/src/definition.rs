@@ -485,8 +485,12 @@ impl Reader<'_> {
     fn budget(&mut self, table: &DeTable<'_>, defaults: &Defaults) -> Option<Budget> {
         let degraded = table.get("degraded_after_ms").map(|v| self.millis(v, "degraded_after_ms"));
         let fail = table.get("fail_after_ms").map(|v| self.millis(v, "fail_after_ms"));
-        let degraded = degraded.unwrap_or(Some(defaults.degraded_after_ms.unwrap_or(DEFAULT_DEGRADED_MS)))?;
         let fail = fail.unwrap_or(Some(defaults.fail_after_ms.unwrap_or(DEFAULT_FAIL_MS)))?;
+        let degraded = match degraded.or(defaults.degraded_after_ms.map(Some)) {
+            Some(explicit) => explicit?,
+            // Only a tighter fail_after was given: the built-in degraded budget shrinks with it.
+            None => DEFAULT_DEGRADED_MS.min(fail),
+        };
         if degraded > fail {
             let span = table.get("degraded_after_ms").or(table.get("fail_after_ms")).map(|v| v.span()).unwrap_or(0..0);
             self.problem(span, format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"));
@@ -917,4 +921,166 @@ struct Defaults {
     fail_after_ms: Option<u64>,
     expect_status: Option<ExpectedStatus>,
     headers: Vec<(String, Template)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAYMENT: &str = r#"
+check = "payment"
+description = "Sandbox payment"
+[vars]
+currency = "usd"
+[defaults]
+degraded_after_ms = 2000
+fail_after_ms = 10000
+headers = { Accept = "application/json" }
+
+[[steps]]
+name = "login"
+role = "login"
+method = "POST"
+path = "/api/auth/token"
+json = { user = { email = "{{secret.email}}", password = "{{secret.password}}" }, remember = true }
+expect_status = 200
+rejected_status = [400, 401]
+capture = { token = { json = "/access_token" } }
+
+[[steps]]
+name = "create"
+method = "post"
+path = "/v1/payment_intents"
+basic = { username = "{{secret.api_key}}" }
+idempotent = true
+form = { amount = 100, currency = "{{vars.currency}}" }
+expect_status = "2xx"
+capture = { id = { json = "/id" }, state = { header = "X-State" } }
+assert = [{ json = "/status", not_in = ["failed"] }, { header = "content-type", contains = "json" }]
+
+[[steps]]
+name = "refund"
+role = "cleanup"
+skip_if = { var = "state", in = ["failed"] }
+method = "POST"
+path = "/v1/refunds"
+bearer = "{{token}}"
+body = "payment_intent={{id}}&run={{run.id}}"
+content_type = "application/x-www-form-urlencoded"
+fail_after_ms = 15000
+"#;
+
+    fn problems(source: &str) -> Vec<String> {
+        JourneyDef::parse(source).unwrap_err().located("j.toml")
+    }
+
+    #[test]
+    fn a_full_journey_parses_with_defaults_vars_and_roles() {
+        let journey = JourneyDef::parse(PAYMENT).unwrap();
+        assert_eq!(journey.check, "payment");
+        let [login, create, refund] = journey.steps.as_slice() else { panic!("three steps") };
+        assert_eq!((login.role, login.method), (StepRole::Login, Method::Post));
+        assert_eq!(login.rejected_status, Some(ExpectedStatus::Set(vec![400, 401])));
+        assert_eq!(create.method, Method::Post, "methods are case-insensitive");
+        assert_eq!(create.expect_status, ExpectedStatus::Range(200, 299));
+        assert!(create.idempotent && create.rejected_status.is_none());
+        let Some(BodyDef::Form(form)) = &create.body else { panic!("form body") };
+        assert_eq!(form[1].1.as_literal().as_deref(), Some("usd"), "vars are inlined");
+        assert_eq!(refund.budget.fail_after, Duration::from_millis(15_000));
+        assert_eq!(refund.budget.degraded_after, Duration::from_millis(2_000), "from [defaults]");
+        assert_eq!(refund.headers.len(), 1, "default headers apply to every step");
+        assert_eq!(refund.captures_used().into_iter().collect::<Vec<_>>(), ["id", "token"]);
+        assert_eq!(journey.secret_fields().into_iter().collect::<Vec<_>>(), ["api_key", "email", "password"]);
+    }
+
+    #[test]
+    fn every_mistake_is_listed_with_its_line_and_column() {
+        let source = r#"check = "shop"
+colour = "blue"
+
+[[steps]]
+name = "login"
+path = "/login"
+rejected_status = 401
+
+[[steps]]
+name = "items"
+path = "/items/{{item_id}}"
+expect_status = 999
+assert = [{ json = "data", min_items = 1 }]
+capture = { item_id = { json = "/id" } }
+"#;
+        assert_eq!(
+            problems(source),
+            [
+                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, defaults, steps",
+                "j.toml:7:19: rejected_status belongs to a step with role = \"login\" only",
+                "j.toml:11:8: {{item_id}} names a capture that no earlier step makes",
+                "j.toml:12:17: expect_status must be an HTTP status (100-599), a list like [200, 201], or a range like \"2xx\" or \"200-299\"",
+                "j.toml:13:20: JSON pointer \"data\" must be \"\" (the whole body) or start with '/', e.g. \"/data\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn structural_mistakes_are_named() {
+        let cases = [
+            ("check = \"Bad Name\"\n[[steps]]\nname = \"a\"\npath = \"/\"\n", "check \"Bad Name\" must be"),
+            ("check = \"a\"\n", "the journey has no [[steps]]"),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"x\"\n", "must start with '/'"),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\n[[steps]]\nname = \"a\"\npath = \"/\"\n",
+                "already exists",
+            ),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nmethod = \"FETCH\"\n", "method \"FETCH\" must be"),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/{{vars.x}}\"\n", "{{vars.x}} is not defined"),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\njson = {}\nform = {}\n", "one body"),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nbearer = \"t\"\nbasic = {}\n", "bearer or basic"),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nfail_after_ms = 0\n", "from 1 to 900000"),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\ndegraded_after_ms = 5\nfail_after_ms = 4\n",
+                "must not exceed",
+            ),
+            ("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nassert = [{ json = \"/a\" }]\n", "exactly one of"),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nheaders = { Idempotency-Key = \"k\" }\n",
+                "idempotent = true",
+            ),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nskip_if = { var = \"x\", in = [\"y\"] }\n",
+                "no earlier step captures",
+            ),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\nrole = \"login\"\npath = \"/\"\nexpect_status = \"2xx\"\nrejected_status = 200\n",
+                "overlaps",
+            ),
+            (
+                "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nbody = \"x\"\ncontent_type = 3\n",
+                "content_type must be a string",
+            ),
+        ];
+        for (source, expected) in cases {
+            let found = problems(source);
+            assert!(found.iter().any(|p| p.contains(expected)), "{expected:?} not in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn toml_syntax_errors_carry_their_position() {
+        let found = problems("check = \"a\"\n[[steps]\nname = 1\n");
+        assert!(found[0].starts_with("j.toml:2:"), "{found:?}");
+    }
+
+    #[test]
+    fn the_whole_body_is_a_valid_pointer_and_steps_default_to_get_and_2xx() {
+        let source = "check = \"list\"\n[[steps]]\nname = \"products\"\npath = \"/products\"\nassert = [{ json = \"\", min_items = 1 }]\n";
+        let journey = JourneyDef::parse(source).unwrap();
+        let step = &journey.steps[0];
+        assert_eq!((step.method, step.expect_status.clone()), (Method::Get, ExpectedStatus::Range(200, 299)));
+        assert_eq!(
+            step.asserts,
+            [AssertDef::Json { pointer: String::new(), optional: false, test: JsonTestDef::MinItems(1) }]
+        );
+        assert!(!journey.uses_secrets());
+    }
 }

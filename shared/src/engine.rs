@@ -304,3 +304,284 @@ fn json_value(template: &JsonTemplate, scope: &RunScope) -> Result<Value, Render
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpRequest, ScriptedTarget};
+    use crate::journey::{JourneySetup, Outcome, RetryPolicy, RunResult};
+    use crate::secret::InMemorySecrets;
+    use std::time::Duration;
+
+    const ACCOUNT: &str = r#"{"api_key":"sk_test_4eC39Hq","email":"mon@example.com","password":"pw \"1\"\nx"}"#;
+
+    struct Ran {
+        run: RunResult,
+        requests: Vec<HttpRequest>,
+        secrets: Arc<InMemorySecrets>,
+    }
+
+    async fn run_journey(source: &str, target: ScriptedTarget) -> Ran {
+        run_with(source, target, |_| {}).await
+    }
+
+    async fn run_with(source: &str, target: ScriptedTarget, arrange: impl FnOnce(&InMemorySecrets)) -> Ran {
+        let journey_def = JourneyDef::parse(source).unwrap_or_else(|p| panic!("{p}"));
+        let target = Arc::new(target);
+        let secrets = Arc::new(InMemorySecrets::with("acct", ACCOUNT));
+        let store = CredentialStore::new(secrets.clone(), "acct", Duration::from_secs(300));
+        store.get().await.unwrap();
+        arrange(&secrets);
+        let mut journey = Journey::new(JourneySetup {
+            http: target.clone(),
+            check: journey_def.check.clone(),
+            env: "test".into(),
+            target: "http://api.test/".parse().unwrap(),
+            run_id: "run-1".into(),
+            synthetic_header: "X-Synthetic-Check".into(),
+            retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(1) },
+            max_redirects: 5,
+            deadline: None,
+        });
+        run(&journey_def, &mut journey, Some(&store)).await.unwrap();
+        Ran { run: journey.finish(), requests: target.requests(), secrets }
+    }
+
+    fn body(request: &HttpRequest) -> String {
+        request.body.as_ref().map(|b| String::from_utf8_lossy(b.bytes.expose()).into_owned()).unwrap_or_default()
+    }
+
+    fn outcomes(run: &RunResult) -> Vec<(&str, Outcome, Option<Cause>)> {
+        run.steps.iter().map(|s| (s.name.as_str(), s.outcome, s.cause)).collect()
+    }
+
+    const STRIPE: &str = r#"
+check = "stripe"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/v1/payment_intents"
+basic = { username = "{{secret.api_key}}" }
+idempotent = true
+form = { amount = 100, currency = "usd", description = "synthetic {{run.id}}" }
+capture = { id = { json = "/id" }, status = { json = "/status" } }
+assert = [{ json = "/status", one_of = ["succeeded"] }]
+[[steps]]
+name = "retrieve"
+path = "/v1/payment_intents/{{id}}"
+basic = { username = "{{secret.api_key}}" }
+assert = [{ json = "/id", equals = "{{id}}" }]
+[[steps]]
+name = "refund"
+role = "cleanup"
+skip_if = { var = "status", in = ["canceled"] }
+method = "POST"
+path = "/v1/refunds"
+basic = { username = "{{secret.api_key}}" }
+idempotent = true
+form = { payment_intent = "{{id}}" }
+fail_after_ms = 500
+"#;
+
+    #[tokio::test]
+    async fn form_bodies_basic_auth_captures_and_a_separate_refund() {
+        let created = r#"{"id":"pi_1","status":"succeeded"}"#;
+        let target = ScriptedTarget::default().then(200, created).then(200, created).then(200, r#"{"id":"re_1"}"#);
+        let ran = run_journey(STRIPE, target).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:#?}", ran.run);
+        let [create, retrieve, refund] = ran.requests.as_slice() else { panic!("{:?}", ran.requests) };
+        assert_eq!(body(create), "amount=100&currency=usd&description=synthetic+run-1");
+        assert_eq!(create.body.as_ref().unwrap().content_type, "application/x-www-form-urlencoded");
+        let key = Auth::Basic { username: Secret::new("sk_test_4eC39Hq".into()), password: Secret::new(String::new()) };
+        assert_eq!(create.auth.as_ref(), Some(&key));
+        assert_eq!(retrieve.url.path(), "/v1/payment_intents/pi_1");
+        assert_eq!((refund.url.path(), body(refund).as_str()), ("/v1/refunds", "payment_intent=pi_1"));
+        let idempotency =
+            |r: &HttpRequest| r.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).map(|(_, v)| v.clone());
+        assert_eq!(idempotency(create).as_deref(), Some("synthetic-run-1-create"));
+        assert_eq!(idempotency(refund).as_deref(), Some("synthetic-run-1-refund"));
+    }
+
+    #[tokio::test]
+    async fn cleanup_runs_after_a_failure_when_its_captures_exist() {
+        let created = r#"{"id":"pi_1","status":"succeeded"}"#;
+        let target = ScriptedTarget::default().then(200, created).then(500, "down").then(500, "down").then(200, "{}");
+        let ran = run_journey(STRIPE, target).await;
+        assert_eq!(
+            outcomes(&ran.run),
+            [
+                ("create", Outcome::Passed, None),
+                ("retrieve", Outcome::Failed, Some(Cause::HttpStatus)),
+                ("refund", Outcome::Passed, None)
+            ]
+        );
+        assert_eq!(ran.run.cause, Some(Cause::HttpStatus), "the first failure decides the cause");
+    }
+
+    #[tokio::test]
+    async fn a_declined_write_is_not_cleaned_up_and_later_steps_do_not_run() {
+        let declined = r#"{"error":{"code":"card_declined"},"status":"canceled","id":"pi_2"}"#;
+        let target = ScriptedTarget::default().then(402, declined).then(402, declined);
+        let ran = run_journey(STRIPE, target).await;
+        assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(Cause::HttpStatus))]);
+        assert_eq!(ran.requests.len(), 2, "the idempotent create is retried, nothing else is sent");
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_write_is_replayed_with_its_key_to_learn_what_to_clean_up() {
+        // GIVEN a create that times out twice (the target committed it), then answers the replay
+        let created = Ok(crate::http::HttpResponse::with(200, r#"{"id":"pi_9","status":"succeeded"}"#));
+        let target = ScriptedTarget::default()
+            .then_after(Duration::from_secs(60), created.clone())
+            .then_after(Duration::from_secs(60), created.clone())
+            .then_after(Duration::ZERO, created)
+            .then(200, "{}");
+        let source =
+            STRIPE.replace("[[steps]]\nname = \"create\"", "[[steps]]\nname = \"create\"\nfail_after_ms = 100");
+        // WHEN the journey runs
+        let ran = run_journey(&source, target).await;
+        // THEN the replay carried the same key, and the refund undid the write
+        let keys: Vec<_> =
+            ran.requests.iter().map(|r| r.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).cloned()).collect();
+        assert_eq!(keys[0], keys[2], "the replay is the same write");
+        assert_eq!(
+            outcomes(&ran.run),
+            [("create", Outcome::Failed, Some(Cause::Timeout)), ("refund", Outcome::Passed, None)]
+        );
+        assert_eq!(body(&ran.requests[3]), "payment_intent=pi_9");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_write_that_cannot_be_learned_is_cleanup_failed_naming_the_key() {
+        let hang = Ok(crate::http::HttpResponse::with(200, "{}"));
+        let target = ScriptedTarget::default()
+            .then_after(Duration::from_secs(60), hang.clone())
+            .then_after(Duration::from_secs(60), hang.clone())
+            .then_after(Duration::from_secs(60), hang);
+        let source =
+            STRIPE.replace("[[steps]]\nname = \"create\"", "[[steps]]\nname = \"create\"\nfail_after_ms = 100");
+        let ran = run_journey(&source, target).await;
+        assert_eq!(ran.run.cause, Some(Cause::CleanupFailed), "{:#?}", ran.run);
+        let error = ran.run.steps[0].error.clone().unwrap();
+        assert!(error.contains("Idempotency-Key synthetic-run-1-create"), "{error}");
+    }
+
+    const HOSTILE: &str = r#"
+check = "hostile"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/items"
+idempotent = true
+capture = { id = { json = "/id" }, note = { json = "/note" } }
+[[steps]]
+name = "fetch"
+path = "/items/{{id}}"
+[[steps]]
+name = "echo"
+method = "PUT"
+path = "/echo"
+json = { note = "{{note}}" }
+[[steps]]
+name = "header"
+path = "/echo"
+headers = { X-Note = "{{note}}" }
+"#;
+
+    #[tokio::test]
+    async fn hostile_captured_values_cannot_move_or_smuggle_a_request() {
+        let created = r#"{"id":"../admin","note":"a \"quoted\"\r\nX-Evil: 1"}"#;
+        let target = ScriptedTarget::default().then(201, created).then(200, "{}").then(200, "{}");
+        let ran = run_journey(HOSTILE, target).await;
+        assert_eq!(ran.requests[1].url.path(), "/items/..%2Fadmin", "one segment, never /admin");
+        let sent: serde_json::Value = serde_json::from_str(&body(&ran.requests[2])).unwrap();
+        assert_eq!(sent["note"], "a \"quoted\"\r\nX-Evil: 1", "JSON-escaped, not spliced");
+        assert_eq!(ran.requests.len(), 3, "the header step was never sent");
+        let header = ran.run.steps.last().unwrap();
+        assert_eq!((header.name.as_str(), header.cause), ("header", Some(Cause::InvalidResponse)));
+        assert!(header.error.as_deref().unwrap().contains("{{note}} holds a control character"), "{header:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dot_segment_id_fails_the_step_without_sending_it() {
+        let target = ScriptedTarget::default().then(201, r#"{"id":"..","note":"n"}"#);
+        let ran = run_journey(HOSTILE, target).await;
+        assert_eq!(ran.requests.len(), 1);
+        assert_eq!(outcomes(&ran.run)[1], ("fetch", Outcome::Failed, Some(Cause::InvalidResponse)));
+    }
+
+    #[tokio::test]
+    async fn a_non_json_or_missing_capture_fails_with_a_cause() {
+        for (body, cause) in [("<html>busy</html>", Cause::InvalidResponse), (r#"{"other":1}"#, Cause::Assertion)] {
+            let ran = run_journey(HOSTILE, ScriptedTarget::default().then(201, body).then(201, body)).await;
+            assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(cause))], "{body}");
+        }
+    }
+
+    const NESTED_LOGIN: &str = r#"
+check = "nested"
+[[steps]]
+name = "login"
+role = "login"
+method = "POST"
+path = "/api/v2/sessions"
+json = { user = { email = "{{secret.email}}", password = "{{secret.password}}" } }
+expect_status = 201
+rejected_status = 400
+capture = { token = { json = "/session/token" } }
+[[steps]]
+name = "me"
+path = "/api/v2/me"
+bearer = "{{token}}"
+"#;
+
+    #[tokio::test]
+    async fn a_declared_rejected_status_is_credentials_rejected_and_heals_a_rotation() {
+        let target = ScriptedTarget::default()
+            .then(400, r#"{"error":"invalid_grant"}"#)
+            .then(201, r#"{"session":{"token":"sess-tok-77"}}"#)
+            .then(500, "token sess-tok-77 broke")
+            .then(500, "token sess-tok-77 broke");
+        let ran = run_with(NESTED_LOGIN, target, |secrets| {
+            secrets.put("acct", r#"{"email":"mon@example.com","password":"rotated-pw"}"#)
+        })
+        .await;
+        assert_eq!(ran.secrets.reads(), 2, "one load, one refresh");
+        let sent: serde_json::Value = serde_json::from_str(&body(&ran.requests[0])).unwrap();
+        assert_eq!(sent["user"]["password"], "pw \"1\"\nx", "nested JSON, escaped");
+        assert_eq!(outcomes(&ran.run)[0], ("login", Outcome::Passed, None));
+        assert_eq!(ran.run.steps[0].attempts, 2);
+        let error = ran.run.steps[1].error.clone().unwrap();
+        assert!(!error.contains("sess-tok-77"), "a login capture is scrubbed: {error}");
+
+        let locked = ScriptedTarget::default().then(400, r#"{"error":"invalid_grant"}"#);
+        let ran = run_journey(NESTED_LOGIN, locked).await;
+        assert_eq!(outcomes(&ran.run), [("login", Outcome::Failed, Some(Cause::CredentialsRejected))]);
+        assert_eq!(ran.requests.len(), 1, "a rejected account is not hammered");
+    }
+
+    #[tokio::test]
+    async fn a_secret_field_the_journey_needs_but_the_secret_lacks_is_misconfigured() {
+        let journey_def = JourneyDef::parse(NESTED_LOGIN.replace("secret.email", "secret.username").as_str()).unwrap();
+        let secrets = Arc::new(InMemorySecrets::with("acct", ACCOUNT));
+        let store = CredentialStore::new(secrets, "acct", Duration::from_secs(1));
+        let target = Arc::new(ScriptedTarget::default());
+        let mut journey = Journey::new(JourneySetup {
+            http: target.clone(),
+            check: "nested".into(),
+            env: "test".into(),
+            target: "http://api.test/".parse().unwrap(),
+            run_id: "r".into(),
+            synthetic_header: "X-Synthetic-Check".into(),
+            retry: RetryPolicy::default(),
+            max_redirects: 0,
+            deadline: None,
+        });
+        let error = run(&journey_def, &mut journey, Some(&store)).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "misconfigured: secret acct has no string field \"username\" that journey nested uses"
+        );
+        assert!(target.requests().is_empty());
+    }
+}
