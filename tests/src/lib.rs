@@ -3,6 +3,7 @@
 //! real function binaries ([`lambda_emulator`]), and local AWS via moto
 //! ([`local_aws`]). The end-to-end tests and `make demo` are built on these.
 
+pub mod fake_apis;
 pub mod fake_pagerduty;
 pub mod hostile;
 pub mod lambda_emulator;
