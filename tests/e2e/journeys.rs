@@ -278,9 +278,10 @@ async fn nested_login_wrong_password_is_credentials_rejected_on_a_400_and_never_
     let run = exited.result();
     assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CredentialsRejected)), "{run:#?}");
     assert_eq!(step(&run, "login").status, Some(400));
-    // AND the secret was re-read once and the login rerun, then nothing else was tried
+    // AND the secret was re-read, but as it had not changed the known-bad password was not sent
+    // a second time (a second failed sign-in only brings an account lockout closer)
     let state = fake.handle().state();
-    assert_eq!((state.logins_rejected, state.sessions_created), (2, 0), "one rerun after the re-read: {state:?}");
+    assert_eq!((state.logins_rejected, state.sessions_created), (1, 0), "no rerun with the same secret: {state:?}");
     assert_eq!(state.me_ok + state.me_unauthorized, 0, "no later step after a rejected login: {state:?}");
 }
 
@@ -333,7 +334,7 @@ async fn oauth_secret_rotated_and_never_updated_is_credentials_rejected() {
     let run = exited.result();
     assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CredentialsRejected)), "{run:#?}");
     assert_eq!(step(&run, "token").status, Some(401));
-    assert_eq!(fake.handle().state().clients_rejected, 2, "the first try and one rerun after the re-read");
+    assert_eq!(fake.handle().state().clients_rejected, 1, "re-read, unchanged: not sent again");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +539,7 @@ async fn validate_lists_every_mistake_with_its_line_and_column() {
         })
         .collect();
     let expected = [
-        ("expect_status = 999", "999"),
+        ("expect_status = 999", "expect_status"),
         (r#"json = "data""#, "data"),
         ("retries = 3", "retries"),
         (r#"bearer = "{{session}}""#, "session"),
@@ -552,7 +553,7 @@ async fn validate_lists_every_mistake_with_its_line_and_column() {
         };
         assert!(*column >= 1, "{marker:?}: column {column}");
         assert!(message.contains(named), "{marker:?}: the message names {named:?}: {message}");
-        assert!(message.chars().next().is_some_and(char::is_alphabetic), "a plain sentence: {message}");
+        assert!(message.len() > named.len() && !message.contains("Error"), "a plain sentence: {message}");
     }
     assert!(located.len() >= expected.len(), "{}", exited.stderr);
     assert!(exited.stdout.trim().is_empty() || !exited.stdout.contains("\"status\""), "nothing was run");
