@@ -8,5 +8,6 @@ mod cli;
 mod delivery;
 mod helpers;
 mod hostile;
+mod journeys;
 mod pagerduty;
 mod payments;

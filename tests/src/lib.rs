@@ -5,6 +5,7 @@
 //! PagerDuty's published contract ([`pagerduty_contract`]). The end-to-end tests and `make demo`
 //! are built on these.
 
+pub mod fake_apis;
 pub mod fake_pagerduty;
 pub mod hostile;
 pub mod lambda_emulator;

@@ -1,5 +1,6 @@
 //! The demo shop: a small in-memory stand-in for the production service the
-//! synthetic checks walk (health, login, catalogue, payments with refunds).
+//! synthetic checks walk (health, login, catalogue, public search, payments
+//! with refunds).
 //!
 //! It exists so that the checks can be exercised end to end without a real
 //! service: every failure mode a check is meant to alert on can be switched on
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -63,10 +64,11 @@ pub enum Area {
     Auth,
     Products,
     Payments,
+    Search,
 }
 
 impl Area {
-    pub const ALL: [Area; 4] = [Area::Health, Area::Auth, Area::Products, Area::Payments];
+    pub const ALL: [Area; 5] = [Area::Health, Area::Auth, Area::Products, Area::Payments, Area::Search];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,6 +76,7 @@ impl Area {
             Area::Auth => "auth",
             Area::Products => "products",
             Area::Payments => "payments",
+            Area::Search => "search",
         }
     }
 
@@ -84,6 +87,7 @@ impl Area {
             Area::Auth => "lock, 500, slow:<ms>",
             Area::Products => "500, empty, slow:<ms>",
             Area::Payments => "decline, no-refund, get-500, 500, slow:<ms>",
+            Area::Search => "500, empty, slow:<ms>",
         }
     }
 }
@@ -111,9 +115,9 @@ pub enum Fault {
     Slow(Duration),
     /// auth: the synthetic account is locked.
     Lock,
-    /// auth, products, payments (create): 500.
+    /// auth, products, payments (create), search: 500.
     Internal,
-    /// products: an empty catalogue.
+    /// products: an empty catalogue; search: no results.
     Empty,
     /// payments: the card is declined, nothing is recorded.
     Decline,
@@ -135,8 +139,8 @@ impl Fault {
         let fault = match (area, spec) {
             (Area::Health, "down") => Fault::Down,
             (Area::Auth, "lock") => Fault::Lock,
-            (Area::Auth | Area::Products | Area::Payments, "500") => Fault::Internal,
-            (Area::Products, "empty") => Fault::Empty,
+            (Area::Auth | Area::Products | Area::Payments | Area::Search, "500") => Fault::Internal,
+            (Area::Products | Area::Search, "empty") => Fault::Empty,
             (Area::Payments, "decline") => Fault::Decline,
             (Area::Payments, "no-refund") => Fault::NoRefund,
             (Area::Payments, "get-500") => Fault::Get500,
@@ -173,7 +177,7 @@ impl fmt::Display for Fault {
 /// Why a fault could not be set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
-    #[error("unknown fault area '{0}' (expected one of: health, auth, products, payments)")]
+    #[error("unknown fault area '{0}' (expected one of: health, auth, products, payments, search)")]
     UnknownArea(String),
     #[error("unknown fault '{fault}' for area '{area}' (expected one of: {})", area.accepted())]
     UnknownFault { area: Area, fault: String },
@@ -338,6 +342,7 @@ pub fn router(cfg: ShopConfig) -> io::Result<(Router, ShopHandle)> {
         .route("/health", get(health))
         .route("/api/auth/token", post(issue_token))
         .route("/api/products", get(products))
+        .route("/api/search", get(search))
         .route("/api/payments", post(create_payment))
         .route("/api/payments/{id}", get(get_payment))
         .route("/api/payments/{id}/refund", post(refund_payment))
@@ -521,15 +526,40 @@ async fn products(State(shop): State<Arc<Shop>>, headers: HeaderMap) -> Response
     match fault {
         Some(Fault::Internal) => internal(),
         Some(Fault::Empty) => reply(StatusCode::OK, json!({ "data": [] })),
-        _ => reply(
-            StatusCode::OK,
-            json!({ "data": [
-                { "id": "p1", "name": "Espresso beans, 1 kg", "price_cents": 2499 },
-                { "id": "p2", "name": "Pour-over kettle", "price_cents": 4599 },
-                { "id": "p3", "name": "Ceramic dripper", "price_cents": 1899 },
-            ] }),
-        ),
+        _ => reply(StatusCode::OK, json!({ "data": CATALOGUE.iter().map(product_json).collect::<Vec<_>>() })),
     }
+}
+
+/// The catalogue: id, name, price in cents.
+const CATALOGUE: [(&str, &str, i64); 3] =
+    [("p1", "Espresso beans, 1 kg", 2499), ("p2", "Pour-over kettle", 4599), ("p3", "Ceramic dripper", 1899)];
+
+fn product_json(&(id, name, price_cents): &(&str, &str, i64)) -> Value {
+    json!({ "id": id, "name": name, "price_cents": price_cents })
+}
+
+/// Longest search term accepted, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+
+/// `GET /api/search?q=<term>`: public (no token), the products whose name contains the term,
+/// case-insensitively.
+async fn search(State(shop): State<Arc<Shop>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let fault = shop.delay(Area::Search).await;
+    let query = match params.get("q").map(|q| q.trim()) {
+        Some(q) if !q.is_empty() && q.chars().count() <= MAX_QUERY_CHARS => q.to_owned(),
+        _ => {
+            return bad_request("invalid_query", format!("expected ?q=<term> of 1 to {MAX_QUERY_CHARS} characters"));
+        }
+    };
+    let results: Vec<Value> = match fault {
+        Some(Fault::Internal) => return internal(),
+        Some(Fault::Empty) => Vec::new(),
+        _ => {
+            let needle = query.to_lowercase();
+            CATALOGUE.iter().filter(|(_, name, _)| name.to_lowercase().contains(&needle)).map(product_json).collect()
+        }
+    };
+    reply(StatusCode::OK, json!({ "query": query, "results": results }))
 }
 
 #[derive(Deserialize)]
@@ -959,6 +989,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn public_search_matches_names_case_insensitively_with_faults_and_counted_traffic() {
+        let shop = shop().await;
+        let admin = shop.admin().unwrap();
+        let c = Client::new(&shop, true);
+        // GIVEN no token at all: search is public
+        let (status, body) = c.get("/api/search?q=KETTLE", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({ "query": "KETTLE", "results": [{ "id": "p2", "name": "Pour-over kettle", "price_cents": 4599 }] })
+        );
+        let (_, body) = c.get("/api/search?q=E", None).await;
+        let ids: Vec<&str> = body["results"].as_array().unwrap().iter().filter_map(|p| p["id"].as_str()).collect();
+        assert_eq!(ids, ["p1", "p2", "p3"], "every name has an e, one of them an E");
+        let (_, body) = c.get("/api/search?q=ceramic%20DRIP", None).await;
+        assert_eq!((body["query"].as_str(), body["results"][0]["id"].as_str()), (Some("ceramic DRIP"), Some("p3")));
+        assert_eq!(c.get("/api/search?q=teapot", None).await, (200, json!({ "query": "teapot", "results": [] })));
+        for bad in ["/api/search", "/api/search?q=", "/api/search?q=%20%20"] {
+            let (status, body) = c.get(bad, None).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")), "{bad}");
+        }
+        let long = format!("/api/search?q={}", "a".repeat(MAX_QUERY_CHARS + 1));
+        assert_eq!(c.get(&long, None).await.0, 400);
+
+        admin.set_fault("search", "empty").await.unwrap();
+        assert_eq!(c.get("/api/search?q=kettle", None).await, (200, json!({ "query": "kettle", "results": [] })));
+        admin.set_fault("search", "500").await.unwrap();
+        assert_eq!(c.get("/api/search?q=kettle", None).await, (500, json!({ "error": "internal" })));
+        admin.set_fault("search", "slow:300").await.unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(c.get("/api/search?q=kettle", None).await.0, 200);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        match admin.set_fault("search", "decline").await {
+            Err(AdminError::Status { status: 400, body }) => assert!(body.contains("500, empty, slow:<ms>"), "{body}"),
+            other => panic!("expected 400, got {other:?}"),
+        }
+        // Faults elsewhere leave search alone, and search faults leave products alone.
+        let token = c.token().await;
+        assert_eq!(c.get("/api/products", Some(&token)).await.0, 200);
+        admin.clear_fault("search").await.unwrap();
+        admin.set_fault("products", "500").await.unwrap();
+        assert_eq!(c.get("/api/search?q=kettle", None).await.0, 200);
+
+        let real = Client::new(&shop, false);
+        assert_eq!(real.get("/api/search?q=beans", None).await.0, 200);
+        let state = admin.state().await.unwrap();
+        assert_eq!(state.traffic, TrafficCounts { synthetic: 14, real: 1 });
+        assert_eq!(state.faults.get("products").map(String::as_str), Some("500"));
+    }
+
+    #[tokio::test]
     async fn password_rotation() {
         let shop = shop().await;
         let admin = shop.admin().unwrap();
@@ -974,6 +1055,10 @@ mod tests {
     fn fault_parsing() {
         assert_eq!(Fault::parse(Area::Health, "slow:15"), Ok(Fault::Slow(Duration::from_millis(15))));
         assert_eq!(Fault::parse(Area::Payments, "get-500"), Ok(Fault::Get500));
+        assert_eq!(Fault::parse(Area::Search, "empty"), Ok(Fault::Empty));
+        assert_eq!(Fault::parse(Area::Search, "500"), Ok(Fault::Internal));
+        assert!(Fault::parse(Area::Search, "lock").is_err());
+        assert_eq!("search".parse::<Area>(), Ok(Area::Search));
         assert!(Fault::parse(Area::Health, "500").is_err());
         assert!(Fault::parse(Area::Auth, "slow:-1").is_err());
         assert!(Fault::parse(Area::Auth, "slow:600001").is_err());
