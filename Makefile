@@ -14,12 +14,13 @@ BUILD_TOOLS := 'cargo-lambda>=1' 'ziglang'
 export MOTO_SERVER := $(abspath $(VENV)/bin/moto_server)
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: help tools build-tools bins demo test fmt lint bench
+.PHONY: help tools build-tools bins demo test fmt lint bench journeys
 
 help:
 	@echo "make demo      the four checks as Lambdas against the local demo shop: healthy, broken, healed"
 	@echo "make test      everything CI checks: fmt, clippy, unit and end-to-end tests, template checks"
 	@echo "make build     arm64 bootstrap.zip per function (cargo lambda)"
+	@echo "make journeys  validate every journey file (file:line:column for each mistake)"
 	@echo "make deploy    sam deploy of infra/template.yaml"
 
 $(VENV)/.test-tools:
@@ -48,7 +49,14 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: fmt tools lint bins
+# Every journey file: the ones compiled into the functions and the test fixtures. A broken
+# journey fails here, with file:line:column, before any test or deploy (make build needs it too).
+JOURNEYS := $(wildcard functions/*/journey.toml) $(filter-out tests/journeys/invalid.toml,$(wildcard tests/journeys/*.toml))
+
+journeys: bins
+	target/debug/synthetic validate $(JOURNEYS)
+
+test: fmt tools lint bins journeys
 	cargo test --workspace
 	$(MAKE) --no-print-directory validate test-infra
 

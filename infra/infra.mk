@@ -9,7 +9,7 @@ LAMBDA_TARGET := aarch64-unknown-linux-gnu
 .PHONY: build deploy deploy-tools deploy-credentials validate test-infra
 
 ## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as infra/template.yaml expects
-build: build-tools
+build: build-tools journeys
 	@rustup target list --installed | grep -qx '$(LAMBDA_TARGET)' || rustup target add $(LAMBDA_TARGET)
 	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_BINS))
 	@for bin in $(LAMBDA_BINS); do \

@@ -118,3 +118,40 @@ async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
     assert_eq!(stack.alerts().await.expect("drain").len(), 1, "the refused event published nothing");
     stack.stop().await;
 }
+
+/// The fifth check, added the documented way: a journey file and a thin crate, no Rust logic.
+#[tokio::test]
+async fn a_check_added_as_a_journey_file_runs_as_a_real_lambda() {
+    let stack = stack().await;
+    let cases: &[(&str, Option<(Outcome, Cause)>)] = &[
+        ("none", None),
+        ("500", Some((Outcome::Failed, Cause::HttpStatus))),
+        ("empty", Some((Outcome::Failed, Cause::Assertion))),
+    ];
+    for (fault, expected) in cases {
+        // GIVEN the shop's search healthy, or with a fault
+        stack.shop.handle().clear_all();
+        if *fault != "none" {
+            stack.shop.handle().set_fault("search", fault).expect("valid fault");
+        }
+        // WHEN check-search runs once as a cold Lambda, with no secret configured
+        let process =
+            stack.spawn_function("check-search", &[FAST_RETRY, ("CREDENTIALS_SECRET_ID", "")]).await.expect("spawn");
+        let invocation = process
+            .invoke(synthetic_e2e::stack::scheduled_event_named("search"), synthetic_e2e::stack::INVOKE_TIMEOUT)
+            .await
+            .expect("invoke");
+        let logs = process.logs();
+        process.shutdown().await;
+        let ran = Ran { invocation, alerts: stack.alerts().await.expect("drain"), logs };
+        // THEN it reports like every built-in check: one alert, the dedup key of its own name
+        match expected {
+            None => assert_resolve(&ran),
+            Some((status, cause)) => assert_trigger(&ran, *status, *cause),
+        }
+        assert_eq!(ran.result().check, "search");
+        assert_eq!(ran.result().steps[0].name, "search");
+    }
+    assert_eq!(stack.shop.handle().state().traffic.real, 0, "its requests are marked synthetic");
+    stack.stop().await;
+}

@@ -70,11 +70,16 @@ impl LocalStack {
 
     /// Starts `check-<name>` as a cold Lambda sandbox. `extra` overrides the default env.
     pub async fn spawn_check(&self, check: Check, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
-        let binary = format!("check-{}", check.name());
-        let path = workspace_binary(&binary).map_err(StackError::MissingBinary)?;
+        self.spawn_function(&format!("check-{}", check.name()), extra).await
+    }
+
+    /// Starts any function binary of the workspace (a check added with its own journey file,
+    /// say) as a cold Lambda sandbox, with the checks' environment plus `extra`.
+    pub async fn spawn_function(&self, binary: &str, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
+        let path = workspace_binary(binary).map_err(StackError::MissingBinary)?;
         let mut env = self.function_env();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Ok(LambdaProcess::spawn(&path, &binary, &env).await?)
+        Ok(LambdaProcess::spawn(&path, binary, &env).await?)
     }
 
     /// Alerts published since the last drain.
@@ -106,6 +111,11 @@ pub fn account_json(password: &str) -> String {
 
 /// The event EventBridge Scheduler sends a target on each tick.
 pub fn scheduled_event(check: Check) -> Value {
+    scheduled_event_named(check.name())
+}
+
+/// The scheduled event of the rule that runs the check named `name`.
+pub fn scheduled_event_named(name: &str) -> Value {
     json!({
         "version": "0",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -114,7 +124,7 @@ pub fn scheduled_event(check: Check) -> Value {
         "account": "123456789012",
         "time": "2026-11-21T10:00:00Z",
         "region": "us-east-1",
-        "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/synthetic-{}", check.name())],
+        "resources": [format!("arn:aws:events:us-east-1:123456789012:rule/synthetic-{name}")],
         "detail": {}
     })
 }
