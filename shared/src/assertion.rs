@@ -185,7 +185,7 @@ impl JsonTest {
 
 fn same(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
-        (Value::Number(_) | Value::Bool(_), Value::String(text)) => actual.to_string() == *text,
+        (Value::Number(_) | Value::Bool(_), Value::String(text)) => text.as_str() == actual.to_string().as_str(),
         _ => actual == expected,
     }
 }
