@@ -321,6 +321,20 @@ mod tests {
         secrets: Arc<InMemorySecrets>,
     }
 
+    fn setup(target: Arc<ScriptedTarget>, check: &str) -> JourneySetup {
+        JourneySetup {
+            http: target,
+            check: check.into(),
+            env: "test".into(),
+            target: "http://api.test/".parse().unwrap(),
+            run_id: "run-1".into(),
+            synthetic_header: "X-Synthetic-Check".into(),
+            retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(1) },
+            max_redirects: 5,
+            deadline: None,
+        }
+    }
+
     async fn run_journey(source: &str, target: ScriptedTarget) -> Ran {
         run_with(source, target, |_| {}).await
     }
@@ -332,17 +346,7 @@ mod tests {
         let store = CredentialStore::new(secrets.clone(), "acct", Duration::from_secs(300));
         store.get().await.unwrap();
         arrange(&secrets);
-        let mut journey = Journey::new(JourneySetup {
-            http: target.clone(),
-            check: journey_def.check.clone(),
-            env: "test".into(),
-            target: "http://api.test/".parse().unwrap(),
-            run_id: "run-1".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(1) },
-            max_redirects: 5,
-            deadline: None,
-        });
+        let mut journey = Journey::new(setup(target.clone(), &journey_def.check));
         run(&journey_def, &mut journey, Some(&store)).await.unwrap();
         Ran { run: journey.finish(), requests: target.requests(), secrets }
     }
@@ -566,17 +570,7 @@ bearer = "{{token}}"
         let secrets = Arc::new(InMemorySecrets::with("acct", ACCOUNT));
         let store = CredentialStore::new(secrets, "acct", Duration::from_secs(1));
         let target = Arc::new(ScriptedTarget::default());
-        let mut journey = Journey::new(JourneySetup {
-            http: target.clone(),
-            check: "nested".into(),
-            env: "test".into(),
-            target: "http://api.test/".parse().unwrap(),
-            run_id: "r".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy::default(),
-            max_redirects: 0,
-            deadline: None,
-        });
+        let mut journey = Journey::new(setup(target.clone(), "nested"));
         let error = run(&journey_def, &mut journey, Some(&store)).await.unwrap_err();
         assert_eq!(
             error.to_string(),
