@@ -6,6 +6,7 @@
 mod checks;
 mod cli;
 mod delivery;
+mod health_body;
 mod helpers;
 mod hostile;
 mod journeys;
