@@ -204,15 +204,29 @@ fn misconfigured(name: &str, expected: &str, got: &str) -> CheckError {
 }
 
 /// An absolute http(s) URL without credentials in it; errors name the variable.
+///
+/// An error never quotes the value: a rejected URL may carry a password in its userinfo (or a
+/// token in its query), and the message reaches logs, alerts and the CLI's output. It names the
+/// part that is wrong instead.
 pub fn parse_target(name: &str, raw: &str) -> Result<Url, CheckError> {
-    let url =
-        Url::parse(raw.trim()).map_err(|e| misconfigured(name, &format!("an absolute http(s) URL ({e})"), raw))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(misconfigured(name, "an absolute http(s) URL", raw));
-    }
+    let wrong = |what: &str| {
+        CheckError::Misconfigured(format!("{name} must be an absolute http(s) URL without credentials; {what}"))
+    };
+    // `url`'s parse errors are fixed sentences ("relative URL without a base", "invalid port
+    // number"), never the input.
+    let url = Url::parse(raw.trim()).map_err(|e| wrong(&format!("it cannot be parsed ({e})")))?;
+    // Checked before the scheme so an `ftp://user:password@…` is refused for what matters most.
     if !url.username().is_empty() || url.password().is_some() {
-        // Never echo the value: it holds a credential.
-        return Err(CheckError::Misconfigured(format!("{name} must not carry credentials; put them in the secret")));
+        return Err(wrong("it carries credentials (put them in the secret)"));
+    }
+    if !url.has_host() || url.host_str().is_none_or(str::is_empty) {
+        // Without `//` whatever precedes the first ':' parses as the scheme, and that may be a
+        // user name (`deploy:password@shop`), so the scheme is not quoted here.
+        return Err(wrong("it has no host (is the https:// missing?)"));
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        // With a host present the scheme is the text before `://`: safe to name.
+        return Err(wrong(&format!("its scheme is {:?}", url.scheme())));
     }
     Ok(url)
 }
@@ -354,8 +368,45 @@ mod tests {
         let mut vars = base();
         vars.insert("TARGET_BASE_URL", "https://user:hunter2@shop.example.com");
         let error = error_of(Check::Health, &vars);
-        assert!(error.contains("TARGET_BASE_URL must not carry credentials"));
-        assert!(!error.contains("hunter2"));
+        assert!(error.contains("TARGET_BASE_URL must be an absolute http(s) URL without credentials"), "{error}");
+        assert!(error.contains("it carries credentials"), "{error}");
+        assert!(!error.contains("hunter2") && !error.contains("user"), "{error}");
+    }
+
+    #[test]
+    fn a_rejected_target_names_the_wrong_part_and_never_echoes_the_value() {
+        // Each value is wrong in a different way, and each holds a secret somewhere.
+        let cases = [
+            ("ftp://deploy:hunter2@shop.example.com", "it carries credentials"),
+            ("https://:hunter2@shop.example.com/", "it carries credentials"),
+            ("ftp://shop.example.com/?token=hunter2", "its scheme is \"ftp\""),
+            ("deploy:hunter2@shop.example.com", "it has no host"),
+            ("https://deploy:hunter2@shop.example.com:99999/", "it cannot be parsed (invalid port number)"),
+            ("shop.example.com/?token=hunter2", "it cannot be parsed (relative URL without a base)"),
+            ("file:///hunter2", "it has no host"),
+        ];
+        for (value, expected) in cases {
+            // GIVEN the value as TARGET_BASE_URL
+            let mut vars = base();
+            vars.insert("TARGET_BASE_URL", value);
+
+            // WHEN the configuration is read
+            let error = error_of(Check::Health, &vars);
+
+            // THEN the variable and the wrong part are named, and nothing of the value is quoted
+            assert!(error.starts_with("misconfigured: TARGET_BASE_URL must be"), "{value}: {error}");
+            assert!(error.contains(expected), "{value}: {error}");
+            assert!(!error.contains("hunter2") && !error.contains("deploy"), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_override_in_the_event_is_not_echoed_either() {
+        let config = load(Check::Health, &base()).unwrap();
+        let error = config.target_for(Some("ftp://deploy:hunter2@shop.example.com")).unwrap_err();
+        assert_eq!(error.error_type(), "InvalidEvent");
+        assert!(error.to_string().contains("target_base_url must be"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -278,22 +278,78 @@ impl HttpResponse {
     }
 }
 
-/// Maps a reqwest failure to a cause. TLS problems surface as connect errors whose source chain
-/// names the handshake or certificate, so the chain is inspected.
+/// Maps a reqwest failure to a cause, from the *types* in its source chain. Never from its
+/// text: reqwest's message quotes the URL, so a refused connection to `/tls-edge` would read as
+/// a TLS failure if words were matched.
 fn classify(error: reqwest::Error) -> CheckError {
     let text = error_chain(&error);
-    let lower = text.to_ascii_lowercase();
-    let tls_words = ["certificate", "tls", "handshake", "corrupt message", "rustls", "peer sent"];
-    if error.is_timeout() {
+    match transport_failure(&error) {
+        Transport::Tls => CheckError::Tls(text),
         // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
-        CheckError::Connect(format!("connect timed out: {text}"))
-    } else if tls_words.iter().any(|w| lower.contains(w)) {
-        CheckError::Tls(text)
-    } else if error.is_body() || error.is_decode() {
-        CheckError::InvalidResponse(format!("body could not be read: {text}"))
-    } else {
-        CheckError::Connect(text)
+        Transport::Timeout => CheckError::Connect(format!("connect timed out: {text}")),
+        Transport::Connection => CheckError::Connect(text),
+        Transport::Body => CheckError::InvalidResponse(format!("body could not be read: {text}")),
     }
+}
+
+#[derive(Debug, PartialEq)]
+enum Transport {
+    Tls,
+    Timeout,
+    Connection,
+    Body,
+}
+
+fn transport_failure(error: &reqwest::Error) -> Transport {
+    let mut timed_out = error.is_timeout();
+    let mut connection = error.is_connect();
+    for cause in causes(error) {
+        // rustls reports every handshake, record and certificate failure as its own error type;
+        // tokio-rustls hands it up wrapped in an `io::Error` of kind `InvalidData`.
+        if cause.is::<rustls::Error>() {
+            return Transport::Tls;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                TimedOut => timed_out = true,
+                ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
+                | AddrNotAvailable | HostUnreachable | NetworkUnreachable => connection = true,
+                _ => {}
+            }
+        }
+    }
+    if timed_out {
+        Transport::Timeout
+    } else if connection {
+        // A reset while the body streams is still the connection failing, not a bad answer.
+        Transport::Connection
+    } else if error.is_body() || error.is_decode() {
+        Transport::Body
+    } else {
+        Transport::Connection
+    }
+}
+
+/// Every error in the chain, including the one an `io::Error` wraps: `io::Error::source` skips
+/// its own payload (it returns the payload's source), so the payload is reached through
+/// `get_ref`.
+fn causes<'a>(error: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        found.push(cause);
+        let wrapped = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        next = match wrapped {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+        // A cycle cannot happen with std's errors, but the walk stays bounded regardless.
+        if found.len() > 32 {
+            break;
+        }
+    }
+    found
 }
 
 /// An error and its sources on one line, without repeating a source its parent already quotes.
@@ -327,6 +383,79 @@ mod tests {
         };
         let debug = format!("{request:?}");
         assert_eq!(debug, "Post http://shop.test/api/auth/token");
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest {
+            method: Method::Get,
+            url: Url::parse(url).unwrap(),
+            headers: vec![],
+            auth: None,
+            body: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A loopback port nothing listens on.
+    async fn closed_port() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        port
+    }
+
+    /// A loopback server that answers every connection with `answer` once it has read the request.
+    async fn answering(answer: &'static [u8]) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream.write_all(answer).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_connect_whatever_words_the_url_holds() {
+        // GIVEN a closed port, addressed through a path full of the words a TLS failure uses
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+        let url = format!("http://127.0.0.1:{}/tls-edge/certificate/handshake?rustls=1", closed_port().await);
+
+        // WHEN a request is sent
+        let error = target.send(get(&url)).await.unwrap_err();
+
+        // THEN it is a connect failure: the URL's words do not decide the cause
+        assert_eq!(error.cause(), crate::Cause::Connect, "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn plain_http_behind_an_https_url_is_tls_whatever_words_the_url_holds() {
+        // GIVEN a server speaking plain HTTP, addressed as HTTPS through a path with no TLS word
+        let port = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").await;
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+
+        // WHEN a request is sent
+        let error = target.send(get(&format!("https://127.0.0.1:{port}/api/refused/connect"))).await.unwrap_err();
+
+        // THEN the handshake failure is found by its type
+        assert_eq!(error.cause(), crate::Cause::Tls, "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_invalid_response_even_under_a_tls_path() {
+        // GIVEN a server that promises ten bytes, sends two and closes
+        let port = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n{}").await;
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+
+        // WHEN the body is read
+        let error = target.send(get(&format!("http://127.0.0.1:{port}/tls/certificate"))).await.unwrap_err();
+
+        // THEN the truncated body is a bad answer, not a TLS or connect failure
+        assert_eq!(error.cause(), crate::Cause::InvalidResponse, "{error:?}");
     }
 
     #[test]
