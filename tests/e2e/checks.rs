@@ -4,6 +4,7 @@ use crate::helpers::*;
 use serde_json::json;
 use synthetic_checks::{Cause, Check, Outcome};
 use synthetic_e2e::lambda_emulator::Invocation;
+use synthetic_e2e::shop::{self, ShopConfig};
 
 #[tokio::test]
 async fn healthy_shop_passes_every_check_with_exactly_one_resolve() {
@@ -79,43 +80,86 @@ async fn a_locked_synthetic_account_is_credentials_rejected_not_an_outage() {
 
 #[tokio::test]
 async fn a_rotated_secret_heals_itself_in_a_warm_function() {
+    const ROTATED: &str = "rotated-password-2";
     let stack = stack().await;
     let process = stack.spawn_check(Check::Auth, &[FAST_RETRY]).await.expect("spawn");
     // GIVEN a warm function that cached the account on its first run
     let first = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth).await.expect("invoke");
     assert!(matches!(first, Invocation::Response(_)));
     // WHEN the password is rotated in the shop and in Secrets Manager
-    stack.rotate_password("rotated-password-2").await.expect("rotate");
+    stack.rotate_password(ROTATED).await.expect("rotate");
     let second = synthetic_e2e::stack::invoke_scheduled(&process, Check::Auth).await.expect("invoke");
     // THEN the rejected login refreshes the secret and the run passes on the second attempt
-    let Invocation::Response(body) = second else { panic!("{second:?}") };
+    let Invocation::Response(body) = &second else { panic!("{second:?}") };
     assert_eq!(body["status"], "passed", "{body}");
     assert_eq!(body["steps"][0]["attempts"], 2);
     let logs = process.logs();
     process.shutdown().await;
-    assert!(!logs.iter().any(|l| l.contains("rotated-password-2")));
+    // AND neither password (the one rejected, the one read after rotation) reached a log line,
+    // a result or an alert, at trace level
+    let mut texts = logs.clone();
+    texts.extend([format!("{first:?}"), format!("{second:?}")]);
+    texts.extend(stack.alerts().await.expect("drain").iter().map(|a| a.raw.clone()));
+    let mut secrets = stack.secret_values();
+    secrets.push(ROTATED.to_string());
+    assert!(secrets.contains(&stack.shop_config.password), "the old password is scanned for too");
+    assert_none_leaked(&secrets, &texts);
+    assert_logged_at_trace(&logs);
     stack.stop().await;
 }
 
 #[tokio::test]
 async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
+    // GIVEN the configured shop and a second one, the canary, on another port of an allowed host
     let stack = stack().await;
-    let process = stack.spawn_check(Check::Health, &[]).await.expect("spawn");
-    let canary = format!("{}/", stack.shop.base_url());
+    let canary_shop = shop::spawn(ShopConfig::default()).await.expect("canary shop");
+    assert_ne!(canary_shop.base_url(), stack.shop.base_url());
+    let process =
+        stack.spawn_check(Check::Health, &[("TARGET_OVERRIDE_ALLOWED_HOSTS", "127.0.0.1")]).await.expect("spawn");
+
+    // WHEN one event points the run at the canary
+    let canary = format!("{}/", canary_shop.base_url());
     let ran =
         process.invoke(json!({"target_base_url": canary}), synthetic_e2e::stack::INVOKE_TIMEOUT).await.expect("invoke");
-    let Invocation::Response(body) = ran else { panic!("{ran:?}") };
-    assert_eq!(body["target"], canary.as_str());
 
+    // THEN the run reports the canary, and its traffic reached the canary and not the shop
+    let Invocation::Response(body) = &ran else { panic!("{ran:?}") };
+    assert_eq!((body["target"].as_str(), body["status"].as_str()), (Some(canary.as_str()), Some("passed")), "{body}");
+    assert!(canary_shop.handle().state().traffic.synthetic >= 1, "{:?}", canary_shop.handle().state());
+    let configured = stack.shop.handle().state().traffic;
+    assert_eq!((configured.synthetic, configured.real), (0, 0), "the configured shop saw the canary run");
+
+    // WHEN events point at a host that is not allowed, or carry credentials in the URL
     let refused = process
         .invoke(json!({"target_base_url": "https://attacker.example.net"}), synthetic_e2e::stack::INVOKE_TIMEOUT)
         .await
         .expect("invoke");
-    let Invocation::Error { error_type, error_message } = refused else { panic!("{refused:?}") };
+    let Invocation::Error { error_type, error_message } = &refused else { panic!("{refused:?}") };
     assert_eq!(error_type, "InvalidEvent");
     assert!(error_message.contains("TARGET_OVERRIDE_ALLOWED_HOSTS"), "{error_message}");
+    let credentialed = process
+        .invoke(json!({"target_base_url": "http://deploy:hunter2@127.0.0.1/"}), synthetic_e2e::stack::INVOKE_TIMEOUT)
+        .await
+        .expect("invoke");
+    let Invocation::Error { error_type, error_message } = &credentialed else { panic!("{credentialed:?}") };
+    // THEN each is refused, the credentialed one without its value echoed
+    assert_eq!(error_type, "InvalidEvent");
+    assert!(error_message.contains("target_base_url must be") && error_message.contains("carries credentials"));
+    assert!(!error_message.contains("hunter2"), "{error_message}");
+
+    let logs = process.logs();
     process.shutdown().await;
-    assert_eq!(stack.alerts().await.expect("drain").len(), 1, "the refused event published nothing");
+    let alerts = stack.alerts().await.expect("drain");
+    assert_eq!(alerts.len(), 1, "the refused events published nothing");
+    // AND nothing secret was logged at trace on the way
+    let mut texts = logs.clone();
+    texts.extend([format!("{ran:?}"), format!("{refused:?}"), format!("{credentialed:?}")]);
+    texts.extend(alerts.iter().map(|a| a.raw.clone()));
+    let mut secrets = stack.secret_values();
+    secrets.push("hunter2".into());
+    assert_none_leaked(&secrets, &texts);
+    assert_logged_at_trace(&logs);
+    let _ = canary_shop.stop().await;
     stack.stop().await;
 }
 

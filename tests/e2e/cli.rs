@@ -87,11 +87,8 @@ impl Fixture {
 
 fn assert_no_secret_in(texts: &[&str]) {
     let account = ShopConfig::default();
-    for secret in [account.email.as_str(), account.password.as_str(), PAYMENT_TOKEN] {
-        for text in texts {
-            assert!(!text.contains(secret), "a secret value leaked into: {text}");
-        }
-    }
+    let secrets = [account.email, account.password, PAYMENT_TOKEN.to_string()];
+    assert_none_leaked(&secrets, &texts.iter().map(|t| t.to_string()).collect::<Vec<_>>());
 }
 
 fn run_results(json_lines: &str) -> Vec<RunResult> {
@@ -207,6 +204,11 @@ async fn usage_and_configuration_errors_exit_3_before_any_request() {
             &[],
             "TARGET_BASE_URL must be an absolute http(s) URL",
         ),
+        (
+            &["run", "--target", "ftp://deploy:hunter2@shop.example.com", "--check", "health"],
+            &[],
+            "TARGET_BASE_URL must be an absolute http(s) URL without credentials; it carries credentials",
+        ),
         (&["run", "--target", url, "--check", "health"], &[("HEALTH_EXPECT_STATUS", "ok")], "HEALTH_EXPECT_STATUS"),
         (&["slo", "--objective", "0"], &[], "expected a percentage above 0"),
         (&["slo", "--history", "/nonexistent/runs.jsonl"], &[], "history file /nonexistent/runs.jsonl"),
@@ -215,6 +217,7 @@ async fn usage_and_configuration_errors_exit_3_before_any_request() {
         let exited = synthetic(args, env).await;
         exited.expect(3);
         assert!(exited.stderr.contains(expected), "{args:?}: expected {expected:?} in:\n{}", exited.stderr);
+        assert!(!format!("{}{}", exited.stdout, exited.stderr).contains("hunter2"), "{args:?}: {}", exited.stderr);
     }
 
     // GIVEN a credentials file every user can read
@@ -244,7 +247,9 @@ async fn json_lines_are_run_results_and_slo_reports_on_the_history_they_build() 
     let failing = fixture.run(&["--check", "products", "--format", "json"], &[]).await;
     failing.expect(1);
     std::fs::OpenOptions::new().append(true).open(&history).unwrap().write_all(failing.stdout.as_bytes()).unwrap();
-    assert_eq!(run_results(&std::fs::read_to_string(&history).unwrap()).len(), 5);
+    let written = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(run_results(&written).len(), 5);
+    assert_no_secret_in(&[&written]);
 
     // WHEN the SLO report reads that history: 99 % over 1 h, one run per 5 min
     let args = ["slo", "--history", &history, "--objective", "99", "--window", "1h", "--interval", "5m"];
@@ -311,9 +316,11 @@ async fn publish_sends_exactly_one_alert_per_check_like_the_lambda() {
     stack.stop().await;
 }
 
-#[tokio::test]
-async fn ctrl_c_lets_the_running_payment_check_clean_up_then_stops() {
-    // GIVEN a payment journey slowed down so the interrupt lands mid-journey
+/// Starts `synthetic run --check payment` against a slowed payment API, waits until the payment
+/// exists (so the signal lands mid-journey, between create and refund), sends `signal`, and
+/// asserts the check still refunded it and the run exited 3.
+async fn a_stop_signal_mid_payment_refunds_then_exits_3(signal: &str, announced: &str) {
+    // GIVEN a payment journey slowed down so the signal lands mid-journey
     let fixture = Fixture::start().await;
     fixture.shop.handle().set_fault("payments", "slow:700").expect("valid fault");
     let binary = workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
@@ -326,21 +333,54 @@ async fn ctrl_c_lets_the_running_payment_check_clean_up_then_stops() {
         .kill_on_drop(true)
         .spawn()
         .expect("synthetic started");
-    // WHEN Ctrl-C arrives after the payment was created and before it was refunded
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let pid = child.id().expect("running") as i32;
-    assert_eq!(send_sigint(pid), 0, "SIGINT delivered");
+    // AND the payment was created and not yet refunded (polled, not guessed with a sleep)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let payments = fixture.shop.handle().state().payments;
+        if payments.live == 1 {
+            break;
+        }
+        assert!(payments.refunded == 0, "{signal}: the journey refunded before the signal could land");
+        assert!(std::time::Instant::now() < deadline, "{signal}: no payment created within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // WHEN the signal arrives
+    let pid = child.id().expect("running");
+    assert_eq!(send_signal(signal, pid), 0, "{signal} delivered");
     let output =
         tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("exits").expect("ran");
-    // THEN the payment check finished, refund included, and the interrupted run exits 3
+
+    // THEN the payment check finished, refund included, and the stopped run exits 3
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("finishing the running check"), "{stderr}");
+    assert_eq!(output.status.code(), Some(3), "{signal}: {stderr}");
+    assert!(stderr.contains(&format!("{announced}: finishing the running check")), "{signal}: {stderr}");
     let state = fixture.shop.handle().state();
-    assert_eq!((state.payments.live, state.payments.refunded), (0, 1), "{stderr}");
+    assert_eq!((state.payments.live, state.payments.refunded), (0, 1), "{signal}: {stderr}");
+    fixture.stop().await;
 }
 
-/// SIGINT through the `kill` command, so the test needs no libc binding.
-fn send_sigint(pid: i32) -> i32 {
-    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().map_or(-1, |s| s.code().unwrap_or(-1))
+#[tokio::test]
+async fn ctrl_c_lets_the_running_payment_check_clean_up_then_stops() {
+    a_stop_signal_mid_payment_refunds_then_exits_3("INT", "interrupted").await;
+}
+
+/// CI runners and Kubernetes stop a job with SIGTERM before SIGKILL.
+#[tokio::test]
+async fn sigterm_lets_the_running_payment_check_clean_up_then_stops() {
+    a_stop_signal_mid_payment_refunds_then_exits_3("TERM", "SIGTERM").await;
+}
+
+/// A closed terminal or SSH session sends SIGHUP.
+#[tokio::test]
+async fn sighup_lets_the_running_payment_check_clean_up_then_stops() {
+    a_stop_signal_mid_payment_refunds_then_exits_3("HUP", "SIGHUP").await;
+}
+
+/// A signal through the `kill` command, so the test needs no libc binding.
+fn send_signal(signal: &str, pid: u32) -> i32 {
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
 }

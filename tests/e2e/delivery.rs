@@ -27,12 +27,19 @@ async fn sns_answering_500_fails_the_invocation_after_retries() {
 async fn stopped_moto_fails_the_invocation_instead_of_losing_the_alert() {
     let stack = stack().await;
     let process = stack.spawn_check(Check::Health, &[("ALERT_PUBLISH_BACKOFF_MS", "10")]).await.expect("spawn");
+    let secret_values = stack.secret_values();
     let LocalStack { shop, moto, .. } = stack;
     moto.stop().await;
     let invocation = invoke_scheduled(&process, Check::Health).await.expect("invoke");
-    let Invocation::Error { error_type, .. } = invocation else { panic!("{invocation:?}") };
+    let Invocation::Error { error_type, .. } = &invocation else { panic!("{invocation:?}") };
     assert_eq!(error_type, "AlertUndeliverable");
+    let logs = process.logs();
     process.shutdown().await;
+    // The failing SDK calls log their requests and errors at trace: none of it may be secret.
+    let mut texts = logs.clone();
+    texts.push(format!("{invocation:?}"));
+    assert_none_leaked(&secret_values, &texts);
+    assert_logged_at_trace(&logs);
     let _ = shop.stop().await;
 }
 

@@ -66,14 +66,38 @@ pub async fn run_once(stack: &LocalStack, check: Check, env: &[(&str, &str)]) ->
 }
 
 pub fn assert_no_secrets(stack: &LocalStack, ran: &Ran) {
+    assert_no_secrets_in(stack, ran, &[]);
+}
+
+/// Like [`assert_no_secrets`], with more secret values to look for (a rotated password).
+pub fn assert_no_secrets_in(stack: &LocalStack, ran: &Ran, more: &[&str]) {
     let mut texts: Vec<String> = ran.logs.clone();
     texts.extend(ran.alerts.iter().map(|a| format!("{} {:?} {:?}", a.raw, a.subject, a.attributes)));
     texts.push(format!("{:?}", ran.invocation));
-    for secret in stack.secret_values() {
-        for text in &texts {
-            assert!(!text.contains(&secret), "a secret value leaked into: {text}");
+    let mut secrets = stack.secret_values();
+    secrets.extend(more.iter().map(|s| s.to_string()));
+    assert_none_leaked(&secrets, &texts);
+    assert_logged_at_trace(&ran.logs);
+}
+
+/// No secret value, and no bearer token the shop issued, in any of `texts`. The demo shop's
+/// tokens are random, so they are recognised by what surrounds them: the login response's field
+/// and the `Authorization` header's scheme.
+pub fn assert_none_leaked(secrets: &[String], texts: &[String]) {
+    for text in texts {
+        for secret in secrets {
+            assert!(!text.contains(secret.as_str()), "a secret value leaked into: {text}");
+        }
+        for marker in ["access_token\":\"", "access_token\\\":\\\"", "Bearer "] {
+            assert!(!text.contains(marker), "a bearer token leaked into: {text}");
         }
     }
+}
+
+/// The scan means something only if everything was logged: the functions run at `RUST_LOG=trace`
+/// (see `LocalStack::function_env`), and a process that logged nothing at trace did not.
+pub fn assert_logged_at_trace(logs: &[String]) {
+    assert!(logs.iter().any(|l| l.starts_with("TRACE ")), "no TRACE line: the leak scan ran below trace");
 }
 
 /// Asserts a run failed (or degraded) with `cause` and published exactly one matching trigger.

@@ -12,7 +12,8 @@ pub enum Hostility {
     Hang,
     /// Sends headers, then one body byte every 200 ms.
     SlowDrip,
-    /// A 50 MB body.
+    /// A 50 MB body that is valid JSON with the data a check asks for: only the body cap can
+    /// fail it.
     HugeBody,
     /// 200 with an HTML page where JSON was promised.
     NonJson,
@@ -119,12 +120,20 @@ async fn drip(stream: &mut TcpStream) -> std::io::Result<()> {
 }
 
 async fn flood(stream: &mut TcpStream) -> std::io::Result<()> {
+    // `{"data":[0,0,…,0]}`: valid JSON whose `/data` has millions of items.
     const SIZE: usize = 50 * 1024 * 1024;
+    const OPEN: &[u8] = b"{\"data\":[";
+    const CLOSE: &[u8] = b"0]}";
     let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {SIZE}\r\n\r\n");
     stream.write_all(head.as_bytes()).await?;
-    let chunk = vec![b'['; 64 * 1024];
-    for _ in 0..SIZE / chunk.len() {
-        stream.write_all(&chunk).await?;
+    stream.write_all(OPEN).await?;
+    let chunk = b"0,".repeat(32 * 1024);
+    let mut left = SIZE - OPEN.len() - CLOSE.len();
+    while left > 0 {
+        // `left` stays even: SIZE, OPEN (9) and CLOSE (3) leave an even count of "0," bytes.
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).await?;
+        left -= n;
     }
-    Ok(())
+    stream.write_all(CLOSE).await
 }
