@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod journey;
+pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod secret;

@@ -19,12 +19,9 @@ pub const PAYMENT_TOKEN: &str = "tok_test_visa_4242";
 /// output (hyper-util, rustls, the AWS SDK's request and response handling) included: a secret
 /// that only leaks at trace still leaks.
 ///
-/// One exception, a known finding: `lambda_runtime` logs every raw event at trace
-/// (`lambda_runtime::layers::api_response`, "raw JSON event received from Lambda"), so an event
-/// whose `target_base_url` carries credentials is logged verbatim. The functions' own subscriber
-/// setup (`tracing::init_default_subscriber` in each `main.rs`) has to cap that target; until it
-/// does, it is capped here so the scan keeps covering everything else.
-pub const SCANNED_LOG_LEVEL: &str = "trace,lambda_runtime::layers::api_response=debug";
+/// `lambda_runtime` logs every raw event at trace; `synthetic_checks::logging` caps that target in
+/// every function, and running the scan at plain `trace` is what proves the cap holds.
+pub const SCANNED_LOG_LEVEL: &str = "trace";
 /// Generous, so a cold debug build on a loaded 2-core machine still finishes.
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -2,12 +2,12 @@
 //!
 //! Configuration is documented in the README; this binary only wires the library into Lambda.
 
-use lambda_runtime::{Error, run, service_fn, tracing};
+use lambda_runtime::{Error, run, service_fn};
 use pagerduty_forwarder::Forwarder;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    synthetic_checks::logging::init();
     // Built once per cold start: config (errors name the variable), SDK and HTTP clients.
     let forwarder = Forwarder::from_env().await?;
     run(service_fn(|event| forwarder.handle(event))).await

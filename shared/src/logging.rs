@@ -1,0 +1,49 @@
+//! Log setup for every function: Lambda's default subscriber, with the one dependency target
+//! that would print secrets capped.
+//!
+//! `lambda_runtime` logs every raw invocation event at TRACE (target
+//! `lambda_runtime::layers::api_response`). An event can carry a `target_base_url` with
+//! credentials in it, which we refuse without echoing, so that line would be the only place the
+//! password shows up. The cap holds whatever `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` say; everything
+//! else follows them exactly as `lambda_runtime::tracing::init_default_subscriber` does (level,
+//! and JSON when Lambda's log format is JSON).
+
+use lambda_runtime::tracing::subscriber::filter::{Directive, EnvFilter, LevelFilter};
+use std::str::FromStr;
+
+/// Targets that may print request or event bodies, and the most they may log.
+const CAPPED: &[&str] = &["lambda_runtime::layers::api_response=debug"];
+
+pub fn init() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
+    let level = LevelFilter::from_str(level.as_deref().unwrap_or("INFO")).unwrap_or(LevelFilter::INFO);
+    let collector = lambda_runtime::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter(EnvFilter::builder().with_default_directive(level.into()).from_env_lossy()));
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json { collector.json().init() } else { collector.init() }
+}
+
+fn filter(mut filter: EnvFilter) -> EnvFilter {
+    for capped in CAPPED {
+        if let Ok(directive) = Directive::from_str(capped) {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_event_target_stays_capped_even_at_trace() {
+        let capped = filter(EnvFilter::new("trace")).to_string();
+        assert!(capped.contains("lambda_runtime::layers::api_response=debug"), "{capped}");
+        for directive in CAPPED {
+            assert!(Directive::from_str(directive).is_ok(), "{directive} must parse");
+        }
+    }
+}
