@@ -14,7 +14,7 @@ use crate::assertion::{Assertion, HeaderTest, JsonTest};
 use crate::definition::{AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef};
 use crate::error::{Cause, CheckError};
 use crate::http::{Auth, Body, HttpResponse};
-use crate::journey::{Journey, StepRole, StepSpec};
+use crate::journey::{Account, Journey, StepRole, StepSpec};
 use crate::secret::{CredentialStore, Credentials, Secret};
 use crate::template::{Encoding, Ref, RenderError, Scope, Template};
 use serde_json::Value;
@@ -132,6 +132,13 @@ async fn run_step(
                     Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
                 };
             }
+        }
+    }
+    if step.role == StepRole::Login {
+        match &result {
+            Ok(_) => journey.note_account(Account::Accepted),
+            Err(failed) if failed.cause == Cause::CredentialsRejected => journey.note_account(Account::Rejected),
+            Err(_) => {}
         }
     }
     let response = match &result {

@@ -48,6 +48,16 @@ pub struct StepResult {
     pub error: Option<String>,
 }
 
+/// What the run learned about the synthetic account, when its journey signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// A login step passed: the account works.
+    Accepted,
+    /// A login step was answered with a rejected status, even after a secret refresh.
+    Rejected,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub check: String,
@@ -60,6 +70,9 @@ pub struct RunResult {
     pub status: Outcome,
     pub cause: Option<Cause>,
     pub steps: Vec<StepResult>,
+    /// Absent when the journey has no login step, or its login failed for another reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
 }
 
 impl RunResult {
@@ -276,6 +289,7 @@ pub struct Journey {
     started_at: OffsetDateTime,
     scrubber: Scrubber,
     cookies: CookieJar,
+    account: Option<Account>,
     /// Kept back from normal steps so the cleanup steps can still run before the deadline.
     cleanup_reserve: Duration,
 }
@@ -296,6 +310,7 @@ impl Journey {
             started_at: OffsetDateTime::now_utc(),
             scrubber: Scrubber::default(),
             cookies: CookieJar::default(),
+            account: None,
             cleanup_reserve: Duration::ZERO,
         }
     }
@@ -307,6 +322,11 @@ impl Journey {
     /// From now on, these values are cut out of every error message the journey records.
     pub fn scrub<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
         self.scrubber.add_all(values);
+    }
+
+    /// Records what a login step said about the synthetic account; the last word counts.
+    pub fn note_account(&mut self, account: Account) {
+        self.account = Some(account);
     }
 
     pub fn reserve_for_cleanup(&mut self, reserve: Duration) {
@@ -523,6 +543,7 @@ impl Journey {
             status,
             cause: None,
             steps: self.steps,
+            account: self.account,
         };
         run.cause = run.deciding_step().and_then(|s| s.cause);
         run
@@ -994,6 +1015,7 @@ mod tests {
                 cause: Some(Cause::Connect),
                 error: Some("connection refused".into()),
             }],
+            account: None,
         };
         let json = serde_json::to_value(&run).unwrap();
         assert_eq!(json["status"], "failed");

@@ -130,6 +130,7 @@ mod tests {
             status: Outcome::Degraded,
             cause: Some(Cause::Timeout),
             steps: vec![step("login", Outcome::Passed), step("products", Outcome::Degraded)],
+            account: None,
         };
         let records = emf_records(&run, "Synth");
         assert_eq!(records.len(), 3);

@@ -153,6 +153,7 @@ mod tests {
             status: Outcome::Passed,
             cause: None,
             steps: vec![],
+            account: None,
         };
         AlertMessage::from_run(&run, &Origin::default())
     }
