@@ -177,11 +177,11 @@ impl Forwarder {
     /// One event to PagerDuty, unless a newer one for its dedup key was already sent.
     async fn deliver(&self, message: &SnsMessage, alert: &AlertMessage, event: Event) -> Result<Sent, CheckError> {
         let now = (self.clock)();
-        let run_time = event::run_time(&alert);
+        let run_time = event::run_time(alert);
         match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
             Some(Err(stale)) => {
                 tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, timestamp = %alert.timestamp, %stale, "stale alert dropped, so it cannot undo a newer one");
-                self.count(STALE_METRIC, &alert, message);
+                self.count(STALE_METRIC, alert, message);
                 return Ok(Sent::Stale);
             }
             // A page is worth more than the order: an alert whose age is unknown is sent.
@@ -210,7 +210,7 @@ impl Forwarder {
             }
             Err((attempts, PublishError::Permanent(reason))) => {
                 tracing::error!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, %reason, "PagerDuty rejected the event; dropped, as a retry cannot fix it");
-                self.count(REJECTED_METRIC, &alert, message);
+                self.count(REJECTED_METRIC, alert, message);
                 Ok(Sent::Rejected)
             }
             Err((attempts, PublishError::Retryable(reason))) => {
