@@ -47,7 +47,7 @@ pub async fn run(
     for (index, step) in journey_def.steps.iter().enumerate() {
         let skipped = step.skip_if.as_ref().is_some_and(|skip| skip.holds(scope.capture(&skip.var)));
         let runs = match step.role {
-            StepRole::Cleanup => step.captures_used().iter().all(|c| scope.captures.contains_key(*c)),
+            StepRole::Cleanup => step.captures_used().iter().all(|c| scope.captures.contains_key(c)),
             StepRole::Normal | StepRole::Login => !halted,
         };
         if skipped || !runs {
@@ -92,7 +92,7 @@ fn use_secrets(
     store: &CredentialStore,
     secrets: Arc<Credentials>,
 ) -> Result<(), CheckError> {
-    let missing: Vec<&str> = journey_def.secret_fields().into_iter().filter(|f| secrets.field(f).is_none()).collect();
+    let missing: Vec<&str> = journey_def.secret_fields().filter(|f| secrets.field(f).is_none()).collect();
     if !missing.is_empty() {
         return Err(CheckError::Misconfigured(format!(
             "secret {} has no string field {} that journey {} uses",

@@ -357,7 +357,7 @@ impl Journey {
     }
 
     async fn run_step(&mut self, spec: StepSpec, prior_attempts: u32) -> Result<HttpResponse, StepFailed> {
-        let request = match self.request_for(&spec) {
+        let mut request = match self.request_for(&spec) {
             Ok(request) => request,
             Err(error) => {
                 let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
@@ -379,7 +379,8 @@ impl Journey {
             };
             attempt += 1;
             let started = Instant::now();
-            let sent = self.exchange(&spec, request.clone(), timeout).await;
+            request.timeout = timeout;
+            let sent = self.exchange(&spec, &request).await;
             let elapsed = started.elapsed();
             let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
@@ -397,8 +398,9 @@ impl Journey {
         let timeout = self
             .attempt_timeout(&as_cleanup)
             .ok_or(CheckError::OutOfTime { left_ms: self.time_left(&as_cleanup).as_millis() as u64 })?;
-        let request = self.request_for(spec)?;
-        self.exchange(spec, request, timeout).await
+        let mut request = self.request_for(spec)?;
+        request.timeout = timeout;
+        self.exchange(spec, &request).await
     }
 
     /// Replaces the cause and error of the last recorded step named `name`: a failure that
@@ -413,22 +415,29 @@ impl Journey {
 
     /// Sends one attempt, following redirects within the target's origin and keeping the
     /// cookies the target sets, all within `timeout`.
-    async fn exchange(
-        &mut self,
-        spec: &StepSpec,
-        mut request: HttpRequest,
-        timeout: Duration,
-    ) -> Result<HttpResponse, CheckError> {
-        let ends = Instant::now() + timeout;
-        let timed_out = CheckError::Timeout { budget_ms: timeout.as_millis() as u64 };
+    async fn exchange(&mut self, spec: &StepSpec, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+        let ends = Instant::now() + request.timeout;
+        let timed_out = CheckError::Timeout { budget_ms: request.timeout.as_millis() as u64 };
+        // Owned only once something differs from the step's request: cookies to add, a redirect
+        // to follow. The usual attempt sends the step's request as it is, without a copy.
+        let mut changed: Option<HttpRequest> = None;
         for _ in 0..=self.setup.max_redirects {
-            request.timeout = ends.saturating_duration_since(Instant::now());
-            if request.timeout.is_zero() {
+            let left = ends.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(timed_out);
             }
-            let mut sent = request.clone();
-            self.cookies.apply(&mut sent.headers);
-            let response = self.setup.http.send(sent).await?;
+            if changed.is_none() && !self.cookies.is_empty() {
+                changed = Some(request.clone());
+            }
+            let response = match changed.as_mut() {
+                None => self.setup.http.send(request).await?,
+                Some(owned) => {
+                    owned.timeout = left;
+                    let mut sent = owned.clone();
+                    self.cookies.apply(&mut sent.headers);
+                    self.setup.http.send(&sent).await?
+                }
+            };
             let fresh = self.cookies.store(&response);
             if spec.role == StepRole::Login {
                 self.scrubber.add_all(&fresh);
@@ -440,24 +449,25 @@ impl Journey {
             let Some(location) = location else {
                 return Ok(response);
             };
-            let next = request.url.join(location).map_err(|_| {
+            let current = changed.get_or_insert_with(|| request.clone());
+            let next = current.url.join(location).map_err(|_| {
                 CheckError::InvalidResponse(format!("HTTP {} with an unusable Location header", response.status))
             })?;
-            if next.origin() != request.url.origin() {
+            if next.origin() != current.url.origin() {
                 return Err(CheckError::InvalidResponse(format!(
                     "HTTP {} redirect to {}, outside the target {}; the monitor follows redirects within its \
                      target only, so nothing was sent there",
                     response.status,
                     without_query(&next),
-                    request.url.origin().ascii_serialization()
+                    current.url.origin().ascii_serialization()
                 )));
             }
             // As browsers do: 303, and 301/302 after a POST, continue as a GET without the body.
-            if response.status == 303 || (matches!(response.status, 301 | 302) && request.method == Method::Post) {
-                request.method = Method::Get;
-                request.body = None;
+            if response.status == 303 || (matches!(response.status, 301 | 302) && current.method == Method::Post) {
+                current.method = Method::Get;
+                current.body = None;
             }
-            request.url = next;
+            current.url = next;
         }
         Err(CheckError::InvalidResponse(format!("more than {} redirects", self.setup.max_redirects)))
     }
@@ -564,6 +574,10 @@ struct CookieJar {
 }
 
 impl CookieJar {
+    fn is_empty(&self) -> bool {
+        self.cookies.is_empty()
+    }
+
     fn apply(&self, headers: &mut Vec<(String, String)>) {
         if self.cookies.is_empty() {
             return;
@@ -701,7 +715,7 @@ mod tests {
     }
 
     fn redirect(status: u16, location: &str) -> Result<HttpResponse, CheckError> {
-        Ok(HttpResponse { status, headers: vec![("location".into(), location.into())], body: vec![] })
+        Ok(HttpResponse::new(status, vec![("location".into(), location.into())], vec![]))
     }
 
     fn login_post() -> StepSpec {
@@ -915,11 +929,11 @@ mod tests {
 
     #[tokio::test]
     async fn cookies_set_by_the_target_are_sent_back_and_login_cookies_are_scrubbed() {
-        let session = HttpResponse {
-            status: 200,
-            headers: vec![("set-cookie".into(), "session=s3cr3t-cookie; HttpOnly; Path=/".into())],
-            body: b"{}".to_vec(),
-        };
+        let session = HttpResponse::new(
+            200,
+            vec![("set-cookie".into(), "session=s3cr3t-cookie; HttpOnly; Path=/".into())],
+            b"{}".to_vec(),
+        );
         let target = Arc::new(
             ScriptedTarget::default()
                 .then_after(Duration::ZERO, Ok(session))

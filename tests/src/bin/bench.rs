@@ -205,7 +205,12 @@ async fn main() -> ExitCode {
         ["parse-once", check] => parse_once(check),
         ["parse"] => parse_only(PARSE_RUNS),
         ["parse", runs] => runs.parse().map_err(|_| format!("not a number of runs: {runs}")).and_then(parse_only),
-        _ => Err("usage: bench [parse [runs] | parse-once <check>]".into()),
+        ["overhead"] => overhead_only(2_000).await,
+        ["overhead", runs] => match runs.parse() {
+            Ok(runs) => overhead_only(runs).await,
+            Err(_) => Err(format!("not a number of journeys: {runs}")),
+        },
+        _ => Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys]]".into()),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -216,6 +221,58 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `journeys` products journeys each way, bare reqwest and the library, interleaved in a shuffled
+/// order after a warm-up: total, login and products times of each.
+async fn products_journeys(
+    bare: &Bare<'_>,
+    library: &Library,
+    order: &mut Shuffle,
+    journeys: usize,
+) -> Result<([Vec<Duration>; 3], [Vec<Duration>; 3]), String> {
+    let (mut bare_times, mut library_times): ([Vec<Duration>; 3], [Vec<Duration>; 3]) = Default::default();
+    for run in 0..WARMUP_RUNS + journeys {
+        for task in order.next(2) {
+            let times = match task {
+                0 => bare.journey().await?,
+                _ => library.run().await?.1,
+            };
+            if run >= WARMUP_RUNS {
+                let samples = if task == 0 { &mut bare_times } else { &mut library_times };
+                for (samples, time) in samples.iter_mut().zip(times) {
+                    samples.push(time);
+                }
+            }
+        }
+    }
+    Ok((bare_times, library_times))
+}
+
+/// `bench overhead [journeys]`: only the per-run overhead of the engine against bare reqwest,
+/// which needs no release build of the functions (a quick loop while working on the engine).
+async fn overhead_only(journeys: usize) -> Result<(), String> {
+    let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
+    let library = Library::new(&stack)?;
+    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let config = &stack.shop_config;
+    let bare =
+        Bare { client, base: stack.shop.base_url().to_string(), email: &config.email, password: &config.password };
+    let (bare_times, library_times) = products_journeys(&bare, &library, &mut Shuffle::seeded(), journeys).await?;
+    let median = |samples: &[Duration]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    };
+    let (b, l) = (median(&bare_times[0]), median(&library_times[0]));
+    println!(
+        "{journeys} products journeys each: bare {} median, library {} median, {:.2}x",
+        ms(b),
+        ms(l),
+        l.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    stack.stop().await;
+    Ok(())
+}
+
 async fn bench() -> Result<(), String> {
     let machine = Machine::now();
     let cold_spawns = env_count("BENCH_COLD_SPAWNS", 20)?;
@@ -224,7 +281,9 @@ async fn bench() -> Result<(), String> {
     for name in LAMBDA_BINS.into_iter().chain(["echo-lambda"]) {
         workspace_release_binary(name)?;
     }
-    eprintln!("bench: parsing the compiled-in journeys ({cold_spawns} fresh processes and {PARSE_RUNS} repeats each)...");
+    eprintln!(
+        "bench: parsing the compiled-in journeys ({cold_spawns} fresh processes and {PARSE_RUNS} repeats each)..."
+    );
     let parse = parse_costs(cold_spawns, PARSE_RUNS)?;
     eprintln!("bench: starting the local stack (shop, moto, fake PagerDuty)...");
     let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
@@ -336,20 +395,7 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
 
     let journeys = warm_runs * JOURNEY_RUNS_PER_WARM_RUN;
     eprintln!("bench: {journeys} products journeys, bare and through the library...");
-    for run in 0..WARMUP_RUNS + journeys {
-        for task in order.next(2) {
-            let times = match task {
-                0 => bare.journey().await?,
-                _ => library.run().await?.1,
-            };
-            if run >= WARMUP_RUNS {
-                let samples = if task == 0 { &mut m.bare } else { &mut m.library };
-                for (samples, time) in samples.iter_mut().zip(times) {
-                    samples.push(time);
-                }
-            }
-        }
-    }
+    (m.bare, m.library) = products_journeys(&bare, &library, &mut order, journeys).await?;
 
     eprintln!("bench: {warm_runs} warm invocations of each function, after {WARMUP_RUNS} warm-up runs...");
     let mut processes = Vec::new();
@@ -535,7 +581,8 @@ fn parse_costs(spawns: usize, runs: usize) -> Result<Vec<ParseCost>, String> {
                 .args(["parse-once", Check::ALL[i].name()])
                 .output()
                 .map_err(|e| format!("bench parse-once: {e}"))?;
-            let nanos = String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok().filter(|_| out.status.success());
+            let nanos =
+                String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok().filter(|_| out.status.success());
             let nanos = nanos.ok_or_else(|| format!("bench parse-once: {}", String::from_utf8_lossy(&out.stderr)))?;
             costs[i].first.push(Duration::from_nanos(nanos));
         }
@@ -662,12 +709,13 @@ struct TimedTarget {
 
 /// Written out rather than with `#[async_trait]`, which this crate does not depend on.
 impl HttpTarget for TimedTarget {
-    fn send<'a, 'f>(
+    fn send<'a, 'r, 'f>(
         &'a self,
-        request: HttpRequest,
+        request: &'r HttpRequest,
     ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, CheckError>> + Send + 'f>>
     where
         'a: 'f,
+        'r: 'f,
         Self: 'f,
     {
         Box::pin(async move {
