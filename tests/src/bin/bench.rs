@@ -395,7 +395,7 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
 
     let journeys = warm_runs * JOURNEY_RUNS_PER_WARM_RUN;
     eprintln!("bench: {journeys} products journeys, bare and through the library...");
-    (m.bare, m.library) = products_journeys(&bare, &library, &mut order, journeys).await?;
+    (m.bare, m.library) = products_journeys(&bare, library, &mut order, journeys).await?;
 
     eprintln!("bench: {warm_runs} warm invocations of each function, after {WARMUP_RUNS} warm-up runs...");
     let mut processes = Vec::new();
