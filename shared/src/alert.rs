@@ -18,6 +18,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub const SUMMARY_MAX_CHARS: usize = 1024;
+/// The longest one publish attempt may take (the SNS adapter's operation attempt timeout).
+pub const PUBLISH_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The longest delivering one alert can take under `policy`: every attempt at its timeout, and
+/// every backoff between them. The run keeps exactly this much of the Lambda deadline back, and
+/// `infra/` derives the functions' timeouts from the same arithmetic (its tests check it).
+pub fn publish_budget(policy: RetryPolicy) -> std::time::Duration {
+    let attempts = policy.attempts.max(1);
+    let backoffs: std::time::Duration = (1..attempts).map(|retry| policy.delay_before(retry)).sum();
+    PUBLISH_ATTEMPT_TIMEOUT * attempts + backoffs
+}
 pub const SUBJECT_MAX_CHARS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,7 +169,9 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut Journey,
 /// compliant API answers with the original result) so the cleanup knows what to undo.
 async fn learn_what_to_clean_up(journey_def: &JourneyDef, index: usize, journey: &mut Journey, scope: &mut RunScope) {
     let step = &journey_def.steps[index];
-    let answered = journey.steps().last().is_some_and(|r| r.status.is_some());
+    // A write that got an answer, or that was never sent (no time was left, or a value could not
+    // be rendered), has nothing unknown to learn: only one sent and unanswered is replayed.
+    let answered = journey.steps().last().is_some_and(|r| r.status.is_some() || r.attempts == 0);
     let needed = step.captures.iter().any(|c| {
         !scope.captures.contains_key(&c.name)
             && journey_def.steps[index + 1..]
