@@ -13,3 +13,4 @@ mod hostile;
 mod journeys;
 mod pagerduty;
 mod payments;
+mod redirects;
