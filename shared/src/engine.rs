@@ -588,3 +588,4 @@ bearer = "{{token}}"
         assert!(target.requests().is_empty());
     }
 }
+

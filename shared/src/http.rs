@@ -268,7 +268,9 @@ impl HttpTarget for ScriptedTarget {
             tokio::time::sleep(budget).await;
             return Err(CheckError::Timeout { budget_ms: budget.as_millis() as u64 });
         }
-        tokio::time::sleep(delay).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         answer
     }
 }
