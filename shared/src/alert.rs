@@ -279,6 +279,7 @@ mod tests {
             status,
             cause,
             steps,
+            certificate: None,
         }
     }
 

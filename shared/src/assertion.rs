@@ -226,6 +226,7 @@ mod tests {
             status: 200,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.as_bytes().to_vec(),
+            certificate: None,
         }
     }
 
@@ -286,7 +287,7 @@ mod tests {
     fn non_json_and_invalid_utf8_are_invalid_responses() {
         let ptr = json_at("/data", JsonTest::Exists(true));
         assert_eq!(cause(ptr.clone(), "<html>oops</html>"), Some(Cause::InvalidResponse));
-        let bytes = HttpResponse { status: 200, headers: vec![], body: vec![0xff, 0xfe, b'{'] };
+        let bytes = HttpResponse { status: 200, headers: vec![], body: vec![0xff, 0xfe, b'{'], certificate: None };
         assert_eq!(ptr.check(&bytes).unwrap_err().cause(), Cause::InvalidResponse);
     }
 

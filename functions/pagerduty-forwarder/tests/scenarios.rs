@@ -74,6 +74,7 @@ fn payment_alert(failed: bool) -> AlertMessage {
         status,
         cause,
         steps,
+        certificate: None,
     };
     let origin = Origin {
         function_name: Some("synthetic-check-payment".into()),
