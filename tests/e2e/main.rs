@@ -3,6 +3,7 @@
 //!
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
+mod certificates;
 mod checks;
 mod cli;
 mod delivery;
