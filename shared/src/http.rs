@@ -271,6 +271,14 @@ impl ReqwestTarget {
     }
 }
 
+impl Certificate {
+    /// The facts of a DER certificate as of now. Each answer's certificate is read this way,
+    /// except that [`ReqwestTarget`] keeps the parsed parts of the last one.
+    pub fn from_der(der: &[u8]) -> Result<Certificate, String> {
+        ParsedCertificate::from_der(der).map(|parsed| parsed.at(OffsetDateTime::now_utc()))
+    }
+}
+
 /// The parts of a certificate that do not change with the clock.
 #[derive(Clone, Debug)]
 struct ParsedCertificate {

@@ -68,6 +68,7 @@ pub enum Validity {
 /// An HTTPS server on 127.0.0.1 with a leaf certificate for `127.0.0.1` and `localhost`.
 pub struct TlsTarget {
     port: u16,
+    leaf_der: Vec<u8>,
     requests: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -111,12 +112,17 @@ impl TlsTarget {
                 });
             }
         });
-        Ok(TlsTarget { port, requests, task })
+        Ok(TlsTarget { port, leaf_der: leaf.der().to_vec(), requests, task })
     }
 
     /// `https://127.0.0.1:<port>`, for `TARGET_BASE_URL`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The leaf certificate the server presents, DER.
+    pub fn leaf_der(&self) -> &[u8] {
+        &self.leaf_der
     }
 
     /// Requests answered so far (handshakes that failed are not requests).
