@@ -7,7 +7,7 @@
 
 use crate::config::Origin;
 use crate::error::{Cause, CheckError};
-use crate::journey::{Outcome, RetryPolicy, RunResult, StepResult};
+use crate::journey::{Account, Outcome, RetryPolicy, RunResult, StepResult};
 use crate::text::{one_line, truncate};
 use async_trait::async_trait;
 use lambda_runtime::tracing;
@@ -18,6 +18,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub const SUMMARY_MAX_CHARS: usize = 1024;
+/// The longest one publish attempt may take (the SNS adapter's operation attempt timeout).
+pub const PUBLISH_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The longest delivering one alert can take under `policy`: every attempt at its timeout, and
+/// every backoff between them. The run keeps exactly this much of the Lambda deadline back, and
+/// `infra/` derives the functions' timeouts from the same arithmetic (its tests check it).
+pub fn publish_budget(policy: RetryPolicy) -> std::time::Duration {
+    let attempts = policy.attempts.max(1);
+    let backoffs: std::time::Duration = (1..attempts).map(|retry| policy.delay_before(retry)).sum();
+    PUBLISH_ATTEMPT_TIMEOUT * attempts + backoffs
+}
 pub const SUBJECT_MAX_CHARS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +43,8 @@ pub enum EventAction {
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Critical,
+    /// The monitor's own account is rejected: it needs a person, but nothing is known to be down.
+    Error,
     Warning,
     Info,
 }
@@ -60,22 +73,37 @@ pub struct AlertMessage {
     pub log_stream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Whether the run signed in: an accepted account resolves the monitor-account incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
 }
 
 pub fn dedup_key(env: &str, check: &str) -> String {
     format!("synthetic/{env}/{check}")
 }
 
+/// The one incident for a rejected synthetic account, whichever checks it blocks.
+pub const MONITOR_ACCOUNT: &str = "monitor-account";
+
 impl AlertMessage {
+    /// The run's alert. A run whose account was rejected says nothing about its journey: it
+    /// neither triggers nor resolves the journey's incident, and instead triggers the shared
+    /// monitor-account incident (severity `error`), so a locked account is one page, not one
+    /// per check that signs in.
     pub fn from_run(run: &RunResult, origin: &Origin) -> Self {
         let (event_action, severity) = match run.status {
             Outcome::Passed => (EventAction::Resolve, Severity::Info),
             Outcome::Degraded => (EventAction::Trigger, Severity::Warning),
+            Outcome::Failed if run.cause == Some(Cause::CredentialsRejected) => (EventAction::Trigger, Severity::Error),
             Outcome::Failed => (EventAction::Trigger, Severity::Critical),
+        };
+        let incident = match run.cause {
+            Some(Cause::CredentialsRejected) => MONITOR_ACCOUNT,
+            _ => run.check.as_str(),
         };
         AlertMessage {
             event_action,
-            dedup_key: dedup_key(&run.env, &run.check),
+            dedup_key: dedup_key(&run.env, incident),
             check: run.check.clone(),
             env: run.env.clone(),
             status: run.status,
@@ -90,6 +118,7 @@ impl AlertMessage {
             log_group: origin.log_group.clone(),
             log_stream: origin.log_stream.clone(),
             region: origin.region.clone(),
+            account: run.account,
         }
     }
 
@@ -136,6 +165,13 @@ fn summary(run: &RunResult) -> String {
     let text = match run.deciding_step() {
         None => {
             format!("{prefix} passed: {} step(s) OK in {} ms against {}", run.steps.len(), run.duration_ms, run.target)
+        }
+        Some(step) if step.cause == Some(Cause::CredentialsRejected) => {
+            let error = step.error.as_deref().unwrap_or("no detail");
+            format!(
+                "[{}] monitor account rejected at {} step {}, which blocks the {} check: {error}",
+                run.env, run.check, step.name, run.check
+            )
         }
         Some(step) => {
             let cause = step.cause.map_or("unknown", Cause::as_str);
@@ -279,6 +315,7 @@ mod tests {
             status,
             cause,
             steps,
+            account: None,
             certificate: None,
         }
     }
@@ -356,15 +393,21 @@ mod tests {
     }
 
     #[test]
-    fn credentials_rejected_summary_says_it_is_not_an_outage() {
+    fn a_rejected_account_is_one_monitor_account_incident_not_a_journey_page() {
         let error = CheckError::CredentialsRejected { status: 401 }.to_string();
-        let rejected = run(
+        let mut rejected = run(
             Outcome::Failed,
             Some(Cause::CredentialsRejected),
             vec![step("login", Outcome::Failed, Some(Cause::CredentialsRejected), Some(&error))],
         );
-        let summary = AlertMessage::from_run(&rejected, &Origin::default()).summary;
-        assert!(summary.contains("credentials_rejected") && summary.contains("not a target outage"), "{summary}");
+        rejected.account = Some(Account::Rejected);
+        let alert = AlertMessage::from_run(&rejected, &Origin::default());
+        assert_eq!(alert.dedup_key, "synthetic/prod/monitor-account", "every check shares it");
+        assert_eq!((alert.event_action, alert.severity), (EventAction::Trigger, Severity::Error));
+        assert_eq!(alert.account, Some(Account::Rejected));
+        assert!(alert.summary.contains("blocks the payment check"), "{}", alert.summary);
+        assert!(alert.summary.contains("not a target outage"), "{}", alert.summary);
+        assert_eq!(serde_json::to_value(alert.severity).unwrap(), "error", "a PagerDuty severity");
     }
 
     #[test]

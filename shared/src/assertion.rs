@@ -222,12 +222,7 @@ mod tests {
     use serde_json::json;
 
     fn response(content_type: &str, body: &str) -> HttpResponse {
-        HttpResponse {
-            status: 200,
-            headers: vec![("content-type".into(), content_type.into())],
-            body: body.as_bytes().to_vec(),
-            certificate: None,
-        }
+        HttpResponse::new(200, vec![("content-type".into(), content_type.into())], body.as_bytes().to_vec())
     }
 
     fn json_at(pointer: &str, test: JsonTest) -> Assertion {
@@ -287,7 +282,7 @@ mod tests {
     fn non_json_and_invalid_utf8_are_invalid_responses() {
         let ptr = json_at("/data", JsonTest::Exists(true));
         assert_eq!(cause(ptr.clone(), "<html>oops</html>"), Some(Cause::InvalidResponse));
-        let bytes = HttpResponse { status: 200, headers: vec![], body: vec![0xff, 0xfe, b'{'], certificate: None };
+        let bytes = HttpResponse::new(200, vec![], vec![0xff, 0xfe, b'{']);
         assert_eq!(ptr.check(&bytes).unwrap_err().cause(), Cause::InvalidResponse);
     }
 

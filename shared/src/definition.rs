@@ -26,6 +26,8 @@ pub struct JourneyDef {
     pub check: String,
     pub description: String,
     pub steps: Vec<StepDef>,
+    /// The secret's fields the steps name, worked out once: every run asks.
+    secrets: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +48,8 @@ pub struct StepDef {
     pub idempotent: bool,
     pub skip_if: Option<SkipIf>,
     pub budget: Budget,
+    /// The captures of earlier steps the templates name, worked out once.
+    uses: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,22 +163,12 @@ impl JourneyDef {
     }
 
     /// The fields of the credentials secret the steps name, sorted.
-    pub fn secret_fields(&self) -> BTreeSet<&str> {
-        let mut fields = BTreeSet::new();
-        for step in &self.steps {
-            for template in step.templates() {
-                for r in template.refs() {
-                    if let Ref::Secret(name) = r {
-                        fields.insert(name.as_str());
-                    }
-                }
-            }
-        }
-        fields
+    pub fn secret_fields(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(String::as_str)
     }
 
     pub fn uses_secrets(&self) -> bool {
-        !self.secret_fields().is_empty()
+        !self.secrets.is_empty()
     }
 
     pub fn step_mut(&mut self, name: &str) -> Option<&mut StepDef> {
@@ -214,15 +208,12 @@ impl StepDef {
 
     /// The captures of earlier steps this step's templates name: a cleanup step runs only when
     /// all exist. (`skip_if` may name one that is absent: then it simply does not hold.)
-    pub fn captures_used(&self) -> BTreeSet<&str> {
-        self.templates()
-            .into_iter()
-            .flat_map(|t| t.refs())
-            .filter_map(|r| match r {
-                Ref::Capture(name) => Some(name.as_str()),
-                _ => None,
-            })
-            .collect()
+    pub fn captures_used(&self) -> &BTreeSet<String> {
+        &self.uses
+    }
+
+    fn refs(&self) -> impl Iterator<Item = &Ref> {
+        self.templates().into_iter().flat_map(|t| t.refs())
     }
 }
 
@@ -310,7 +301,12 @@ impl Reader<'_> {
                 None
             }
         };
-        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps: steps? })
+        let steps = steps?;
+        let secrets = steps
+            .iter()
+            .flat_map(|s| s.refs().filter_map(|r| if let Ref::Secret(name) = r { Some(name.clone()) } else { None }))
+            .collect();
+        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, secrets })
     }
 
     fn vars(&mut self, value: &Value_<'_>) -> BTreeMap<String, String> {
@@ -464,7 +460,7 @@ impl Reader<'_> {
         for capture in &captures {
             context.captures.insert(capture.name.clone());
         }
-        Some(StepDef {
+        let mut step = StepDef {
             name: name?,
             role: role?,
             method: method?,
@@ -479,7 +475,11 @@ impl Reader<'_> {
             idempotent,
             skip_if,
             budget: budget?,
-        })
+            uses: BTreeSet::new(),
+        };
+        step.uses =
+            step.refs().filter_map(|r| if let Ref::Capture(name) = r { Some(name.clone()) } else { None }).collect();
+        Some(step)
     }
 
     fn budget(&mut self, table: &DeTable<'_>, defaults: &Defaults) -> Option<Budget> {
@@ -989,8 +989,8 @@ fail_after_ms = 15000
         assert_eq!(refund.budget.fail_after, Duration::from_millis(15_000));
         assert_eq!(refund.budget.degraded_after, Duration::from_millis(2_000), "from [defaults]");
         assert_eq!(refund.headers.len(), 1, "default headers apply to every step");
-        assert_eq!(refund.captures_used().into_iter().collect::<Vec<_>>(), ["id", "token"]);
-        assert_eq!(journey.secret_fields().into_iter().collect::<Vec<_>>(), ["api_key", "email", "password"]);
+        assert_eq!(refund.captures_used().iter().collect::<Vec<_>>(), ["id", "token"]);
+        assert_eq!(journey.secret_fields().collect::<Vec<_>>(), ["api_key", "email", "password"]);
     }
 
     #[test]

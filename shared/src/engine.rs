@@ -14,7 +14,7 @@ use crate::assertion::{Assertion, HeaderTest, JsonTest};
 use crate::definition::{AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef};
 use crate::error::{Cause, CheckError};
 use crate::http::{Auth, Body, HttpResponse};
-use crate::journey::{Journey, StepRole, StepSpec};
+use crate::journey::{Account, Journey, StepRole, StepSpec};
 use crate::secret::{CredentialStore, Credentials, Secret};
 use crate::template::{Encoding, Ref, RenderError, Scope, Template};
 use serde_json::Value;
@@ -47,7 +47,7 @@ pub async fn run(
     for (index, step) in journey_def.steps.iter().enumerate() {
         let skipped = step.skip_if.as_ref().is_some_and(|skip| skip.holds(scope.capture(&skip.var)));
         let runs = match step.role {
-            StepRole::Cleanup => step.captures_used().iter().all(|c| scope.captures.contains_key(*c)),
+            StepRole::Cleanup => step.captures_used().iter().all(|c| scope.captures.contains_key(c)),
             StepRole::Normal | StepRole::Login => !halted,
         };
         if skipped || !runs {
@@ -92,7 +92,7 @@ fn use_secrets(
     store: &CredentialStore,
     secrets: Arc<Credentials>,
 ) -> Result<(), CheckError> {
-    let missing: Vec<&str> = journey_def.secret_fields().into_iter().filter(|f| secrets.field(f).is_none()).collect();
+    let missing: Vec<&str> = journey_def.secret_fields().filter(|f| secrets.field(f).is_none()).collect();
     if !missing.is_empty() {
         return Err(CheckError::Misconfigured(format!(
             "secret {} has no string field {} that journey {} uses",
@@ -134,6 +134,13 @@ async fn run_step(
             }
         }
     }
+    if step.role == StepRole::Login {
+        match &result {
+            Ok(_) => journey.note_account(Account::Accepted),
+            Err(failed) if failed.cause == Cause::CredentialsRejected => journey.note_account(Account::Rejected),
+            Err(_) => {}
+        }
+    }
     let response = match &result {
         Ok(response) => Some(response),
         Err(failed) => failed.response.as_ref(),
@@ -162,7 +169,9 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut Journey,
 /// compliant API answers with the original result) so the cleanup knows what to undo.
 async fn learn_what_to_clean_up(journey_def: &JourneyDef, index: usize, journey: &mut Journey, scope: &mut RunScope) {
     let step = &journey_def.steps[index];
-    let answered = journey.steps().last().is_some_and(|r| r.status.is_some());
+    // A write that got an answer, or that was never sent (no time was left, or a value could not
+    // be rendered), has nothing unknown to learn: only one sent and unanswered is replayed.
+    let answered = journey.steps().last().is_some_and(|r| r.status.is_some() || r.attempts == 0);
     let needed = step.captures.iter().any(|c| {
         !scope.captures.contains_key(&c.name)
             && journey_def.steps[index + 1..]

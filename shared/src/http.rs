@@ -118,8 +118,11 @@ pub struct HttpResponse {
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body parsed once: assertions, captures and cleanup all read it.
+    parsed: std::sync::OnceLock<Result<serde_json::Value, String>>,
     /// The leaf certificate of the connection that carried the answer; `None` over plain HTTP.
-    pub certificate: Option<Certificate>,
+    /// Boxed: answers travel in results and errors, and most runs read it once.
+    pub certificate: Option<Box<Certificate>>,
 }
 
 /// What a run learns about the target's leaf certificate, as seen on its connection.
@@ -134,14 +137,26 @@ pub struct Certificate {
 }
 
 impl HttpResponse {
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        HttpResponse { status, headers, body, parsed: std::sync::OnceLock::new(), certificate: None }
+    }
+
+    /// The same answer, carrying the certificate of the connection it came over.
+    pub fn with_certificate(mut self, certificate: Option<Certificate>) -> Self {
+        self.certificate = certificate.map(Box::new);
+        self
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> Result<serde_json::Value, CheckError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| CheckError::InvalidResponse(format!("body is not valid JSON ({e})")))
+    pub fn json(&self) -> Result<&serde_json::Value, CheckError> {
+        let parsed = self
+            .parsed
+            .get_or_init(|| serde_json::from_slice(&self.body).map_err(|e| format!("body is not valid JSON ({e})")));
+        parsed.as_ref().map_err(|e| CheckError::InvalidResponse(e.clone()))
     }
 
     /// Whether the `Content-Type` says the body is JSON (`application/json`, `…+json`).
@@ -162,7 +177,7 @@ impl HttpResponse {
 /// Port: whatever sends a request to the monitored service.
 #[async_trait]
 pub trait HttpTarget: Send + Sync {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError>;
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError>;
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,8 +246,8 @@ impl ReqwestTarget {
         Some(facts)
     }
 
-    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
-        let mut builder = self.client.request(request.method.as_reqwest(), request.url);
+    async fn exchange(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+        let mut builder = self.client.request(request.method.as_reqwest(), request.url.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
@@ -267,7 +282,7 @@ impl ReqwestTarget {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status, headers, body, certificate })
+        Ok(HttpResponse::new(status, headers, body).with_certificate(certificate))
     }
 }
 
@@ -307,7 +322,7 @@ impl ParsedCertificate {
 #[async_trait]
 impl HttpTarget for ReqwestTarget {
     #[instrument(skip(self), fields(status))]
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
         let budget = request.timeout;
         let result = match tokio::time::timeout(budget, self.exchange(request)).await {
             Ok(result) => result,
@@ -347,10 +362,10 @@ impl ScriptedTarget {
 
 #[async_trait]
 impl HttpTarget for ScriptedTarget {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, CheckError> {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
         let budget = request.timeout;
         if let Ok(mut requests) = self.requests.lock() {
-            requests.push(request);
+            requests.push(request.clone());
         }
         let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
         let (delay, answer) = next.unwrap_or((Duration::ZERO, Ok(HttpResponse::with(500, "script exhausted"))));
@@ -368,12 +383,7 @@ impl HttpResponse {
     pub fn with(status: u16, body: &str) -> Self {
         let json = body.trim_start().starts_with(['{', '[']);
         let content_type = if json { "application/json" } else { "text/plain" };
-        HttpResponse {
-            status,
-            headers: vec![("content-type".into(), content_type.into())],
-            body: body.as_bytes().to_vec(),
-            certificate: None,
-        }
+        HttpResponse::new(status, vec![("content-type".into(), content_type.into())], body.as_bytes().to_vec())
     }
 }
 
@@ -621,7 +631,7 @@ mod tests {
         let url = format!("http://127.0.0.1:{}/tls-edge/certificate/handshake?rustls=1", closed_port().await);
 
         // WHEN a request is sent
-        let error = target.send(get(&url)).await.unwrap_err();
+        let error = target.send(&get(&url)).await.unwrap_err();
 
         // THEN it is a connect failure: the URL's words do not decide the cause
         assert_eq!(error.cause(), crate::Cause::Connect, "{error:?}");
@@ -634,7 +644,7 @@ mod tests {
         let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
 
         // WHEN a request is sent
-        let error = target.send(get(&format!("https://127.0.0.1:{port}/api/refused/connect"))).await.unwrap_err();
+        let error = target.send(&get(&format!("https://127.0.0.1:{port}/api/refused/connect"))).await.unwrap_err();
 
         // THEN the handshake failure is found by its type
         assert_eq!(error.cause(), crate::Cause::Tls, "{error:?}");
@@ -647,7 +657,7 @@ mod tests {
         let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
 
         // WHEN the body is read
-        let error = target.send(get(&format!("http://127.0.0.1:{port}/tls/certificate"))).await.unwrap_err();
+        let error = target.send(&get(&format!("http://127.0.0.1:{port}/tls/certificate"))).await.unwrap_err();
 
         // THEN the truncated body is a bad answer, not a TLS or connect failure
         assert_eq!(error.cause(), crate::Cause::InvalidResponse, "{error:?}");
@@ -718,12 +728,7 @@ mod tests {
 
     #[test]
     fn header_lookup_ignores_case() {
-        let response = HttpResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: vec![],
-            certificate: None,
-        };
+        let response = HttpResponse::new(200, vec![("content-type".into(), "application/json".into())], vec![]);
         assert_eq!(response.header("Content-Type"), Some("application/json"));
         assert_eq!(response.header("x-missing"), None);
     }

@@ -48,6 +48,16 @@ pub struct StepResult {
     pub error: Option<String>,
 }
 
+/// What the run learned about the synthetic account, when its journey signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Account {
+    /// A login step passed: the account works.
+    Accepted,
+    /// A login step was answered with a rejected status, even after a secret refresh.
+    Rejected,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub check: String,
@@ -60,6 +70,9 @@ pub struct RunResult {
     pub status: Outcome,
     pub cause: Option<Cause>,
     pub steps: Vec<StepResult>,
+    /// Absent when the journey has no login step, or its login failed for another reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
     /// The target's leaf certificate, from the run's first answer over HTTPS; absent over plain
     /// HTTP, when no answer came, and in results written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +293,7 @@ pub struct Journey {
     started_at: OffsetDateTime,
     scrubber: Scrubber,
     cookies: CookieJar,
+    account: Option<Account>,
     /// Kept back from normal steps so the cleanup steps can still run before the deadline.
     cleanup_reserve: Duration,
     /// The first certificate an answer carried, and the step it answered.
@@ -302,6 +316,7 @@ impl Journey {
             started_at: OffsetDateTime::now_utc(),
             scrubber: Scrubber::default(),
             cookies: CookieJar::default(),
+            account: None,
             cleanup_reserve: Duration::ZERO,
             certificate: None,
         }
@@ -338,6 +353,11 @@ impl Journey {
         self.scrubber.add_all(values);
     }
 
+    /// Records what a login step said about the synthetic account; the last word counts.
+    pub fn note_account(&mut self, account: Account) {
+        self.account = Some(account);
+    }
+
     pub fn reserve_for_cleanup(&mut self, reserve: Duration) {
         self.cleanup_reserve = reserve;
     }
@@ -366,7 +386,7 @@ impl Journey {
     }
 
     async fn run_step(&mut self, spec: StepSpec, prior_attempts: u32) -> Result<HttpResponse, StepFailed> {
-        let request = match self.request_for(&spec) {
+        let mut request = match self.request_for(&spec) {
             Ok(request) => request,
             Err(error) => {
                 let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
@@ -388,7 +408,8 @@ impl Journey {
             };
             attempt += 1;
             let started = Instant::now();
-            let sent = self.exchange(&spec, request.clone(), timeout).await;
+            request.timeout = timeout;
+            let sent = self.exchange(&spec, &request).await;
             let elapsed = started.elapsed();
             let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
@@ -406,8 +427,9 @@ impl Journey {
         let timeout = self
             .attempt_timeout(&as_cleanup)
             .ok_or(CheckError::OutOfTime { left_ms: self.time_left(&as_cleanup).as_millis() as u64 })?;
-        let request = self.request_for(spec)?;
-        self.exchange(spec, request, timeout).await
+        let mut request = self.request_for(spec)?;
+        request.timeout = timeout;
+        self.exchange(spec, &request).await
     }
 
     /// Replaces the cause and error of the last recorded step named `name`: a failure that
@@ -422,23 +444,30 @@ impl Journey {
 
     /// Sends one attempt, following redirects within the target's origin and keeping the
     /// cookies the target sets, all within `timeout`.
-    async fn exchange(
-        &mut self,
-        spec: &StepSpec,
-        mut request: HttpRequest,
-        timeout: Duration,
-    ) -> Result<HttpResponse, CheckError> {
-        let ends = Instant::now() + timeout;
-        let timed_out = CheckError::Timeout { budget_ms: timeout.as_millis() as u64 };
+    async fn exchange(&mut self, spec: &StepSpec, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+        let ends = Instant::now() + request.timeout;
+        let timed_out = CheckError::Timeout { budget_ms: request.timeout.as_millis() as u64 };
+        // Owned only once something differs from the step's request: cookies to add, a redirect
+        // to follow. The usual attempt sends the step's request as it is, without a copy.
+        let mut changed: Option<HttpRequest> = None;
         for _ in 0..=self.setup.max_redirects {
-            request.timeout = ends.saturating_duration_since(Instant::now());
-            if request.timeout.is_zero() {
+            let left = ends.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(timed_out);
             }
-            let mut sent = request.clone();
-            self.cookies.apply(&mut sent.headers);
-            let response = self.setup.http.send(sent).await?;
-            if let (None, Some(certificate)) = (&self.certificate, &response.certificate) {
+            if changed.is_none() && !self.cookies.is_empty() {
+                changed = Some(request.clone());
+            }
+            let response = match changed.as_mut() {
+                None => self.setup.http.send(request).await?,
+                Some(owned) => {
+                    owned.timeout = left;
+                    let mut sent = owned.clone();
+                    self.cookies.apply(&mut sent.headers);
+                    self.setup.http.send(&sent).await?
+                }
+            };
+            if let (None, Some(certificate)) = (&self.certificate, response.certificate.as_deref()) {
                 self.certificate = Some((spec.name.clone(), certificate.clone()));
             }
             let fresh = self.cookies.store(&response);
@@ -452,24 +481,25 @@ impl Journey {
             let Some(location) = location else {
                 return Ok(response);
             };
-            let next = request.url.join(location).map_err(|_| {
+            let current = changed.get_or_insert_with(|| request.clone());
+            let next = current.url.join(location).map_err(|_| {
                 CheckError::InvalidResponse(format!("HTTP {} with an unusable Location header", response.status))
             })?;
-            if next.origin() != request.url.origin() {
+            if next.origin() != current.url.origin() {
                 return Err(CheckError::InvalidResponse(format!(
                     "HTTP {} redirect to {}, outside the target {}; the monitor follows redirects within its \
                      target only, so nothing was sent there",
                     response.status,
                     without_query(&next),
-                    request.url.origin().ascii_serialization()
+                    current.url.origin().ascii_serialization()
                 )));
             }
             // As browsers do: 303, and 301/302 after a POST, continue as a GET without the body.
-            if response.status == 303 || (matches!(response.status, 301 | 302) && request.method == Method::Post) {
-                request.method = Method::Get;
-                request.body = None;
+            if response.status == 303 || (matches!(response.status, 301 | 302) && current.method == Method::Post) {
+                current.method = Method::Get;
+                current.body = None;
             }
-            request.url = next;
+            current.url = next;
         }
         Err(CheckError::InvalidResponse(format!("more than {} redirects", self.setup.max_redirects)))
     }
@@ -555,6 +585,7 @@ impl Journey {
             status,
             cause: None,
             steps: self.steps,
+            account: self.account,
             certificate: self.certificate.map(|(_, certificate)| certificate),
         };
         run.cause = run.deciding_step().and_then(|s| s.cause);
@@ -576,6 +607,10 @@ struct CookieJar {
 }
 
 impl CookieJar {
+    fn is_empty(&self) -> bool {
+        self.cookies.is_empty()
+    }
+
     fn apply(&self, headers: &mut Vec<(String, String)>) {
         if self.cookies.is_empty() {
             return;
@@ -713,12 +748,7 @@ mod tests {
     }
 
     fn redirect(status: u16, location: &str) -> Result<HttpResponse, CheckError> {
-        Ok(HttpResponse {
-            status,
-            headers: vec![("location".into(), location.into())],
-            body: vec![],
-            certificate: None,
-        })
+        Ok(HttpResponse::new(status, vec![("location".into(), location.into())], vec![]))
     }
 
     fn login_post() -> StepSpec {
@@ -932,12 +962,11 @@ mod tests {
 
     #[tokio::test]
     async fn cookies_set_by_the_target_are_sent_back_and_login_cookies_are_scrubbed() {
-        let session = HttpResponse {
-            status: 200,
-            headers: vec![("set-cookie".into(), "session=s3cr3t-cookie; HttpOnly; Path=/".into())],
-            body: b"{}".to_vec(),
-            certificate: None,
-        };
+        let session = HttpResponse::new(
+            200,
+            vec![("set-cookie".into(), "session=s3cr3t-cookie; HttpOnly; Path=/".into())],
+            b"{}".to_vec(),
+        );
         let target = Arc::new(
             ScriptedTarget::default()
                 .then_after(Duration::ZERO, Ok(session))
@@ -1033,6 +1062,7 @@ mod tests {
                 cause: Some(Cause::Connect),
                 error: Some("connection refused".into()),
             }],
+            account: None,
             certificate: None,
         };
         let json = serde_json::to_value(&run).unwrap();
@@ -1060,9 +1090,9 @@ mod tests {
     async fn the_first_certificate_of_the_run_is_kept_with_its_step_and_a_finding_degrades_that_step() {
         // GIVEN a run whose first answer came over plain HTTP and whose later answers carried
         // two different certificates
-        let over_tls = |days_left: i64| HttpResponse {
-            certificate: Some(Certificate { days_left, not_after: "t".into(), subject: "CN=shop".into() }),
-            ..HttpResponse::with(200, r#"{"data":[1]}"#)
+        let over_tls = |days_left: i64| {
+            let certificate = Certificate { days_left, not_after: "t".into(), subject: "CN=shop".into() };
+            HttpResponse::with(200, r#"{"data":[1]}"#).with_certificate(Some(certificate))
         };
         let target = Arc::new(
             ScriptedTarget::default()

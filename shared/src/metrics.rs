@@ -140,6 +140,7 @@ mod tests {
             status: Outcome::Degraded,
             cause: Some(Cause::Timeout),
             steps: vec![step("login", Outcome::Passed), step("products", Outcome::Degraded)],
+            account: None,
             certificate: None,
         };
         let records = emf_records(&run, "Synth");
@@ -174,6 +175,7 @@ mod tests {
             status: Outcome::Passed,
             cause: None,
             steps: vec![],
+            account: None,
             certificate: Some(crate::http::Certificate {
                 days_left: 364,
                 not_after: "2027-11-21T10:00:00Z".into(),

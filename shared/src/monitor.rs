@@ -3,7 +3,7 @@
 //! A failing check is a successful invocation (the monitor worked). The invocation errors only
 //! when the monitor itself broke: misconfiguration, an unreadable secret, an undeliverable alert.
 
-use crate::alert::{AlertMessage, Notifier, deliver};
+use crate::alert::{AlertMessage, Notifier, deliver, publish_budget};
 use crate::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
 use crate::config::MonitorConfig;
 use crate::definition::JourneyDef;
@@ -18,9 +18,6 @@ use lambda_runtime::{LambdaEvent, tracing};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Time kept back from the Lambda deadline so a run that used its budget can still publish.
-const ALERT_RESERVE: Duration = Duration::from_secs(10);
 
 /// The adapters behind the ports, chosen by whoever builds the monitor.
 pub struct Adapters {
@@ -86,7 +83,7 @@ impl Monitor {
     /// against another (allowed) host, such as a canary after a deploy.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunResult, CheckError> {
         let target_override = target_override(&event.payload)?;
-        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        let deadline = deadline_from_epoch_ms(event.context.deadline, publish_budget(self.config.alert_retry));
         self.run(target_override, deadline).await
     }
 
@@ -171,12 +168,12 @@ fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
     }
 }
 
-/// The Lambda deadline as an `Instant`, less the time the alert needs. `0` (no deadline, as in
-/// unit tests) means none.
-fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
+/// The Lambda deadline as an `Instant`, less `reserve`: the time the alert may need, so a run
+/// that used all its time can still publish. `0` (no deadline, as in unit tests) means none.
+fn deadline_from_epoch_ms(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
-    Some(Instant::now() + left.saturating_sub(ALERT_RESERVE))
+    Some(Instant::now() + left.saturating_sub(reserve))
 }
 
 #[cfg(test)]
@@ -453,7 +450,7 @@ mod tests {
             not_after: "2026-11-26T11:00:00Z".into(),
             subject: "CN=shop.example.com, O=Shop".into(),
         };
-        Ok(crate::http::HttpResponse { certificate: Some(certificate), ..crate::http::HttpResponse::with(200, body) })
+        Ok(crate::http::HttpResponse::with(200, body).with_certificate(Some(certificate)))
     }
 
     #[tokio::test]
@@ -519,11 +516,14 @@ mod tests {
     }
 
     #[test]
-    fn deadline_keeps_time_back_for_the_alert() {
-        assert_eq!(deadline_from_epoch_ms(0), None);
+    fn the_run_keeps_exactly_the_publish_budget_back() {
+        // 4 attempts of at most 4 s, and 0.2 + 0.4 + 0.8 s of backoff: the README's defaults.
+        let budget = publish_budget(crate::journey::RetryPolicy { attempts: 4, backoff: Duration::from_millis(200) });
+        assert_eq!(budget, Duration::from_millis(17_400));
+        assert_eq!(deadline_from_epoch_ms(0, budget), None);
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let deadline = deadline_from_epoch_ms(now_ms + 60_000).unwrap();
+        let deadline = deadline_from_epoch_ms(now_ms + 60_000, budget).unwrap();
         let left = deadline - Instant::now();
-        assert!(left <= Duration::from_secs(50) && left > Duration::from_secs(45), "{left:?}");
+        assert!(left <= Duration::from_millis(42_600) && left > Duration::from_millis(41_000), "{left:?}");
     }
 }

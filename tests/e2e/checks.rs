@@ -64,15 +64,29 @@ async fn each_fault_gives_exactly_one_trigger_with_its_cause() {
 }
 
 #[tokio::test]
-async fn a_locked_synthetic_account_is_credentials_rejected_not_an_outage() {
+async fn a_locked_synthetic_account_is_one_monitor_account_incident_not_three_outages() {
     let stack = stack().await;
     stack.shop.handle().set_fault("auth", "lock").expect("valid fault");
     for check in [Check::Auth, Check::Products, Check::Payment] {
+        // WHEN a check that signs in runs while the synthetic account is locked
         let ran = run_once(&stack, check, &[FAST_RETRY]).await;
-        assert_trigger(&ran, Outcome::Failed, Cause::CredentialsRejected);
-        let summary = ran.alert().body["summary"].as_str().unwrap_or_default().to_string();
-        assert!(summary.contains("not a target outage"), "{summary}");
-        assert_eq!(ran.result().steps.len(), 1, "nothing runs after a rejected login");
+        let run = ran.result();
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CredentialsRejected)), "{run:#?}");
+        // THEN its one alert triggers the shared monitor-account incident at severity error,
+        // naming the check it blocks, and says nothing about the check's own journey
+        let alert = ran.alert();
+        assert_eq!(alert.body["dedup_key"], "synthetic/local/monitor-account");
+        assert_eq!(
+            (alert.body["event_action"].as_str(), alert.body["severity"].as_str()),
+            (Some("trigger"), Some("error"))
+        );
+        assert_eq!(alert.body["account"], "rejected");
+        let summary = alert.body["summary"].as_str().unwrap_or_default().to_string();
+        assert!(
+            summary.contains(&format!("blocks the {check} check")) && summary.contains("not a target outage"),
+            "{summary}"
+        );
+        assert_eq!(run.steps.len(), 1, "nothing runs after a rejected login");
     }
     assert_eq!(stack.shop.handle().state().payments.live, 0);
     stack.stop().await;

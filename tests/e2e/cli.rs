@@ -13,40 +13,6 @@ use synthetic_e2e::lambda_emulator::workspace_binary;
 use synthetic_e2e::shop::{self, RunningShop, ShopConfig};
 use synthetic_e2e::stack::{PAYMENT_TOKEN, account_json};
 
-/// What one `synthetic` process did.
-struct Exited {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Exited {
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-}
-
-/// Runs the CLI with a clean deployment environment, fast retries and `env` on top.
-async fn synthetic(args: &[&str], env: &[(&str, &str)]) -> Exited {
-    let binary = workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
-    let mut command = tokio::process::Command::new(binary);
-    command.args(args).env("RETRY_BACKOFF_MS", "100").kill_on_drop(true);
-    for name in ["CHECK_ENV", "ALERT_TOPIC_ARN", "CREDENTIALS_SECRET_ID", "TARGET_BASE_URL", "NO_COLOR"] {
-        command.env_remove(name);
-    }
-    command.envs(env.iter().copied());
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("synthetic finished within 120 s")
-        .expect("synthetic started");
-    Exited {
-        code: output.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    }
-}
-
 /// The demo shop and a private scratch directory holding the synthetic account as a 0600 file.
 struct Fixture {
     shop: RunningShop,

@@ -127,3 +127,37 @@ pub fn assert_resolve(ran: &Ran) {
     assert_eq!(alert.body["event_action"], "resolve");
     assert_eq!(alert.attributes.get("event_action").map(String::as_str), Some("resolve"));
 }
+
+/// What one `synthetic` process did.
+pub struct Exited {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exited {
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs the `synthetic` CLI with a clean deployment environment, fast retries and `env` on top.
+pub async fn synthetic(args: &[&str], env: &[(&str, &str)]) -> Exited {
+    let binary = synthetic_e2e::lambda_emulator::workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
+    let mut command = tokio::process::Command::new(binary);
+    command.args(args).env("RETRY_BACKOFF_MS", "100").kill_on_drop(true);
+    for name in ["CHECK_ENV", "ALERT_TOPIC_ARN", "CREDENTIALS_SECRET_ID", "TARGET_BASE_URL", "NO_COLOR"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("synthetic finished within 120 s")
+        .expect("synthetic started");
+    Exited {
+        code: output.status.code().expect("exited, not killed by a signal"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}

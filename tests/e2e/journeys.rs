@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use crate::helpers::{Exited, synthetic};
 use serde_json::{Value, json};
 use synthetic_checks::{Cause, Outcome, RunResult, StepResult};
 use synthetic_e2e::fake_apis::cookie_session::{self, CookieSessionConfig, LoginAnswer};
@@ -17,22 +17,16 @@ use synthetic_e2e::fake_apis::nested_login::{self, NestedLoginConfig};
 use synthetic_e2e::fake_apis::oauth::{self, OAuthConfig};
 use synthetic_e2e::fake_apis::percent_decode;
 use synthetic_e2e::fake_apis::stripe::{self, StripeConfig, StripeFault};
-use synthetic_e2e::lambda_emulator::workspace_binary;
 use synthetic_e2e::shop::{self, ShopConfig};
 
-/// What one `synthetic` process did.
-struct Exited {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// Reading what one `synthetic` process printed.
+trait Printed {
+    fn result(&self) -> RunResult;
+    fn results(&self) -> Vec<RunResult>;
+    fn assert_none_of(&self, secrets: &[&str]) -> &Self;
 }
 
-impl Exited {
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
+impl Printed for Exited {
     /// The one RunResult on stdout (`--format json` prints one per line).
     fn result(&self) -> RunResult {
         let mut results = self.results();
@@ -56,25 +50,6 @@ impl Exited {
             }
         }
         self
-    }
-}
-
-/// Runs the CLI with a clean deployment environment and fast retries.
-async fn synthetic(args: &[&str]) -> Exited {
-    let binary = workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
-    let mut command = tokio::process::Command::new(binary);
-    command.args(args).env("RETRY_BACKOFF_MS", "100").kill_on_drop(true);
-    for name in ["CHECK_ENV", "ALERT_TOPIC_ARN", "CREDENTIALS_SECRET_ID", "TARGET_BASE_URL", "NO_COLOR"] {
-        command.env_remove(name);
-    }
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("synthetic finished within 120 s")
-        .expect("synthetic started");
-    Exited {
-        code: output.status.code().expect("exited, not killed by a signal"),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
     }
 }
 
@@ -131,7 +106,7 @@ async fn run_journeys(journey_files: &[&str], target: &str, credentials: &Creden
     for file in journey_files {
         args.extend(["--journey", file]);
     }
-    synthetic(&args).await
+    synthetic(&args, &[]).await
 }
 
 fn step<'a>(run: &'a RunResult, name: &str) -> &'a StepResult {
@@ -524,7 +499,7 @@ async fn validate_lists_every_mistake_with_its_line_and_column() {
     let file = journey("invalid.toml");
     let text = std::fs::read_to_string(&file).expect("invalid.toml");
     // WHEN the broken journey is validated
-    let exited = synthetic(&["validate", &file]).await;
+    let exited = synthetic(&["validate", &file], &[]).await;
     // THEN it exits 3 and prints one `file:line:column: sentence` per mistake on stderr
     exited.expect(3);
     let located: Vec<(usize, usize, &str)> = exited
@@ -588,7 +563,7 @@ async fn validate_accepts_every_shipped_journey() {
 
     let mut args = vec!["validate"];
     args.extend(files.iter().map(String::as_str));
-    let exited = synthetic(&args).await;
+    let exited = synthetic(&args, &[]).await;
     exited.expect(0);
     assert!(!exited.stderr.contains(".toml:"), "no located problem: {}", exited.stderr);
 }

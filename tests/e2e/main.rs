@@ -3,6 +3,7 @@
 //!
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
+mod canary;
 mod certificates;
 mod checks;
 mod cli;
@@ -13,3 +14,4 @@ mod hostile;
 mod journeys;
 mod pagerduty;
 mod payments;
+mod redirects;

@@ -250,3 +250,40 @@ async fn a_routing_key_rotated_while_the_forwarder_is_warm_still_pages() {
     pager.forwarder.shutdown().await;
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_locked_account_is_one_incident_and_the_first_sign_in_resolves_it() {
+    let stack = stack().await;
+    let pager = Pager::start(&stack).await;
+    // GIVEN the synthetic account locked, and two checks that sign in
+    stack.shop.handle().set_fault("auth", "lock").expect("valid fault");
+    for check in [Check::Auth, Check::Products] {
+        run_once(&stack, check, &[FAST_RETRY]).await;
+    }
+    // WHEN their alerts reach PagerDuty through the real forwarder
+    pager.forward(&stack).await;
+    // THEN PagerDuty holds one incident, the monitor's own account, and no journey incident
+    let keys = |bodies: &[Value]| -> Vec<(String, String)> {
+        bodies
+            .iter()
+            .map(|b| (b["event_action"].as_str().unwrap_or("").into(), b["dedup_key"].as_str().unwrap_or("").into()))
+            .collect()
+    };
+    let account = "synthetic/local/monitor-account".to_string();
+    let sent = pager.sent();
+    assert_eq!(keys(&sent), [("trigger".to_string(), account.clone()), ("trigger".to_string(), account.clone())]);
+    assert!(sent.iter().all(|b| b["payload"]["severity"] == "error"), "{sent:#?}");
+
+    // WHEN the account is unlocked and one check signs in again
+    stack.shop.handle().clear_all();
+    run_once(&stack, Check::Auth, &[FAST_RETRY]).await;
+    pager.forward(&stack).await;
+    // THEN that run resolves its journey and the account incident
+    let sent = pager.sent();
+    assert_eq!(
+        keys(&sent[2..]),
+        [("resolve".to_string(), "synthetic/local/auth".to_string()), ("resolve".to_string(), account)]
+    );
+    pager.forwarder.shutdown().await;
+    stack.stop().await;
+}

@@ -85,7 +85,7 @@ impl Area {
         match self {
             Area::Health => "down, slow:<ms>",
             Area::Auth => "lock, 500, slow:<ms>",
-            Area::Products => "500, empty, slow:<ms>",
+            Area::Products => "500, empty, flaky:<n>, slow:<ms>",
             Area::Payments => "decline, no-refund, get-500, 500, slow:<ms>",
             Area::Search => "500, empty, slow:<ms>",
         }
@@ -125,6 +125,9 @@ pub enum Fault {
     NoRefund,
     /// payments: reading a payment fails although it exists.
     Get500,
+    /// products: 500 for every n-th synthetic run (told apart by `X-Synthetic-Run-Id`), for all
+    /// of that run's attempts, so a retry does not hide it: a release that fails some runs.
+    Flaky(u32),
 }
 
 impl Fault {
@@ -134,6 +137,12 @@ impl Fault {
             return match ms.parse::<u64>() {
                 Ok(ms) if ms <= MAX_SLOW_MS => Ok(Fault::Slow(Duration::from_millis(ms))),
                 _ => Err(FaultError::BadDelay(spec.to_owned())),
+            };
+        }
+        if let (Area::Products, Some(every)) = (area, spec.strip_prefix("flaky:")) {
+            return match every.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(Fault::Flaky(n)),
+                _ => Err(FaultError::UnknownFault { area, fault: spec.to_owned() }),
             };
         }
         let fault = match (area, spec) {
@@ -170,6 +179,7 @@ impl fmt::Display for Fault {
             Fault::Decline => f.write_str("decline"),
             Fault::NoRefund => f.write_str("no-refund"),
             Fault::Get500 => f.write_str("get-500"),
+            Fault::Flaky(n) => write!(f, "flaky:{n}"),
         }
     }
 }
@@ -246,6 +256,8 @@ struct Inner {
     /// Idempotency-Key -> payment id.
     idempotency: HashMap<String, String>,
     faults: BTreeMap<Area, Fault>,
+    /// Synthetic run ids seen by the products listing, in order, for `flaky:<n>`.
+    product_runs: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -270,6 +282,19 @@ impl Shop {
 
     /// Applies the `slow:<ms>` fault of `area`, if any, and returns the
     /// area's fault for the caller to act on.
+    /// The 1-based position of this request's run among the runs the listing has seen.
+    fn nth_products_run(&self, headers: &HeaderMap) -> usize {
+        let run = headers.get("x-synthetic-run-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let mut inner = self.lock();
+        match inner.product_runs.iter().position(|r| *r == run) {
+            Some(index) => index + 1,
+            None => {
+                inner.product_runs.push(run);
+                inner.product_runs.len()
+            }
+        }
+    }
+
     async fn delay(&self, area: Area) -> Option<Fault> {
         let fault = self.fault(area);
         if let Some(d) = fault.and_then(Fault::delay) {
@@ -526,6 +551,7 @@ async fn products(State(shop): State<Arc<Shop>>, headers: HeaderMap) -> Response
     match fault {
         Some(Fault::Internal) => internal(),
         Some(Fault::Empty) => reply(StatusCode::OK, json!({ "data": [] })),
+        Some(Fault::Flaky(every)) if shop.nth_products_run(&headers) % every as usize == 0 => internal(),
         _ => reply(StatusCode::OK, json!({ "data": CATALOGUE.iter().map(product_json).collect::<Vec<_>>() })),
     }
 }

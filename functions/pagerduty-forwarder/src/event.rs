@@ -303,6 +303,7 @@ mod tests {
             log_group: Some("/aws/lambda/synthetic-check-payment".into()),
             log_stream: Some("2026/11/21/[$LATEST]0123abcd".into()),
             region: Some("eu-west-1".into()),
+            account: None,
         }
     }
 

@@ -19,8 +19,11 @@ use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
 use serde::Serialize;
 use std::sync::Arc;
 use synthetic_checks::CheckError;
-use synthetic_checks::alert::{AlertMessage, PublishError, publish_with_retries};
+use synthetic_checks::alert::{
+    AlertMessage, EventAction, MONITOR_ACCOUNT, PublishError, dedup_key, publish_with_retries,
+};
 use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource};
+use synthetic_checks::journey::Account;
 use synthetic_checks::metrics::{MetricsSink, StdoutEmf, emf_count};
 use synthetic_checks::secret::{Secret, SecretSource};
 use synthetic_checks::text::{one_line, truncate};
@@ -159,13 +162,26 @@ impl Forwarder {
 
     async fn forward(&self, message: &SnsMessage) -> Result<Sent, CheckError> {
         let alert = parse_alert(&message.message)?;
-        let event = Event::from_alert(&alert, &self.config);
+        let sent = self.deliver(message, &alert, Event::from_alert(&alert, &self.config)).await?;
+        // A run that signed in proves the synthetic account works again: the monitor-account
+        // incident (opened by any check whose login was rejected) is resolved by it.
+        if alert.account == Some(Account::Accepted) {
+            let mut healed = alert.clone();
+            healed.event_action = EventAction::Resolve;
+            healed.dedup_key = dedup_key(&alert.env, MONITOR_ACCOUNT);
+            self.deliver(message, &healed, Event::from_alert(&healed, &self.config)).await?;
+        }
+        Ok(sent)
+    }
+
+    /// One event to PagerDuty, unless a newer one for its dedup key was already sent.
+    async fn deliver(&self, message: &SnsMessage, alert: &AlertMessage, event: Event) -> Result<Sent, CheckError> {
         let now = (self.clock)();
-        let run_time = event::run_time(&alert);
+        let run_time = event::run_time(alert);
         match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
             Some(Err(stale)) => {
                 tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, timestamp = %alert.timestamp, %stale, "stale alert dropped, so it cannot undo a newer one");
-                self.count(STALE_METRIC, &alert, message);
+                self.count(STALE_METRIC, alert, message);
                 return Ok(Sent::Stale);
             }
             // A page is worth more than the order: an alert whose age is unknown is sent.
@@ -194,7 +210,7 @@ impl Forwarder {
             }
             Err((attempts, PublishError::Permanent(reason))) => {
                 tracing::error!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, attempts, %reason, "PagerDuty rejected the event; dropped, as a retry cannot fix it");
-                self.count(REJECTED_METRIC, &alert, message);
+                self.count(REJECTED_METRIC, alert, message);
                 Ok(Sent::Rejected)
             }
             Err((attempts, PublishError::Retryable(reason))) => {

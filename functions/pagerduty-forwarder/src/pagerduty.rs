@@ -77,7 +77,7 @@ impl EventsApi for HttpEventsApi {
             body: Some(Body { content_type: "application/json".into(), bytes: body }),
             timeout: self.timeout,
         };
-        let response = self.http.send(request).await.map_err(|e| PublishError::Retryable(e.to_string()))?;
+        let response = self.http.send(&request).await.map_err(|e| PublishError::Retryable(e.to_string()))?;
         tracing::Span::current().record("status", response.status);
         classify(&response, routing_key)
     }

@@ -74,6 +74,7 @@ fn payment_alert(failed: bool) -> AlertMessage {
         status,
         cause,
         steps,
+        account: None,
         certificate: None,
     };
     let origin = Origin {
@@ -494,4 +495,46 @@ fn events_at_pagerdutys_limits_still_validate() {
     assert!(dropped.is_some_and(|d| d.contains("step 8 s7")), "the largest detail went first: {dropped:?}");
     assert_eq!(bodies[1]["payload"]["severity"], "warning");
     assert_eq!(bodies[1]["payload"]["class"], "degraded");
+}
+
+#[tokio::test]
+async fn a_locked_account_is_one_monitor_account_incident_resolved_by_the_first_sign_in() {
+    // GIVEN three checks whose logins were rejected, then one that signed in again
+    let stack = Stack::start(&routing_key_json()).await;
+    let locked = |check: &str| {
+        let mut alert = payment_alert(true);
+        alert.check = check.into();
+        alert.dedup_key = "synthetic/prod/monitor-account".into();
+        alert.cause = Some(Cause::CredentialsRejected);
+        alert.severity = synthetic_checks::alert::Severity::Error;
+        alert.account = Some(synthetic_checks::journey::Account::Rejected);
+        message(&alert)
+    };
+    let batch = [("m-1", locked("auth")), ("m-2", locked("products")), ("m-3", locked("payment"))];
+    // A later run: an older one could not resolve what these opened (stale alerts are dropped).
+    let mut signed_in = payment_alert(false);
+    signed_in.account = Some(synthetic_checks::journey::Account::Accepted);
+    signed_in.timestamp =
+        (OffsetDateTime::now_utc() + time::Duration::seconds(1)).format(&Rfc3339).expect("a timestamp");
+    // WHEN the forwarder gets them
+    stack.forwarder.handle(sns(&batch)).await.expect("forwarded");
+    stack.forwarder.handle(sns(&[("m-4", message(&signed_in))])).await.expect("forwarded");
+    // THEN PagerDuty saw one incident key for the account, error severity, and no journey page;
+    // the run that signed in resolved it besides resolving its own journey
+    let sent = stack.sent();
+    let keys: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|b| (b["event_action"].as_str().unwrap_or(""), b["dedup_key"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("trigger", "synthetic/prod/monitor-account"),
+            ("trigger", "synthetic/prod/monitor-account"),
+            ("trigger", "synthetic/prod/monitor-account"),
+            ("resolve", "synthetic/prod/payment"),
+            ("resolve", "synthetic/prod/monitor-account"),
+        ]
+    );
+    assert!(sent[..3].iter().all(|b| b["payload"]["severity"] == "error"), "{sent:#?}");
 }

@@ -10,6 +10,7 @@
 //!
 //! Exit codes are part of the interface; see [`Exit`].
 
+pub mod canary;
 pub mod cloudwatch;
 pub mod credentials;
 pub mod history;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod run;
 pub mod slo;
 pub mod slo_report;
+pub mod stats;
 pub mod style;
 pub mod validate;
 
@@ -86,6 +88,9 @@ pub enum Command {
     Run(RunArgs),
     /// Check journey files: every mistake with its file:line:column; exit 3 on any, 0 when all are valid.
     Validate(ValidateArgs),
+    /// Compare a canary with its baseline on one journey, interleaved; promote, roll back or say
+    /// it cannot tell (exit 0, 1 or 2).
+    Canary(CanaryArgs),
     /// Error-budget report per check, from CloudWatch or from a history file of run results.
     Slo(SloArgs),
 }
@@ -167,6 +172,50 @@ pub struct RunArgs {
     pub degraded_ok: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CanaryFormat {
+    /// One line per metric: baseline, canary, threshold, p-value, and why.
+    Table,
+    /// The analysis as one JSON object.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// The built-in check whose journey to run.
+    #[arg(long, value_enum, conflicts_with = "journey", required_unless_present = "journey")]
+    pub check: Option<CheckArg>,
+    /// The journey file to run instead.
+    #[arg(long, value_name = "FILE")]
+    pub journey: Option<PathBuf>,
+    /// Base URL of the version in service.
+    #[arg(long, value_name = "URL")]
+    pub baseline: String,
+    /// Base URL of the new version.
+    #[arg(long, value_name = "URL")]
+    pub canary: String,
+    /// Runs per side.
+    #[arg(long, default_value_t = 20, conflicts_with = "duration")]
+    pub runs: u64,
+    /// Run for this long instead of a number of runs: a number and a unit (s, m, h), e.g. 15m.
+    #[arg(long, value_name = "DURATION", value_parser = slo::parse_duration)]
+    pub duration: Option<u64>,
+    /// Thresholds and minimums (TOML; see the README, "Canary releases").
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    #[arg(long, value_name = "ID", conflicts_with = "credentials_file")]
+    pub secret_id: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
+    #[arg(long, env = "CHECK_ENV", default_value = "canary")]
+    pub env: String,
+    #[arg(long, value_enum, default_value_t = CanaryFormat::Table)]
+    pub format: CanaryFormat,
+    /// Also append every run result of both sides to this file, as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Journey files to check.
@@ -218,6 +267,7 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
     let exit = match cli.command {
         Command::Run(args) => run::execute(args).await,
         Command::Validate(args) => validate::execute(&args),
+        Command::Canary(args) => canary::execute(args).await,
         Command::Slo(args) => slo_report::execute(args).await,
     };
     exit.into()

@@ -224,6 +224,7 @@ pub(crate) mod tests {
             status,
             cause,
             steps: vec![step],
+            account: None,
             certificate: None,
         })
     }

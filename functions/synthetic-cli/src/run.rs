@@ -131,7 +131,7 @@ pub async fn execute(args: RunArgs) -> Exit {
 /// stopped between create and refund would leave a sandbox payment live; the checks after it
 /// are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a grace
 /// period, which the cleanup fits in. A second signal aborts at once.
-fn stop_after_current_check_on_signal() -> Arc<AtomicBool> {
+pub(crate) fn stop_after_current_check_on_signal() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     tokio::spawn(async move {
@@ -166,7 +166,7 @@ async fn next_stop_signal() -> Option<&'static str> {
 
 /// The journeys to run: the built-in checks named by --check (all of them when neither --check
 /// nor --journey is given), then each --journey file. Errors are `file:line:column` lines.
-fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
+pub(crate) fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
     let builtin = match (args.check.is_empty(), args.journey.is_empty()) {
         (true, true) => Check::ALL.to_vec(),
         _ => selected_checks(&args.check),
@@ -187,7 +187,7 @@ fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
 
 /// Everything checked before the first request: arguments, credentials, every check's
 /// configuration and the history file. An error here exits 3 with nothing sent.
-async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result<Vec<Monitor>, String> {
+pub(crate) async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result<Vec<Monitor>, String> {
     let needs_account: Vec<&str> = journeys.iter().filter(|j| j.uses_secrets()).map(|j| j.check.as_str()).collect();
     if !needs_account.is_empty() && args.secret_id.is_none() && args.credentials_file.is_none() {
         return Err(format!(

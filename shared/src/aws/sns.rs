@@ -40,7 +40,7 @@ impl SnsNotifier {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(4))
+                    .operation_attempt_timeout(crate::alert::PUBLISH_ATTEMPT_TIMEOUT)
                     .build(),
             )
             .build();
@@ -155,6 +155,7 @@ mod tests {
             status: Outcome::Passed,
             cause: None,
             steps: vec![],
+            account: None,
             certificate: None,
         };
         AlertMessage::from_run(&run, &Origin::default())

@@ -77,6 +77,6 @@ mod tests {
         let payment = Check::Payment.journey();
         assert_eq!(payment.steps[3].role, StepRole::Cleanup);
         assert!(!Check::Health.journey().uses_secrets(), "health needs no account");
-        assert_eq!(payment.secret_fields().into_iter().collect::<Vec<_>>(), ["email", "password", "payment_token"]);
+        assert_eq!(payment.secret_fields().collect::<Vec<_>>(), ["email", "password", "payment_token"]);
     }
 }

@@ -11,6 +11,10 @@
 //! run breaks.
 //!
 //! `BENCH_COLD_SPAWNS` (default 20) and `BENCH_WARM_RUNS` (default 500) set the sample sizes.
+//!
+//! `bench parse [runs]` times only the parse of the compiled-in journey files, with no stack
+//! (quick, and small enough to run under `valgrind --tool=callgrind`). `bench parse-once
+//! <check>` is what the full bench spawns to time one first parse in a fresh process.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -25,13 +29,15 @@ use synthetic_checks::alert::{AlertMessage, RecordingNotifier};
 use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, tls};
 use synthetic_checks::metrics::RecordingMetrics;
 use synthetic_checks::secret::InMemorySecrets;
-use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
+use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
 use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess, workspace_release_binary};
 use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, scheduled_event};
 use synthetic_e2e::tls_target::{TestCa, TlsTarget, Validity};
 
 const WARMUP_RUNS: usize = 20;
+/// Parses of each compiled-in journey in one process, after the first.
+const PARSE_RUNS: usize = 2000;
 /// The in-process journey loop is cheap, so it runs this many times the warm Lambda runs.
 const JOURNEY_RUNS_PER_WARM_RUN: usize = 4;
 const RUNS_PER_MONTH: f64 = 30.0 * 24.0 * 60.0 / 5.0;
@@ -194,13 +200,78 @@ impl Bench {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match bench().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let done = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => bench().await,
+        ["parse-once", check] => parse_once(check),
+        ["parse"] => parse_only(PARSE_RUNS),
+        ["parse", runs] => runs.parse().map_err(|_| format!("not a number of runs: {runs}")).and_then(parse_only),
+        ["overhead"] => overhead_only(2_000).await,
+        ["overhead", runs] => match runs.parse() {
+            Ok(runs) => overhead_only(runs).await,
+            Err(_) => Err(format!("not a number of journeys: {runs}")),
+        },
+        _ => Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys]]".into()),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => {
             eprintln!("bench: {problem}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `journeys` products journeys each way, bare reqwest and the library, interleaved in a shuffled
+/// order after a warm-up: total, login and products times of each.
+async fn products_journeys(
+    bare: &Bare<'_>,
+    library: &Library,
+    order: &mut Shuffle,
+    journeys: usize,
+) -> Result<([Vec<Duration>; 3], [Vec<Duration>; 3]), String> {
+    let (mut bare_times, mut library_times): ([Vec<Duration>; 3], [Vec<Duration>; 3]) = Default::default();
+    for run in 0..WARMUP_RUNS + journeys {
+        for task in order.next(2) {
+            let times = match task {
+                0 => bare.journey().await?,
+                _ => library.run().await?.1,
+            };
+            if run >= WARMUP_RUNS {
+                let samples = if task == 0 { &mut bare_times } else { &mut library_times };
+                for (samples, time) in samples.iter_mut().zip(times) {
+                    samples.push(time);
+                }
+            }
+        }
+    }
+    Ok((bare_times, library_times))
+}
+
+/// `bench overhead [journeys]`: only the per-run overhead of the engine against bare reqwest,
+/// which needs no release build of the functions (a quick loop while working on the engine).
+async fn overhead_only(journeys: usize) -> Result<(), String> {
+    let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
+    let library = Library::new(&stack)?;
+    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    let config = &stack.shop_config;
+    let bare =
+        Bare { client, base: stack.shop.base_url().to_string(), email: &config.email, password: &config.password };
+    let (bare_times, library_times) = products_journeys(&bare, &library, &mut Shuffle::seeded(), journeys).await?;
+    let median = |samples: &[Duration]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    };
+    let (b, l) = (median(&bare_times[0]), median(&library_times[0]));
+    println!(
+        "{journeys} products journeys each: bare {} median, library {} median, {:.2}x",
+        ms(b),
+        ms(l),
+        l.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    stack.stop().await;
+    Ok(())
 }
 
 async fn bench() -> Result<(), String> {
@@ -211,6 +282,10 @@ async fn bench() -> Result<(), String> {
     for name in LAMBDA_BINS.into_iter().chain(["echo-lambda"]) {
         workspace_release_binary(name)?;
     }
+    eprintln!(
+        "bench: parsing the compiled-in journeys ({cold_spawns} fresh processes and {PARSE_RUNS} repeats each)..."
+    );
+    let parse = parse_costs(cold_spawns, PARSE_RUNS)?;
     eprintln!("bench: starting the local stack (shop, moto, fake PagerDuty)...");
     let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
     let pagerduty = FakePagerDuty::start().await.map_err(|e| e.to_string())?;
@@ -226,7 +301,8 @@ async fn bench() -> Result<(), String> {
 
     let result = measure(&bench, &library, cold_spawns, warm_runs).await;
     bench.stack.stop().await;
-    let measured = result?;
+    let mut measured = result?;
+    measured.parse = parse;
 
     let python = python_package(&bench.workspace)?;
     let report = render(&machine, &measured, &python, &bench.workspace, cold_spawns, warm_runs);
@@ -269,6 +345,8 @@ struct Measured {
     publish: Vec<Duration>,
     /// Init only (spawn to first `next`) of the [`DIAGNOSTICS`] variants.
     diagnostics: Vec<Vec<Duration>>,
+    /// Parsing each compiled-in journey, in [`Check::ALL`] order.
+    parse: Vec<ParseCost>,
     https: Https,
     load_at_end: String,
 }
@@ -325,26 +403,14 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
         floor: Vec::new(),
         publish: Vec::new(),
         diagnostics,
+        parse: Vec::new(),
         https: measure_https(&bench.stack, warm_runs * JOURNEY_RUNS_PER_WARM_RUN, &mut order).await?,
         load_at_end: String::new(),
     };
 
     let journeys = warm_runs * JOURNEY_RUNS_PER_WARM_RUN;
     eprintln!("bench: {journeys} products journeys, bare and through the library...");
-    for run in 0..WARMUP_RUNS + journeys {
-        for task in order.next(2) {
-            let times = match task {
-                0 => bare.journey().await?,
-                _ => library.run().await?.1,
-            };
-            if run >= WARMUP_RUNS {
-                let samples = if task == 0 { &mut m.bare } else { &mut m.library };
-                for (samples, time) in samples.iter_mut().zip(times) {
-                    samples.push(time);
-                }
-            }
-        }
-    }
+    (m.bare, m.library) = products_journeys(&bare, library, &mut order, journeys).await?;
 
     eprintln!("bench: {warm_runs} warm invocations of each function, after {WARMUP_RUNS} warm-up runs...");
     let mut processes = Vec::new();
@@ -554,6 +620,80 @@ async fn measure_https(stack: &LocalStack, runs: usize, order: &mut Shuffle) -> 
     Ok(Https { bare, library, requests_per_run, parse, days_left })
 }
 
+/// What parsing one compiled-in journey costs: the step Monitor::from_env adds to every cold
+/// start, before the configuration, the SDK and the HTTP clients.
+#[derive(Default)]
+struct ParseCost {
+    /// The first parse in a fresh process (a `bench parse-once` child): cold code pages, caches
+    /// and allocator, as at a cold start.
+    first: Vec<Duration>,
+    /// Repeated parses in one process, after the first.
+    repeated: Vec<Duration>,
+}
+
+/// One timed parse of `check`'s journey; the parsed journey is dropped after the clock stops,
+/// since a function keeps it.
+fn timed_parse(check: Check) -> Result<Duration, String> {
+    let source = std::hint::black_box(check.journey_source());
+    let started = Instant::now();
+    let parsed = std::hint::black_box(JourneyDef::parse(source));
+    let elapsed = started.elapsed();
+    parsed.map_err(|problems| format!("functions/check-{check}/journey.toml: {problems}"))?;
+    Ok(elapsed)
+}
+
+/// `bench parse-once <check>`: the first parse in this process, in nanoseconds, on stdout.
+fn parse_once(name: &str) -> Result<(), String> {
+    let check = Check::from_name(name).ok_or_else(|| format!("no built-in check {name:?}"))?;
+    println!("{}", timed_parse(check)?.as_nanos());
+    Ok(())
+}
+
+fn parse_costs(spawns: usize, runs: usize) -> Result<Vec<ParseCost>, String> {
+    let mut costs: Vec<ParseCost> = Check::ALL.iter().map(|_| ParseCost::default()).collect();
+    let exe = std::env::current_exe().map_err(|e| format!("bench: {e}"))?;
+    let mut order = Shuffle::seeded();
+    for _ in 0..spawns {
+        for i in order.next(Check::ALL.len()) {
+            let out = std::process::Command::new(&exe)
+                .args(["parse-once", Check::ALL[i].name()])
+                .output()
+                .map_err(|e| format!("bench parse-once: {e}"))?;
+            let nanos =
+                String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok().filter(|_| out.status.success());
+            let nanos = nanos.ok_or_else(|| format!("bench parse-once: {}", String::from_utf8_lossy(&out.stderr)))?;
+            costs[i].first.push(Duration::from_nanos(nanos));
+        }
+    }
+    for _ in 0..runs {
+        for i in order.next(Check::ALL.len()) {
+            costs[i].repeated.push(timed_parse(Check::ALL[i])?);
+        }
+    }
+    Ok(costs)
+}
+
+/// `bench parse [runs]`: the repeated parses only, no stack and no child processes.
+fn parse_only(runs: usize) -> Result<(), String> {
+    if runs == 0 {
+        return Ok(());
+    }
+    let costs = parse_costs(0, runs)?;
+    println!("| Journey | bytes | steps | repeated: min / median / p95 |\n| --- | --- | --- | --- |");
+    for (check, cost) in Check::ALL.iter().zip(&costs) {
+        let s = Stats::of(&cost.repeated);
+        println!(
+            "| {check} | {} | {} | {} / {} / {} |",
+            check.journey_source().len(),
+            check.journey().steps.len(),
+            us(s.min),
+            us(s.p50),
+            us(s.p95)
+        );
+    }
+    Ok(())
+}
+
 /// The same two requests as the products journey, with nothing around them: the floor.
 struct Bare<'a> {
     client: reqwest::Client,
@@ -647,12 +787,13 @@ struct TimedTarget {
 
 /// Written out rather than with `#[async_trait]`, which this crate does not depend on.
 impl HttpTarget for TimedTarget {
-    fn send<'a, 'f>(
+    fn send<'a, 'r, 'f>(
         &'a self,
-        request: HttpRequest,
+        request: &'r HttpRequest,
     ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, CheckError>> + Send + 'f>>
     where
         'a: 'f,
+        'r: 'f,
         Self: 'f,
     {
         Box::pin(async move {
@@ -708,6 +849,11 @@ fn signed_ms(a: Duration, b: Duration) -> String {
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
     if ms >= 100.0 { format!("{ms:.0} ms") } else { format!("{ms:.2} ms") }
+}
+
+/// Microseconds, for what is far below a millisecond.
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {
@@ -878,6 +1024,9 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
         format!("by {:.2}{unit} ({:.0}%)", measured - goal, (measured / goal - 1.0) * 100.0)
     };
     let init_ms = cold[worst_init].0.p50.as_secs_f64() * 1e3;
+    let parse: Vec<(Stats, Stats)> = r.parse.iter().map(|p| (Stats::of(&p.first), Stats::of(&p.repeated))).collect();
+    let worst_parse = (0..parse.len()).max_by_key(|&i| parse[i].0.p50).unwrap_or(0);
+    let parse_ms = parse[worst_parse].0.p50.as_secs_f64() * 1e3;
     let targets = [
         Target {
             what: "Cold start to first `next`, median of the slowest check",
@@ -901,6 +1050,18 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
             ),
             met: init_vs_empty <= 2.0,
             miss: over(init_vs_empty, 2.0, "×"),
+        },
+        Target {
+            what: "Parsing the compiled-in journey: median first parse in a fresh process, slowest journey",
+            goal: "≤ 1 ms",
+            measured: format!(
+                "{} ({}; max of all {})",
+                us(parse[worst_parse].0.p50),
+                Check::ALL[worst_parse],
+                us(parse.iter().map(|p| p.0.max).max().unwrap_or_default())
+            ),
+            met: parse_ms <= 1.0,
+            miss: over(parse_ms, 1.0, " ms"),
         },
         Target {
             what: "Cold start to first `next`, Python products / check-products",
@@ -989,6 +1150,34 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
         ms(diagnostics[1].p50.saturating_sub(diagnostics[0].p50)),
     );
 
+    // Journey parse.
+    let _ = writeln!(
+        w,
+        "\n### Parsing the compiled-in journey\n\n\
+         Each check's `journey.toml` is compiled into its binary (`include_str!`) and parsed once per cold \
+         start, inside the init above (`Monitor::from_env`: parse, then configuration, then the SDK and HTTP \
+         clients). The parse alone, timed in the harness binary (same release profile): the first parse in a \
+         fresh process ({cold_spawns} `bench parse-once` children per journey, so code pages, caches and the \
+         allocator are as cold as at a cold start), then {PARSE_RUNS} repeated parses in one process.\n\n\
+         | Journey | size | steps | first parse in a fresh process: min / median / max | repeated: min / median / p95 |\n\
+         | --- | --- | --- | --- | --- |"
+    );
+    for (i, check) in Check::ALL.iter().enumerate() {
+        let (first, repeated) = parse[i];
+        let _ = writeln!(
+            w,
+            "| `check-{check}` | {} bytes | {} | {} / **{}** / {} | {} / **{}** / {} |",
+            check.journey_source().len(),
+            check.journey().steps.len(),
+            us(first.min),
+            us(first.p50),
+            us(first.max),
+            us(repeated.min),
+            us(repeated.p50),
+            us(repeated.p95),
+        );
+    }
+
     // Per-run overhead.
     let python_warm = warm[PYTHON];
     let products_warm = warm[PRODUCTS];
@@ -1003,9 +1192,10 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
          | | journey median | p95 | login (median) | products (median) | ratio (medians) |\n\
          | --- | --- | --- | --- | --- | --- |\n\
          | Bare reqwest loop (one client; build, send, read and parse both bodies) | {} | {} | {} | {} | 1.00× |\n\
-         | Check library (`Monitor::run`: real reqwest adapter; secret, notifier, metrics in memory) | {} | {} | {} | {} | **{:.2}×** |\n\n\
-         The library's requests take as long as the bare ones; the difference is the run around them (run id, \
-         assertions, result, alert message, EMF records).\n\n\
+         | Check library (`Monitor::run`: the journey engine on `check-products`' journey file; real reqwest adapter; secret, notifier, metrics in memory) | {} | {} | {} | {} | **{:.2}×** |\n\n\
+         The login and products columns are the requests alone, as the adapter sends them; the rest of the \
+         library's journey time is the run around them (run id, templates rendered from the secret and the \
+         captured token, captures, assertions, result, alert message, EMF records).\n\n\
          Whole warm invocations, {warm_runs} of each function in random order, against the physical floor of \
          the same work measured in the same loop: an empty Lambda invocation (`echo-lambda`, {}), the bare \
          journey ({}) and a bare SNS publish to moto with the Rust SDK ({}).\n\n\

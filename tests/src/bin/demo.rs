@@ -9,30 +9,34 @@ use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess};
 use synthetic_e2e::local_aws::ReceivedMessage;
 use synthetic_e2e::stack::{LocalStack, invoke_scheduled};
 
-/// One round of the story: faults to inject, and the outcome each check must show, in
-/// `Check::ALL` order (health, auth, products, payment).
+/// One round of the story: faults to inject, the outcome each check must show, in
+/// `Check::ALL` order (health, auth, products, payment), and the incidents the round's triggers
+/// open (dedup keys without the `synthetic/local/` prefix).
 struct Round {
     title: &'static str,
     faults: &'static [(&'static str, &'static str)],
     expect: [Outcome; 4],
+    incidents: &'static [&'static str],
 }
 
 const PASSED: Outcome = Outcome::Passed;
 const FAILED: Outcome = Outcome::Failed;
 
 const ROUNDS: [Round; 4] = [
-    Round { title: "healthy shop", faults: &[], expect: [PASSED; 4] },
+    Round { title: "healthy shop", faults: &[], expect: [PASSED; 4], incidents: &[] },
     Round {
         title: "products API answers 500",
         faults: &[("products", "500")],
         expect: [PASSED, PASSED, FAILED, PASSED],
+        incidents: &["products"],
     },
     Round {
         title: "synthetic account locked by fraud detection",
         faults: &[("auth", "lock")],
         expect: [PASSED, FAILED, FAILED, FAILED],
+        incidents: &["monitor-account"],
     },
-    Round { title: "shop healed", faults: &[], expect: [PASSED; 4] },
+    Round { title: "shop healed", faults: &[], expect: [PASSED; 4], incidents: &[] },
 ];
 
 #[tokio::main]
@@ -96,7 +100,10 @@ async fn demo(stack: &LocalStack, processes: &mut Vec<(Check, LambdaProcess)>) -
         "\nShop saw {} synthetic and {} real requests; sandbox payments: {} live, {} refunded.",
         state.traffic.synthetic, state.traffic.real, state.payments.live, state.payments.refunded
     );
-    println!("Demo finished: every broken journey paged once, and every healed one resolved.");
+    println!(
+        "Demo finished: every broken journey paged once, a locked account paged once as the monitor's own \
+         problem, and every healed one resolved."
+    );
     Ok(())
 }
 
@@ -148,6 +155,28 @@ fn print_alerts(alerts: &[ReceivedMessage]) {
         let field = |name: &str| alert.body[name].as_str().unwrap_or("?").to_string();
         println!("  {:<8} {:<8} {}", field("event_action"), field("severity"), field("summary"));
     }
+    let incidents = incidents(alerts);
+    match incidents.is_empty() {
+        true => println!("Incidents these open: none"),
+        false => println!("Incidents these open ({}): PagerDuty merges triggers by dedup key", incidents.len()),
+    }
+    for (key, checks) in &incidents {
+        println!("  {key}  (triggered by {})", checks.join(", "));
+    }
+}
+
+/// The incidents the round's triggers open: PagerDuty merges triggers by dedup key.
+fn incidents(alerts: &[ReceivedMessage]) -> Vec<(String, Vec<String>)> {
+    let mut incidents: Vec<(String, Vec<String>)> = Vec::new();
+    for alert in alerts.iter().filter(|a| a.body["event_action"] == "trigger") {
+        let key = alert.body["dedup_key"].as_str().unwrap_or("?").to_string();
+        let check = alert.body["check"].as_str().unwrap_or("?").to_string();
+        match incidents.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, checks)) => checks.push(check),
+            None => incidents.push((key, vec![check])),
+        }
+    }
+    incidents
 }
 
 /// The demo checks its own story, so `make demo` is also a smoke test.
@@ -160,6 +189,11 @@ fn verify(round: &Round, results: &[RunResult], alerts: &[ReceivedMessage]) -> R
     }
     if alerts.len() != results.len() {
         return Err(format!("expected one alert per run, got {} for {} runs", alerts.len(), results.len()));
+    }
+    let opened: Vec<String> = incidents(alerts).into_iter().map(|(key, _)| key).collect();
+    let expected: Vec<String> = round.incidents.iter().map(|i| format!("synthetic/local/{i}")).collect();
+    if opened != expected {
+        return Err(format!("round '{}': incidents {opened:?}, expected {expected:?}", round.title));
     }
     Ok(())
 }
