@@ -316,6 +316,7 @@ mod tests {
             cause,
             steps,
             account: None,
+            certificate: None,
         }
     }
 

@@ -9,6 +9,7 @@
 use crate::definition::JourneyDef;
 use crate::error::CheckError;
 use crate::http::HttpSettings;
+use crate::http::tls::CaBundle;
 use crate::journey::RetryPolicy;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct MonitorConfig {
     pub retry: RetryPolicy,
     pub alert_retry: RetryPolicy,
     pub secret_ttl: Duration,
+    /// Below this many whole days left on the target's certificate, a run is `degraded` (`tls`).
+    pub cert_min_days: u32,
     /// Hosts a one-off `target_base_url` in the event may point at. The synthetic account's
     /// credentials go wherever the target is, so an override cannot be an arbitrary host.
     pub override_allowed_hosts: Vec<String>,
@@ -106,6 +109,10 @@ impl MonitorConfig {
             http: HttpSettings {
                 connect_timeout: env.millis("HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
                 max_body_bytes: env.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+                ca_bundle: match env.optional("TARGET_CA_BUNDLE") {
+                    Some(path) => Some(CaBundle::load("TARGET_CA_BUNDLE", &path).map_err(CheckError::Misconfigured)?),
+                    None => None,
+                },
             },
             max_redirects: env.bounded("MAX_REDIRECTS", 5, 0, 20)?,
             retry,
@@ -114,6 +121,7 @@ impl MonitorConfig {
                 backoff: env.millis("ALERT_PUBLISH_BACKOFF_MS", 200)?,
             },
             secret_ttl: Duration::from_secs(env.parse("SECRET_TTL_SECS", 300u64, "a number of seconds")?),
+            cert_min_days: env.bounded("CERT_MIN_DAYS", 14, 0, 365)?,
             override_allowed_hosts,
             origin: Origin {
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
@@ -303,6 +311,25 @@ mod tests {
         assert_eq!(config.max_redirects, 5);
         assert_eq!(config.secret_ttl, Duration::from_secs(300));
         assert_eq!(config.override_allowed_hosts, vec!["shop.example.com"]);
+        assert_eq!(config.cert_min_days, 14);
+        assert_eq!(config.http.ca_bundle, None);
+    }
+
+    #[test]
+    fn certificate_settings_are_read_and_their_errors_name_the_variable_and_file() {
+        let mut vars = base();
+        vars.insert("CERT_MIN_DAYS", "30");
+        assert_eq!(load(Check::Health, &vars).unwrap().cert_min_days, 30);
+        vars.insert("CERT_MIN_DAYS", "two weeks");
+        assert!(error_of(Check::Health, &vars).contains("CERT_MIN_DAYS must be a whole number from 0 to 365"));
+
+        let mut vars = base();
+        vars.insert("TARGET_CA_BUNDLE", "/nonexistent/private-ca.pem");
+        let error = error_of(Check::Health, &vars);
+        assert!(
+            error.starts_with("misconfigured: TARGET_CA_BUNDLE file /nonexistent/private-ca.pem cannot be read"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,13 +6,22 @@
 //! memory). It never follows a redirect itself: the journey does, within its target only, so a
 //! login body or a card token cannot be re-sent to another host. Transport failures are
 //! classified into a [`CheckError`] cause.
+//!
+//! TLS is set up here for every connection the functions make ([`tls`]): Mozilla's roots
+//! compiled in, plus `TARGET_CA_BUNDLE` for the target, verification always on. Each answer over
+//! HTTPS carries the facts of the target's leaf certificate ([`Certificate`]), read from the
+//! connection the request already used.
 
 use crate::error::CheckError;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use lambda_runtime::tracing::{self, instrument};
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -111,11 +120,31 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
     /// The body parsed once: assertions, captures and cleanup all read it.
     parsed: std::sync::OnceLock<Result<serde_json::Value, String>>,
+    /// The leaf certificate of the connection that carried the answer; `None` over plain HTTP.
+    /// Boxed: answers travel in results and errors, and most runs read it once.
+    pub certificate: Option<Box<Certificate>>,
+}
+
+/// What a run learns about the target's leaf certificate, as seen on its connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Whole days until `not_after`, rounded down: 0 is "expires within a day".
+    pub days_left: i64,
+    /// RFC 3339.
+    pub not_after: String,
+    /// RFC 4514, e.g. `CN=shop.example.com`.
+    pub subject: String,
 }
 
 impl HttpResponse {
     pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
-        HttpResponse { status, headers, body, parsed: std::sync::OnceLock::new() }
+        HttpResponse { status, headers, body, parsed: std::sync::OnceLock::new(), certificate: None }
+    }
+
+    /// The same answer, carrying the certificate of the connection it came over.
+    pub fn with_certificate(mut self, certificate: Option<Certificate>) -> Self {
+        self.certificate = certificate.map(Box::new);
+        self
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -155,28 +184,66 @@ pub trait HttpTarget: Send + Sync {
 pub struct HttpSettings {
     pub connect_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Roots trusted for the target on top of Mozilla's (`TARGET_CA_BUNDLE`).
+    pub ca_bundle: Option<tls::CaBundle>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { connect_timeout: Duration::from_secs(3), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        HttpSettings {
+            connect_timeout: Duration::from_secs(3),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            ca_bundle: None,
+        }
     }
 }
 
 pub struct ReqwestTarget {
     client: reqwest::Client,
     max_body_bytes: usize,
+    /// The last leaf certificate read, by its DER: a run sees the same certificate on every
+    /// answer, so it is parsed once, not once per request.
+    last_certificate: Mutex<Option<(Vec<u8>, ParsedCertificate)>>,
 }
 
 impl ReqwestTarget {
     pub fn new(settings: &HttpSettings) -> Result<Self, CheckError> {
+        let extra = settings.ca_bundle.as_ref().map(|b| b.roots.as_slice()).unwrap_or_default();
+        let tls = tls::client_config(extra)
+            .map_err(|e| CheckError::Misconfigured(format!("cannot set up TLS for the HTTP client: {e}")))?;
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Our own rustls setup instead of reqwest's platform verifier, which reads and parses
+            // the system trust store at every cold start (bench/RESULTS.md).
+            .tls_backend_preconfigured(tls)
+            // Hands each response its connection's peer certificate: the expiry check needs no
+            // request of its own.
+            .tls_info(true)
             .build()
             .map_err(|e| CheckError::Misconfigured(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
-        Ok(ReqwestTarget { client, max_body_bytes: settings.max_body_bytes })
+        Ok(ReqwestTarget { client, max_body_bytes: settings.max_body_bytes, last_certificate: Mutex::new(None) })
+    }
+
+    /// The certificate facts of `der` as of now; `None` when it cannot be parsed (rustls
+    /// accepted it, so a check must not fail over what this parser cannot read).
+    fn certificate(&self, der: &[u8]) -> Option<Certificate> {
+        let now = OffsetDateTime::now_utc();
+        let mut cache = self.last_certificate.lock().ok();
+        if let Some(Some((cached, parsed))) = cache.as_deref() {
+            if cached.as_slice() == der {
+                return Some(parsed.at(now));
+            }
+        }
+        let parsed = ParsedCertificate::from_der(der)
+            .inspect_err(|reason| tracing::debug!(%reason, "the target's certificate could not be read"))
+            .ok()?;
+        let facts = parsed.at(now);
+        if let Some(cache) = cache.as_deref_mut() {
+            *cache = Some((der.to_vec(), parsed));
+        }
+        Some(facts)
     }
 
     async fn exchange(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
@@ -194,6 +261,11 @@ impl ReqwestTarget {
                 builder.header(reqwest::header::CONTENT_TYPE, &body.content_type).body(body.bytes.expose().clone());
         }
         let mut response = builder.send().await.map_err(classify)?;
+        let certificate = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(reqwest::tls::TlsInfo::peer_certificate)
+            .and_then(|der| self.certificate(der));
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -210,7 +282,40 @@ impl ReqwestTarget {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse::new(status, headers, body))
+        Ok(HttpResponse::new(status, headers, body).with_certificate(certificate))
+    }
+}
+
+impl Certificate {
+    /// The facts of a DER certificate as of now. Each answer's certificate is read this way,
+    /// except that [`ReqwestTarget`] keeps the parsed parts of the last one.
+    pub fn from_der(der: &[u8]) -> Result<Certificate, String> {
+        ParsedCertificate::from_der(der).map(|parsed| parsed.at(OffsetDateTime::now_utc()))
+    }
+}
+
+/// The parts of a certificate that do not change with the clock.
+#[derive(Clone, Debug)]
+struct ParsedCertificate {
+    not_after: OffsetDateTime,
+    subject: String,
+}
+
+impl ParsedCertificate {
+    fn from_der(der: &[u8]) -> Result<Self, String> {
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+        Ok(ParsedCertificate {
+            not_after: certificate.validity().not_after.to_datetime(),
+            subject: certificate.subject().to_string(),
+        })
+    }
+
+    fn at(&self, now: OffsetDateTime) -> Certificate {
+        Certificate {
+            days_left: (self.not_after - now).whole_days(),
+            not_after: self.not_after.format(&Rfc3339).unwrap_or_default(),
+            subject: self.subject.clone(),
+        }
     }
 }
 
@@ -290,7 +395,10 @@ impl HttpResponse {
 fn classify(error: reqwest::Error) -> CheckError {
     let text = error_chain(&error);
     match transport_failure(&error) {
-        Transport::Tls => CheckError::Tls(text),
+        Transport::Tls => match certificate_problem(&error) {
+            Some(problem) => CheckError::Tls(format!("{problem}; {text}")),
+            None => CheckError::Tls(text),
+        },
         // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
         Transport::Timeout => CheckError::Connect(format!("connect timed out: {text}")),
         Transport::Connection => CheckError::Connect(text),
@@ -337,6 +445,39 @@ fn transport_failure(error: &reqwest::Error) -> Transport {
     }
 }
 
+/// A certificate the handshake refused, in words an on-call engineer acts on.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    use rustls::CertificateError as E;
+    let problem = causes(error).into_iter().find_map(|cause| match cause.downcast_ref::<rustls::Error>() {
+        Some(rustls::Error::InvalidCertificate(problem)) => Some(problem.clone()),
+        _ => None,
+    })?;
+    let host = error.url().and_then(Url::host_str).unwrap_or("the target");
+    let when = |time: rustls::pki_types::UnixTime| {
+        OffsetDateTime::from_unix_timestamp(time.as_secs() as i64).ok().and_then(|t| t.format(&Rfc3339).ok())
+    };
+    Some(match problem {
+        E::ExpiredContext { time, not_after } => {
+            let days = time.as_secs().saturating_sub(not_after.as_secs()) / 86_400;
+            format!(
+                "the certificate of {host} has expired: not valid after {}, {days} whole day(s) ago",
+                when(not_after).unwrap_or_default()
+            )
+        }
+        E::Expired => format!("the certificate of {host} has expired"),
+        E::NotValidYet | E::NotValidYetContext { .. } => format!("the certificate of {host} is not valid yet"),
+        E::UnknownIssuer => format!(
+            "the certificate of {host} is not trusted: no trusted root issued it (a target behind a private CA \
+             needs that CA in TARGET_CA_BUNDLE)"
+        ),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            format!("the certificate of {host} is not valid for the name {host}")
+        }
+        E::Revoked => format!("the certificate of {host} is revoked"),
+        other => format!("the certificate of {host} was refused ({other:?})"),
+    })
+}
+
 /// Every error in the chain, including the one an `io::Error` wraps: `io::Error::source` skips
 /// its own payload (it returns the payload's source), so the payload is reached through
 /// `get_ref`.
@@ -371,6 +512,66 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text.replace(['\n', '\r'], " ")
+}
+
+/// The TLS setup of every connection the functions make: to the target, to PagerDuty, to AWS.
+///
+/// Mozilla's roots are compiled in (`webpki-roots`), so nothing is read from disk at cold start:
+/// reading and parsing the system trust store used to be most of the functions' init, twice over
+/// (once in reqwest, once in the AWS SDK). A target behind a private CA adds its roots with
+/// `TARGET_CA_BUNDLE`. Verification is never switched off: every connection checks the chain,
+/// the name and the validity period.
+pub mod tls {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, TrustAnchor};
+    use std::sync::Arc;
+
+    /// Roots read from a PEM file, already checked to be usable as trust anchors.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CaBundle {
+        pub path: String,
+        pub roots: Vec<TrustAnchor<'static>>,
+    }
+
+    impl CaBundle {
+        /// Reads `path`, named by the variable `name`; every error names both.
+        pub fn load(name: &str, path: &str) -> Result<Self, String> {
+            let pem = std::fs::read(path).map_err(|e| format!("{name} file {path} cannot be read: {e}"))?;
+            Self::parse(name, path, &pem)
+        }
+
+        pub fn parse(name: &str, path: &str, pem: &[u8]) -> Result<Self, String> {
+            let certificates = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{name} file {path} is not valid PEM: {e}"))?;
+            if certificates.is_empty() {
+                return Err(format!("{name} file {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            }
+            let mut store = rustls::RootCertStore::empty();
+            for (index, certificate) in certificates.into_iter().enumerate() {
+                store.add(certificate).map_err(|e| {
+                    format!("{name} file {path}: certificate {} cannot be a trusted root: {e}", index + 1)
+                })?;
+            }
+            Ok(CaBundle { path: path.to_string(), roots: store.roots })
+        }
+    }
+
+    /// A client configuration trusting Mozilla's roots plus `extra`. Built from static data:
+    /// no file is read and no certificate parsed (the compiled-in roots are trust anchors already).
+    pub fn client_config(extra: &[TrustAnchor<'static>]) -> Result<rustls::ClientConfig, rustls::Error> {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        roots.roots.extend(extra.iter().cloned());
+        // The provider reqwest and the AWS SDK use as well: one crypto stack in the binary.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // What reqwest offers with HTTP/1 only, as it is built here.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
 }
 
 #[cfg(test)]
@@ -462,6 +663,63 @@ mod tests {
 
         // THEN the truncated body is a bad answer, not a TLS or connect failure
         assert_eq!(error.cause(), crate::Cause::InvalidResponse, "{error:?}");
+    }
+
+    /// A certificate for 127.0.0.1 valid from a day ago until `valid_for` from now, signed by a
+    /// fresh CA; the leaf's DER and the CA's PEM.
+    fn certificate(valid_for: time::Duration) -> (Vec<u8>, String) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let now = OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, "Test CA");
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "shop.test");
+        leaf.not_before = now - time::Duration::days(1);
+        leaf.not_after = now + valid_for;
+        let der = leaf.signed_by(&KeyPair::generate().unwrap(), &issuer).unwrap().der().to_vec();
+        (der, ca_pem)
+    }
+
+    #[test]
+    fn a_certificate_reads_as_whole_days_left_its_expiry_and_its_subject() {
+        // GIVEN a leaf that expires in 5 days and an hour
+        let (der, _) = certificate(time::Duration::days(5) + time::Duration::hours(1));
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+
+        // WHEN it is read, twice (the second time from the cache)
+        let first = target.certificate(&der).unwrap();
+        let again = target.certificate(&der).unwrap();
+
+        // THEN it has 5 whole days left, its notAfter in RFC 3339 and its subject
+        assert_eq!((first.days_left, first.subject.as_str()), (5, "CN=shop.test"));
+        let not_after = OffsetDateTime::parse(&first.not_after, &Rfc3339).unwrap();
+        let expected = OffsetDateTime::now_utc() + time::Duration::days(5) + time::Duration::hours(1);
+        assert!((not_after - expected).abs() < time::Duration::minutes(1), "{not_after} vs {expected}");
+        assert_eq!(again, first);
+
+        // AND a different certificate is not answered from the cache
+        let (other, _) = certificate(time::Duration::days(365) + time::Duration::hours(1));
+        assert_eq!(target.certificate(&other).unwrap().days_left, 365);
+        assert_eq!(target.certificate(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn a_ca_bundle_is_read_and_every_problem_names_the_variable_and_the_file() {
+        let (_, ca_pem) = certificate(time::Duration::days(30));
+        let bundle = tls::CaBundle::parse("TARGET_CA_BUNDLE", "/etc/ca.pem", ca_pem.as_bytes()).unwrap();
+        assert_eq!(bundle.roots.len(), 1);
+
+        let missing = tls::CaBundle::load("TARGET_CA_BUNDLE", "/nonexistent/ca.pem").unwrap_err();
+        assert!(missing.starts_with("TARGET_CA_BUNDLE file /nonexistent/ca.pem cannot be read"), "{missing}");
+        let empty = tls::CaBundle::parse("TARGET_CA_BUNDLE", "/etc/ca.pem", b"just text").unwrap_err();
+        assert!(empty.contains("TARGET_CA_BUNDLE file /etc/ca.pem holds no PEM certificate"), "{empty}");
+        let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bad = tls::CaBundle::parse("TARGET_CA_BUNDLE", "/etc/ca.pem", broken.as_bytes()).unwrap_err();
+        assert!(bad.contains("TARGET_CA_BUNDLE file /etc/ca.pem: certificate 1 cannot be a trusted root"), "{bad}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::assertion::{Assertion, ExpectedStatus};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method};
 use crate::secret::{Scrubber, Secret};
 use crate::text::{one_line, truncate};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,10 @@ pub struct RunResult {
     /// Absent when the journey has no login step, or its login failed for another reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<Account>,
+    /// The target's leaf certificate, from the run's first answer over HTTPS; absent over plain
+    /// HTTP, when no answer came, and in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
 }
 
 impl RunResult {
@@ -292,6 +296,8 @@ pub struct Journey {
     account: Option<Account>,
     /// Kept back from normal steps so the cleanup steps can still run before the deadline.
     cleanup_reserve: Duration,
+    /// The first certificate an answer carried, and the step it answered.
+    certificate: Option<(String, Certificate)>,
 }
 
 struct Verdict {
@@ -312,6 +318,29 @@ impl Journey {
             cookies: CookieJar::default(),
             account: None,
             cleanup_reserve: Duration::ZERO,
+            certificate: None,
+        }
+    }
+
+    /// The target's certificate as the run's first answer over HTTPS carried it, with the name
+    /// of the step that answer belongs to.
+    pub fn certificate(&self) -> Option<(&str, &Certificate)> {
+        self.certificate.as_ref().map(|(step, certificate)| (step.as_str(), certificate))
+    }
+
+    /// Marks the last recorded step named `name` degraded with `cause` and `finding`, unless it
+    /// failed: for a finding about an answer that was otherwise right (a certificate close to
+    /// expiry), which is a warning, not a failure. A message the step already had is kept after
+    /// the finding.
+    pub fn degrade(&mut self, name: &str, cause: Cause, finding: &str) {
+        let text = one_line(&self.scrubber.scrub(finding));
+        if let Some(step) = self.steps.iter_mut().rev().find(|s| s.name == name && s.outcome != Outcome::Failed) {
+            step.outcome = Outcome::Degraded;
+            step.cause = Some(cause);
+            step.error = Some(match step.error.take() {
+                Some(earlier) => format!("{text}; also: {earlier}"),
+                None => text,
+            });
         }
     }
 
@@ -438,6 +467,9 @@ impl Journey {
                     self.setup.http.send(&sent).await?
                 }
             };
+            if let (None, Some(certificate)) = (&self.certificate, response.certificate.as_deref()) {
+                self.certificate = Some((spec.name.clone(), certificate.clone()));
+            }
             let fresh = self.cookies.store(&response);
             if spec.role == StepRole::Login {
                 self.scrubber.add_all(&fresh);
@@ -554,6 +586,7 @@ impl Journey {
             cause: None,
             steps: self.steps,
             account: self.account,
+            certificate: self.certificate.map(|(_, certificate)| certificate),
         };
         run.cause = run.deciding_step().and_then(|s| s.cause);
         run
@@ -1030,14 +1063,78 @@ mod tests {
                 error: Some("connection refused".into()),
             }],
             account: None,
+            certificate: None,
         };
         let json = serde_json::to_value(&run).unwrap();
         assert_eq!(json["status"], "failed");
         assert_eq!(json["steps"][0]["outcome"], "failed");
         assert_eq!(json["steps"][0]["cause"], "connect");
         assert_eq!(json["steps"][0]["attempts"], 2);
+        assert!(json.get("certificate").is_none(), "no certificate, no field: {json}");
         let back: RunResult = serde_json::from_value(json).unwrap();
         assert_eq!(back, run);
+
+        // A result with a certificate round-trips with the documented fields.
+        let certificate =
+            Certificate { days_left: 5, not_after: "2026-11-26T10:00:00Z".into(), subject: "CN=shop".into() };
+        let with = RunResult { certificate: Some(certificate.clone()), ..run };
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(
+            json["certificate"],
+            serde_json::json!({"days_left": 5, "not_after": "2026-11-26T10:00:00Z", "subject": "CN=shop"})
+        );
+        assert_eq!(serde_json::from_value::<RunResult>(json).unwrap().certificate, Some(certificate));
+    }
+
+    #[tokio::test]
+    async fn the_first_certificate_of_the_run_is_kept_with_its_step_and_a_finding_degrades_that_step() {
+        // GIVEN a run whose first answer came over plain HTTP and whose later answers carried
+        // two different certificates
+        let over_tls = |days_left: i64| {
+            let certificate = Certificate { days_left, not_after: "t".into(), subject: "CN=shop".into() };
+            HttpResponse::with(200, r#"{"data":[1]}"#).with_certificate(Some(certificate))
+        };
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then(200, r#"{"data":[1]}"#)
+                .then_after(Duration::ZERO, Ok(over_tls(5)))
+                .then_after(Duration::ZERO, Ok(over_tls(300))),
+        );
+        let mut j = journey(&target);
+        for name in ["plain", "first_tls", "second_tls"] {
+            j.step(get(name)).await.unwrap();
+        }
+        // THEN the first certificate is the run's, named with its step
+        let (step, certificate) = j.certificate().unwrap();
+        assert_eq!((step, certificate.days_left), ("first_tls", 5));
+
+        // WHEN a finding degrades that step
+        j.degrade("first_tls", Cause::Tls, "expires soon");
+        let run = j.finish();
+
+        // THEN that step, and so the run, is degraded with the finding's cause
+        assert_eq!((run.status, run.cause), (Outcome::Degraded, Some(Cause::Tls)));
+        assert_eq!(run.steps[1].error.as_deref(), Some("expires soon"));
+        assert_eq!(run.steps[2].outcome, Outcome::Passed);
+        assert_eq!(run.certificate.map(|c| c.days_left), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_finding_never_turns_a_failed_step_into_a_degraded_one() {
+        let target = Arc::new(ScriptedTarget::default().then(500, "down").then(500, "down"));
+        let mut j = journey(&target);
+        let _ = j.step(get("products")).await;
+        j.degrade("products", Cause::Tls, "expires soon");
+        let run = j.finish();
+        assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)));
+    }
+
+    #[test]
+    fn results_written_before_certificates_existed_still_parse() {
+        let old = r#"{"check":"health","env":"prod","target":"https://shop/","run_id":"r",
+            "started_at":"2026-11-21T10:00:00Z","duration_ms":3,"status":"passed","cause":null,"steps":[]}"#;
+        let run: RunResult = serde_json::from_str(old).unwrap();
+        assert_eq!((run.status, run.certificate), (Outcome::Passed, None));
     }
 
     #[test]

@@ -40,7 +40,9 @@ impl MetricsSink for RecordingMetrics {
     }
 }
 
-/// The run record (dimensions check, env) followed by one record per step (plus step).
+/// The run record (dimensions check, env) followed by one record per step (plus step). The run
+/// record also carries `CertificateDaysLeft` when the run saw the target's certificate, so an
+/// alarm can watch the days left whatever `CERT_MIN_DAYS` says.
 pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<Value> {
     let timestamp = now_ms();
     let record = |step: Option<&str>, outcome: Outcome, duration_ms: u64| {
@@ -73,7 +75,15 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<Value> {
         }
         record
     };
-    std::iter::once(record(None, run.status, run.duration_ms))
+    let mut run_record = record(None, run.status, run.duration_ms);
+    if let Some(certificate) = &run.certificate {
+        if let Some(metrics) = run_record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut() {
+            // Days are not a CloudWatch unit; "None" is what a plain number takes.
+            metrics.push(json!({"Name": "CertificateDaysLeft", "Unit": "None"}));
+        }
+        run_record["CertificateDaysLeft"] = json!(certificate.days_left);
+    }
+    std::iter::once(run_record)
         .chain(run.steps.iter().map(|s| record(Some(&s.name), s.outcome, s.duration_ms)))
         .collect()
 }
@@ -131,6 +141,7 @@ mod tests {
             cause: Some(Cause::Timeout),
             steps: vec![step("login", Outcome::Passed), step("products", Outcome::Degraded)],
             account: None,
+            certificate: None,
         };
         let records = emf_records(&run, "Synth");
         assert_eq!(records.len(), 3);
@@ -149,6 +160,37 @@ mod tests {
         assert_eq!(step_record["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["check", "env", "step"]]));
         assert_eq!(step_record["step"], "products");
         assert_eq!(records[1]["Degraded"], 0);
+        assert!(run_record.get("CertificateDaysLeft").is_none(), "no certificate seen, no metric");
+    }
+
+    #[test]
+    fn the_run_record_carries_the_certificate_days_left_when_one_was_seen() {
+        let run = RunResult {
+            check: "health".into(),
+            env: "prod".into(),
+            target: "https://shop/".into(),
+            run_id: "r".into(),
+            started_at: String::new(),
+            duration_ms: 20,
+            status: Outcome::Passed,
+            cause: None,
+            steps: vec![],
+            account: None,
+            certificate: Some(crate::http::Certificate {
+                days_left: 364,
+                not_after: "2027-11-21T10:00:00Z".into(),
+                subject: "CN=shop".into(),
+            }),
+        };
+        let record = &emf_records(&run, "Synth")[0];
+        let directive = &record["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], json!([["check", "env"]]));
+        let metrics = directive["Metrics"].as_array().unwrap();
+        assert!(metrics.contains(&json!({"Name": "CertificateDaysLeft", "Unit": "None"})), "{metrics:?}");
+        assert_eq!(
+            (&record["CertificateDaysLeft"], &record["check"], &record["env"]),
+            (&json!(364), &json!("health"), &json!("prod"))
+        );
     }
 
     #[test]

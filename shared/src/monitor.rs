@@ -8,8 +8,9 @@ use crate::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
 use crate::config::MonitorConfig;
 use crate::definition::JourneyDef;
 use crate::engine;
+use crate::error::Cause;
 use crate::error::CheckError;
-use crate::http::{HttpTarget, ReqwestTarget};
+use crate::http::{Certificate, HttpTarget, ReqwestTarget};
 use crate::journey::{Journey, JourneySetup, RunResult};
 use crate::metrics::{MetricsSink, StdoutEmf, emf_records};
 use crate::secret::{CredentialStore, SecretSource};
@@ -104,6 +105,12 @@ impl Monitor {
             tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
+        if let Some((step, certificate)) = journey.certificate() {
+            if let Some(finding) = certificate_finding(certificate, config.cert_min_days) {
+                let step = step.to_string();
+                journey.degrade(&step, Cause::Tls, &finding);
+            }
+        }
         let run = journey.finish();
         for record in emf_records(&run, &config.metrics_namespace) {
             self.metrics.emit(&record);
@@ -124,6 +131,27 @@ impl Monitor {
         );
         Ok(run)
     }
+}
+
+/// The one place a certificate close to expiry is judged: once per run, after the journey, on
+/// the certificate of the run's first answer over HTTPS (every answer of a run comes from the same
+/// target). Below `min_days` whole days left, the step that answer belongs to is `degraded`
+/// with cause `tls`, so the alert's summary names the days left and the certificate. An expired or
+/// untrusted certificate never gets here: the handshake refuses it, and that step fails with `tls`.
+fn certificate_finding(certificate: &Certificate, min_days: u32) -> Option<String> {
+    if certificate.days_left >= i64::from(min_days) {
+        return None;
+    }
+    let when = match certificate.days_left {
+        ..=0 => "within a day".to_string(),
+        1 => "in 1 day".to_string(),
+        days => format!("in {days} days"),
+    };
+    Some(format!(
+        "the certificate {} expires {when} (not after {}), below CERT_MIN_DAYS ({min_days} days): renew it before \
+         it takes the service down",
+        certificate.subject, certificate.not_after
+    ))
 }
 
 fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
@@ -413,6 +441,78 @@ mod tests {
         for secret in ["pw-1", "mon@example.com", "tok_test_4242"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
+    }
+
+    /// A 200 from a target whose certificate has `days_left` whole days left.
+    fn over_tls(days_left: i64, body: &str) -> Result<crate::http::HttpResponse, CheckError> {
+        let certificate = Certificate {
+            days_left,
+            not_after: "2026-11-26T11:00:00Z".into(),
+            subject: "CN=shop.example.com, O=Shop".into(),
+        };
+        Ok(crate::http::HttpResponse::with(200, body).with_certificate(Some(certificate)))
+    }
+
+    #[tokio::test]
+    async fn a_certificate_below_cert_min_days_degrades_the_run_with_tls_and_says_so() {
+        // GIVEN a healthy target whose certificate has 5 days left (CERT_MIN_DAYS is 14)
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, over_tls(5, r#"{"status":"ok"}"#));
+        let h = harness(Check::Health, target);
+
+        // WHEN the check runs
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+
+        // THEN the run is degraded with cause tls, and the alert's summary names the days left
+        // and the certificate
+        assert_eq!((run.status, run.cause), (Outcome::Degraded, Some(Cause::Tls)));
+        assert_eq!(run.certificate.as_ref().map(|c| c.days_left), Some(5));
+        let alert = &h.notifier.delivered()[0];
+        assert_eq!(alert.event_action, EventAction::Trigger);
+        assert!(alert.summary.contains("DEGRADED at step health (tls)"), "{}", alert.summary);
+        assert!(alert.summary.contains("expires in 5 days"), "{}", alert.summary);
+        assert!(alert.summary.contains("CN=shop.example.com, O=Shop"), "{}", alert.summary);
+        assert!(alert.summary.contains("CERT_MIN_DAYS (14 days)"), "{}", alert.summary);
+        assert_eq!(h.target.requests().len(), 1, "the certificate came with the journey's own request");
+        assert_eq!(h.metrics.records()[0]["CertificateDaysLeft"], 5);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_with_enough_days_left_passes_and_is_reported() {
+        for (days_left, status) in [(365, Outcome::Passed), (14, Outcome::Passed), (13, Outcome::Degraded)] {
+            let target = ScriptedTarget::default().then_after(Duration::ZERO, over_tls(days_left, "OK"));
+            let h = harness(Check::Health, target);
+            let run = h.monitor.handle(scheduled_event()).await.unwrap();
+            assert_eq!(run.status, status, "{days_left} days left");
+            assert_eq!(run.certificate.map(|c| c.days_left), Some(days_left));
+            assert_eq!(h.metrics.records()[0]["CertificateDaysLeft"], days_left);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_certificate_finding_lands_on_the_step_whose_answer_carried_it() {
+        // GIVEN a login answered over TLS with less than a day left, then a products step
+        let login = over_tls(0, TOKEN);
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, login).then(200, r#"{"data":[1]}"#);
+        let h = harness(Check::Products, target);
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!((run.status, run.cause), (Outcome::Degraded, Some(Cause::Tls)));
+        let login = &run.steps[0];
+        assert_eq!((login.name.as_str(), login.cause), ("login", Some(Cause::Tls)));
+        assert!(login.error.as_deref().unwrap().contains("expires within a day"), "{login:?}");
+        assert_eq!(run.steps[1].outcome, Outcome::Passed);
+    }
+
+    #[test]
+    fn the_finding_is_worded_for_the_days_left() {
+        let finding = |days| {
+            let certificate = Certificate { days_left: days, not_after: "T".into(), subject: "CN=s".into() };
+            certificate_finding(&certificate, 14)
+        };
+        assert_eq!(finding(14), None);
+        assert!(finding(1).unwrap().starts_with("the certificate CN=s expires in 1 day (not after T)"));
+        assert!(finding(0).unwrap().contains("expires within a day"));
+        let certificate = Certificate { days_left: 0, not_after: "T".into(), subject: "CN=s".into() };
+        assert_eq!(certificate_finding(&certificate, 0), None, "CERT_MIN_DAYS=0 turns the warning off");
     }
 
     #[test]

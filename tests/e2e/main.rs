@@ -4,6 +4,7 @@
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
 mod canary;
+mod certificates;
 mod checks;
 mod cli;
 mod delivery;

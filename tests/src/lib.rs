@@ -2,7 +2,8 @@
 //! service to check ([`shop`]), a Lambda Runtime API emulator that runs the
 //! real function binaries ([`lambda_emulator`]), local AWS via moto
 //! ([`local_aws`]), and a fake PagerDuty ([`fake_pagerduty`]) that judges what it receives by
-//! PagerDuty's published contract ([`pagerduty_contract`]). The end-to-end tests and `make demo`
+//! PagerDuty's published contract ([`pagerduty_contract`]), and HTTPS targets with certificates
+//! made in the test ([`tls_target`]). The end-to-end tests and `make demo`
 //! are built on these.
 
 pub mod fake_apis;
@@ -13,3 +14,4 @@ pub mod local_aws;
 pub mod pagerduty_contract;
 pub mod shop;
 pub mod stack;
+pub mod tls_target;

@@ -56,6 +56,7 @@ impl HttpEventsApi {
         let http = ReqwestTarget::new(&HttpSettings {
             connect_timeout: config.request_timeout.min(Duration::from_secs(3)),
             max_body_bytes: 64 * 1024,
+            ..HttpSettings::default()
         })?;
         Ok(HttpEventsApi::new(Arc::new(http), config.enqueue_url.clone(), config.request_timeout))
     }

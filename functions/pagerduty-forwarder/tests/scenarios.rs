@@ -75,6 +75,7 @@ fn payment_alert(failed: bool) -> AlertMessage {
         cause,
         steps,
         account: None,
+        certificate: None,
     };
     let origin = Origin {
         function_name: Some("synthetic-check-payment".into()),

@@ -225,6 +225,7 @@ pub(crate) mod tests {
             cause,
             steps: vec![step],
             account: None,
+            certificate: None,
         })
     }
 

@@ -137,6 +137,8 @@ mod tests {
             .endpoint_url(endpoint)
             .region(aws_sdk_sns::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+            // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
+            .http_client(crate::aws::SdkHttpClient::shared())
             .load()
             .await;
         SnsNotifier::new(&sdk, "arn:aws:sns:us-east-1:000000000000:alerts")
@@ -154,6 +156,7 @@ mod tests {
             cause: None,
             steps: vec![],
             account: None,
+            certificate: None,
         };
         AlertMessage::from_run(&run, &Origin::default())
     }
