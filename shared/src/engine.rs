@@ -588,4 +588,3 @@ bearer = "{{token}}"
         assert!(target.requests().is_empty());
     }
 }
-
