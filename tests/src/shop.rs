@@ -29,8 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Longest delay a `slow:<ms>` fault may ask for; anything longer is almost
 /// certainly a typo and would only make a test hang.
@@ -382,61 +380,14 @@ pub fn router(cfg: ShopConfig) -> io::Result<(Router, ShopHandle)> {
     Ok((router, ShopHandle(shop)))
 }
 
-/// A shop serving on a local port; stops when [`RunningShop::stop`] is
-/// awaited or when dropped.
-#[derive(Debug)]
-pub struct RunningShop {
-    base_url: String,
-    addr: SocketAddr,
-    handle: ShopHandle,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<io::Result<()>>>,
-}
+/// A shop serving on a local port, like every fake of `fake_apis`; stops when
+/// [`RunningFake::stop`] is awaited or when dropped.
+pub type RunningShop = crate::fake_apis::RunningFake<ShopHandle>;
 
 impl RunningShop {
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn handle(&self) -> &ShopHandle {
-        &self.handle
-    }
-
     /// An HTTP client for the admin API of this shop.
     pub fn admin(&self) -> Result<ShopAdmin, AdminError> {
-        ShopAdmin::new(&self.base_url)
-    }
-
-    /// Stops accepting connections and waits (at most 5 s) for in-flight
-    /// requests, e.g. ones held by a `slow` fault, to finish.
-    pub async fn stop(mut self) -> io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let Some(mut task) = self.task.take() else {
-            return Ok(());
-        };
-        match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(io::Error::other(format!("shop server task failed: {join}"))),
-            Err(_) => {
-                task.abort();
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Drop for RunningShop {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        ShopAdmin::new(self.base_url())
     }
 }
 
@@ -448,18 +399,7 @@ pub async fn spawn(cfg: ShopConfig) -> io::Result<RunningShop> {
 /// Serves a shop on `addr` (port 0 picks a free one).
 pub async fn spawn_on(addr: SocketAddr, cfg: ShopConfig) -> io::Result<RunningShop> {
     let (router, handle) = router(cfg)?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                // A dropped sender means the owner is gone: stop as well.
-                let _ = rx.await;
-            })
-            .await
-    });
-    Ok(RunningShop { base_url: format!("http://{addr}"), addr, handle, shutdown: Some(tx), task: Some(task) })
+    crate::fake_apis::serve_on(addr, router, handle).await
 }
 
 // ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct RunningFake<H> {
     base_url: String,
+    addr: SocketAddr,
     handle: H,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
@@ -38,6 +39,10 @@ impl<H> RunningFake<H> {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Faults and observed state of this fake.
@@ -74,7 +79,12 @@ impl<H> Drop for RunningFake<H> {
 
 /// Serves `router` on `127.0.0.1` with an OS-chosen port.
 pub(crate) async fn serve<H>(router: Router, handle: H) -> io::Result<RunningFake<H>> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    serve_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), router, handle).await
+}
+
+/// Serves `router` on `addr` (port 0 picks a free one).
+pub(crate) async fn serve_on<H>(addr: SocketAddr, router: Router, handle: H) -> io::Result<RunningFake<H>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -85,7 +95,7 @@ pub(crate) async fn serve<H>(router: Router, handle: H) -> io::Result<RunningFak
             })
             .await
     });
-    Ok(RunningFake { base_url: format!("http://{addr}"), handle, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningFake { base_url: format!("http://{addr}"), addr, handle, shutdown: Some(tx), task: Some(task) })
 }
 
 /// Locks a fake's state. No handler panics while holding it, and the data stays consistent even
