@@ -75,6 +75,11 @@ impl Monitor {
         self
     }
 
+    /// The credential cache this monitor reads the synthetic account through, to share it.
+    pub fn credentials(&self) -> Option<Arc<CredentialStore>> {
+        self.credentials.clone()
+    }
+
     pub fn config(&self) -> &MonitorConfig {
         &self.config
     }

@@ -307,7 +307,12 @@ pub async fn execute(args: CanaryArgs) -> Exit {
     }
     let monitors =
         match (prepare(&baseline_args, vec![journey.clone()]).await, prepare(&canary_args, vec![journey]).await) {
-            (Ok(mut b), Ok(mut c)) if b.len() == 1 && c.len() == 1 => [b.remove(0), c.remove(0)],
+            (Ok(mut b), Ok(mut c)) if b.len() == 1 && c.len() == 1 => {
+                // One account cache for both sides: the secret is read once, not once per side.
+                let baseline = b.remove(0);
+                let canary = c.remove(0).with_credentials(baseline.credentials());
+                [baseline, canary]
+            }
             (Err(message), _) | (_, Err(message)) => return fail(message),
             _ => return fail("expected one journey per side"),
         };
