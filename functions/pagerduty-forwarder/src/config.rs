@@ -3,6 +3,7 @@
 //! Only `PAGERDUTY_SECRET_ID` is required; everything else has a documented default (README). A
 //! missing or invalid variable is a `misconfigured` error that names it.
 
+use crate::incident::Policy;
 use std::time::Duration;
 use synthetic_checks::CheckError;
 use synthetic_checks::config::{Env, parse_target};
@@ -26,6 +27,15 @@ pub struct ForwarderConfig {
     pub metrics_namespace: String,
     /// Older alerts are dropped as stale (see [`crate::freshness`]).
     pub max_event_age: Duration,
+    /// The DynamoDB table of incident state and silences. Without it, every failed run pages.
+    pub state_table: Option<String>,
+    /// This stack's env: CloudWatch alarms carry none.
+    pub check_env: Option<String>,
+    /// Names the checks' burn-rate alarms begin with (`<stack name>-`).
+    pub alarm_name_prefix: Option<String>,
+    /// The human channels' topic, for warnings that do not page.
+    pub notify_topic_arn: Option<String>,
+    pub policy: Policy,
 }
 
 impl ForwarderConfig {
@@ -52,8 +62,50 @@ impl ForwarderConfig {
             // dropped before the next run's could replace it. At most the DLQ's 14 days, for a
             // deliberate replay.
             max_event_age: Duration::from_secs(env.bounded("MAX_EVENT_AGE_SECS", 1_800, 60, 14 * 24 * 3_600)?),
+            state_table: env.optional("STATE_TABLE"),
+            check_env: env.optional("CHECK_ENV"),
+            alarm_name_prefix: env.optional("ALARM_NAME_PREFIX"),
+            notify_topic_arn: env.optional("NOTIFY_TOPIC_ARN"),
+            policy: policy(&env)?,
         })
     }
+}
+
+fn policy(env: &Env) -> Result<Policy, CheckError> {
+    let regions: Vec<String> = env
+        .optional("REGIONS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|region| region.trim().to_string())
+        .filter(|region| !region.is_empty())
+        .collect();
+    if let Some(bad) =
+        regions.iter().find(|r| !r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
+        return Err(CheckError::Misconfigured(format!("REGIONS: {bad:?} is not a region name (e.g. us-east-1)")));
+    }
+    let region_quorum = env.bounded("REGION_QUORUM", 2, 1, 20)?;
+    if regions.len() >= 2 && region_quorum > regions.len() {
+        return Err(CheckError::Misconfigured(format!(
+            "REGION_QUORUM is {region_quorum}, more than the {} regions in REGIONS: no failure could ever page",
+            regions.len()
+        )));
+    }
+    let schedule: i64 = env.bounded("SCHEDULE_RATE_MINUTES", 5, 1, 15)?;
+    if ![1, 2, 5, 10, 15].contains(&schedule) {
+        return Err(CheckError::Misconfigured(format!(
+            "SCHEDULE_RATE_MINUTES is {schedule}; the template's schedules are 1, 2, 5, 10 or 15 minutes"
+        )));
+    }
+    Ok(Policy {
+        page_after_failed_runs: env.bounded("PAGE_AFTER_FAILED_RUNS", 2, 1, 10)?,
+        resolve_after_passed_runs: env.bounded("RESOLVE_AFTER_PASSED_RUNS", 1, 1, 10)?,
+        regions,
+        region_quorum,
+        period: time::Duration::minutes(schedule),
+        flap_changes: env.bounded("FLAP_CHANGES", 4, 2, 100)?,
+        flap_window: time::Duration::minutes(env.bounded("FLAP_WINDOW_MINUTES", 60, 10, 24 * 60)?),
+    })
 }
 
 /// The enqueue endpoint under a base URL, which may carry a path prefix (a proxy) or, pasted from
@@ -90,6 +142,36 @@ mod tests {
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.metrics_namespace, "SyntheticMonitoring");
         assert_eq!(config.max_event_age, Duration::from_secs(1_800));
+        assert_eq!((config.state_table, config.check_env, config.notify_topic_arn), (None, None, None));
+        assert_eq!(config.policy, Policy::default());
+    }
+
+    #[test]
+    fn the_incident_policy_is_read_and_checked() {
+        let config = load(&[
+            SECRET,
+            ("STATE_TABLE", "synthetic-state"),
+            ("REGIONS", "us-east-1, eu-west-1,ap-southeast-2"),
+            ("REGION_QUORUM", "3"),
+            ("PAGE_AFTER_FAILED_RUNS", "3"),
+            ("SCHEDULE_RATE_MINUTES", "10"),
+        ])
+        .unwrap();
+        assert_eq!(config.state_table.as_deref(), Some("synthetic-state"));
+        assert_eq!(config.policy.regions, ["us-east-1", "eu-west-1", "ap-southeast-2"]);
+        assert_eq!((config.policy.region_quorum, config.policy.page_after_failed_runs), (3, 3));
+        assert_eq!(config.policy.period, time::Duration::minutes(10));
+        let cases = [
+            (("REGIONS", "us-east-1,eu-west-1"), ("REGION_QUORUM", "3"), "REGION_QUORUM"),
+            (("REGIONS", "us-east-1;eu-west-1"), ("REGION_QUORUM", "2"), "REGIONS"),
+            (("SCHEDULE_RATE_MINUTES", "7"), ("REGION_QUORUM", "2"), "SCHEDULE_RATE_MINUTES"),
+            (("PAGE_AFTER_FAILED_RUNS", "0"), ("REGION_QUORUM", "2"), "PAGE_AFTER_FAILED_RUNS"),
+            (("FLAP_WINDOW_MINUTES", "1"), ("REGION_QUORUM", "2"), "FLAP_WINDOW_MINUTES"),
+        ];
+        for (a, b, name) in cases {
+            let error = load(&[SECRET, a, b]).unwrap_err();
+            assert!(error.to_string().contains(name), "{name}: {error}");
+        }
     }
 
     #[test]

@@ -114,6 +114,16 @@ impl Event {
         event
     }
 
+    /// Adds entries to a trigger's `custom_details` (the incident policy's reasons), within the
+    /// size limit. A resolve has no details to add to.
+    pub fn with_details(mut self, details: &Map<String, Value>) -> Self {
+        if let Some(payload) = self.payload.as_mut().filter(|_| !details.is_empty()) {
+            payload.custom_details.extend(details.iter().map(|(k, v)| (k.clone(), v.clone())));
+            self.fit();
+        }
+        self
+    }
+
     /// The JSON PagerDuty receives. The only place the routing key is exposed.
     pub fn to_body(&self, routing_key: &Secret<String>) -> serde_json::Result<Secret<Vec<u8>>> {
         let body = Body { routing_key: routing_key.expose(), event: self };

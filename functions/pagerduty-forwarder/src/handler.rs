@@ -8,22 +8,33 @@
 //! (`PagerDutyStaleDropped`, see [`crate::freshness`]) and one PagerDuty refused with a 400
 //! (`PagerDutyRejected`). A 400 that blames the routing key is first retried once with the key
 //! re-read from the secret, so a rotated key does not drop pages until the next cold start.
+//!
+//! With a state table (`STATE_TABLE`), runs and burn-rate alarms do not page directly: the
+//! [`Tracker`] applies them to their subject's record and the forwarder delivers what the
+//! [`incident`](crate::incident) policy decided (a confirmed page, a resolve, a warning to the human
+//! channels). A table that cannot be read or written must not lose a page: the run is then
+//! forwarded as it is, every failed run paging, and the event says why.
 
+use crate::alarm::{AlarmSignal, Notification};
 use crate::config::ForwarderConfig;
+use crate::dynamodb::DynamoStore;
 use crate::event::{self, Event};
 use crate::freshness::Freshness;
 use crate::pagerduty::{self, EventsApi, HttpEventsApi};
 use crate::routing_key::RoutingKey;
+use crate::state::{Channel, Pending, StateStore, StoreError};
+use crate::tracker::{Input, Tracker};
 use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
 use serde::Serialize;
 use std::sync::Arc;
 use synthetic_checks::CheckError;
 use synthetic_checks::alert::{
-    AlertMessage, EventAction, MONITOR_ACCOUNT, PublishError, dedup_key, publish_with_retries,
+    AlertMessage, EventAction, MONITOR_ACCOUNT, Notifier, PublishError, Severity, dedup_key, publish_with_retries,
 };
-use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource};
-use synthetic_checks::journey::Account;
+use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
+use synthetic_checks::error::Cause;
+use synthetic_checks::journey::{Account, Outcome};
 use synthetic_checks::metrics::{MetricsSink, StdoutEmf, emf_count};
 use synthetic_checks::secret::{Secret, SecretSource};
 use synthetic_checks::text::{one_line, truncate};
@@ -31,6 +42,8 @@ use time::OffsetDateTime;
 
 pub const REJECTED_METRIC: &str = "PagerDutyRejected";
 pub const STALE_METRIC: &str = "PagerDutyStaleDropped";
+/// Counted each time the state table could not be used and a run was paged without it.
+pub const FALLBACK_METRIC: &str = "IncidentStateUnavailable";
 
 /// Where "now" comes from, so tests can stand at a fixed time.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -41,6 +54,10 @@ pub struct Adapters {
     pub events: Arc<dyn EventsApi>,
     pub metrics: Arc<dyn MetricsSink>,
     pub clock: Clock,
+    /// The state table, when `STATE_TABLE` is set.
+    pub state: Option<Arc<dyn StateStore>>,
+    /// The human channels, when `NOTIFY_TOPIC_ARN` is set.
+    pub humans: Option<Arc<dyn Notifier>>,
 }
 
 pub struct Forwarder {
@@ -50,6 +67,8 @@ pub struct Forwarder {
     events: Arc<dyn EventsApi>,
     metrics: Arc<dyn MetricsSink>,
     clock: Clock,
+    tracker: Option<Tracker>,
+    humans: Option<Arc<dyn Notifier>>,
 }
 
 /// What became of each record, by SNS message id. The invocation's (ignored) response.
@@ -61,12 +80,15 @@ pub struct Forwarded {
     /// Older than an alert already sent for the same dedup key, or than `MAX_EVENT_AGE_SECS`;
     /// dropped without being sent.
     pub stale: Vec<String>,
+    /// Applied to the incident state; nothing was due to PagerDuty.
+    pub recorded: Vec<String>,
 }
 
 enum Sent {
     Delivered,
     Rejected,
     Stale,
+    Recorded,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +134,8 @@ impl Forwarder {
         Forwarder {
             routing_key: RoutingKey::new(adapters.secrets, config.secret_id.clone()),
             freshness: Freshness::new(config.max_event_age),
+            tracker: adapters.state.map(|store| Tracker::new(store, config.policy.clone())),
+            humans: adapters.humans,
             config,
             events: adapters.events,
             metrics: adapters.metrics,
@@ -129,6 +153,8 @@ impl Forwarder {
             events: Arc::new(events),
             metrics: Arc::new(StdoutEmf),
             clock: Arc::new(OffsetDateTime::now_utc),
+            state: config.state_table.as_deref().map(|table| Arc::new(DynamoStore::new(&sdk, table)) as _),
+            humans: config.notify_topic_arn.as_deref().map(|arn| Arc::new(SnsNotifier::new(&sdk, arn)) as _),
         };
         Ok(Forwarder::new(config, adapters))
     }
@@ -148,6 +174,7 @@ impl Forwarder {
                 Ok(Sent::Delivered) => forwarded.delivered.push(message_id),
                 Ok(Sent::Rejected) => forwarded.rejected.push(message_id),
                 Ok(Sent::Stale) => forwarded.stale.push(message_id),
+                Ok(Sent::Recorded) => forwarded.recorded.push(message_id),
                 Err(error) => {
                     tracing::error!(%message_id, error_type = error.error_type(), %error, "record not forwarded");
                     failures.push(RecordFailure { message_id, error });
@@ -161,29 +188,223 @@ impl Forwarder {
     }
 
     async fn forward(&self, message: &SnsMessage) -> Result<Sent, CheckError> {
+        if let Some(notification) = Notification::parse(&message.message) {
+            let signal = notification
+                .map_err(|e| {
+                    CheckError::InvalidEvent(format!("the SNS message is not a CloudWatch alarm notification ({e})"))
+                })?
+                .signal(self.config.alarm_name_prefix.as_deref())
+                .map_err(CheckError::InvalidEvent)?;
+            return self.forward_alarm(message, &signal).await;
+        }
         let alert = parse_alert(&message.message)?;
-        let sent = self.deliver(message, &alert, Event::from_alert(&alert, &self.config)).await?;
+        let (Some(tracker), Some(run_time)) = (&self.tracker, event::run_time(&alert)) else {
+            return self.forward_directly(message, &alert, None).await;
+        };
+        if let Err(stale) = self.freshness.check(&alert.dedup_key, run_time, (self.clock)()) {
+            return Ok(self.drop_stale(message, &alert, &stale));
+        }
+        let region = alert.region.as_deref().filter(|r| !r.is_empty()).unwrap_or("default");
+        let failed = alert.status != Outcome::Passed;
+        // A rejected account says nothing about the journey: it is a run of the monitor account.
+        let mut subjects = Vec::new();
+        match alert.cause {
+            Some(Cause::CredentialsRejected) => subjects.push((MONITOR_ACCOUNT, true)),
+            _ => subjects.push((alert.check.as_str(), failed)),
+        }
+        if alert.account == Some(Account::Accepted) {
+            subjects.push((MONITOR_ACCOUNT, false));
+        }
+        let mut sent = Sent::Recorded;
+        for (subject, failed) in subjects {
+            let input = Input::Run { base: &alert, region, at: run_time, failed };
+            match tracker.record(&alert.env, subject, input).await {
+                Ok((key, pending)) => {
+                    if self.flush(tracker, message, &key, pending).await? {
+                        sent = Sent::Delivered;
+                    }
+                }
+                Err(StoreError::Conflict) => {
+                    return Err(CheckError::AlertUndeliverable {
+                        attempts: 1,
+                        reason: format!("the incident record of {subject} kept changing under concurrent writers"),
+                    });
+                }
+                Err(error) => return self.forward_directly(message, &alert, Some(&error)).await,
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The run's alert as it is: every failed run pages. What the forwarder does without a state
+    /// table, and when the table fails it (`unavailable` says why, in the event and a metric).
+    async fn forward_directly(
+        &self,
+        message: &SnsMessage,
+        alert: &AlertMessage,
+        unavailable: Option<&StoreError>,
+    ) -> Result<Sent, CheckError> {
+        let mut details = serde_json::Map::new();
+        if let Some(error) = unavailable {
+            tracing::error!(message_id = %message.message_id, check = %alert.check, %error, "incident state unavailable; forwarding the run without confirmation");
+            self.count(FALLBACK_METRIC, alert, message);
+            details.insert(
+                "incident_state".into(),
+                format!("{error}; every failed run pages, without confirmation or silences").into(),
+            );
+        }
+        let sent =
+            self.deliver(message, alert, Event::from_alert(alert, &self.config).with_details(&details), true).await?;
         // A run that signed in proves the synthetic account works again: the monitor-account
         // incident (opened by any check whose login was rejected) is resolved by it.
         if alert.account == Some(Account::Accepted) {
             let mut healed = alert.clone();
             healed.event_action = EventAction::Resolve;
             healed.dedup_key = dedup_key(&alert.env, MONITOR_ACCOUNT);
-            self.deliver(message, &healed, Event::from_alert(&healed, &self.config)).await?;
+            self.deliver(message, &healed, Event::from_alert(&healed, &self.config), true).await?;
         }
         Ok(sent)
     }
 
-    /// One event to PagerDuty, unless a newer one for its dedup key was already sent.
-    async fn deliver(&self, message: &SnsMessage, alert: &AlertMessage, event: Event) -> Result<Sent, CheckError> {
-        let now = (self.clock)();
-        let run_time = event::run_time(alert);
-        match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
-            Some(Err(stale)) => {
-                tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, event_action = ?event.event_action, check = %alert.check, timestamp = %alert.timestamp, %stale, "stale alert dropped, so it cannot undo a newer one");
-                self.count(STALE_METRIC, alert, message);
-                return Ok(Sent::Stale);
+    async fn forward_alarm(&self, message: &SnsMessage, signal: &AlarmSignal) -> Result<Sent, CheckError> {
+        let env = self.config.check_env.clone();
+        let base = |check: &str, env: &str, severity| AlertMessage {
+            event_action: if signal.alarm { EventAction::Trigger } else { EventAction::Resolve },
+            dedup_key: format!("cloudwatch/{}", signal.name),
+            check: check.to_string(),
+            env: env.to_string(),
+            status: if signal.alarm { Outcome::Failed } else { Outcome::Passed },
+            cause: None,
+            severity,
+            summary: truncate(
+                &one_line(&format!(
+                    "[{env}] {check}: {} {}: {}",
+                    signal.name,
+                    if signal.alarm { "ALARM" } else { "OK" },
+                    signal.reason
+                )),
+                1024,
+            ),
+            target: String::new(),
+            run_id: String::new(),
+            timestamp: signal.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            steps: Vec::new(),
+            function_name: None,
+            log_group: None,
+            log_stream: None,
+            region: Some(signal.region.clone()),
+            account: None,
+        };
+        let (Some(check), Some(env)) = (&signal.check, &env) else {
+            if signal.check.is_some() {
+                return Err(CheckError::Misconfigured(format!(
+                    "CHECK_ENV is not set, so alarm {} cannot join its check's incident",
+                    signal.name
+                )));
             }
+            // Not one of ours: forwarded as its own incident rather than lost.
+            let alert = base(&signal.name, env.as_deref().unwrap_or("unknown"), Severity::Error);
+            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
+        };
+        let mut alert = base(check, env, Severity::Critical);
+        let Some(tracker) = &self.tracker else {
+            if !signal.alarm {
+                return Ok(Sent::Recorded);
+            }
+            alert.dedup_key = dedup_key(env, check);
+            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
+        };
+        match tracker.record(env, check, Input::Alarm { base: &alert, signal }).await {
+            Ok((key, pending)) => match self.flush(tracker, message, &key, pending).await? {
+                true => Ok(Sent::Delivered),
+                false => Ok(Sent::Recorded),
+            },
+            Err(StoreError::Conflict) => Err(CheckError::AlertUndeliverable {
+                attempts: 1,
+                reason: format!("the incident record of {check} kept changing under concurrent writers"),
+            }),
+            Err(error) if signal.alarm => {
+                alert.dedup_key = dedup_key(env, check);
+                self.forward_directly(message, &alert, Some(&error)).await
+            }
+            Err(error) => {
+                tracing::warn!(alarm = %signal.name, %error, "incident state unavailable; an alarm's return to OK changes nothing without it");
+                Ok(Sent::Recorded)
+            }
+        }
+    }
+
+    /// Delivers a record's pending list in order and removes what was delivered. Stops at the
+    /// first failure, so the rest stays pending for Lambda's retry. Whether anything went to
+    /// PagerDuty.
+    async fn flush(
+        &self,
+        tracker: &Tracker,
+        message: &SnsMessage,
+        key: &str,
+        pending: Vec<Pending>,
+    ) -> Result<bool, CheckError> {
+        let mut done = Vec::new();
+        let mut paged = false;
+        let mut failure = None;
+        for entry in &pending {
+            let result = match entry.to {
+                Channel::PagerDuty => {
+                    let event = Event::from_alert(&entry.alert, &self.config).with_details(&entry.details);
+                    self.deliver(message, &entry.alert, event, false).await.map(|sent| matches!(sent, Sent::Delivered))
+                }
+                Channel::Humans => self.warn_humans(&entry.alert).await.map(|()| false),
+            };
+            match result {
+                Ok(to_pagerduty) => {
+                    paged |= to_pagerduty;
+                    done.push(entry.id);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Err(error) = tracker.delivered(key, &done).await {
+            // Delivered but still listed: the next message of this subject sends them again,
+            // which PagerDuty deduplicates.
+            tracing::warn!(%key, %error, "delivered events could not be removed from the pending list");
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(paged),
+        }
+    }
+
+    async fn warn_humans(&self, alert: &AlertMessage) -> Result<(), CheckError> {
+        let Some(humans) = &self.humans else {
+            tracing::warn!(check = %alert.check, summary = %alert.summary, "warning for the human channels (NOTIFY_TOPIC_ARN is not set, so it is only logged)");
+            return Ok(());
+        };
+        synthetic_checks::alert::deliver(humans.as_ref(), alert, self.config.retry).await.map(|_| ())
+    }
+
+    fn drop_stale(&self, message: &SnsMessage, alert: &AlertMessage, stale: &crate::freshness::Stale) -> Sent {
+        tracing::warn!(message_id = %message.message_id, dedup_key = %alert.dedup_key, event_action = ?alert.event_action, check = %alert.check, timestamp = %alert.timestamp, %stale, "stale alert dropped, so it cannot undo a newer one");
+        self.count(STALE_METRIC, alert, message);
+        Sent::Stale
+    }
+
+    /// One event to PagerDuty, unless a newer one for its dedup key was already sent.
+    /// `ordered`: whether this forwarder must order the events itself. The state table orders
+    /// the events it queues, so those skip the in-memory check.
+    async fn deliver(
+        &self,
+        message: &SnsMessage,
+        alert: &AlertMessage,
+        event: Event,
+        ordered: bool,
+    ) -> Result<Sent, CheckError> {
+        let now = (self.clock)();
+        let run_time = event::run_time(alert).filter(|_| ordered);
+        match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
+            Some(Err(stale)) => return Ok(self.drop_stale(message, alert, &stale)),
             // A page is worth more than the order: an alert whose age is unknown is sent.
             None => {
                 tracing::warn!(message_id = %message.message_id, timestamp = %alert.timestamp, "the alert's timestamp is not RFC 3339, so its age cannot be judged; sending it")
@@ -283,6 +504,8 @@ mod tests {
             events: events.clone(),
             metrics: metrics.clone(),
             clock: Arc::new(|| NOW),
+            state: None,
+            humans: None,
         };
         Harness { forwarder: Forwarder::new(config, adapters), events, metrics, secrets }
     }

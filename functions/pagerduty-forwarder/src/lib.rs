@@ -8,12 +8,17 @@
 //! contract. Checks are level-triggered and the dedup key is stable per env and check, so one
 //! broken journey is one incident, and the next passing run resolves it even after a restart.
 
+pub mod alarm;
 pub mod config;
+pub mod dynamodb;
 pub mod event;
 pub mod freshness;
 pub mod handler;
+pub mod incident;
 pub mod pagerduty;
 pub mod routing_key;
+pub mod state;
+pub mod tracker;
 
 pub use config::ForwarderConfig;
 pub use event::Event;

@@ -137,6 +137,8 @@ impl Stack {
             events: Arc::new(HttpEventsApi::reqwest(&config).expect("an HTTP client")),
             metrics: metrics.clone(),
             clock: Arc::new(OffsetDateTime::now_utc),
+            state: None,
+            humans: None,
         };
         Stack { pagerduty, forwarder: Forwarder::new(config, adapters), secrets, metrics }
     }

@@ -1,0 +1,217 @@
+//! DynamoDB adapter for [`StateStore`]: one table (`STATE_TABLE`), key `pk` + `sk`.
+//!
+//! - A subject's record: `pk = incident#<env>#<subject>`, `sk = state`, with `version` (number)
+//!   and `record` (the JSON of [`Record`]). Saves are conditional on `version`, so concurrent
+//!   writers cannot overwrite each other (`ConditionalCheckFailedException` = [`StoreError::Conflict`]).
+//! - A silence: `pk = silence#<env>`, `sk = <check>#<id>`, one string attribute per field and
+//!   `expires_at` (epoch seconds, a week after it ends) for the table's TTL.
+//!
+//! Reads are strongly consistent: a decision must see the write of the invocation before it.
+//! Every call is bounded (1 s to connect, 2 s per attempt, 3 attempts within 6 s), so an
+//! unreachable table turns into [`StoreError::Unavailable`] with time left to page without it.
+
+use crate::state::{Record, Silence, StateStore, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_runtime::tracing::instrument;
+use std::collections::HashMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const STATE_SORT_KEY: &str = "state";
+/// How long an ended silence stays listed before the table's TTL removes it.
+const SILENCE_HISTORY: time::Duration = time::Duration::days(7);
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(config: &aws_config::SdkConfig, table: &str) -> Self {
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(6))
+                    .build(),
+            )
+            .build();
+        DynamoStore { client: Client::from_conf(dynamodb), table: table.to_string() }
+    }
+
+    fn silence_key(env: &str) -> AttributeValue {
+        AttributeValue::S(format!("silence#{env}"))
+    }
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(synthetic_checks::aws::describe(&error))
+}
+
+fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing or not a string")))
+}
+
+fn instant(item: &HashMap<String, AttributeValue>, name: &str) -> Result<OffsetDateTime, StoreError> {
+    let raw = text(item, name)?;
+    OffsetDateTime::parse(&raw, &Rfc3339).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}")))
+}
+
+fn rfc3339(at: OffsetDateTime) -> AttributeValue {
+    AttributeValue::S(at.format(&Rfc3339).unwrap_or_default())
+}
+
+fn silence_from(item: &HashMap<String, AttributeValue>) -> Result<Silence, StoreError> {
+    Ok(Silence {
+        id: text(item, "id")?,
+        env: text(item, "env")?,
+        check: text(item, "check")?,
+        starts: instant(item, "starts")?,
+        ends: instant(item, "ends")?,
+        reason: text(item, "reason")?,
+        created_by: text(item, "created_by")?,
+        created_at: instant(item, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl StateStore for DynamoStore {
+    #[instrument(skip(self))]
+    async fn load(&self, key: &str) -> Result<(Record, u64), StoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.into()))
+            .key("sk", AttributeValue::S(STATE_SORT_KEY.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = answer.item else { return Ok((Record::default(), 0)) };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("{key}: version is missing or not a number")))?;
+        let record = serde_json::from_str(&text(&item, "record")?)
+            .map_err(|e| StoreError::Corrupt(format!("{key}: record: {e}")))?;
+        Ok((record, version))
+    }
+
+    #[instrument(skip(self, record))]
+    async fn save(&self, key: &str, record: &Record, read: u64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.into()))
+            .item("sk", AttributeValue::S(STATE_SORT_KEY.into()))
+            .item("version", AttributeValue::N((read + 1).to_string()))
+            .item("record", AttributeValue::S(json))
+            .item("updated_at", rfc3339(OffsetDateTime::now_utc()));
+        request = match read {
+            0 => request.condition_expression("attribute_not_exists(pk)"),
+            _ => request
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    #[instrument(skip(self))]
+    async fn silences(&self, env: &str) -> Result<Vec<Silence>, StoreError> {
+        let mut silences = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", Self::silence_key(env))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in answer.items() {
+                silences.push(silence_from(item)?);
+            }
+            match answer.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(silences),
+            }
+        }
+    }
+
+    #[instrument(skip(self, silence), fields(env = %silence.env, check = %silence.check, id = %silence.id))]
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let expires = (silence.ends + SILENCE_HISTORY).unix_timestamp();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::silence_key(&silence.env))
+            .item("sk", AttributeValue::S(format!("{}#{}", silence.check, silence.id)))
+            .item("id", AttributeValue::S(silence.id.clone()))
+            .item("env", AttributeValue::S(silence.env.clone()))
+            .item("check", AttributeValue::S(silence.check.clone()))
+            .item("starts", rfc3339(silence.starts))
+            .item("ends", rfc3339(silence.ends))
+            .item("reason", AttributeValue::S(silence.reason.clone()))
+            .item("created_by", AttributeValue::S(silence.created_by.clone()))
+            .item("created_at", rfc3339(silence.created_at))
+            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn expire_silence(&self, env: &str, id: &str, at: OffsetDateTime) -> Result<Option<Silence>, StoreError> {
+        let Some(mut silence) = self.silences(env).await?.into_iter().find(|s| s.id == id) else {
+            return Ok(None);
+        };
+        silence.ends = silence.ends.min(at);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::silence_key(env))
+            .key("sk", AttributeValue::S(format!("{}#{}", silence.check, silence.id)))
+            .update_expression("SET #ends = :ends, expires_at = :expires")
+            .expression_attribute_names("#ends", "ends")
+            .expression_attribute_values(":ends", rfc3339(silence.ends))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((silence.ends + SILENCE_HISTORY).unix_timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(silence))
+    }
+}

@@ -1,0 +1,232 @@
+//! Runs and alarms in, pending deliveries out: the [`incident`](crate::incident) policy applied to
+//! the records of the state table, with conditional writes.
+//!
+//! [`Tracker::record`] reads a subject's record, applies the run or alarm, queues what the policy
+//! decided as [`Pending`] deliveries and writes the record back only if nobody wrote it since;
+//! after a lost race it reads and decides again. The caller delivers the pending list and then
+//! calls [`Tracker::delivered`]. A run already applied (a Lambda retry, a replayed message) changes
+//! nothing but still returns what is pending, so the retry delivers what the first attempt could
+//! not.
+
+use crate::alarm::AlarmSignal;
+use crate::incident::{self, Action, AlarmChange, Applied, Policy, Run};
+use crate::state::{Channel, Pending, StateStore, StoreError, record_key};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
+use synthetic_checks::journey::Outcome;
+use time::OffsetDateTime;
+
+/// Writers that lose this many races in a row give up; Lambda's retry tries again later.
+const MAX_RACES: u32 = 5;
+
+pub struct Tracker {
+    store: Arc<dyn StateStore>,
+    policy: Policy,
+}
+
+/// What a record is updated with.
+pub enum Input<'a> {
+    /// A check's run; `base` is its alert, the template of every event it causes.
+    Run { base: &'a AlertMessage, region: &'a str, at: OffsetDateTime, failed: bool },
+    /// A burn-rate alarm of the subject's check.
+    Alarm { base: &'a AlertMessage, signal: &'a AlarmSignal },
+}
+
+impl Input<'_> {
+    fn base(&self) -> &AlertMessage {
+        match self {
+            Input::Run { base, .. } | Input::Alarm { base, .. } => base,
+        }
+    }
+}
+
+impl Tracker {
+    pub fn new(store: Arc<dyn StateStore>, policy: Policy) -> Self {
+        Tracker { store, policy }
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Applies `input` to the record of `subject` (a check, or the monitor account) in `env`;
+    /// returns the record's key and everything pending on it, oldest first.
+    pub async fn record(
+        &self,
+        env: &str,
+        subject: &str,
+        input: Input<'_>,
+    ) -> Result<(String, Vec<Pending>), StoreError> {
+        let key = record_key(env, subject);
+        let at = match &input {
+            Input::Run { at, .. } => *at,
+            Input::Alarm { signal, .. } => signal.at,
+        };
+        let silenced = self.store.silences(env).await?.iter().any(|s| s.covers(subject, at));
+        let dedup_key = synthetic_checks::alert::dedup_key(env, subject);
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(&key).await?;
+            let actions = match &input {
+                Input::Run { base, region, at, failed } => {
+                    let run = Run { region, at: *at, failed: *failed, target: &base.target };
+                    match incident::apply_run(&mut record.state, &run, silenced, &self.policy) {
+                        Applied::Actions(actions) => actions,
+                        Applied::Late => return Ok((key, record.pending)),
+                    }
+                }
+                Input::Alarm { signal, .. } => {
+                    let change =
+                        AlarmChange { kind: &signal.kind, region: &signal.region, at: signal.at, alarm: signal.alarm };
+                    incident::apply_alarm(&mut record.state, &change, silenced, &self.policy)
+                }
+            };
+            for action in &actions {
+                let (to, alert, details) = pending(action, input.base(), &dedup_key, &record.state.target);
+                record.push(to, alert, details);
+            }
+            match self.store.save(&key, &record, version).await {
+                Ok(()) => return Ok((key, record.pending)),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Removes delivered entries from the record's pending list.
+    pub async fn delivered(&self, key: &str, ids: &[u64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(key).await?;
+            record.pending.retain(|p| !ids.contains(&p.id));
+            match self.store.save(key, &record, version).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+/// The delivery an action stands for.
+fn pending(
+    action: &Action,
+    base: &AlertMessage,
+    key: &str,
+    target: &str,
+) -> (Channel, AlertMessage, Map<String, Value>) {
+    let mut alert = base.clone();
+    alert.dedup_key = key.to_string();
+    if alert.target.is_empty() {
+        alert.target = target.to_string();
+    }
+    // A page carries the severity of the failure that confirmed it; a passing run's `info` is
+    // never a page's severity.
+    if matches!(alert.severity, Severity::Info) {
+        alert.severity = Severity::Critical;
+    }
+    let mut details = Map::new();
+    let channel = match action {
+        Action::Page { reason, regions, flapping } => {
+            alert.event_action = EventAction::Trigger;
+            details.insert("confirmation".into(), json!(reason));
+            details.insert("failing_regions".into(), json!(regions));
+            details.insert("flapping".into(), json!(flapping));
+            Channel::PagerDuty
+        }
+        Action::Update { reason, flapping } => {
+            alert.event_action = EventAction::Trigger;
+            details.insert("update".into(), json!(reason));
+            details.insert("flapping".into(), json!(flapping));
+            Channel::PagerDuty
+        }
+        Action::Resolve { reason } => {
+            alert.event_action = EventAction::Resolve;
+            details.insert("resolution".into(), json!(reason));
+            Channel::PagerDuty
+        }
+        Action::PageBurn { reason } | Action::ResolveBurn { reason } => {
+            alert.dedup_key = burn_key(key);
+            alert.severity = Severity::Warning;
+            alert.event_action =
+                if matches!(action, Action::PageBurn { .. }) { EventAction::Trigger } else { EventAction::Resolve };
+            alert.summary = format!("[{}] {}: {reason}", alert.env, alert.check);
+            details.insert("burn_rate".into(), json!(reason));
+            Channel::PagerDuty
+        }
+        Action::Warn { reason } => {
+            alert.event_action = EventAction::Trigger;
+            alert.severity = Severity::Warning;
+            alert.status = if alert.status == Outcome::Passed { Outcome::Failed } else { alert.status };
+            alert.summary = format!("warning, not paged ({reason}): {}", alert.summary);
+            Channel::Humans
+        }
+    };
+    (channel, alert, details)
+}
+
+/// The dedup key of a burn-rate alarm's own low-urgency incident.
+pub fn burn_key(key: &str) -> String {
+    format!("{key}/slo-burn")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryStore;
+    use time::macros::datetime;
+
+    fn alert(failed: bool) -> AlertMessage {
+        serde_json::from_value(json!({
+            "event_action": if failed { "trigger" } else { "resolve" }, "dedup_key": "synthetic/prod/auth",
+            "check": "auth", "env": "prod", "status": if failed { "failed" } else { "passed" },
+            "cause": if failed { Some("timeout") } else { None }, "severity": if failed { "critical" } else { "info" },
+            "summary": "[prod] auth", "target": "https://shop.example.com/", "run_id": "r", "timestamp": "2026-11-21T10:00:00Z",
+            "steps": []
+        }))
+        .unwrap()
+    }
+
+    async fn run(tracker: &Tracker, minute: i64, failed: bool) -> Vec<Pending> {
+        let base = alert(failed);
+        let at = datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(minute);
+        tracker.record("prod", "auth", Input::Run { base: &base, region: "eu-west-1", at, failed }).await.unwrap().1
+    }
+
+    #[tokio::test]
+    async fn a_page_stays_pending_until_delivered_and_a_retry_sees_it_again() {
+        let store = Arc::new(MemoryStore::default());
+        let tracker = Tracker::new(store.clone(), Policy::default());
+        let first = run(&tracker, 0, true).await;
+        assert_eq!(first.iter().map(|p| p.to).collect::<Vec<_>>(), [Channel::Humans]);
+        tracker.delivered("incident#prod#auth", &[first[0].id]).await.unwrap();
+
+        let second = run(&tracker, 5, true).await;
+        assert_eq!(second.len(), 1);
+        assert_eq!((second[0].to, second[0].alert.event_action), (Channel::PagerDuty, EventAction::Trigger));
+        assert_eq!(second[0].details["confirmation"], "confirmed by 2 consecutive failed runs");
+        let retried = run(&tracker, 5, true).await;
+        assert_eq!(retried, second, "the same run again decides nothing new but returns what is pending");
+        tracker.delivered("incident#prod#auth", &[second[0].id]).await.unwrap();
+        assert!(run(&tracker, 5, true).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_decided_again_and_an_outage_is_an_error() {
+        let store = Arc::new(MemoryStore::default());
+        let tracker = Tracker::new(store.clone(), Policy::default());
+        store.lose_races(2);
+        assert_eq!(run(&tracker, 0, true).await.len(), 1);
+        store.lose_races(MAX_RACES);
+        let base = alert(true);
+        let at = datetime!(2026-11-21 10:05 UTC);
+        let lost = tracker.record("prod", "auth", Input::Run { base: &base, region: "r", at, failed: true }).await;
+        assert_eq!(lost.unwrap_err(), StoreError::Conflict);
+        store.set_unavailable(true);
+        let down = tracker.record("prod", "auth", Input::Run { base: &base, region: "r", at, failed: true }).await;
+        assert!(matches!(down, Err(StoreError::Unavailable(_))));
+    }
+}
