@@ -41,6 +41,58 @@ struct Script {
     contract: Option<Arc<Contract>>,
     /// What [`Contract::violations`] found, each prefixed with the request's index.
     violations: Vec<String>,
+    /// The bodies answered with a 2xx: what PagerDuty acted on.
+    accepted: Vec<Value>,
+}
+
+/// An incident as PagerDuty would show it: events with one dedup key, from the trigger that
+/// opened it to the resolve that closed it. A trigger while it is open is deduplicated into it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Incident {
+    pub number: usize,
+    pub dedup_key: String,
+    pub status: &'static str,
+    pub severity: String,
+    pub summary: String,
+    /// Index (among accepted events) of the trigger that opened it, and of the resolve.
+    pub opened_by: usize,
+    pub resolved_by: Option<usize>,
+    /// Triggers deduplicated into it after the first.
+    pub updates: usize,
+    /// The `custom_details` of every trigger, in order.
+    pub details: Vec<Value>,
+}
+
+/// PagerDuty's incident list for a sequence of accepted events.
+pub fn incidents_of(events: &[Value]) -> Vec<Incident> {
+    let mut incidents: Vec<Incident> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let key = event["dedup_key"].as_str().unwrap_or_default().to_string();
+        let open = incidents.iter_mut().find(|i| i.dedup_key == key && i.resolved_by.is_none());
+        match (event["event_action"].as_str(), open) {
+            (Some("trigger"), Some(incident)) => {
+                incident.updates += 1;
+                incident.details.push(event["payload"]["custom_details"].clone());
+            }
+            (Some("trigger"), None) => incidents.push(Incident {
+                number: incidents.len() + 1,
+                dedup_key: key,
+                status: "triggered",
+                severity: event["payload"]["severity"].as_str().unwrap_or_default().to_string(),
+                summary: event["payload"]["summary"].as_str().unwrap_or_default().to_string(),
+                opened_by: index,
+                resolved_by: None,
+                updates: 0,
+                details: vec![event["payload"]["custom_details"].clone()],
+            }),
+            (Some("resolve"), Some(incident)) => {
+                incident.status = "resolved";
+                incident.resolved_by = Some(index);
+            }
+            _ => {}
+        }
+    }
+    incidents
 }
 
 type Shared = Arc<Mutex<Script>>;
@@ -79,6 +131,7 @@ impl FakePagerDuty {
             routing_keys: Vec::new(),
             contract,
             violations: Vec::new(),
+            accepted: Vec::new(),
         }));
         let router = Router::new().route("/v2/enqueue", post(enqueue)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -123,6 +176,16 @@ impl FakePagerDuty {
     /// Every request body received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.shared).requests.clone()
+    }
+
+    /// The bodies PagerDuty accepted (answered 2xx), in order.
+    pub fn accepted(&self) -> Vec<Value> {
+        lock(&self.shared).accepted.clone()
+    }
+
+    /// The incidents the accepted events opened, as PagerDuty's incident list shows them.
+    pub fn incidents(&self) -> Vec<Incident> {
+        incidents_of(&lock(&self.shared).accepted)
     }
 
     /// Every contract violation in the bodies received so far (none without a contract).
@@ -184,6 +247,10 @@ async fn enqueue(State(shared): State<Shared>, body: Bytes) -> Response {
         return invalid_event(vec![INVALID_ROUTING_KEY.to_string()]);
     }
     let status = script.next.pop_front().unwrap_or(script.then);
+    if (200..300).contains(&status) {
+        let accepted = script.requests[index].clone();
+        script.accepted.push(accepted);
+    }
     let body = match status {
         200..=299 => {
             json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})

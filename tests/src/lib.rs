@@ -9,6 +9,7 @@
 pub mod fake_apis;
 pub mod fake_pagerduty;
 pub mod hostile;
+pub mod incident_replay;
 pub mod lambda_emulator;
 pub mod local_aws;
 pub mod pagerduty_contract;

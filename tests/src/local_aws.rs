@@ -236,6 +236,7 @@ pub struct LocalAws {
     secrets: aws_sdk_secretsmanager::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl LocalAws {
@@ -260,7 +261,20 @@ impl LocalAws {
             .region(region())
             .credentials_provider(creds())
             .build();
+        let dynamodb = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new(REGION))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "local-aws",
+            ))
+            .build();
         LocalAws {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
             sns: aws_sdk_sns::Client::from_conf(sns),
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
@@ -277,6 +291,34 @@ impl LocalAws {
 
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
         &self.sqs
+    }
+
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.dynamodb
+    }
+
+    /// Creates the forwarder's state table as `infra/template.yaml` declares it: `pk` + `sk`,
+    /// both strings, on demand.
+    pub async fn create_state_table(&self, name: &str) -> Result<(), LocalAwsError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
+        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        self.dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk").map_err(aws_err("CreateTable"))?)
+            .attribute_definitions(attribute("sk").map_err(aws_err("CreateTable"))?)
+            .key_schema(key("pk", KeyType::Hash).map_err(aws_err("CreateTable"))?)
+            .key_schema(key("sk", KeyType::Range).map_err(aws_err("CreateTable"))?)
+            .send()
+            .await
+            .map_err(aws_err("CreateTable"))?;
+        Ok(())
     }
 
     /// Creates a secret holding `json` as its string value; returns its ARN.

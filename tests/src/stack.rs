@@ -35,6 +35,8 @@ pub enum StackError {
     Emulator(#[from] EmulatorError),
     #[error("{0}")]
     MissingBinary(String),
+    #[error("{0}")]
+    Setup(String),
 }
 
 pub struct LocalStack {

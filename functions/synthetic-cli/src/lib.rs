@@ -8,6 +8,9 @@
 //! - `synthetic slo` reports each check's error budget from CloudWatch or from a JSON-lines
 //!   history of run results ([`slo_report`], with the arithmetic in [`slo`]).
 //!
+//! - `synthetic silence` adds, lists and ends planned-work silences in the forwarder's state
+//!   table ([`silence`]).
+//!
 //! Exit codes are part of the interface; see [`Exit`].
 
 pub mod canary;
@@ -16,6 +19,7 @@ pub mod credentials;
 pub mod history;
 pub mod output;
 pub mod run;
+pub mod silence;
 pub mod slo;
 pub mod slo_report;
 pub mod stats;
@@ -93,6 +97,8 @@ pub enum Command {
     Canary(CanaryArgs),
     /// Error-budget report per check, from CloudWatch or from a history file of run results.
     Slo(SloArgs),
+    /// Planned-work silences: while one covers a check, its runs are recorded and nothing pages.
+    Silence(silence::SilenceArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -269,6 +275,7 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
         Command::Validate(args) => validate::execute(&args),
         Command::Canary(args) => canary::execute(args).await,
         Command::Slo(args) => slo_report::execute(args).await,
+        Command::Silence(args) => silence::execute(args).await,
     };
     exit.into()
 }
