@@ -6,6 +6,7 @@
 //! made in the test ([`tls_target`]). The end-to-end tests and `make demo`
 //! are built on these.
 
+pub mod alarm_eval;
 pub mod fake_apis;
 pub mod fake_pagerduty;
 pub mod hostile;
