@@ -11,6 +11,7 @@ mod delivery;
 mod health_body;
 mod helpers;
 mod hostile;
+mod incidents;
 mod journeys;
 mod pagerduty;
 mod payments;

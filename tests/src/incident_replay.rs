@@ -7,6 +7,7 @@
 //! overrides. Warnings to the human channels arrive on an SQS queue subscribed to the notify
 //! topic; silences are added with the real `synthetic silence` command.
 
+use crate::alarm_eval::{AlarmSet, CheckParams};
 use crate::fake_pagerduty::{FakePagerDuty, Incident};
 use crate::lambda_emulator::{Invocation, LambdaProcess, workspace_binary};
 use crate::local_aws::{LocalAws, Moto};
@@ -21,6 +22,10 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 pub const TABLE: &str = "synthetic-incident-state";
+/// The alert topic as the template's alarms name it: their notifications for it go to the
+/// forwarder; those for the operations topic are pages of the ops integration.
+pub const ALERT_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:synthetic-alerts";
+pub const OPS_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:synthetic-ops";
 pub const ENV: &str = "prod";
 pub const STACK_PREFIX: &str = "synthetic-prod";
 const ROUTING_KEY: &str = "replay0r0ut1ng0key0000000000001";
@@ -44,6 +49,10 @@ pub struct Replay {
     warnings: Vec<Value>,
     last_event: Option<Value>,
     sent: u64,
+    /// The template's alarms per check and region, fed the runs' EMF metrics.
+    alarms: Vec<WatchedAlarms>,
+    /// Alarm notifications for the operations topic: pages outside the forwarder.
+    pub ops_notifications: Vec<Value>,
     /// The scenario's time zero: far enough back that every run lies in the past.
     pub t0: OffsetDateTime,
 }
@@ -52,6 +61,13 @@ impl Replay {
     /// moto with the table, the routing-key secret and the notify topic; the fake PagerDuty; the
     /// forwarder with the template's settings and `settings` on top.
     pub async fn start(settings: &[(&str, &str)]) -> Result<Replay, StackError> {
+        let now = OffsetDateTime::now_utc();
+        Self::start_at(settings, now - Duration::hours(12) - Duration::seconds(i64::from(now.second()))).await
+    }
+
+    /// Like [`Replay::start`], with time zero at `t0` (a scenario that adds a silence needs its
+    /// runs in the future: a silence cannot be added for the past).
+    pub async fn start_at(settings: &[(&str, &str)], t0: OffsetDateTime) -> Result<Replay, StackError> {
         let moto = Moto::start().await?;
         let aws = moto.local_aws();
         aws.create_state_table(TABLE).await?;
@@ -79,8 +95,6 @@ impl Replay {
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let now = OffsetDateTime::now_utc();
-        let t0 = now - Duration::hours(12) - Duration::seconds(i64::from(now.second()));
         let mut replay = Replay {
             moto,
             aws,
@@ -91,6 +105,8 @@ impl Replay {
             warnings: Vec::new(),
             last_event: None,
             sent: 0,
+            alarms: Vec::new(),
+            ops_notifications: Vec::new(),
             t0,
         };
         replay.restart().await?;
@@ -113,11 +129,91 @@ impl Replay {
         Ok(())
     }
 
-    /// One run of `check` from `region` at `at`, published and handed to the forwarder.
-    pub async fn run(&mut self, check: &str, region: &str, at: OffsetDateTime, kind: RunKind) -> Invocation {
+    /// Evaluates `check`'s alarms in `region` (infra/check.yaml) along the replay, after
+    /// `warm_up` of passing runs before `from`, as a deployed stack would have seen.
+    pub fn watch_alarms(
+        &mut self,
+        check: &str,
+        region: &str,
+        from: OffsetDateTime,
+        warm_up: Duration,
+    ) -> Result<(), String> {
+        let params = CheckParams {
+            check: check.into(),
+            stack_prefix: STACK_PREFIX.into(),
+            env: ENV.into(),
+            slo_target_percent: 99.5,
+            schedule_rate_minutes: 5,
+            metrics_namespace: "SyntheticMonitoring".into(),
+            parameters: [
+                ("AlertTopicArn", ALERT_TOPIC_ARN),
+                ("AlarmTopicArn", ALERT_TOPIC_ARN),
+                ("OpsTopicArn", OPS_TOPIC_ARN),
+                ("AWS::Region", region),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        let mut set = AlarmSet::load(&params)?;
+        let mut at = from - warm_up;
+        while at < from {
+            for (metric, value) in datapoints(&run_result(check, at, RunKind::Passed)) {
+                set.put(&metric, at, value);
+            }
+            at += Duration::minutes(5);
+        }
+        // Settled before the replay starts: what it notifies from here on is the scenario's.
+        set.evaluate_each_minute(from - warm_up, from - Duration::MINUTE);
+        self.alarms.push(WatchedAlarms {
+            check: check.into(),
+            region: region.into(),
+            set,
+            evaluated: from - Duration::MINUTE,
+        });
+        Ok(())
+    }
+
+    /// One run of `check` from `region` at `at`, published and handed to the forwarder; then
+    /// the alarms watching it evaluate up to `at`, and their notifications go where the
+    /// template sends them. Returns the forwarder's answer to the run and the PagerDuty events
+    /// accepted meanwhile.
+    pub async fn run(
+        &mut self,
+        check: &str,
+        region: &str,
+        at: OffsetDateTime,
+        kind: RunKind,
+    ) -> (Invocation, Vec<Value>) {
+        let before = self.pagerduty.accepted().len();
         let alert = run_alert(check, region, at, kind);
         let message = serde_json::to_string(&alert).unwrap_or_default();
-        self.deliver(&message).await
+        let invocation = self.deliver(&message).await;
+        let points = datapoints(&run_result(check, at, kind));
+        let mut notifications = Vec::new();
+        for watched in self.alarms.iter_mut().filter(|w| w.check == check && w.region == region) {
+            for (metric, value) in &points {
+                watched.set.put(metric, at, *value);
+            }
+            let from = watched.evaluated + Duration::MINUTE;
+            notifications.extend(watched.set.evaluate_each_minute(from, at).into_iter().map(|n| {
+                let message = n.sns_message(region, "123456789012");
+                (n.actions, message)
+            }));
+            watched.evaluated = watched.evaluated.max(at);
+        }
+        for (actions, message) in notifications {
+            if actions.iter().any(|a| a == OPS_TOPIC_ARN) {
+                self.ops_notifications.push(message.clone());
+            }
+            if actions.iter().any(|a| a == ALERT_TOPIC_ARN) {
+                if let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string()).await {
+                    panic!("the forwarder failed on an alarm notification: {error_type}: {error_message}");
+                }
+            }
+        }
+        let events = self.pagerduty.accepted().split_off(before.min(self.pagerduty.accepted().len()));
+        (invocation, events)
     }
 
     /// One SNS record with `message`, as SNS invokes the forwarder.
@@ -186,8 +282,39 @@ impl Replay {
     }
 }
 
+struct WatchedAlarms {
+    check: String,
+    region: String,
+    set: AlarmSet,
+    evaluated: OffsetDateTime,
+}
+
+/// The run-level EMF metrics the checks' own code prints for `run` (dimensions check + env).
+pub fn datapoints(run: &RunResult) -> Vec<(String, f64)> {
+    let records = synthetic_checks::metrics::emf_records(run, "SyntheticMonitoring");
+    let Some(record) = records.into_iter().find(|r| r.get("step").is_none()) else { return Vec::new() };
+    let names: Vec<String> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .map(|metrics| metrics.iter().filter_map(|m| m["Name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    names.into_iter().filter_map(|name| record[&name].as_f64().map(|value| (name, value))).collect()
+}
+
 /// The alert a check publishes after such a run, built by the checks' own code.
 pub fn run_alert(check: &str, region: &str, at: OffsetDateTime, kind: RunKind) -> AlertMessage {
+    let origin = Origin {
+        function_name: Some(format!("{STACK_PREFIX}-check-{check}")),
+        log_group: Some(format!("/aws/lambda/{STACK_PREFIX}-check-{check}")),
+        log_stream: None,
+        region: Some(region.to_string()),
+    };
+    let mut alert = AlertMessage::from_run(&run_result(check, at, kind), &origin);
+    alert.timestamp = at.format(&Rfc3339).unwrap_or_default();
+    alert
+}
+
+/// A run of `check` at `at` that went as `kind` says.
+pub fn run_result(check: &str, at: OffsetDateTime, kind: RunKind) -> RunResult {
     let step = |outcome, cause: Option<Cause>, error: Option<&str>| StepResult {
         name: "products_list".into(),
         outcome,
@@ -197,13 +324,17 @@ pub fn run_alert(check: &str, region: &str, at: OffsetDateTime, kind: RunKind) -
         cause,
         error: error.map(str::to_string),
     };
+    // Only the checks that sign in say anything about the account; health does not.
+    let signs_in = check != "health";
     let (status, cause, steps, account) = match kind {
-        RunKind::Passed => (Outcome::Passed, None, vec![step(Outcome::Passed, None, None)], Some(Account::Accepted)),
+        RunKind::Passed => {
+            (Outcome::Passed, None, vec![step(Outcome::Passed, None, None)], signs_in.then_some(Account::Accepted))
+        }
         RunKind::Failed => (
             Outcome::Failed,
             Some(Cause::HttpStatus),
             vec![step(Outcome::Failed, Some(Cause::HttpStatus), Some("HTTP 503, expected 200"))],
-            Some(Account::Accepted),
+            signs_in.then_some(Account::Accepted),
         ),
         RunKind::Rejected => (
             Outcome::Failed,
@@ -215,11 +346,11 @@ pub fn run_alert(check: &str, region: &str, at: OffsetDateTime, kind: RunKind) -
             Some(Account::Rejected),
         ),
     };
-    let run = RunResult {
+    RunResult {
         check: check.into(),
         env: ENV.into(),
         target: "https://shop.example.com/".into(),
-        run_id: format!("{check}-{region}-{}", at.unix_timestamp()),
+        run_id: format!("{check}-{}", at.unix_timestamp()),
         started_at: at.format(&Rfc3339).unwrap_or_default(),
         duration_ms: 200,
         status,
@@ -227,14 +358,5 @@ pub fn run_alert(check: &str, region: &str, at: OffsetDateTime, kind: RunKind) -
         steps,
         account,
         certificate: None,
-    };
-    let origin = Origin {
-        function_name: Some(format!("{STACK_PREFIX}-check-{check}")),
-        log_group: Some(format!("/aws/lambda/{STACK_PREFIX}-check-{check}")),
-        log_stream: None,
-        region: Some(region.to_string()),
-    };
-    let mut alert = AlertMessage::from_run(&run, &origin);
-    alert.timestamp = at.format(&Rfc3339).unwrap_or_default();
-    alert
+    }
 }
