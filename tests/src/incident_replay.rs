@@ -40,7 +40,8 @@ pub enum RunKind {
 }
 
 pub struct Replay {
-    pub moto: Moto,
+    /// The moto this replay started, if it did not join one ([`Replay::join`]).
+    moto: Option<Moto>,
     pub aws: LocalAws,
     pub pagerduty: FakePagerDuty,
     forwarder: Option<LambdaProcess>,
@@ -69,7 +70,20 @@ impl Replay {
     /// runs in the future: a silence cannot be added for the past).
     pub async fn start_at(settings: &[(&str, &str)], t0: OffsetDateTime) -> Result<Replay, StackError> {
         let moto = Moto::start().await?;
-        let aws = moto.local_aws();
+        let (aws, env) = (moto.local_aws(), moto.aws_env());
+        let mut replay = Self::join(aws, env, settings, t0).await?;
+        replay.moto = Some(moto);
+        Ok(replay)
+    }
+
+    /// The forwarder side (table, routing key, notify topic, fake PagerDuty, forwarder) on a moto
+    /// that is already running, such as the demo's.
+    pub async fn join(
+        aws: LocalAws,
+        aws_env: Vec<(String, String)>,
+        settings: &[(&str, &str)],
+        t0: OffsetDateTime,
+    ) -> Result<Replay, StackError> {
         aws.create_state_table(TABLE).await?;
         let secret =
             aws.create_secret("pagerduty/routing-key", &json!({ "routing_key": ROUTING_KEY }).to_string()).await?;
@@ -77,7 +91,7 @@ impl Replay {
         let notify_queue = aws.subscribe_queue_raw(&notify_topic, "human-channels").await?;
         let contract = Contract::load().map_err(StackError::Setup)?;
         let pagerduty = FakePagerDuty::with_contract(contract).await?;
-        let mut env = moto.aws_env();
+        let mut env = aws_env;
         env.extend(
             [
                 ("PAGERDUTY_SECRET_ID", secret.as_str()),
@@ -96,7 +110,7 @@ impl Replay {
         );
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut replay = Replay {
-            moto,
+            moto: None,
             aws,
             pagerduty,
             forwarder: None,
@@ -278,7 +292,9 @@ impl Replay {
         if let Some(forwarder) = self.forwarder.take() {
             forwarder.shutdown().await;
         }
-        self.moto.stop().await;
+        if let Some(moto) = self.moto.take() {
+            moto.stop().await;
+        }
     }
 }
 

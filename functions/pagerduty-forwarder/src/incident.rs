@@ -360,7 +360,7 @@ impl View {
                 policy.region_quorum
             ),
             false => format!(
-                "{} failed run(s), not paged: pages after {} consecutive failed runs",
+                "{} failed run(s); pages after {} consecutive failed runs",
                 self.streak, policy.page_after_failed_runs
             ),
         }
