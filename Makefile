@@ -21,7 +21,7 @@ help:
 	@echo "make test      everything CI checks: fmt, clippy, unit and end-to-end tests, template checks"
 	@echo "make build     arm64 bootstrap.zip per function (cargo lambda)"
 	@echo "make journeys  validate every journey file (file:line:column for each mistake)"
-	@echo "make deploy    sam deploy of infra/template.yaml"
+	@echo "make deploy    sam deploy of infra/template.yaml (REGIONS=\"home member...\" for several regions, DRY_RUN=1 to print)"
 
 $(VENV)/.test-tools:
 	python3 -m venv $(VENV)

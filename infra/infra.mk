@@ -16,7 +16,8 @@ build: build-tools journeys
 	  test -s target/lambda/$$bin/bootstrap.zip || { echo "build: target/lambda/$$bin/bootstrap.zip is missing" >&2; exit 1; }; \
 	done
 
-## deploy: sam deploy of infra/template.yaml; guided (and writes infra/samconfig.toml) on the first run
+## deploy: sam deploy of infra/template.yaml; guided (and writes infra/samconfig.toml) on the first run;
+## REGIONS="home member..." deploys the home stack, then a member stack per other region
 # The SAM CLI goes into the venv like every other tool. Credentials are checked before the build,
 # which takes minutes, with the same lookup sam uses (boto3: env vars, profiles, SSO, IMDS).
 DEPLOY_TOOLS := 'aws-sam-cli>=1.120'
@@ -33,6 +34,26 @@ deploy-credentials: $(VENV)/.test-tools
 	  echo "deploy: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run 'aws configure' / 'aws sso login')" >&2; \
 	  exit 1; }
 
+# REGIONS="us-east-1 eu-west-1 ap-southeast-2": the first is the home region (forwarder, state
+# table, alert topic), deployed first with Regions set; then each other region gets a member stack
+# of the same name with the home stack's outputs (infra/deploy_regions.py; README, "Regions").
+# Without REGIONS: one stack in samconfig's (or the guided deploy's) region, as before.
+# DRY_RUN=1 with REGIONS prints the sam commands and calls nothing: no build, no credentials.
+REGIONS   ?=
+DRY_RUN   ?=
+SAMCONFIG ?= infra/samconfig.toml
+DEPLOY_REGIONS = $(PY) infra/deploy_regions.py --regions "$(REGIONS)" --config $(abspath $(SAMCONFIG)) --sam $(abspath $(SAM))
+
+ifneq ($(strip $(REGIONS)),)
+ifneq ($(strip $(DRY_RUN)),)
+deploy: tools
+	@$(DEPLOY_REGIONS) --dry-run
+else
+deploy: deploy-tools deploy-credentials
+	$(MAKE) --no-print-directory build
+	$(DEPLOY_REGIONS)
+endif
+else
 deploy: deploy-tools deploy-credentials
 	$(MAKE) --no-print-directory build
 	cd infra && if [ -f samconfig.toml ]; then \
@@ -40,6 +61,7 @@ deploy: deploy-tools deploy-credentials
 	else \
 	  $(abspath $(SAM)) deploy --template-file template.yaml --guided; \
 	fi
+endif
 
 ## validate: cfn-lint, no errors and no warnings
 validate: tools

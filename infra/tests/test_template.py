@@ -39,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* not supported 
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 REGION = "us-east-1"
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]  # a multi-region deployment, home first
 # No real AWS: fake credentials, no profile files, and a region for the SAM translator's pseudo
 # parameters.
 os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -301,20 +302,95 @@ def test_each_check_reaches_only_its_own_log_group_topic_and_secret(child, check
     # a check that does not log in gets no secretsmanager permission at all
     assert resources_for(sts, "secretsmanager:GetSecretValue") == ([{"Ref": "SyntheticAccountSecretArn"}] if reads else [])
     assert not [st for st in sts if any(a.startswith("secretsmanager:") for a in as_list(st["Action"]))] or reads
-    decrypt = [r for r in resources_for(sts, "kms:Decrypt") if r != {"Ref": "AlertKeyArn"}]
+    # the alert topic's key (the home region's, in a member stack) and this region's queue key
+    alert_keys = [{"Ref": "AlertTopicKeyArn"}, {"Ref": "AlertKeyArn"}]
+    assert resources_for(sts, "kms:GenerateDataKey*") == alert_keys
+    decrypt = [r for r in resources_for(sts, "kms:Decrypt") if r not in alert_keys]
     assert decrypt == ([{"Ref": "SyntheticAccountSecretKmsKeyArn"}] if reads and secret_key else [])
     for st in sts:
         if st["Resource"] == {"Ref": "SyntheticAccountSecretKmsKeyArn"}:
             assert "kms:ViaService" in st["Condition"]["StringEquals"]
 
 
-def test_forwarder_reaches_only_its_own_secret_and_log_group(cfn):
+def forwarder_statements(cfn) -> list[dict[str, Any]]:
+    role = cfn["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return statements(cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])
+
+
+def test_forwarder_reaches_only_its_own_secret_log_group_table_and_notify_topic(cfn):
     fn = cfn["Resources"]["PagerDutyForwarderFunction"]["Properties"]
-    role = fn["Role"]["Fn::GetAtt"][0]
-    sts = statements(cfn["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"])
+    sts = forwarder_statements(cfn)
     assert resources_for(sts, "logs:PutLogEvents") == [{"Fn::GetAtt": [fn["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}]
     assert resources_for(sts, "secretsmanager:GetSecretValue") == [{"Ref": "PagerDutySecretArn"}]
-    assert resources_for(sts, "sns:Publish") == []
+    # warnings to the human channels, nothing else: never the alert topic it reads
+    assert resources_for(sts, "sns:Publish") == [{"Ref": "NotifyTopic"}]
+    assert resources_for(sts, "kms:GenerateDataKey*") == [{"Fn::GetAtt": ["AlertKey", "Arn"]}]
+
+
+def test_forwarder_has_exactly_the_spec_table_actions_on_the_table_only(cfn):
+    """The incidents contract: GetItem, PutItem, UpdateItem, DeleteItem, Query on the table; no
+    index, no Scan, no batch or transaction call, no other table."""
+    dynamo = [st for st in forwarder_statements(cfn) if any(a.startswith("dynamodb:") for a in as_list(st["Action"]))]
+    assert len(dynamo) == 1
+    assert sorted(as_list(dynamo[0]["Action"])) == sorted(
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"])
+    assert dynamo[0]["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
+    assert "Condition" not in dynamo[0]
+
+
+def test_state_table_schema_pitr_and_ttl(cfn):
+    table = cfn["Resources"]["StateTable"]
+    assert table["Condition"] == "IsHome"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"},
+                                             {"AttributeName": "sk", "AttributeType": "S"}]
+    assert "GlobalSecondaryIndexes" not in props and "LocalSecondaryIndexes" not in props
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "ProvisionedThroughput" not in props
+    assert cfn["Outputs"]["StateTableName"]["Value"] == {"Ref": "StateTable"}
+
+
+# The forwarder's incident settings (the incidents contract), as template parameters where a team
+# tunes them, with the contract's defaults.
+FORWARDER_INCIDENT_ENV = {
+    "STATE_TABLE": {"Ref": "StateTable"},
+    "CHECK_ENV": {"Ref": "EnvName"},
+    "SCHEDULE_RATE_MINUTES": {"Ref": "ScheduleRateMinutes"},
+    "PAGE_AFTER_FAILED_RUNS": {"Ref": "PageAfterFailedRuns"},
+    "RESOLVE_AFTER_PASSED_RUNS": {"Ref": "ResolveAfterPassedRuns"},
+    "REGIONS": {"Fn::If": ["HasRegions", {"Ref": "Regions"}, {"Ref": "AWS::NoValue"}]},
+    "REGION_QUORUM": {"Ref": "RegionQuorum"},
+    "NOTIFY_TOPIC_ARN": {"Ref": "NotifyTopic"},
+    "ALARM_NAME_PREFIX": {"Fn::Sub": "${AWS::StackName}-"},
+}
+SPEC_DEFAULTS = {"PageAfterFailedRuns": 2, "ResolveAfterPassedRuns": 1, "RegionQuorum": 2, "ScheduleRateMinutes": "5",
+                 "Regions": ""}
+
+
+def test_forwarder_gets_the_incident_settings_with_the_spec_defaults():
+    sam = load_sam()
+    env = sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]
+    assert {k: env[k] for k in FORWARDER_INCIDENT_ENV} == FORWARDER_INCIDENT_ENV
+    for name, default in SPEC_DEFAULTS.items():
+        assert sam["Parameters"][name]["Default"] == default, name
+    # ALARM_NAME_PREFIX matches the composites' names: <StackPrefix>-<check>-slo-{fast,slow}-burn,
+    # StackPrefix being the parent's stack name
+    child_names = {res["Properties"]["AlarmName"]["Fn::Sub"] for res in load_sam(CHILD)["Resources"].values()
+                   if res["Type"] == "AWS::CloudWatch::CompositeAlarm"}
+    assert child_names == {"${StackPrefix}-${CheckName}-slo-fast-burn", "${StackPrefix}-${CheckName}-slo-slow-burn"}
+    assert all(b["Properties"]["Parameters"]["StackPrefix"] == {"Ref": "AWS::StackName"}
+               for b in check_blocks(sam).values())
+
+
+def test_forwarder_timeout_covers_pagerduty_state_and_notify():
+    """The Timeout comment's arithmetic, recomputed: 3 x 5 s + 1 + 2 s PagerDuty, ~2 s secret, 5
+    DynamoDB calls x 2 s, one 4 s publish, under the Timeout with room for a cold start."""
+    timeout = load_sam()["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Timeout"]
+    need = (3 * 5 + 1 + 2) + 2 + 5 * 2 + 4
+    assert need == 34 and need + 5 <= timeout <= 60
 
 
 # -------------------------------------------------------------------- functions and budgets
@@ -441,7 +517,8 @@ def test_functions_follow_the_contract(cfn, child):
     assert (fwd["Runtime"], fwd["Architectures"], fwd["Handler"], fwd["MemorySize"]) == \
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]) == {
-        "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL"}
+        "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL",
+        *FORWARDER_INCIDENT_ENV}
     assert sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["CodeUri"] == \
            "../target/lambda/pagerduty-forwarder/bootstrap.zip"
     assert sam["Parameters"]["ScheduleRateMinutes"]["Default"] == "5"
@@ -459,13 +536,168 @@ def test_every_check_crate_has_a_block():
         assert journey_file(check).exists(), check
 
 
-def test_email_subscription_passes_triggers_only(cfn):
+def test_people_get_the_notify_topic_and_the_forwarder_gets_every_alert(cfn):
+    """A run no longer reaches people directly (one failed run is not an incident): the email
+    subscribes to the forwarder's warnings. The forwarder takes every message of the alert topic."""
     props = cfn["Resources"]["AlertEmailSubscription"]["Properties"]
-    assert props["FilterPolicy"] == {"event_action": ["trigger"]}
-    assert props.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes"
-    forwarder_subs = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"
-                      and r["Properties"].get("Protocol") == "lambda"]
-    assert len(forwarder_subs) == 1 and "FilterPolicy" not in forwarder_subs[0]["Properties"]
+    assert props["TopicArn"] == {"Ref": "NotifyTopic"} and "FilterPolicy" not in props
+    subs = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"]
+    on_alert_topic = [s for s in subs if s["TopicArn"] == {"Ref": "AlertTopic"}]
+    assert len(on_alert_topic) == 1 and on_alert_topic[0]["Protocol"] == "lambda"
+    assert "FilterPolicy" not in on_alert_topic[0]
+
+
+def child_alarms(child) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in child["Resources"].items()
+            if r["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")}
+
+
+def test_failing_alarm_has_no_actions(child):
+    """The forwarder's confirmation replaces it: notifying it too would be a second critical
+    incident for one outage, through the ops integration."""
+    props = child_alarms(child)["FailingAlarm"]["Properties"]
+    for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        assert not props.get(key), key
+
+
+def test_burn_rate_composites_go_to_the_forwarders_topic_not_the_ops_topic(child):
+    alarms = child_alarms(child)
+    composites = {lid: r["Properties"] for lid, r in alarms.items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"}
+    assert set(composites) == {"SloFastBurnAlarm", "SloSlowBurnAlarm"}
+    for lid, props in composites.items():
+        assert props["AlarmActions"] == [{"Ref": "BurnRateTopicArn"}] == props["OKActions"], lid
+    # the parent hands them the topic the forwarder reads: AlertTopic at home, the relay in a member
+    for check, block in check_blocks(load_sam()).items():
+        assert block["Properties"]["Parameters"]["BurnRateTopicArn"] == \
+            {"Fn::If": ["IsHome", {"Ref": "AlertTopic"}, {"Ref": "AlarmRelayTopic"}]}, check
+    # no other alarm of a check notifies the forwarder's topics
+    for lid, r in alarms.items():
+        if lid not in composites:
+            actions = r["Properties"].get("AlarmActions", []) + r["Properties"].get("OKActions", [])
+            assert {"Ref": "BurnRateTopicArn"} not in actions and {"Ref": "AlertTopicArn"} not in actions, lid
+
+
+def window_metrics(child, lid) -> dict[str, dict[str, Any]]:
+    return {m["Id"]: m for m in child_alarms(child)[lid]["Properties"]["Metrics"]}
+
+
+# MinFailedRuns = 2, compared as >= 1.5: the count is a whole number computed in floating point.
+MIN_FAILED_RUNS_THRESHOLD = 1.5
+GUARD = "IF(runs * (1 - availability) >= 1.5, (1 - availability) * 100 / (100 - ${SloTargetPercent}), 0)"
+
+
+@pytest.mark.parametrize("window,period", [("1h", 3600), ("6h", 21600)])
+def test_long_burn_rate_windows_need_two_failed_runs(child, window, period):
+    metrics = window_metrics(child, f"BurnRate{window}Alarm")
+    assert metrics["burnrate"]["Expression"] == {"Fn::Sub": GUARD}
+    assert metrics["burnrate"].get("ReturnData", True) is True
+    for mid, stat in (("availability", "Average"), ("runs", "SampleCount")):
+        m = metrics[mid]
+        assert m["ReturnData"] is False
+        assert (m["MetricStat"]["Period"], m["MetricStat"]["Stat"], m["MetricStat"]["Metric"]["MetricName"]) == \
+            (period, stat, "Success"), mid
+        assert m["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "check", "Value": {"Ref": "CheckName"}},
+                                                          {"Name": "env", "Value": {"Ref": "EnvName"}}]
+
+
+@pytest.mark.parametrize("window", ["5m", "30m"])
+def test_short_burn_rate_windows_are_unguarded(child, window):
+    metrics = window_metrics(child, f"BurnRate{window}Alarm")
+    assert set(metrics) == {"burnrate", "availability"}
+    assert metrics["burnrate"]["Expression"] == {"Fn::Sub": "(1 - availability) * 100 / (100 - ${SloTargetPercent})"}
+
+
+def failed_runs(failed: int, runs: int) -> float:
+    """runs * (1 - availability) as CloudWatch computes it, in doubles, from the SampleCount and
+    the Average of the 0/1 Success metric."""
+    return runs * (1 - (runs - failed) / runs)
+
+
+def guarded_burn_rate(failed: int, runs: int, slo: float = 99.5) -> float:
+    """GUARD for one window."""
+    availability = (runs - failed) / runs
+    return (1 - availability) * 100 / (100 - slo) if failed_runs(failed, runs) >= MIN_FAILED_RUNS_THRESHOLD else 0.0
+
+
+def test_guard_counts_two_failed_runs_at_every_window_size():
+    """1 to 360 runs (6h at rate(1 minute)): the guard opens exactly from the second failed run.
+    A literal ">= 2" would not: 2 failed of 10 runs computes as 1.9999999999999996."""
+    assert failed_runs(2, 10) < 2
+    for runs in range(1, 361):
+        for failed in range(runs + 1):
+            assert (failed_runs(failed, runs) >= MIN_FAILED_RUNS_THRESHOLD) == (failed >= 2), (runs, failed)
+
+
+def test_guard_arithmetic_of_the_readme():
+    # 12 runs an hour: one failure alone is 16.7x (>= 14.4) and would page; the guard stops it
+    assert round((1 / 12) * 100 / 0.5, 1) == 16.7
+    assert guarded_burn_rate(1, 12) == 0
+    assert guarded_burn_rate(2, 12) >= 14.4  # two failed runs in the hour: 33.3x
+    # 6h = 72 runs: two failures are 5.6x (< 6, no slow burn); three are 8.3x
+    assert guarded_burn_rate(2, 72) < 6 <= guarded_burn_rate(3, 72)
+
+
+def test_heartbeat_counts_duration_samples(child):
+    props = child_alarms(child)["HeartbeatAlarm"]["Properties"]
+    assert (props["MetricName"], props["Statistic"], props["TreatMissingData"]) == ("DurationMs", "SampleCount", "breaching")
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
+    assert props["AlarmActions"] == [{"Ref": "OpsTopicArn"}]
+
+
+# ---------------------------------------------------------------------------------- regions
+def test_member_stack_needs_its_home(cfn):
+    """Rules refuse a member stack without the home forwarder or key."""
+    rule = load_sam()["Rules"]["MemberStackNamesItsHome"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "HomeAlertTopicArn"}, ""]}]}
+    asserted = {a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in rule["Assertions"]}
+    assert asserted == {"HomeForwarderArn", "HomeAlertKeyArn"}
+    assert cfn["Rules"] == load_sam()["Rules"]  # kept by the SAM transform
+
+
+HOME_ONLY = {"AlertTopic", "NotifyTopic", "StateTable", "PagerDutyForwarderFunction", "PagerDutyForwarderRole",
+             "PagerDutyForwarderLogGroup", "PagerDutyForwarderErrorsAlarm", "PagerDutyRejectedAlarm",
+             "PagerDutyForwarderDestinationDeliveryFailuresAlarm"}
+MEMBER_ONLY = {"AlarmRelayTopic", "AlarmRelaySubscription"}
+
+
+def test_home_and_member_resources_are_split_by_condition(cfn):
+    sam = load_sam()
+    for lid in HOME_ONLY:
+        assert sam["Resources"][lid]["Condition"] == "IsHome", lid
+    for lid in MEMBER_ONLY:
+        assert sam["Resources"][lid]["Condition"] == "IsMember", lid
+    # what SAM generates from the forwarder carries its condition
+    for lid, res in cfn["Resources"].items():
+        if lid.startswith("PagerDutyForwarderFunction"):
+            assert res.get("Condition") == "IsHome", lid
+    relay = sam["Resources"]["AlarmRelaySubscription"]["Properties"]
+    assert (relay["Protocol"], relay["Endpoint"]) == ("lambda", {"Ref": "HomeForwarderArn"})
+    assert relay["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]}}
+
+
+def test_relay_invoke_permissions_name_one_member_region_each():
+    """One permission per member region (Regions after the first, up to 5), for that region's
+    relay topic of this stack name, from SNS in this account only."""
+    sam = load_sam()
+    perms = {lid: r for lid, r in sam["Resources"].items() if r["Type"] == "AWS::Lambda::Permission"}
+    assert sorted(perms) == [f"RelayInvokePermission{i}" for i in range(1, 6)]
+    split = {"Fn::Split": [",", {"Fn::Sub": "${Regions},,,,,"}]}
+    for i in range(1, 6):
+        perm = perms[f"RelayInvokePermission{i}"]
+        props = perm["Properties"]
+        assert (props["Principal"], props["Action"], props["SourceAccount"]) == \
+            ("sns.amazonaws.com", "lambda:InvokeFunction", {"Ref": "AWS::AccountId"})
+        assert props["FunctionName"] == {"Fn::GetAtt": ["PagerDutyForwarderFunction", "Arn"]}
+        assert props["SourceArn"] == {"Fn::Sub": [
+            "arn:${AWS::Partition}:sns:${Member}:${AWS::AccountId}:${AWS::StackName}-alarm-relay",
+            {"Member": {"Fn::Select": [i, split]}}]}
+        assert sam["Conditions"][perm["Condition"]] == {"Fn::And": [{"Condition": "IsHome"}, {"Fn::Not": [
+            {"Fn::Equals": [{"Fn::Select": [i, split]}, ""]}]}]}
+    assert sam["Resources"]["AlarmRelayTopic"]["Properties"]["TopicName"] == {"Fn::Sub": "${AWS::StackName}-alarm-relay"}
+    pattern = sam["Parameters"]["Regions"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "us-east-1,eu-west-1,ap-southeast-2") and re.fullmatch(pattern, "")
+    assert re.fullmatch(pattern, ",".join(["us-east-1"] * 6)) and not re.fullmatch(pattern, ",".join(["us-east-1"] * 7))
+    assert not re.fullmatch(pattern, "us-east-1, eu-west-1")
 
 
 # ------------------------------------------------------------------------------------- moto
@@ -487,7 +719,7 @@ def aws(moto_endpoint):
         return session.client(service, endpoint_url=moto_endpoint)
 
     clients = {s: client(s) for s in ("cloudformation", "s3", "secretsmanager", "lambda", "events", "sns",
-                                      "sqs", "cloudwatch", "kms", "iam", "logs")}
+                                      "sqs", "cloudwatch", "kms", "iam", "logs", "dynamodb")}
     s3 = clients["s3"]
     s3.create_bucket(Bucket=BUCKET)
     buf = io.BytesIO()
@@ -519,6 +751,7 @@ class Stack:
                          if "LogicalResourceId" in r}  # moto lists the types it skipped without ids
         self.types = {lid: r["Type"] for lid, r in template["Resources"].items()}
         self.created: dict[str, list[str]] = {}
+        self.props: dict[str, dict[str, Any]] = {}  # what this test created, as resolved
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.template["Conditions"][name]))
@@ -541,6 +774,10 @@ class Stack:
             return self.aws["lambda"].get_function(FunctionName=phys)["Configuration"]["FunctionArn"]
         if rtype == "AWS::Events::Rule" and attr == "Arn":
             return self.aws["events"].describe_rule(Name=phys)["Arn"]
+        if rtype == "AWS::DynamoDB::Table" and attr == "Arn":
+            return self.aws["dynamodb"].describe_table(TableName=phys)["Table"]["TableArn"]
+        if rtype == "AWS::SNS::Topic" and attr == "TopicName":
+            return phys.rsplit(":", 1)[-1]
         if rtype == "AWS::KMS::Key" and attr == "Arn":
             # (moto's DescribeKey fails on a key whose policy CloudFormation stored as an object)
             return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{phys}"
@@ -579,6 +816,10 @@ class Stack:
                 return self.template["Mappings"][m][k1][k2]
             if fn == "Fn::Join":
                 return self.resolve(arg[0]).join(str(x) for x in self.resolve(arg[1]))
+            if fn == "Fn::Split":
+                return self.resolve(arg[1]).split(self.resolve(arg[0]))
+            if fn == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
             if fn == "Fn::Equals":
                 a, b = self.resolve(arg)
                 return str(a) == str(b)
@@ -608,6 +849,7 @@ class Stack:
                     continue
                 props = self.resolve(res["Properties"])
                 self.physical[lid] = self._create(rtype, props)
+                self.props[lid] = props
                 self.created.setdefault(rtype, []).append(lid)
 
     def _create(self, rtype: str, props: dict[str, Any]) -> str:
@@ -674,13 +916,15 @@ def test_stack_creates_in_moto(aws, cfn):
     skipped -= set(get_model_map()) | PROVISIONED_BY_TEST
     assert skipped == set(), "resource types neither moto nor this test creates"
 
-    params = {**base_params(aws), "AlarmEmail": "oncall@example.test",
+    params = {**base_params(aws), "AlarmEmail": "oncall@example.test", "Regions": ",".join(REGIONS),
               "OpsPagerDutyEndpointUrl": "https://events.pagerduty.example.test/integration/x/enqueue",
               "SyntheticAccountSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
     stack = deploy(aws, cfn, "synthetics-full", params)
     alert_topic, ops_topic = stack.physical["AlertTopic"], stack.physical["OpsTopic"]
+    notify_topic = stack.physical["NotifyTopic"]
     check_dlq_arn = stack.get_att("CheckDeadLetterQueue", "Arn")
     assert set(stack.children) == set(CHECKS)
+    assert "AlarmRelayTopic" not in stack.physical  # a home stack relays nothing
 
     for check, child in stack.children.items():
         fn = function(aws, f"synthetics-full-check-{check}")
@@ -712,15 +956,39 @@ def test_stack_creates_in_moto(aws, cfn):
     env = forwarder["Environment"]["Variables"]
     assert env["PAGERDUTY_SECRET_ID"] == aws["secrets"]["pagerduty"]
     assert env["PAGERDUTY_CLIENT_URL"].endswith(f"#dashboards:name={stack.physical['Dashboard']}")
+    table = stack.physical["StateTable"]
+    # (moto keeps Number parameters as numbers; Lambda gets strings)
+    assert {k: str(env[k]) for k in ("STATE_TABLE", "CHECK_ENV", "REGIONS", "REGION_QUORUM", "SCHEDULE_RATE_MINUTES",
+                                "NOTIFY_TOPIC_ARN", "ALARM_NAME_PREFIX", "PAGE_AFTER_FAILED_RUNS",
+                                "RESOLVE_AFTER_PASSED_RUNS")} == {
+        "STATE_TABLE": table, "CHECK_ENV": "prod", "REGIONS": ",".join(REGIONS), "REGION_QUORUM": "2",
+        "SCHEDULE_RATE_MINUTES": "5", "NOTIFY_TOPIC_ARN": notify_topic, "ALARM_NAME_PREFIX": "synthetics-full-",
+        "PAGE_AFTER_FAILED_RUNS": "2", "RESOLVE_AFTER_PASSED_RUNS": "1"}
+    assert forwarder["Timeout"] == 45
+    # the table as created, keyed pk/sk, on demand (moto's CloudFormation does not apply TTL or
+    # PITR: test_state_table_schema_pitr_and_ttl checks those properties)
+    described = aws["dynamodb"].describe_table(TableName=table)["Table"]
+    assert described["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               aws["cloudformation"].describe_stacks(StackName="synthetics-full")["Stacks"][0]["Outputs"]}
+    assert outputs["StateTableName"] == table and outputs["ForwarderFunctionArn"] == forwarder["FunctionArn"]
+    assert outputs["AlertTopicArn"] == alert_topic and "AlarmRelayTopicArn" not in outputs
+    # the relays of the member regions (not the home region) may invoke the forwarder
+    policy = json.loads(aws["lambda"].get_policy(FunctionName=forwarder["FunctionName"])["Policy"])
+    relays = {st["Condition"]["ArnLike"]["AWS:SourceArn"] for st in policy["Statement"]
+              if st["Principal"] == {"Service": "sns.amazonaws.com"} and "ArnLike" in st.get("Condition", {})}
+    assert relays >= {f"arn:aws:sns:{r}:{ACCOUNT}:synthetics-full-alarm-relay" for r in REGIONS[1:]}
+    assert f"arn:aws:sns:{REGIONS[0]}:{ACCOUNT}:synthetics-full-alarm-relay" not in relays
+    assert sum(1 for lid in stack.physical if lid.startswith("RelayInvokePermission")) == len(REGIONS) - 1
 
+    # the forwarder takes every message of the alert topic; people get its warnings
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=alert_topic)["Subscriptions"]
-    assert sorted(s["Protocol"] for s in subs) == ["email", "lambda"]
-    for sub in subs:
-        attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
-        if sub["Protocol"] == "email":
-            assert json.loads(attrs["FilterPolicy"]) == {"event_action": ["trigger"]}
-        else:
-            assert sub["Endpoint"] == forwarder["FunctionArn"] and "FilterPolicy" not in attrs
+    assert [(s["Protocol"], s["Endpoint"]) for s in subs] == [("lambda", forwarder["FunctionArn"])]
+    attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=subs[0]["SubscriptionArn"])["Attributes"]
+    assert "FilterPolicy" not in attrs
+    notify_subs = aws["sns"].list_subscriptions_by_topic(TopicArn=notify_topic)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in notify_subs] == [("email", "oncall@example.test")]
     assert sorted(s["Protocol"] for s in aws["sns"].list_subscriptions_by_topic(TopicArn=ops_topic)["Subscriptions"]) \
         == ["email", "https"]
 
@@ -739,19 +1007,28 @@ def test_stack_creates_in_moto(aws, cfn):
     assert len(alarms) == len(CHECKS) * 9 + 5
     assert sum(len(c.created["AWS::CloudWatch::CompositeAlarm"]) for c in stack.children.values()) == len(CHECKS) * 2
     for name, alarm in alarms.items():
-        if "-burn-rate-" in name:
-            assert alarm["AlarmActions"] == []  # the composite pages, not each window
+        if "-burn-rate-" in name or name.endswith("-failing"):
+            # the composite notifies, not each window; the forwarder pages, not the failing alarm
+            assert alarm["AlarmActions"] == [] and alarm["OKActions"] == [], name
         else:
             assert alarm["AlarmActions"] == [ops_topic] and alarm["OKActions"] == [ops_topic], name
+    for check, child in stack.children.items():
+        for lid in ("SloFastBurnAlarm", "SloSlowBurnAlarm"):
+            props = child.props[lid]
+            assert props["AlarmActions"] == [alert_topic] == props["OKActions"], (check, lid)
     for check in CHECKS:
         heartbeat = alarms[f"synthetics-full-{check}-heartbeat"]
-        assert (heartbeat["Statistic"], heartbeat["TreatMissingData"]) == ("SampleCount", "breaching")
+        assert (heartbeat["MetricName"], heartbeat["Statistic"], heartbeat["TreatMissingData"]) == \
+            ("DurationMs", "SampleCount", "breaching")
         assert {d["Value"] for d in heartbeat["Dimensions"]} == {check, "prod"}
         delivery = alarms[f"synthetics-full-{check}-dlq-delivery-failed"]
         assert delivery["Dimensions"] == [{"Name": "FunctionName", "Value": f"synthetics-full-check-{check}"}]
         schedule = alarms[f"synthetics-full-{check}-schedule-dlq-delivery-failed"]
         assert schedule["Dimensions"] == [{"Name": "RuleName", "Value": f"synthetics-full-check-{check}"}]
         burn = alarms[f"synthetics-full-{check}-burn-rate-1h"]
+        assert next(m["Expression"] for m in burn["Metrics"] if "Expression" in m) == \
+            "IF(runs * (1 - availability) >= 1.5, (1 - availability) * 100 / (100 - 99.5), 0)"
+        burn = alarms[f"synthetics-full-{check}-burn-rate-5m"]
         assert next(m["Expression"] for m in burn["Metrics"] if "Expression" in m) == "(1 - availability) * 100 / (100 - 99.5)"
     dashboard = aws["cloudwatch"].get_dashboard(DashboardName=stack.physical["Dashboard"])
     titles = [w["properties"].get("title", "") for w in json.loads(dashboard["DashboardBody"])["widgets"]]
@@ -775,3 +1052,59 @@ def test_disabled_check_and_no_optional_channels(aws, cfn):
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]
     assert [s["Protocol"] for s in subs] == ["lambda"]
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["OpsTopic"])["Subscriptions"] == []
+    assert aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["NotifyTopic"])["Subscriptions"] == []
+    # one region: no REGIONS for the forwarder, no relay permission
+    forwarder = function(aws, stack.physical["PagerDutyForwarderFunction"])
+    assert "REGIONS" not in forwarder["Environment"]["Variables"]
+    assert not [lid for lid in stack.physical if lid.startswith("RelayInvokePermission")]
+
+
+def test_member_stack_has_no_forwarder_and_publishes_home(aws, cfn):
+    """HomeAlertTopicArn set: no forwarder, table, alert or notify topic; the checks publish to
+    the home topic with the home key, and the burn-rate alarms go to a relay topic subscribed to
+    the home forwarder."""
+    home_topic = f"arn:aws:sns:{REGIONS[0]}:{ACCOUNT}:synthetics-home-AlertTopic"
+    home_forwarder = f"arn:aws:lambda:{REGIONS[0]}:{ACCOUNT}:function:synthetics-home-forwarder"
+    home_key = f"arn:aws:kms:{REGIONS[0]}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    tables_before = set(aws["dynamodb"].list_tables()["TableNames"])
+    params = {**base_params(aws), "HomeAlertTopicArn": home_topic, "HomeForwarderArn": home_forwarder,
+              "HomeAlertKeyArn": home_key, "AlarmEmail": "oncall@example.test"}
+    stack = deploy(aws, cfn, "synthetics-member", params)
+    resources = set(stack.physical)
+    assert not resources & HOME_ONLY
+    assert not [lid for lid in resources if lid.startswith(("PagerDutyForwarder", "RelayInvokePermission"))]
+    assert set(aws["dynamodb"].list_tables()["TableNames"]) == tables_before
+    names = {f["FunctionName"] for page in aws["lambda"].get_paginator("list_functions").paginate() for f in page["Functions"]}
+    assert not [n for n in names if n.startswith("synthetics-member-") and "check" not in n]
+    assert set(stack.children) == set(CHECKS)
+
+    relay = stack.physical["AlarmRelayTopic"]
+    assert relay == f"arn:aws:sns:{REGION}:{ACCOUNT}:synthetics-member-alarm-relay"
+    (sub,) = aws["sns"].list_subscriptions_by_topic(TopicArn=relay)["Subscriptions"]
+    assert (sub["Protocol"], sub["Endpoint"]) == ("lambda", home_forwarder)
+    attrs = aws["sns"].get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+    assert json.loads(attrs["RedrivePolicy"]) == {"deadLetterTargetArn": stack.get_att("AlertDeadLetterQueue", "Arn")}
+    dlq_policy = json.loads(aws["sqs"].get_queue_attributes(
+        QueueUrl=stack.physical["AlertDeadLetterQueue"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert dlq_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"] == relay
+    # the email gets this region's ops alarms (there is no notify topic here)
+    assert [s["Protocol"] for s in aws["sns"].list_subscriptions_by_topic(
+        TopicArn=stack.physical["OpsTopic"])["Subscriptions"]] == ["email"]
+
+    for check, child in stack.children.items():
+        env = function(aws, f"synthetics-member-check-{check}")["Environment"]["Variables"]
+        assert env["ALERT_TOPIC_ARN"] == home_topic
+        doc = str(aws["iam"].get_role_policy(RoleName=child.physical["Role"], PolicyName=f"{check}-check")["PolicyDocument"])
+        assert home_topic in doc and home_key in doc
+        assert stack.get_att("AlertKey", "Arn") in doc  # its own DLQ's key
+        for lid in ("SloFastBurnAlarm", "SloSlowBurnAlarm"):
+            assert child.props[lid]["AlarmActions"] == [relay] == child.props[lid]["OKActions"]
+    alarms = {a["AlarmName"] for a in aws["cloudwatch"].describe_alarms(
+        AlarmNamePrefix="synthetics-member-", MaxRecords=100)["MetricAlarms"]}
+    # per check 9, shared: the two DLQ depths (the forwarder's alarms live at home)
+    assert len(alarms) == len(CHECKS) * 9 + 2
+    assert {f"synthetics-member-{c}-heartbeat" for c in CHECKS} <= alarms
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               aws["cloudformation"].describe_stacks(StackName="synthetics-member")["Stacks"][0]["Outputs"]}
+    assert outputs["AlarmRelayTopicArn"] == relay
+    assert not {"AlertTopicArn", "ForwarderFunctionArn", "StateTableName", "NotifyTopicArn"} & set(outputs)

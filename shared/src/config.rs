@@ -83,8 +83,10 @@ impl MonitorConfig {
             AlertTopic::Required => Some(env.required("ALERT_TOPIC_ARN")?),
             AlertTopic::Optional => env.optional("ALERT_TOPIC_ARN"),
         };
-        if let Some(arn) = alert_topic_arn.as_deref().filter(|arn| !arn.starts_with("arn:")) {
-            return Err(misconfigured("ALERT_TOPIC_ARN", "an SNS topic ARN", arn));
+        if let Some(arn) = alert_topic_arn.as_deref() {
+            crate::aws::sns::topic_region(arn).map_err(|problem| {
+                CheckError::Misconfigured(format!("ALERT_TOPIC_ARN must be an SNS topic ARN, got {arn:?}: {problem}"))
+            })?;
         }
         let credentials_secret_id = match journey.uses_secrets() {
             true => Some(env.required("CREDENTIALS_SECRET_ID")?),
@@ -372,6 +374,8 @@ mod tests {
             ("TARGET_BASE_URL", "ftp://shop", "TARGET_BASE_URL must be an absolute http(s) URL"),
             ("CHECK_ENV", "prod west", "CHECK_ENV must be letters"),
             ("ALERT_TOPIC_ARN", "alerts", "ALERT_TOPIC_ARN must be an SNS topic ARN"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sqs:eu-west-1:123456789012:alerts", "its service is \"sqs\", not sns"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns::123456789012:alerts", "ALERT_TOPIC_ARN must be an SNS topic ARN"),
             ("RETRY_ATTEMPTS", "9", "RETRY_ATTEMPTS must be a whole number from 1 to 5"),
             ("RETRY_BACKOFF_MS", "soon", "RETRY_BACKOFF_MS must be a whole number"),
             ("PRODUCTS_EXPECT_STATUS", "200", "PRODUCTS_EXPECT_STATUS is no longer read"),

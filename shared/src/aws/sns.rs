@@ -3,10 +3,15 @@
 //!
 //! The SDK's own retries are switched off so [`deliver`](crate::alert::deliver) owns the retry
 //! policy in one place; this adapter only classifies what a retry can fix.
+//!
+//! The client is built for the topic's region, read from its ARN, not for the function's: a check
+//! in eu-west-1 of a multi-region deployment publishes to the home region's topic (us-east-1),
+//! and SNS serves a topic only from its own region's endpoint (and signature scope).
 
 use crate::alert::{AlertMessage, Notifier, PublishError};
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
+use aws_sdk_sns::config::Region;
 use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::retry::RetryConfig;
 use aws_sdk_sns::config::timeout::TimeoutConfig;
@@ -34,17 +39,51 @@ pub struct SnsNotifier {
 }
 
 impl SnsNotifier {
+    /// A client for `topic_arn`'s region, whatever region `config` was loaded for. The ARN is
+    /// validated with the configuration ([`topic_region`] behind `ALERT_TOPIC_ARN`); one that does
+    /// not parse keeps `config`'s region, and SNS's own error then names the topic.
     pub fn new(config: &aws_config::SdkConfig, topic_arn: &str) -> Self {
-        let sns_config = aws_sdk_sns::config::Builder::from(config)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
+        let mut builder =
+            aws_sdk_sns::config::Builder::from(config).retry_config(RetryConfig::disabled()).timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
                     .operation_attempt_timeout(crate::alert::PUBLISH_ATTEMPT_TIMEOUT)
                     .build(),
-            )
-            .build();
-        SnsNotifier { client: Client::from_conf(sns_config), topic_arn: topic_arn.to_string() }
+            );
+        if let Ok(region) = topic_region(topic_arn) {
+            if config.region().map(Region::as_ref) != Some(region) {
+                builder = builder.region(Region::new(region.to_string()));
+            }
+        }
+        SnsNotifier { client: Client::from_conf(builder.build()), topic_arn: topic_arn.to_string() }
+    }
+}
+
+/// The region of an SNS topic ARN, `arn:<partition>:sns:<region>:<account id>:<topic>`; the error
+/// says which part is wrong.
+pub fn topic_region(arn: &str) -> Result<&str, String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, topic] = parts[..] else {
+        return Err(
+            "it has fewer than the 6 ':'-separated parts of arn:<partition>:sns:<region>:<account>:<topic>".into()
+        );
+    };
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let topic_name = topic.strip_suffix(".fifo").unwrap_or(topic);
+    if prefix != "arn" {
+        Err("it does not start with arn:".into())
+    } else if partition.is_empty() || !partition.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+        Err("its partition (aws, aws-cn, aws-us-gov, ...) is missing or malformed".into())
+    } else if service != "sns" {
+        Err(format!("its service is {service:?}, not sns"))
+    } else if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        Err("its region is missing or malformed".into())
+    } else if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+        Err("its account id is not 12 digits".into())
+    } else if topic_name.is_empty() || topic.len() > 256 || !topic_name.chars().all(name_char) {
+        Err("its topic name is not 1-256 letters, digits, '-' or '_' (a FIFO topic's ending in .fifo)".into())
+    } else {
+        Ok(region)
     }
 }
 
@@ -110,14 +149,25 @@ mod tests {
         )
     }
 
-    /// Answers the scripted (status, code) pairs in order, then success; records request bodies.
+    /// Answers the scripted (status, code) pairs in order, then success; records request bodies
+    /// and, in the same order, their Authorization headers.
     async fn fake_sns(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let (url, bodies, _) = fake_sns_with_authorizations(script).await;
+        (url, bodies)
+    }
+
+    type Recorded = Arc<Mutex<Vec<String>>>;
+
+    async fn fake_sns_with_authorizations(script: Vec<(u16, &'static str)>) -> (String, Recorded, Recorded) {
         let bodies = Arc::new(Mutex::new(Vec::new()));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
-        let recorded = bodies.clone();
-        let app = axum::Router::new().fallback(move |body: String| {
-            let (bodies, script) = (recorded.clone(), script.clone());
+        let (recorded, recorded_auth) = (bodies.clone(), authorizations.clone());
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+            let (bodies, authorizations, script) = (recorded.clone(), recorded_auth.clone(), script.clone());
             async move {
+                let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                authorizations.lock().unwrap().push(authorization.to_string());
                 bodies.lock().unwrap().push(body);
                 let headers = [("content-type", "text/xml")];
                 match script.lock().unwrap().pop_front() {
@@ -129,19 +179,106 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        (url, bodies)
+        (url, bodies, authorizations)
     }
 
     async fn notifier(endpoint: &str) -> SnsNotifier {
+        notifier_for(endpoint, "arn:aws:sns:us-east-1:000000000000:alerts").await
+    }
+
+    /// An SDK configuration for us-east-1 with `endpoint` (a local emulator, as AWS_ENDPOINT_URL
+    /// would set it), and the notifier for `topic_arn` built from it.
+    async fn notifier_for(endpoint: &str, topic_arn: &str) -> SnsNotifier {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
-            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
             // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
             .http_client(crate::aws::SdkHttpClient::shared())
             .load()
             .await;
-        SnsNotifier::new(&sdk, "arn:aws:sns:us-east-1:000000000000:alerts")
+        SnsNotifier::new(&sdk, topic_arn)
+    }
+
+    #[test]
+    fn topic_region_reads_the_region_and_names_what_is_wrong() {
+        assert_eq!(topic_region("arn:aws:sns:us-east-1:123456789012:alerts"), Ok("us-east-1"));
+        assert_eq!(topic_region("arn:aws-cn:sns:cn-north-1:123456789012:a_b-c"), Ok("cn-north-1"));
+        assert_eq!(topic_region("arn:aws-us-gov:sns:us-gov-west-1:123456789012:alerts.fifo"), Ok("us-gov-west-1"));
+        let cases = [
+            ("alerts", "fewer than the 6"),
+            ("arn:aws:sns:us-east-1:123456789012", "fewer than the 6"),
+            ("urn:aws:sns:us-east-1:123456789012:alerts", "does not start with arn:"),
+            ("arn::sns:us-east-1:123456789012:alerts", "partition"),
+            ("arn:aws:sqs:us-east-1:123456789012:alerts", "its service is \"sqs\", not sns"),
+            ("arn:aws:sns::123456789012:alerts", "region"),
+            ("arn:aws:sns:US-EAST-1:123456789012:alerts", "region"),
+            ("arn:aws:sns:us-east-1:1234:alerts", "account id"),
+            ("arn:aws:sns:us-east-1:123456789012:", "topic name"),
+            ("arn:aws:sns:us-east-1:123456789012:alerts:subscription-id", "topic name"),
+            ("arn:aws:sns:us-east-1:123456789012:alerts/x", "topic name"),
+        ];
+        for (arn, expected) in cases {
+            let error = topic_region(arn).unwrap_err();
+            assert!(error.contains(expected), "{arn}: {error}");
+        }
+        assert!(topic_region(&format!("arn:aws:sns:us-east-1:123456789012:{}", "a".repeat(257))).is_err());
+    }
+
+    /// A check in eu-west-1 of a multi-region deployment publishes to the home topic in us-east-1:
+    /// the request is signed for the topic's region, whatever region the SDK was loaded for.
+    #[tokio::test]
+    async fn the_request_is_signed_for_the_topic_region() {
+        for (arn, region) in [
+            ("arn:aws:sns:eu-west-1:123456789012:alerts", "eu-west-1"),
+            ("arn:aws:sns:us-east-1:123456789012:alerts", "us-east-1"),
+        ] {
+            let (url, _, authorizations) = fake_sns_with_authorizations(vec![]).await;
+            notifier_for(&url, arn).await.publish(&alert()).await.unwrap();
+            let authorizations = authorizations.lock().unwrap();
+            assert!(authorizations[0].contains(&format!("/{region}/sns/aws4_request")), "{arn}: {authorizations:?}");
+        }
+    }
+
+    /// Without an endpoint override, the client resolves the topic region's SNS endpoint.
+    #[tokio::test]
+    async fn the_request_goes_to_the_topic_region_endpoint() {
+        use aws_smithy_runtime_api::client::http::{
+            HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+            SharedHttpConnector,
+        };
+        use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+
+        /// Records where each request would go, and sends nothing.
+        #[derive(Clone, Debug, Default)]
+        struct Uris(Arc<Mutex<Vec<String>>>);
+        impl HttpConnector for Uris {
+            fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+                self.0.lock().unwrap().push(request.uri().to_string());
+                HttpConnectorFuture::new(async { Err(ConnectorError::other("not sent".into(), None)) })
+            }
+        }
+        impl HttpClient for Uris {
+            fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+                SharedHttpConnector::new(self.clone())
+            }
+        }
+
+        let uris = Uris::default();
+        // Built directly, so no AWS_* variable of the machine running the test can change it.
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sns::config::SharedCredentialsProvider::new(
+                aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"),
+            ))
+            .http_client(SharedHttpClient::new(uris.clone()))
+            .build();
+        let notifier = SnsNotifier::new(&sdk, "arn:aws:sns:ap-southeast-2:123456789012:alerts");
+        assert!(matches!(notifier.publish(&alert()).await, Err(PublishError::Retryable(_))));
+        assert_eq!(*uris.0.lock().unwrap(), vec!["https://sns.ap-southeast-2.amazonaws.com/".to_string()]);
     }
 
     fn alert() -> AlertMessage {
