@@ -76,6 +76,17 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<Value> {
         record
     };
     let mut run_record = record(None, run.status, run.duration_ms);
+    // A run whose synthetic account was rejected says nothing about the journey, so it must not
+    // burn the journey's SLO: it has no Success datapoint (DurationMs still shows it ran, for the
+    // heartbeat). The monitor-account incident is where it counts.
+    if run.cause == Some(crate::error::Cause::CredentialsRejected) {
+        if let Some(metrics) = run_record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut() {
+            metrics.retain(|m| m["Name"] != "Success");
+        }
+        if let Some(fields) = run_record.as_object_mut() {
+            fields.remove("Success");
+        }
+    }
     if let Some(certificate) = &run.certificate {
         if let Some(metrics) = run_record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut() {
             // Days are not a CloudWatch unit; "None" is what a plain number takes.
@@ -161,6 +172,17 @@ mod tests {
         assert_eq!(step_record["step"], "products");
         assert_eq!(records[1]["Degraded"], 0);
         assert!(run_record.get("CertificateDaysLeft").is_none(), "no certificate seen, no metric");
+
+        let rejected = RunResult { status: Outcome::Failed, cause: Some(Cause::CredentialsRejected), ..run };
+        let record = &emf_records(&rejected, "Synth")[0];
+        let names: Vec<_> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].clone())
+            .collect();
+        assert_eq!(names, [json!("Degraded"), json!("DurationMs")], "a rejected account burns no SLO");
+        assert!(record.get("Success").is_none());
     }
 
     #[test]

@@ -82,6 +82,9 @@ async fn a_hard_outage_of_30_minutes_is_one_incident_from_the_second_failed_run_
     assert_eq!(minute_of(&caused, incidents[0].opened_by), Some(25), "triggered on the 2nd failed run");
     assert_eq!(incidents[0].resolved_by.and_then(|i| minute_of(&caused, i)), Some(50), "resolved on the first pass");
     assert_eq!(incidents[0].details[0]["confirmation"], "confirmed by 2 consecutive failed runs");
+    // The template's burn-rate alarms fired during the outage and joined it, as updates.
+    let joined: Vec<&str> = incidents[0].details.iter().filter_map(|d| d["update"].as_str()).collect();
+    assert!(joined.iter().any(|u| u.starts_with("slo-fast-burn in ALARM")), "{joined:?}");
     assert_no_ops_page(&replay);
     replay.stop().await;
 }

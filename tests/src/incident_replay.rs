@@ -161,7 +161,7 @@ impl Replay {
             metrics_namespace: "SyntheticMonitoring".into(),
             parameters: [
                 ("AlertTopicArn", ALERT_TOPIC_ARN),
-                ("AlarmTopicArn", ALERT_TOPIC_ARN),
+                ("BurnRateTopicArn", ALERT_TOPIC_ARN),
                 ("OpsTopicArn", OPS_TOPIC_ARN),
                 ("AWS::Region", region),
             ]

@@ -247,11 +247,11 @@ pub fn apply_run(state: &mut State, run: &Run, silenced: bool, policy: &Policy) 
     Applied::Actions(actions)
 }
 
-/// Applies one burn-rate alarm change. Alarms older than the last change of the same alarm in the
-/// same region are ignored.
+/// Applies one burn-rate alarm change. A change no newer than the last one of the same alarm in
+/// the same region is a late or repeated delivery (a Lambda retry) and changes nothing.
 pub fn apply_alarm(state: &mut State, change: &AlarmChange, silenced: bool, policy: &Policy) -> Vec<Action> {
     let key = format!("{}@{}", change.kind, change.region);
-    if state.alarms.get(&key).is_some_and(|known| known.at > change.at) {
+    if state.alarms.get(&key).is_some_and(|known| known.at >= change.at) {
         return Vec::new();
     }
     state.alarms.insert(key, AlarmState { alarm: change.alarm, at: change.at });
