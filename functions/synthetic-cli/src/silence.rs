@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn the_list_says_what_is_active() {
         let active = add(&["--check", "payment", "--for", "1h", "--reason", "maintenance"]).unwrap();
-        let table = list(&[active.clone()], ListFormat::Table, NOW + Duration::minutes(5));
+        let table = list(std::slice::from_ref(&active), ListFormat::Table, NOW + Duration::minutes(5));
         assert!(table.contains("active") && table.contains("maintenance") && table.contains(&active.id), "{table}");
         let json = list(&[active], ListFormat::Json, NOW);
         assert_eq!(serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["check"], "payment");
