@@ -406,10 +406,10 @@ impl Forwarder {
         match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
             Some(Err(stale)) => return Ok(self.drop_stale(message, alert, &stale)),
             // A page is worth more than the order: an alert whose age is unknown is sent.
-            None => {
+            None if ordered => {
                 tracing::warn!(message_id = %message.message_id, timestamp = %alert.timestamp, "the alert's timestamp is not RFC 3339, so its age cannot be judged; sending it")
             }
-            Some(Ok(())) => {}
+            None | Some(Ok(())) => {}
         }
         let mut routing_key = self.routing_key.get().await?;
         let mut sent = self.send(&routing_key, &event).await;
@@ -665,5 +665,99 @@ mod tests {
         assert_eq!(error.error_type(), "Misconfigured", "{error}");
         assert_eq!(h.secrets.reads(), 3);
         assert!(h.events.delivered().is_empty());
+    }
+
+    /// A forwarder with a state table (in memory) and a human channel.
+    fn stateful(
+        store: Arc<crate::state::MemoryStore>,
+    ) -> (Forwarder, Arc<RecordingEventsApi>, Arc<synthetic_checks::alert::RecordingNotifier>, Arc<RecordingMetrics>)
+    {
+        let config = ForwarderConfig::from_lookup(&|name| match name {
+            "PAGERDUTY_SECRET_ID" => Some("pd".into()),
+            "PAGERDUTY_BACKOFF_MS" => Some("1".into()),
+            "STATE_TABLE" => Some("state".into()),
+            "CHECK_ENV" => Some("prod".into()),
+            "ALARM_NAME_PREFIX" => Some("synth-prod-".into()),
+            _ => None,
+        })
+        .unwrap();
+        let events = Arc::new(RecordingEventsApi::default());
+        let humans = Arc::new(synthetic_checks::alert::RecordingNotifier::default());
+        let metrics = Arc::new(RecordingMetrics::default());
+        let adapters = Adapters {
+            secrets: Arc::new(InMemorySecrets::with("pd", "routing-key-1")),
+            events: events.clone(),
+            metrics: metrics.clone(),
+            clock: Arc::new(|| NOW),
+            state: Some(store),
+            humans: Some(humans.clone()),
+        };
+        (Forwarder::new(config, adapters), events, humans, metrics)
+    }
+
+    fn failed_run_at(timestamp: &str) -> String {
+        alert_at("trigger", timestamp)
+    }
+
+    fn alarm(name: &str, state: &str) -> String {
+        json!({"AlarmName": name, "NewStateValue": state, "NewStateReason": "burning", "OldStateValue": "OK",
+               "StateChangeTime": "2026-11-21T10:00:40.000+0000",
+               "AlarmArn": format!("arn:aws:cloudwatch:us-east-1:1:alarm:{name}")})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn with_a_table_one_failed_run_warns_people_and_the_second_pages() {
+        let (forwarder, events, humans, _) = stateful(Arc::default());
+        let first = forwarder.handle(sns(&[("m-1", failed_run_at("2026-11-21T09:55:00Z"))])).await.unwrap();
+        assert_eq!(first.recorded, ["m-1"]);
+        assert!(events.delivered().is_empty());
+        assert_eq!(humans.delivered().len(), 1);
+        assert_eq!(humans.delivered()[0].severity, Severity::Warning);
+
+        let second = forwarder.handle(sns(&[("m-2", failed_run_at("2026-11-21T10:00:00Z"))])).await.unwrap();
+        assert_eq!(second.delivered, ["m-2"]);
+        let paged = events.delivered();
+        assert_eq!(paged.len(), 1);
+        let details = &paged[0].payload.as_ref().unwrap().custom_details;
+        assert_eq!(details["confirmation"], "confirmed by 2 consecutive failed runs");
+        assert_eq!(humans.delivered().len(), 1, "one warning per episode");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_table_pages_every_failed_run_and_says_why() {
+        let store: Arc<crate::state::MemoryStore> = Arc::default();
+        store.set_unavailable(true);
+        let (forwarder, events, _, metrics) = stateful(store);
+        let forwarded = forwarder.handle(sns(&[("m-1", alert("trigger"))])).await.unwrap();
+        assert_eq!(forwarded.delivered, ["m-1"]);
+        let delivered = events.delivered();
+        let details = &delivered[0].payload.as_ref().unwrap().custom_details;
+        assert!(
+            details["incident_state"].as_str().unwrap().starts_with("the state table is unavailable"),
+            "{details:?}"
+        );
+        assert_eq!(metrics.records()[0][FALLBACK_METRIC], 1);
+    }
+
+    #[tokio::test]
+    async fn an_alarm_joins_its_check_and_a_foreign_alarm_is_its_own_incident() {
+        let (forwarder, events, _, _) = stateful(Arc::default());
+        forwarder.handle(sns(&[("m-1", failed_run_at("2026-11-21T10:00:00Z"))])).await.unwrap();
+        let confirmed =
+            forwarder.handle(sns(&[("a-1", alarm("synth-prod-auth-slo-fast-burn", "ALARM"))])).await.unwrap();
+        assert_eq!(confirmed.delivered, ["a-1"]);
+        assert_eq!(
+            events.delivered()[0].dedup_key,
+            "synthetic/prod/auth",
+            "the alarm confirms the check's own incident"
+        );
+
+        let foreign = forwarder.handle(sns(&[("a-2", alarm("billing-queue-depth", "ALARM"))])).await.unwrap();
+        assert_eq!(foreign.delivered, ["a-2"]);
+        assert_eq!(events.delivered()[1].dedup_key, "cloudwatch/billing-queue-depth");
+        let broken =
+            forwarder.handle(sns(&[("a-3", alarm("synth-prod-auth-slo-fast-burn", "MAYBE"))])).await.unwrap_err();
+        assert_eq!(broken.error_type(), "InvalidEvent");
     }
 }

@@ -259,7 +259,11 @@ pub fn apply_alarm(state: &mut State, change: &AlarmChange, silenced: bool, poli
         state.alarms.iter().filter(|(key, alarm)| alarm.alarm && key.starts_with(&format!("{}@", change.kind))).count();
     let any_alarm = state.alarms.values().any(|a| a.alarm);
     let needed = if policy.multi_region() { policy.region_quorum } else { 1 };
-    let region_failing = state.regions.get(change.region).is_some_and(|r| r.last_failed);
+    // From one vantage point the newest run speaks for the subject, whatever its region is called.
+    let region_failing = match policy.multi_region() {
+        true => state.regions.get(change.region).is_some_and(|r| r.last_failed),
+        false => state.regions.values().max_by_key(|r| r.last_run).is_some_and(|r| r.last_failed),
+    };
     let what = format!("{} in ALARM ({})", change.kind, change.region);
 
     let mut actions = Vec::new();
