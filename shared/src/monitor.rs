@@ -110,11 +110,11 @@ impl Monitor {
             tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
-        if let Some((step, certificate)) = journey.certificate() {
-            if let Some(finding) = certificate_finding(certificate, config.cert_min_days) {
-                let step = step.to_string();
-                journey.degrade(&step, Cause::Tls, &finding);
-            }
+        if let Some((step, certificate)) = journey.certificate()
+            && let Some(finding) = certificate_finding(certificate, config.cert_min_days)
+        {
+            let step = step.to_string();
+            journey.degrade(&step, Cause::Tls, &finding);
         }
         let run = journey.finish();
         for record in emf_records(&run, &config.metrics_namespace) {
