@@ -18,7 +18,6 @@ pub mod output;
 pub mod run;
 pub mod slo;
 pub mod slo_report;
-pub mod stats;
 pub mod style;
 pub mod validate;
 
