@@ -77,16 +77,19 @@ impl Deploy {
         Hooked { invocation, logs }
     }
 
-    /// The one report CodeDeploy accepted, for this deployment's hook execution.
-    fn reported(&self) -> String {
-        let calls = self.codedeploy.handle().calls();
-        assert_eq!(calls.len(), 1, "exactly one report: {calls:?}");
-        let Call { deployment_id, lifecycle_event_hook_execution_id, status } = calls[0].clone();
-        assert_eq!(
-            (deployment_id, lifecycle_event_hook_execution_id),
-            (self.deployment_id.clone(), self.hook_id.clone())
-        );
-        status
+    /// Asserts the gate reported `status` in its response and to CodeDeploy, exactly once, for this
+    /// deployment's hook execution; returns the response.
+    fn assert_reported<'a>(&self, hooked: &'a Hooked, status: &str) -> &'a Value {
+        let report = hooked.report();
+        assert_eq!(report["status"], status, "{report:#}");
+        assert_eq!(report["deployment_id"], self.deployment_id.as_str());
+        let expected = Call {
+            deployment_id: self.deployment_id.clone(),
+            lifecycle_event_hook_execution_id: self.hook_id.clone(),
+            status: status.to_string(),
+        };
+        assert_eq!(self.codedeploy.handle().calls(), [expected], "exactly one report, with the event's ids");
+        report
     }
 
     fn synthetic_traffic(&self) -> [u64; 2] {
@@ -104,14 +107,8 @@ impl Deploy {
 async fn identical_versions_report_succeeded_for_the_event_s_hook() {
     let deploy = Deploy::start().await;
     let hooked = deploy.hook(&[]).await;
-    let report = hooked.report();
-    assert_eq!(
-        (report["status"].as_str(), report["analysis"]["verdict"].as_str()),
-        (Some("Succeeded"), Some("promote"))
-    );
-    assert_eq!(report["deployment_id"], deploy.deployment_id.as_str());
-    assert_eq!(report["analysis"]["runs"], json!([12, 12]));
-    assert_eq!(deploy.reported(), "Succeeded");
+    let analysis = &deploy.assert_reported(&hooked, "Succeeded")["analysis"];
+    assert_eq!((&analysis["verdict"], &analysis["runs"]), (&json!("promote"), &json!([12, 12])));
     assert_eq!(deploy.synthetic_traffic(), [24, 24], "login and products on both sides, every run");
     deploy.stop().await;
 }
@@ -121,10 +118,9 @@ async fn a_canary_failing_a_quarter_of_runs_reports_failed() {
     let deploy = Deploy::start().await;
     deploy.canary.handle().set_fault("products", "flaky:4").expect("valid fault");
     let hooked = deploy.hook(&[("CANARY_RUNS", "20")]).await;
-    let report = hooked.report();
-    assert_eq!((report["status"].as_str(), report["analysis"]["verdict"].as_str()), (Some("Failed"), Some("rollback")));
+    let report = deploy.assert_reported(&hooked, "Failed");
     assert_eq!(report["reason"], "rollback, decided by: failure rate");
-    assert_eq!(deploy.reported(), "Failed");
+    assert_eq!(report["analysis"]["metrics"][0]["canary"], "25.0% (5/20)");
     deploy.stop().await;
 }
 
@@ -132,13 +128,9 @@ async fn a_canary_failing_a_quarter_of_runs_reports_failed() {
 async fn three_runs_report_failed_however_good_they_look() {
     let deploy = Deploy::start().await;
     let hooked = deploy.hook(&[("CANARY_RUNS", "3")]).await;
-    let report = hooked.report();
-    assert_eq!(
-        (report["status"].as_str(), report["analysis"]["verdict"].as_str()),
-        (Some("Failed"), Some("inconclusive"))
-    );
-    assert!(report["reason"].as_str().unwrap_or("").contains("fewer than min_runs = 10"), "{report:#}");
-    assert_eq!(deploy.reported(), "Failed");
+    let report = deploy.assert_reported(&hooked, "Failed");
+    assert_eq!(report["analysis"]["verdict"], "inconclusive");
+    assert_eq!(report["reason"], "inconclusive: 3 run(s) per side, fewer than min_runs = 10");
     deploy.stop().await;
 }
 
@@ -147,10 +139,8 @@ async fn a_monitor_that_cannot_read_its_account_reports_failed() {
     let deploy = Deploy::start().await;
     let missing = deploy.stack.secret_arn.replace("account", "nobody");
     let hooked = deploy.hook(&[("CREDENTIALS_SECRET_ID", missing.as_str())]).await;
-    let report = hooked.report();
-    assert_eq!(report["status"], "Failed");
-    assert!(report["reason"].as_str().unwrap_or("").starts_with("the monitor could not run"), "{report:#}");
-    assert_eq!(deploy.reported(), "Failed");
+    let reason = deploy.assert_reported(&hooked, "Failed")["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("the monitor could not run, so the gate cannot see: secret"), "{reason}");
     assert_eq!(deploy.synthetic_traffic(), [0, 0], "nothing was sent without the account");
     deploy.stop().await;
 }
@@ -161,10 +151,17 @@ async fn throttling_and_5xx_from_codedeploy_are_retried() {
     let transient = [Answer::Throttling, Answer::ServerError, Answer::ServiceUnavailable];
     deploy.codedeploy.handle().fail_next(transient);
     let hooked = deploy.hook(&[]).await;
-    assert_eq!(hooked.report()["status"], "Succeeded");
-    assert_eq!(deploy.reported(), "Succeeded");
+    deploy.assert_reported(&hooked, "Succeeded");
     assert_eq!(deploy.codedeploy.handle().requests(), 4, "three refusals, then the report");
     deploy.stop().await;
+}
+
+/// The invocation error's type and message; panics on a response.
+fn invocation_error(hooked: &Hooked) -> (&str, &str) {
+    match &hooked.invocation {
+        Invocation::Error { error_type, error_message } => (error_type, error_message),
+        Invocation::Response(body) => panic!("expected an invocation error, got {body}"),
+    }
 }
 
 #[tokio::test]
@@ -172,12 +169,10 @@ async fn a_codedeploy_that_keeps_failing_is_an_invocation_error_after_the_retrie
     let deploy = Deploy::start().await;
     deploy.codedeploy.handle().fail_always(Answer::ServerError);
     let hooked = deploy.hook(&[("CANARY_RUNS", "3"), ("HOOK_REPORT_ATTEMPTS", "3")]).await;
-    let Invocation::Error { error_type, error_message } = &hooked.invocation else {
-        panic!("expected an invocation error, got {:?}", hooked.invocation);
-    };
+    let (error_type, message) = invocation_error(&hooked);
     assert_eq!(error_type, "HookStatusUnreported");
-    assert!(error_message.contains(&format!("the Failed status of deployment {}", deploy.deployment_id)));
-    assert!(error_message.contains("InternalFailure"), "{error_message}");
+    assert!(message.contains(&format!("the Failed status of deployment {}", deploy.deployment_id)), "{message}");
+    assert!(message.contains("InternalFailure"), "{message}");
     assert_eq!(deploy.codedeploy.handle().requests(), 3, "HOOK_REPORT_ATTEMPTS");
     assert!(deploy.codedeploy.handle().calls().is_empty());
     deploy.stop().await;
@@ -189,11 +184,9 @@ async fn an_unreachable_codedeploy_is_an_invocation_error_never_a_pass() {
     let unreachable = synthetic_e2e::local_aws::unreachable_endpoint().expect("free port");
     let env = [("AWS_ENDPOINT_URL_CODEDEPLOY", unreachable.as_str()), ("HOOK_REPORT_ATTEMPTS", "2")];
     let hooked = deploy.hook(&env).await;
-    let Invocation::Error { error_type, error_message } = &hooked.invocation else {
-        panic!("expected an invocation error, got {:?}", hooked.invocation);
-    };
+    let (error_type, message) = invocation_error(&hooked);
     assert_eq!(error_type, "HookStatusUnreported");
-    assert!(error_message.contains("the Succeeded status"), "{error_message}");
+    assert!(message.contains("the Succeeded status"), "{message}");
     assert!(hooked.logs.iter().any(|l| l.contains("hook status not reported")), "{:#?}", hooked.logs);
     deploy.stop().await;
 }

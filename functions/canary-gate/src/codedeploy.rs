@@ -71,14 +71,8 @@ mod tests {
     use synthetic_e2e::fake_codedeploy::{self, Answer};
 
     async fn hooks(endpoint: &str, attempts: u32) -> CodeDeployHooks {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_codedeploy::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_codedeploy::config::Credentials::new("AKID", "SECRET", None, None, "test"))
-            // The transport the function uses (`aws::sdk_config`), so these tests cover it too.
-            .http_client(synthetic_checks::aws::SdkHttpClient::shared())
-            .load()
-            .await;
+        // The transport the function uses (`aws::sdk_config`), so these tests cover it too.
+        let sdk = synthetic_checks::aws::local_sdk_config(endpoint).await;
         CodeDeployHooks::new(&sdk, ReportRetry { attempts, backoff: Duration::from_millis(5) })
     }
 

@@ -133,14 +133,8 @@ mod tests {
     }
 
     async fn notifier(endpoint: &str) -> SnsNotifier {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(aws_sdk_sns::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
-            // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
-            .http_client(crate::aws::SdkHttpClient::shared())
-            .load()
-            .await;
+        // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
+        let sdk = crate::aws::local_sdk_config(endpoint).await;
         SnsNotifier::new(&sdk, "arn:aws:sns:us-east-1:000000000000:alerts")
     }
 
