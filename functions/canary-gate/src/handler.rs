@@ -1,7 +1,7 @@
 //! The Lambda handler: one lifecycle hook event in, one canary analysis, one status out.
 //!
 //! The verdict becomes the hook's status: `promote` is `Succeeded`; `rollback`, `inconclusive`
-//! and a monitor that broke (unreadable secret, bad journey) are `Failed`, so CodeDeploy rolls
+//! and a monitor that broke (an unreadable account secret, say) are `Failed`, so CodeDeploy rolls
 //! back by itself. Collection stops early enough before the Lambda deadline to still report,
 //! within the report's whole retry budget; fewer runs than the policy's minimum are inconclusive.
 //!
