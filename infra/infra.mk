@@ -2,13 +2,14 @@
 # target (the .venv with cargo-lambda, ziglang, cfn-lint, aws-sam-translator, moto, pytest) and
 # puts .venv/bin first on PATH (cargo-lambda cross-compiles with the zig from that venv).
 
-# Every functions/check-<name> crate is a check binary, so a new check needs no change here.
-LAMBDA_BINS   := $(notdir $(wildcard functions/check-*)) pagerduty-forwarder
+# Every functions/check-<name> crate is a check binary, so a new check needs no change here. The
+# canary gate is deployed by the example in infra/examples/, not by infra/template.yaml.
+LAMBDA_BINS   := $(notdir $(wildcard functions/check-*)) pagerduty-forwarder canary-gate
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 
 .PHONY: build deploy deploy-tools deploy-credentials validate test-infra
 
-## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as infra/template.yaml expects
+## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as the templates expect
 build: build-tools journeys
 	@rustup target list --installed | grep -qx '$(LAMBDA_TARGET)' || rustup target add $(LAMBDA_TARGET)
 	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_BINS))
@@ -63,9 +64,9 @@ deploy: deploy-tools deploy-credentials
 	fi
 endif
 
-## validate: cfn-lint, no errors and no warnings
+## validate: cfn-lint, no errors and no warnings, on the templates and the examples
 validate: tools
-	$(VENV)/bin/cfn-lint infra/template.yaml infra/check.yaml
+	$(VENV)/bin/cfn-lint infra/template.yaml infra/check.yaml $(wildcard infra/examples/*.yaml)
 
 ## test-infra: SAM transform + least-privilege checks + stack creation in moto (loopback only)
 test-infra: tools

@@ -102,7 +102,7 @@ def to_cloudformation(sam: dict[str, Any] | None = None, path: Path = TEMPLATE) 
     for res in sam["Resources"].values():
         if res["Type"] == "AWS::Serverless::Function":
             code_uri = res["Properties"]["CodeUri"]
-            binary = re.fullmatch(r"\.\./target/lambda/([a-z-]+)/bootstrap\.zip", code_uri).group(1)
+            binary = re.fullmatch(r"(?:\.\./)+target/lambda/([a-z-]+)/bootstrap\.zip", code_uri).group(1)
             res["Properties"]["CodeUri"] = f"s3://{BUCKET}/{binary}.zip"
         if res["Type"] == "AWS::Serverless::Application":
             assert res["Properties"]["Location"] == "check.yaml"

@@ -446,10 +446,9 @@ impl Reader<'_> {
         };
         if let (Some(expected), Some(rejected), Some(v)) =
             (&expect_status, &rejected_status, table.get("rejected_status"))
+            && (100..=599).any(|s| expected.matches(s) && rejected.matches(s))
         {
-            if (100..=599).any(|s| expected.matches(s) && rejected.matches(s)) {
-                self.problem(v.span(), format!("rejected_status {rejected} overlaps expect_status {expected}"));
-            }
+            self.problem(v.span(), format!("rejected_status {rejected} overlaps expect_status {expected}"));
         }
         let asserts = table.get("assert").map(|v| self.asserts(v, context)).unwrap_or_default();
         let idempotent = table.get("idempotent").and_then(|v| self.boolean(v, "idempotent")).unwrap_or(false);

@@ -231,10 +231,10 @@ impl ReqwestTarget {
     fn certificate(&self, der: &[u8]) -> Option<Certificate> {
         let now = OffsetDateTime::now_utc();
         let mut cache = self.last_certificate.lock().ok();
-        if let Some(Some((cached, parsed))) = cache.as_deref() {
-            if cached.as_slice() == der {
-                return Some(parsed.at(now));
-            }
+        if let Some(Some((cached, parsed))) = cache.as_deref()
+            && cached.as_slice() == der
+        {
+            return Some(parsed.at(now));
         }
         let parsed = ParsedCertificate::from_der(der)
             .inspect_err(|reason| tracing::debug!(%reason, "the target's certificate could not be read"))

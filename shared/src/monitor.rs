@@ -110,11 +110,11 @@ impl Monitor {
             tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
-        if let Some((step, certificate)) = journey.certificate() {
-            if let Some(finding) = certificate_finding(certificate, config.cert_min_days) {
-                let step = step.to_string();
-                journey.degrade(&step, Cause::Tls, &finding);
-            }
+        if let Some((step, certificate)) = journey.certificate()
+            && let Some(finding) = certificate_finding(certificate, config.cert_min_days)
+        {
+            let step = step.to_string();
+            journey.degrade(&step, Cause::Tls, &finding);
         }
         let run = journey.finish();
         for record in emf_records(&run, &config.metrics_namespace) {
@@ -175,7 +175,7 @@ fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
 
 /// The Lambda deadline as an `Instant`, less `reserve`: the time the alert may need, so a run
 /// that used all its time can still publish. `0` (no deadline, as in unit tests) means none.
-fn deadline_from_epoch_ms(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
+pub fn deadline_from_epoch_ms(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
     Some(Instant::now() + left.saturating_sub(reserve))

@@ -1,9 +1,11 @@
-//! End-to-end tests: the real check binaries under the Lambda Runtime API emulator, against the
-//! demo shop, over moto's Secrets Manager, SNS and SQS on loopback.
+//! End-to-end tests: the real function binaries (checks, PagerDuty forwarder, canary gate) under
+//! the Lambda Runtime API emulator and the `synthetic` CLI as a process, against the demo shop,
+//! over moto's Secrets Manager, SNS and SQS on loopback.
 //!
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
 mod canary;
+mod canary_gate;
 mod certificates;
 mod checks;
 mod cli;

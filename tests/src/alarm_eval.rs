@@ -267,10 +267,10 @@ impl AlarmSet {
             if kind != "AWS::CloudWatch::Alarm" && kind != "AWS::CloudWatch::CompositeAlarm" {
                 continue;
             }
-            if let Some(condition) = resource.get("Condition").and_then(Json::as_str) {
-                if !resolver.named_condition(condition)? {
-                    continue;
-                }
+            if let Some(condition) = resource.get("Condition").and_then(Json::as_str)
+                && !resolver.named_condition(condition)?
+            {
+                continue;
             }
             let properties = resource.get("Properties").cloned().unwrap_or(Json::Null);
             let properties = resolver.resolve(&properties)?.unwrap_or(Json::Null);
@@ -283,13 +283,13 @@ impl AlarmSet {
         }
         let names: HashSet<String> = metric_alarms.iter().chain(&composites).map(|a| a.name.clone()).collect();
         for alarm in &composites {
-            if let Kind::Composite(c) = &alarm.kind {
-                if let Some(unknown) = c.rule.alarm_names().into_iter().find(|n| !names.contains(*n)) {
-                    return Err(format!(
-                        "{}: AlarmRule names '{unknown}', which is no alarm of the template",
-                        alarm.logical_id
-                    ));
-                }
+            if let Kind::Composite(c) = &alarm.kind
+                && let Some(unknown) = c.rule.alarm_names().into_iter().find(|n| !names.contains(*n))
+            {
+                return Err(format!(
+                    "{}: AlarmRule names '{unknown}', which is no alarm of the template",
+                    alarm.logical_id
+                ));
             }
         }
         let mut alarms = metric_alarms;

@@ -220,10 +220,10 @@ impl Replay {
             if actions.iter().any(|a| a == OPS_TOPIC_ARN) {
                 self.ops_notifications.push(message.clone());
             }
-            if actions.iter().any(|a| a == ALERT_TOPIC_ARN) {
-                if let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string()).await {
-                    panic!("the forwarder failed on an alarm notification: {error_type}: {error_message}");
-                }
+            if actions.iter().any(|a| a == ALERT_TOPIC_ARN)
+                && let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string()).await
+            {
+                panic!("the forwarder failed on an alarm notification: {error_type}: {error_message}");
             }
         }
         let events = self.pagerduty.accepted().split_off(before.min(self.pagerduty.accepted().len()));

@@ -582,10 +582,10 @@ fn target_dirs() -> Vec<PathBuf> {
     }
     // Test and bin executables live under the target dir, which cargo marks
     // with CACHEDIR.TAG; this follows a target dir moved by config files.
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()) {
-            dirs.push(dir.to_owned());
-        }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file())
+    {
+        dirs.push(dir.to_owned());
     }
     dirs.push(workspace.join("target"));
     dirs

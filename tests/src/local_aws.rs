@@ -134,8 +134,13 @@ impl Moto {
                     output: self.output(),
                 });
             }
-            // Any HTTP answer means the server is up.
-            if http.get(format!("{}/moto-api/", self.endpoint)).timeout(Duration::from_secs(2)).send().await.is_ok() {
+            // Moto's dashboard, not just any answer: another test's server may have taken the
+            // port between picking and binding it. Moto then exits, and `start` tries another.
+            let answer = http.get(format!("{}/moto-api/", self.endpoint)).timeout(Duration::from_secs(2)).send().await;
+            if let Ok(response) = answer
+                && response.status().is_success()
+                && response.text().await.is_ok_and(|page| page.contains("Moto"))
+            {
                 return Ok(self);
             }
             if started.elapsed() > READY_TIMEOUT {

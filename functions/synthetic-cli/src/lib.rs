@@ -22,7 +22,6 @@ pub mod run;
 pub mod silence;
 pub mod slo;
 pub mod slo_report;
-pub mod stats;
 pub mod style;
 pub mod validate;
 

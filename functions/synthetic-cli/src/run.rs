@@ -10,16 +10,14 @@ use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
 use crate::{Exit, RunArgs, RunFormat, fail, history, selected_checks};
-use async_trait::async_trait;
-use serde_json::Value;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
+use synthetic_checks::alert::Notifier;
 use synthetic_checks::aws::{sdk_config, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
 use synthetic_checks::config::AlertTopic;
+use synthetic_checks::discard::Discard;
 use synthetic_checks::http::ReqwestTarget;
-use synthetic_checks::metrics::MetricsSink;
 use synthetic_checks::secret::{CredentialStore, SecretSource};
 use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
 
@@ -253,28 +251,6 @@ pub(crate) async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result
             Monitor::new(config, adapters).with_credentials(credentials.clone())
         })
         .collect())
-}
-
-/// Stands in for the ports a run does not use: alerts without `--publish`, EMF metrics always,
-/// and the secret source when no check needs the account.
-struct Discard;
-
-#[async_trait]
-impl Notifier for Discard {
-    async fn publish(&self, _: &AlertMessage) -> Result<(), PublishError> {
-        Ok(())
-    }
-}
-
-impl MetricsSink for Discard {
-    fn emit(&self, _: &Value) {}
-}
-
-#[async_trait]
-impl SecretSource for Discard {
-    async fn secret_string(&self, secret_id: &str) -> Result<synthetic_checks::secret::Secret<String>, CheckError> {
-        Err(CheckError::SecretUnavailable { secret_id: secret_id.to_string(), reason: "no secret source given".into() })
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,18 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).http_client(SdkHttpClient::shared()).load().await
 }
 
+/// The SDK configuration for a local endpoint (moto, or a fake of one AWS API), with fixed test
+/// credentials, sending through the same transport as [`sdk_config`]: what the adapters' tests use.
+pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+        .http_client(SdkHttpClient::shared())
+        .load()
+        .await
+}
+
 /// The AWS SDK's HTTP client port, served by reqwest. One reqwest client per distinct pair of
 /// SDK timeouts, built when the SDK first asks for it (the SDK clients differ only in those).
 #[derive(Debug)]

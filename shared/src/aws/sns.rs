@@ -50,10 +50,10 @@ impl SnsNotifier {
                     .operation_attempt_timeout(crate::alert::PUBLISH_ATTEMPT_TIMEOUT)
                     .build(),
             );
-        if let Ok(region) = topic_region(topic_arn) {
-            if config.region().map(Region::as_ref) != Some(region) {
-                builder = builder.region(Region::new(region.to_string()));
-            }
+        if let Ok(region) = topic_region(topic_arn)
+            && config.region().map(Region::as_ref) != Some(region)
+        {
+            builder = builder.region(Region::new(region.to_string()));
         }
         SnsNotifier { client: Client::from_conf(builder.build()), topic_arn: topic_arn.to_string() }
     }
@@ -189,14 +189,8 @@ mod tests {
     /// An SDK configuration for us-east-1 with `endpoint` (a local emulator, as AWS_ENDPOINT_URL
     /// would set it), and the notifier for `topic_arn` built from it.
     async fn notifier_for(endpoint: &str, topic_arn: &str) -> SnsNotifier {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
-            // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
-            .http_client(crate::aws::SdkHttpClient::shared())
-            .load()
-            .await;
+        // The transport the functions use (`aws::sdk_config`), so these tests cover it too.
+        let sdk = crate::aws::local_sdk_config(endpoint).await;
         SnsNotifier::new(&sdk, topic_arn)
     }
 

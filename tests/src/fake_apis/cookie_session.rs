@@ -157,10 +157,10 @@ async fn account(State(service): State<Arc<Service>>, headers: HeaderMap) -> Res
 
 async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let mut inner = lock(&service.inner);
-    if let Some(session) = session_cookie(&headers) {
-        if inner.sessions.remove(&session) {
-            inner.state.logouts += 1;
-        }
+    if let Some(session) = session_cookie(&headers)
+        && inner.sessions.remove(&session)
+    {
+        inner.state.logouts += 1;
     }
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, "session=; Max-Age=0; HttpOnly; Path=/")]).into_response()
 }
