@@ -148,8 +148,7 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| is_lowercase_of(k, name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Result<&serde_json::Value, CheckError> {
@@ -168,10 +167,14 @@ impl HttpResponse {
     }
 
     /// Every value of a header, in order (`Set-Cookie` comes once per cookie).
-    pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().filter(move |(k, _)| *k == name).map(|(_, v)| v.as_str())
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |(k, _)| is_lowercase_of(k, name)).map(|(_, v)| v.as_str())
     }
+}
+
+/// Whether a stored (lower-case) header name is `name` lower-cased, compared without a copy.
+fn is_lowercase_of(stored: &str, name: &str) -> bool {
+    stored.len() == name.len() && stored.bytes().zip(name.bytes()).all(|(s, n)| s == n.to_ascii_lowercase())
 }
 
 /// Port: whatever sends a request to the monitored service.

@@ -521,7 +521,8 @@ impl Journey {
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
         let url = join(&self.setup.target, &spec.path)?;
-        let mut headers = spec.headers.clone();
+        let mut headers = Vec::with_capacity(spec.headers.len() + 2);
+        headers.extend_from_slice(&spec.headers);
         headers.push((self.setup.synthetic_header.clone(), self.setup.check.clone()));
         headers.push(("x-synthetic-run-id".to_string(), self.setup.run_id.clone()));
         Ok(HttpRequest {
