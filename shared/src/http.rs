@@ -89,7 +89,11 @@ pub struct Body {
 
 impl Body {
     pub fn json(value: &serde_json::Value) -> Self {
-        Body { content_type: "application/json".into(), bytes: Secret::new(value.to_string().into_bytes()) }
+        // Straight to bytes, not through `Display`'s text adapter; a `Value` always serializes.
+        Body {
+            content_type: "application/json".into(),
+            bytes: Secret::new(serde_json::to_vec(value).unwrap_or_default()),
+        }
     }
 }
 
