@@ -122,16 +122,16 @@ async fn run_step(
         }
     };
     let mut result = journey.step(spec).await;
-    if let (Err(failed), StepRole::Login, Some(store)) = (&result, step.role, credentials) {
-        if failed.cause == Cause::CredentialsRejected {
-            let (fresh, changed) = store.refresh().await?;
-            if changed {
-                use_secrets(journey_def, journey, scope, store, fresh)?;
-                result = match render(step, scope) {
-                    Ok(spec) => journey.rerun(spec).await,
-                    Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
-                };
-            }
+    if let (Err(failed), StepRole::Login, Some(store)) = (&result, step.role, credentials)
+        && failed.cause == Cause::CredentialsRejected
+    {
+        let (fresh, changed) = store.refresh().await?;
+        if changed {
+            use_secrets(journey_def, journey, scope, store, fresh)?;
+            result = match render(step, scope) {
+                Ok(spec) => journey.rerun(spec).await,
+                Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
+            };
         }
     }
     if step.role == StepRole::Login {

@@ -89,7 +89,11 @@ pub struct Body {
 
 impl Body {
     pub fn json(value: &serde_json::Value) -> Self {
-        Body { content_type: "application/json".into(), bytes: Secret::new(value.to_string().into_bytes()) }
+        // Straight to bytes, not through `Display`'s text adapter; a `Value` always serializes.
+        Body {
+            content_type: "application/json".into(),
+            bytes: Secret::new(serde_json::to_vec(value).unwrap_or_default()),
+        }
     }
 }
 
@@ -148,8 +152,7 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| is_lowercase_of(k, name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Result<&serde_json::Value, CheckError> {
@@ -168,10 +171,14 @@ impl HttpResponse {
     }
 
     /// Every value of a header, in order (`Set-Cookie` comes once per cookie).
-    pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().filter(move |(k, _)| *k == name).map(|(_, v)| v.as_str())
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |(k, _)| is_lowercase_of(k, name)).map(|(_, v)| v.as_str())
     }
+}
+
+/// Whether a stored (lower-case) header name is `name` lower-cased, compared without a copy.
+fn is_lowercase_of(stored: &str, name: &str) -> bool {
+    stored.len() == name.len() && stored.bytes().zip(name.bytes()).all(|(s, n)| s == n.to_ascii_lowercase())
 }
 
 /// Port: whatever sends a request to the monitored service.

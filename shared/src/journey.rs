@@ -521,7 +521,8 @@ impl Journey {
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
         let url = join(&self.setup.target, &spec.path)?;
-        let mut headers = spec.headers.clone();
+        let mut headers = Vec::with_capacity(spec.headers.len() + 2);
+        headers.extend_from_slice(&spec.headers);
         headers.push((self.setup.synthetic_header.clone(), self.setup.check.clone()));
         headers.push(("x-synthetic-run-id".to_string(), self.setup.run_id.clone()));
         Ok(HttpRequest {
@@ -713,9 +714,27 @@ fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
 
 /// Joins a step path onto the base URL, keeping any path prefix the base has
 /// (`https://host/shop` + `/api/x` is `https://host/shop/api/x`).
+///
+/// The result is what parsing the base's text with the path appended gives. Usually it is had
+/// for less: the base's scheme and host were parsed when it was, so only the path is parsed, as
+/// an absolute path resolved against the base. That reads the same whenever the base has no query
+/// or fragment for the path to land in, and the path cannot read as `//host` (two slashes, or a
+/// backslash, once tabs and newlines are dropped as URL parsing drops them); otherwise the whole
+/// text is parsed.
 pub fn join(base: &Url, path: &str) -> Result<Url, CheckError> {
-    let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'));
-    Url::parse(&joined).map_err(|e| CheckError::Misconfigured(format!("step path {path:?} does not form a URL: {e}")))
+    let failed = |e: url::ParseError| CheckError::Misconfigured(format!("step path {path:?} does not form a URL: {e}"));
+    let rest = path.trim_start_matches('/');
+    let absolute = format!("{}/{rest}", base.path().trim_end_matches('/'));
+    let second = absolute[1..].chars().find(|c| !matches!(c, '\t' | '\n' | '\r'));
+    let whole_text_needed = base.query().is_some()
+        || base.fragment().is_some()
+        || base.cannot_be_a_base()
+        || matches!(second, Some('/' | '\\'));
+    if whole_text_needed {
+        let joined = format!("{}/{rest}", base.as_str().trim_end_matches('/'));
+        return Url::parse(&joined).map_err(failed);
+    }
+    Url::options().base_url(Some(base)).parse(&absolute).map_err(failed)
 }
 
 #[cfg(test)]
@@ -1142,6 +1161,50 @@ mod tests {
         let base = Url::parse("https://h/shop").unwrap();
         assert_eq!(join(&base, "/health").unwrap().as_str(), "https://h/shop/health");
         assert_eq!(join(&Url::parse("https://h/").unwrap(), "health").unwrap().as_str(), "https://h/health");
+    }
+
+    #[test]
+    fn join_gives_what_parsing_the_joined_text_gives_even_for_odd_paths() {
+        let bases = [
+            "https://h/",
+            "https://h/shop",
+            "https://h/shop/",
+            "http://127.0.0.1:8080/a//",
+            "https://h:443/x?q=1",
+            "https://h/x#top",
+            "HTTPS://EXAMPLE.com/",
+            "http://h//double/",
+            "http://h/%2F/",
+        ];
+        let paths = [
+            "/health",
+            "health",
+            "//health",
+            "/api/items/..%2Fadmin",
+            "/a/../../b",
+            "/search?q=a b&x=%zz",
+            "/x#frag",
+            "\\evil.test/x",
+            "/\\evil.test/x",
+            "/\t/evil.test/x",
+            "\t\\evil.test",
+            "/http:evil.test",
+            "javascript:alert(1)",
+            "/ü ber",
+            "",
+            "/",
+            "?only=query",
+        ];
+        for base in bases {
+            let base = Url::parse(base).unwrap();
+            for path in paths {
+                let text = format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'));
+                let whole = Url::parse(&text).map(String::from).map_err(|e| e.to_string());
+                let joined = join(&base, path).map(String::from).map_err(|e| e.to_string());
+                assert_eq!(joined.as_ref().ok(), whole.as_ref().ok(), "{base} + {path:?}");
+                assert_eq!(joined.is_err(), whole.is_err(), "{base} + {path:?}");
+            }
+        }
     }
 
     #[test]

@@ -17,9 +17,6 @@ pub mod checks;
 pub mod config;
 pub mod definition;
 pub mod discard;
-// Written for the 1.85 MSRV, before let chains; its owner collapses the one nested `if let` (a
-// let chain, as clippy now asks) with their change in flight, and this allow goes with it.
-#[allow(clippy::collapsible_if)]
 pub mod engine;
 pub mod error;
 pub mod http;

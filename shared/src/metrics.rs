@@ -5,12 +5,21 @@
 
 use crate::journey::{Outcome, RunResult};
 use serde_json::{Value, json};
+use std::fmt::Write;
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
 /// Port: where metric records go.
 pub trait MetricsSink: Send + Sync {
     fn emit(&self, record: &Value);
+
+    /// A record already serialized as one line of JSON, as a run's records are. The default
+    /// parses it back for sinks that only take a [`Value`].
+    fn emit_json(&self, line: &str) {
+        if let Ok(record) = serde_json::from_str::<Value>(line) {
+            self.emit(&record);
+        }
+    }
 }
 
 /// Prints each record as one line on stdout, where Lambda's log agent picks EMF up.
@@ -20,83 +29,102 @@ impl MetricsSink for StdoutEmf {
     fn emit(&self, record: &Value) {
         println!("{record}");
     }
+
+    fn emit_json(&self, line: &str) {
+        println!("{line}");
+    }
 }
 
-/// In-memory sink for unit tests.
+/// In-memory sink for unit tests. Keeps each record as the line it arrived as: a run's records
+/// come serialized, and a test reads them far less often than a run writes them.
 #[derive(Default)]
-pub struct RecordingMetrics(Mutex<Vec<Value>>);
+pub struct RecordingMetrics(Mutex<Vec<String>>);
 
 impl RecordingMetrics {
     pub fn records(&self) -> Vec<Value> {
-        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+        let lines = self.0.lock().map(|r| r.clone()).unwrap_or_default();
+        lines.iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
     }
 }
 
 impl MetricsSink for RecordingMetrics {
     fn emit(&self, record: &Value) {
+        self.emit_json(&record.to_string());
+    }
+
+    fn emit_json(&self, line: &str) {
         if let Ok(mut records) = self.0.lock() {
-            records.push(record.clone());
+            records.push(line.to_string());
         }
     }
 }
 
-/// The run record (dimensions check, env) followed by one record per step (plus step). The run
-/// record also carries `CertificateDaysLeft` when the run saw the target's certificate, so an
-/// alarm can watch the days left whatever `CERT_MIN_DAYS` says.
-pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<Value> {
-    let timestamp = now_ms();
+/// The fixed middle of every record: the metric directive up to the namespace. A run writes a
+/// record per step on every invocation, so they are written as text rather than built as a
+/// [`Value`] first. The fields are in the order a `Value` printed them (sorted by name, as
+/// serde_json's map sorts them), so the lines read as they always have.
+const RUN_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env"]],"Metrics":[{"Name":"Success","Unit":"Count"},{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
+/// A run whose synthetic account was rejected says nothing about the journey, so it must not burn
+/// the journey's SLO: its run record has no `Success` (`DurationMs` still shows it ran, for the
+/// heartbeat). The monitor-account incident is where it counts.
+const REJECTED_RUN_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env"]],"Metrics":[{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
+const STEP_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env","step"]],"Metrics":[{"Name":"Success","Unit":"Count"},{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
+/// Days are not a CloudWatch unit; "None" is what a plain number takes.
+const CERTIFICATE_METRIC: &str = r#",{"Name":"CertificateDaysLeft","Unit":"None"}"#;
+
+/// The run record (dimensions check, env) followed by one record per step (plus step), each one
+/// line of JSON. The run record also carries `CertificateDaysLeft` when the run saw the target's
+/// certificate, so an alarm can watch the days left whatever `CERT_MIN_DAYS` says.
+pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
+    // What every record of the run ends with, after its directive.
+    let tail = format!(
+        r#"],"Namespace":{}}}],"Timestamp":{}}},"check":{},"env":{},"run_id":{}"#,
+        json_string(namespace),
+        now_ms(),
+        json_string(&run.check),
+        json_string(&run.env),
+        json_string(&run.run_id)
+    );
+    let days_left = run.certificate.as_ref().map(|certificate| certificate.days_left);
+    let rejected = run.cause == Some(crate::error::Cause::CredentialsRejected);
     let record = |step: Option<&str>, outcome: Outcome, duration_ms: u64| {
-        let dimensions = match step {
-            Some(_) => json!([["check", "env", "step"]]),
-            None => json!([["check", "env"]]),
+        let mut line = String::with_capacity(STEP_DIRECTIVE.len() + CERTIFICATE_METRIC.len() + tail.len() + 128);
+        line.push('{');
+        let days_left = days_left.filter(|_| step.is_none());
+        // Writing to a String cannot fail.
+        if let Some(days) = days_left {
+            let _ = write!(line, r#""CertificateDaysLeft":{days},"#);
+        }
+        let (degraded, success) = (u8::from(outcome == Outcome::Degraded), u8::from(outcome != Outcome::Failed));
+        let _ = write!(line, r#""Degraded":{degraded},"DurationMs":{duration_ms},"#);
+        let directive = match step {
+            Some(_) => STEP_DIRECTIVE,
+            None if rejected => REJECTED_RUN_DIRECTIVE,
+            None => RUN_DIRECTIVE,
         };
-        let mut record = json!({
-            "_aws": {
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": dimensions,
-                    "Metrics": [
-                        {"Name": "Success", "Unit": "Count"},
-                        {"Name": "Degraded", "Unit": "Count"},
-                        {"Name": "DurationMs", "Unit": "Milliseconds"},
-                    ],
-                }],
-            },
-            "check": run.check,
-            "env": run.env,
-            "run_id": run.run_id,
-            "Success": u8::from(outcome != Outcome::Failed),
-            "Degraded": u8::from(outcome == Outcome::Degraded),
-            "DurationMs": duration_ms,
-        });
+        if directive != REJECTED_RUN_DIRECTIVE {
+            let _ = write!(line, r#""Success":{success},"#);
+        }
+        line.push_str(directive);
+        if days_left.is_some() {
+            line.push_str(CERTIFICATE_METRIC);
+        }
+        line.push_str(&tail);
         if let Some(step) = step {
-            record["step"] = json!(step);
+            line.push_str(r#","step":"#);
+            line.push_str(&json_string(step));
         }
-        record
+        line.push('}');
+        line
     };
-    let mut run_record = record(None, run.status, run.duration_ms);
-    // A run whose synthetic account was rejected says nothing about the journey, so it must not
-    // burn the journey's SLO: it has no Success datapoint (DurationMs still shows it ran, for the
-    // heartbeat). The monitor-account incident is where it counts.
-    if run.cause == Some(crate::error::Cause::CredentialsRejected) {
-        if let Some(metrics) = run_record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut() {
-            metrics.retain(|m| m["Name"] != "Success");
-        }
-        if let Some(fields) = run_record.as_object_mut() {
-            fields.remove("Success");
-        }
-    }
-    if let Some(certificate) = &run.certificate {
-        if let Some(metrics) = run_record["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array_mut() {
-            // Days are not a CloudWatch unit; "None" is what a plain number takes.
-            metrics.push(json!({"Name": "CertificateDaysLeft", "Unit": "None"}));
-        }
-        run_record["CertificateDaysLeft"] = json!(certificate.days_left);
-    }
-    std::iter::once(run_record)
+    std::iter::once(record(None, run.status, run.duration_ms))
         .chain(run.steps.iter().map(|s| record(Some(&s.name), s.outcome, s.duration_ms)))
         .collect()
+}
+
+/// `text` as a JSON string, quoted and escaped by serde_json (which cannot fail on a `str`).
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 /// One count of 1 for something that happens outside a run (a page PagerDuty rejected); the
@@ -130,6 +158,10 @@ mod tests {
     use crate::error::Cause;
     use crate::journey::StepResult;
 
+    fn parsed(lines: Vec<String>) -> Vec<Value> {
+        lines.iter().map(|line| serde_json::from_str(line).unwrap()).collect()
+    }
+
     #[test]
     fn one_record_per_run_and_per_step_in_emf_shape() {
         let step = |name: &str, outcome| StepResult {
@@ -154,7 +186,7 @@ mod tests {
             account: None,
             certificate: None,
         };
-        let records = emf_records(&run, "Synth");
+        let records = parsed(emf_records(&run, "Synth"));
         assert_eq!(records.len(), 3);
 
         let run_record = &records[0];
@@ -174,7 +206,7 @@ mod tests {
         assert!(run_record.get("CertificateDaysLeft").is_none(), "no certificate seen, no metric");
 
         let rejected = RunResult { status: Outcome::Failed, cause: Some(Cause::CredentialsRejected), ..run };
-        let record = &emf_records(&rejected, "Synth")[0];
+        let record = &parsed(emf_records(&rejected, "Synth"))[0];
         let names: Vec<_> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
@@ -204,7 +236,7 @@ mod tests {
                 subject: "CN=shop".into(),
             }),
         };
-        let record = &emf_records(&run, "Synth")[0];
+        let record = &parsed(emf_records(&run, "Synth"))[0];
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Dimensions"], json!([["check", "env"]]));
         let metrics = directive["Metrics"].as_array().unwrap();
@@ -213,6 +245,55 @@ mod tests {
             (&record["CertificateDaysLeft"], &record["check"], &record["env"]),
             (&json!(364), &json!("health"), &json!("prod"))
         );
+    }
+
+    #[test]
+    fn each_line_is_byte_for_byte_what_a_json_value_of_the_record_prints() {
+        // GIVEN a run with a certificate and a step whose name needs escaping
+        let run = RunResult {
+            check: "products".into(),
+            env: "pr\"od".into(),
+            target: "https://shop/".into(),
+            run_id: "r-1".into(),
+            started_at: String::new(),
+            duration_ms: 250,
+            status: Outcome::Failed,
+            cause: Some(Cause::Timeout),
+            steps: vec![StepResult {
+                name: "log\nin".into(),
+                outcome: Outcome::Degraded,
+                duration_ms: 120,
+                status: Some(200),
+                attempts: 1,
+                cause: None,
+                error: None,
+            }],
+            account: None,
+            certificate: Some(crate::http::Certificate { days_left: 9, not_after: "T".into(), subject: "CN=s".into() }),
+        };
+
+        // WHEN its records are written
+        let lines = emf_records(&run, "Synth");
+
+        // THEN each is the line the record printed as when it was built as a Value
+        let timestamp = serde_json::from_str::<Value>(&lines[0]).unwrap()["_aws"]["Timestamp"].clone();
+        let metric = |name: &str, unit: &str| json!({"Name": name, "Unit": unit});
+        let counts = [metric("Success", "Count"), metric("Degraded", "Count"), metric("DurationMs", "Milliseconds")];
+        let mut run_metrics = counts.to_vec();
+        run_metrics.push(metric("CertificateDaysLeft", "None"));
+        let expected_run = json!({
+            "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                "Namespace": "Synth", "Dimensions": [["check", "env"]], "Metrics": run_metrics }]},
+            "check": "products", "env": "pr\"od", "run_id": "r-1",
+            "Success": 0, "Degraded": 0, "DurationMs": 250, "CertificateDaysLeft": 9,
+        });
+        let expected_step = json!({
+            "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                "Namespace": "Synth", "Dimensions": [["check", "env", "step"]], "Metrics": counts }]},
+            "check": "products", "env": "pr\"od", "run_id": "r-1",
+            "Success": 1, "Degraded": 1, "DurationMs": 120, "step": "log\nin",
+        });
+        assert_eq!(lines, [expected_run.to_string(), expected_step.to_string()]);
     }
 
     #[test]

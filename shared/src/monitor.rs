@@ -118,7 +118,7 @@ impl Monitor {
         }
         let run = journey.finish();
         for record in emf_records(&run, &config.metrics_namespace) {
-            self.metrics.emit(&record);
+            self.metrics.emit_json(&record);
         }
         let alert = AlertMessage::from_run(&run, &config.origin);
         let attempts = deliver(self.notifier.as_ref(), &alert, config.alert_retry).await.inspect_err(

@@ -308,7 +308,8 @@ struct WatchedAlarms {
 /// The run-level EMF metrics the checks' own code prints for `run` (dimensions check + env).
 pub fn datapoints(run: &RunResult) -> Vec<(String, f64)> {
     let records = synthetic_checks::metrics::emf_records(run, "SyntheticMonitoring");
-    let Some(record) = records.into_iter().find(|r| r.get("step").is_none()) else { return Vec::new() };
+    let parsed = records.iter().filter_map(|line| serde_json::from_str::<Value>(line).ok());
+    let Some(record) = parsed.into_iter().find(|r| r.get("step").is_none()) else { return Vec::new() };
     let names: Vec<String> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
         .map(|metrics| metrics.iter().filter_map(|m| m["Name"].as_str().map(str::to_string)).collect())

@@ -264,11 +264,25 @@ async fn overhead_only(journeys: usize) -> Result<(), String> {
         sorted.get(sorted.len() / 2).copied().unwrap_or_default()
     };
     let (b, l) = (median(&bare_times[0]), median(&library_times[0]));
+    // The run around the requests, per library run: its total less its two requests.
+    let around: Vec<Duration> = (0..library_times[0].len())
+        .map(|i| library_times[0][i].saturating_sub(library_times[1][i] + library_times[2][i]))
+        .collect();
     println!(
         "{journeys} products journeys each: bare {} median, library {} median, {:.2}x",
         ms(b),
         ms(l),
         l.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "  bare {} (login {}, products {}); library {} (login {}, products {}, the run around them {})",
+        us(b),
+        us(median(&bare_times[1])),
+        us(median(&bare_times[2])),
+        us(l),
+        us(median(&library_times[1])),
+        us(median(&library_times[2])),
+        us(median(&around))
     );
     stack.stop().await;
     Ok(())
