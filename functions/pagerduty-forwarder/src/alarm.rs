@@ -9,6 +9,9 @@
 //! so nothing routed here is lost.
 
 use serde::Deserialize;
+use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
+use synthetic_checks::journey::Outcome;
+use synthetic_checks::text::{one_line, truncate};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -80,6 +83,33 @@ impl Notification {
             at,
             reason: self.new_state_reason.clone(),
         })
+    }
+}
+
+impl AlarmSignal {
+    /// The alarm as an alert of `check` in `env`, the template of the events it causes. An alarm
+    /// that is not a burn-rate alarm of ours keeps `cloudwatch/<name>` as its dedup key.
+    pub fn alert(&self, check: &str, env: &str, severity: Severity) -> AlertMessage {
+        let state = if self.alarm { "ALARM" } else { "OK" };
+        AlertMessage {
+            event_action: if self.alarm { EventAction::Trigger } else { EventAction::Resolve },
+            dedup_key: format!("cloudwatch/{}", self.name),
+            check: check.to_string(),
+            env: env.to_string(),
+            status: if self.alarm { Outcome::Failed } else { Outcome::Passed },
+            cause: None,
+            severity,
+            summary: truncate(&one_line(&format!("[{env}] {check}: {} {state}: {}", self.name, self.reason)), 1024),
+            target: String::new(),
+            run_id: String::new(),
+            timestamp: self.at.format(&Rfc3339).unwrap_or_default(),
+            steps: Vec::new(),
+            function_name: None,
+            log_group: None,
+            log_stream: None,
+            region: Some(self.region.clone()),
+            account: None,
+        }
     }
 }
 

@@ -224,12 +224,7 @@ impl Forwarder {
                         sent = Sent::Delivered;
                     }
                 }
-                Err(StoreError::Conflict) => {
-                    return Err(CheckError::AlertUndeliverable {
-                        attempts: 1,
-                        reason: format!("the incident record of {subject} kept changing under concurrent writers"),
-                    });
-                }
+                Err(StoreError::Conflict) => return Err(contended(subject)),
                 Err(error) => return self.forward_directly(message, &alert, Some(&error)).await,
             }
         }
@@ -267,35 +262,8 @@ impl Forwarder {
     }
 
     async fn forward_alarm(&self, message: &SnsMessage, signal: &AlarmSignal) -> Result<Sent, CheckError> {
-        let env = self.config.check_env.clone();
-        let base = |check: &str, env: &str, severity| AlertMessage {
-            event_action: if signal.alarm { EventAction::Trigger } else { EventAction::Resolve },
-            dedup_key: format!("cloudwatch/{}", signal.name),
-            check: check.to_string(),
-            env: env.to_string(),
-            status: if signal.alarm { Outcome::Failed } else { Outcome::Passed },
-            cause: None,
-            severity,
-            summary: truncate(
-                &one_line(&format!(
-                    "[{env}] {check}: {} {}: {}",
-                    signal.name,
-                    if signal.alarm { "ALARM" } else { "OK" },
-                    signal.reason
-                )),
-                1024,
-            ),
-            target: String::new(),
-            run_id: String::new(),
-            timestamp: signal.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            steps: Vec::new(),
-            function_name: None,
-            log_group: None,
-            log_stream: None,
-            region: Some(signal.region.clone()),
-            account: None,
-        };
-        let (Some(check), Some(env)) = (&signal.check, &env) else {
+        let env = self.config.check_env.as_deref();
+        let (Some(check), Some(env)) = (signal.check.as_deref(), env) else {
             if signal.check.is_some() {
                 return Err(CheckError::Misconfigured(format!(
                     "CHECK_ENV is not set, so alarm {} cannot join its check's incident",
@@ -303,10 +271,10 @@ impl Forwarder {
                 )));
             }
             // Not one of ours: forwarded as its own incident rather than lost.
-            let alert = base(&signal.name, env.as_deref().unwrap_or("unknown"), Severity::Error);
+            let alert = signal.alert(&signal.name, env.unwrap_or("unknown"), Severity::Error);
             return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
         };
-        let mut alert = base(check, env, Severity::Critical);
+        let mut alert = signal.alert(check, env, Severity::Critical);
         let Some(tracker) = &self.tracker else {
             if !signal.alarm {
                 return Ok(Sent::Recorded);
@@ -319,10 +287,7 @@ impl Forwarder {
                 true => Ok(Sent::Delivered),
                 false => Ok(Sent::Recorded),
             },
-            Err(StoreError::Conflict) => Err(CheckError::AlertUndeliverable {
-                attempts: 1,
-                reason: format!("the incident record of {check} kept changing under concurrent writers"),
-            }),
+            Err(StoreError::Conflict) => Err(contended(check)),
             Err(error) if signal.alarm => {
                 alert.dedup_key = dedup_key(env, check);
                 self.forward_directly(message, &alert, Some(&error)).await
@@ -450,6 +415,15 @@ impl Forwarder {
         record["check"] = alert.check.clone().into();
         record["message_id"] = message.message_id.clone().into();
         self.metrics.emit(&record);
+    }
+}
+
+/// Writers kept winning the race for a record: failing the invocation lets Lambda's retry decide
+/// again later, with the run kept.
+fn contended(subject: &str) -> CheckError {
+    CheckError::AlertUndeliverable {
+        attempts: 1,
+        reason: format!("the incident record of {subject} kept changing under concurrent writers"),
     }
 }
 
