@@ -215,10 +215,14 @@ impl Forwarder {
         if alert.account == Some(Account::Accepted) {
             subjects.push((MONITOR_ACCOUNT, false));
         }
+        let silences = match tracker.silences(&alert.env).await {
+            Ok(silences) => silences,
+            Err(error) => return self.forward_directly(message, &alert, Some(&error)).await,
+        };
         let mut sent = Sent::Recorded;
         for (subject, failed) in subjects {
             let input = Input::Run { base: &alert, region, at: run_time, failed };
-            match tracker.record(&alert.env, subject, input).await {
+            match tracker.record(&alert.env, subject, &silences, input).await {
                 Ok((key, pending)) => {
                     if self.flush(tracker, message, &key, pending).await? {
                         sent = Sent::Delivered;
@@ -282,7 +286,11 @@ impl Forwarder {
             alert.dedup_key = dedup_key(env, check);
             return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
         };
-        match tracker.record(env, check, Input::Alarm { base: &alert, signal }).await {
+        let recorded = match tracker.silences(env).await {
+            Ok(silences) => tracker.record(env, check, &silences, Input::Alarm { base: &alert, signal }).await,
+            Err(error) => Err(error),
+        };
+        match recorded {
             Ok((key, pending)) => match self.flush(tracker, message, &key, pending).await? {
                 true => Ok(Sent::Delivered),
                 false => Ok(Sent::Recorded),

@@ -10,7 +10,7 @@
 
 use crate::alarm::AlarmSignal;
 use crate::incident::{self, Action, AlarmChange, Applied, Policy, Run};
-use crate::state::{Channel, Pending, StateStore, StoreError, record_key};
+use crate::state::{Channel, Pending, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
@@ -50,12 +50,19 @@ impl Tracker {
         &self.store
     }
 
-    /// Applies `input` to the record of `subject` (a check, or the monitor account) in `env`;
-    /// returns the record's key and everything pending on it, oldest first.
+    /// The env's silences, read once per message whatever number of records it updates.
+    pub async fn silences(&self, env: &str) -> Result<Vec<Silence>, StoreError> {
+        self.store.silences(env).await
+    }
+
+    /// Applies `input` to the record of `subject` (a check, or the monitor account) in `env`,
+    /// under `silences` (from [`Tracker::silences`]); returns the record's key and everything
+    /// pending on it, oldest first.
     pub async fn record(
         &self,
         env: &str,
         subject: &str,
+        silences: &[Silence],
         input: Input<'_>,
     ) -> Result<(String, Vec<Pending>), StoreError> {
         let key = record_key(env, subject);
@@ -63,7 +70,7 @@ impl Tracker {
             Input::Run { at, .. } => *at,
             Input::Alarm { signal, .. } => signal.at,
         };
-        let silenced = self.store.silences(env).await?.iter().any(|s| s.covers(subject, at));
+        let silenced = silences.iter().any(|s| s.covers(subject, at));
         let dedup_key = synthetic_checks::alert::dedup_key(env, subject);
         for _ in 0..MAX_RACES {
             let (mut record, version) = self.store.load(&key).await?;
@@ -193,7 +200,11 @@ mod tests {
     async fn run(tracker: &Tracker, minute: i64, failed: bool) -> Vec<Pending> {
         let base = alert(failed);
         let at = datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(minute);
-        tracker.record("prod", "auth", Input::Run { base: &base, region: "eu-west-1", at, failed }).await.unwrap().1
+        tracker
+            .record("prod", "auth", &[], Input::Run { base: &base, region: "eu-west-1", at, failed })
+            .await
+            .unwrap()
+            .1
     }
 
     #[tokio::test]
@@ -223,10 +234,10 @@ mod tests {
         store.lose_races(MAX_RACES);
         let base = alert(true);
         let at = datetime!(2026-11-21 10:05 UTC);
-        let lost = tracker.record("prod", "auth", Input::Run { base: &base, region: "r", at, failed: true }).await;
+        let lost = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
         assert_eq!(lost.unwrap_err(), StoreError::Conflict);
         store.set_unavailable(true);
-        let down = tracker.record("prod", "auth", Input::Run { base: &base, region: "r", at, failed: true }).await;
+        let down = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
         assert!(matches!(down, Err(StoreError::Unavailable(_))));
     }
 }
