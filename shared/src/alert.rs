@@ -30,6 +30,8 @@ pub fn publish_budget(policy: RetryPolicy) -> std::time::Duration {
     PUBLISH_ATTEMPT_TIMEOUT * attempts + backoffs
 }
 pub const SUBJECT_MAX_CHARS: usize = 100;
+/// Bytes of a typical alert as JSON: a four-step run with one error is under 1.5 KB.
+const ALERT_JSON_CAPACITY: usize = 1536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,6 +122,14 @@ impl AlertMessage {
             region: origin.region.clone(),
             account: run.account,
         }
+    }
+
+    /// The alert as the JSON the SNS message carries, written into a buffer sized for a whole
+    /// alert rather than one regrown field by field.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut json = Vec::with_capacity(ALERT_JSON_CAPACITY);
+        serde_json::to_writer(&mut json, self)?;
+        String::from_utf8(json).map_err(serde::ser::Error::custom)
     }
 
     /// SNS subjects must be ASCII without control characters, at most 100 chars.
@@ -452,6 +462,23 @@ mod tests {
             ]
         );
         assert_eq!(alert.subject(), "[prod] payment FAILED: http_status at payment_create");
+    }
+
+    #[test]
+    fn the_sns_message_is_the_alert_as_json_and_a_failed_four_step_run_fits_the_first_buffer() {
+        let mut four = failed_run();
+        four.steps.insert(2, step("payment_get", Outcome::Passed, None, None));
+        four.steps.push(step("payment_refund", Outcome::Passed, None, None));
+        let origin = Origin {
+            function_name: Some("check-payment".into()),
+            log_group: Some("/aws/lambda/check-payment".into()),
+            log_stream: Some("2026/11/21/[$LATEST]0123456789abcdef0123456789abcdef".into()),
+            region: Some("eu-central-1".into()),
+        };
+        let alert = AlertMessage::from_run(&four, &origin);
+        let json = alert.to_json().unwrap();
+        assert_eq!(json, serde_json::to_string(&alert).unwrap());
+        assert!(json.len() <= ALERT_JSON_CAPACITY, "{} bytes", json.len());
     }
 
     const QUICK: RetryPolicy = RetryPolicy { attempts: 4, backoff: Duration::from_millis(1) };

@@ -4,7 +4,7 @@
 //! `invalid_response`, and a well-formed answer with the wrong content is `assertion`.
 
 use crate::error::CheckError;
-use crate::http::HttpResponse;
+use crate::http::{HttpResponse, json_at};
 use crate::text::truncate;
 use serde_json::Value;
 use std::fmt;
@@ -118,7 +118,7 @@ impl Assertion {
                     Err(_) if *optional && !response.claims_json() => return Ok(()),
                     Err(error) => return Err(error),
                 };
-                match (json.pointer(pointer), test) {
+                match (json_at(json, pointer), test) {
                     (None, JsonTest::Exists(false)) => Ok(()),
                     (None, _) if *optional => Ok(()),
                     (None, _) => fail(format!("JSON {} is missing{}", shown(pointer), test.expectation())),

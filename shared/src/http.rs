@@ -176,6 +176,31 @@ impl HttpResponse {
     }
 }
 
+/// The value at a JSON pointer (RFC 6901; `""` is the whole value), as serde_json's
+/// `Value::pointer` finds it, but without copying every token to unescape it: only a token
+/// holding `~` is copied.
+pub fn json_at<'v>(value: &'v serde_json::Value, pointer: &str) -> Option<&'v serde_json::Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let tokens = pointer.strip_prefix('/')?.split('/');
+    tokens.map(unescape).try_fold(value, |at, token| match at {
+        serde_json::Value::Object(fields) => fields.get(token.as_ref()),
+        // An index is digits with no leading zero (and no sign), as in serde_json.
+        serde_json::Value::Array(items) if token == "0" || !token.starts_with(['0', '+']) => {
+            token.parse::<usize>().ok().and_then(|index| items.get(index))
+        }
+        _ => None,
+    })
+}
+
+fn unescape(token: &str) -> std::borrow::Cow<'_, str> {
+    match token.contains('~') {
+        true => token.replace("~1", "/").replace("~0", "~").into(),
+        false => token.into(),
+    }
+}
+
 /// Whether a stored (lower-case) header name is `name` lower-cased, compared without a copy.
 fn is_lowercase_of(stored: &str, name: &str) -> bool {
     stored.len() == name.len() && stored.bytes().zip(name.bytes()).all(|(s, n)| s == n.to_ascii_lowercase())
@@ -631,6 +656,41 @@ mod tests {
             }
         });
         port
+    }
+
+    #[test]
+    fn json_at_finds_what_serde_json_pointer_finds() {
+        let value: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"b":[10,{"c/d":1,"e~f":2,"":3}]},"0":"zero","01":"one","data":[],"x":null}"#)
+                .unwrap();
+        let pointers = [
+            "",
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/+1",
+            "/a/b/-",
+            "/a/b/1/c~1d",
+            "/a/b/1/e~0f",
+            "/a/b/1/",
+            "/a/b/1/c/d",
+            "/0",
+            "/01",
+            "/data",
+            "/data/0",
+            "/x",
+            "/x/y",
+            "a",
+            "/a~2",
+            "/a/b/18446744073709551616",
+        ];
+        for pointer in pointers {
+            assert_eq!(json_at(&value, pointer), value.pointer(pointer), "{pointer:?}");
+        }
     }
 
     #[tokio::test]

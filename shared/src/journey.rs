@@ -7,7 +7,7 @@
 
 use crate::assertion::{Assertion, ExpectedStatus};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, json_at};
 use crate::secret::{Scrubber, Secret};
 use crate::text::{one_line, truncate};
 use serde::{Deserialize, Serialize};
@@ -149,7 +149,7 @@ impl Capture {
             }
             CaptureSource::Json(pointer) => {
                 let json = response.json()?;
-                match json.pointer(pointer) {
+                match json_at(json, pointer) {
                     Some(serde_json::Value::String(text)) => Ok(text.clone()),
                     Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
                     Some(other) => Err(missing(format!("JSON {pointer} is {}, not a string or number", kind(other)))),

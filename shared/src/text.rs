@@ -2,7 +2,14 @@
 
 /// Collapses every run of whitespace, newlines included, into one space.
 pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut line = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    line
 }
 
 /// At most `max_chars` characters, cut at a char boundary and marked with `…` when cut.

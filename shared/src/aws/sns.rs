@@ -91,8 +91,7 @@ pub fn topic_region(arn: &str) -> Result<&str, String> {
 impl Notifier for SnsNotifier {
     #[instrument(skip(self, alert), fields(check = %alert.check, event_action = ?alert.event_action))]
     async fn publish(&self, alert: &AlertMessage) -> Result<(), PublishError> {
-        let body = serde_json::to_string(alert)
-            .map_err(|e| PublishError::Permanent(format!("alert does not serialize: {e}")))?;
+        let body = alert.to_json().map_err(|e| PublishError::Permanent(format!("alert does not serialize: {e}")))?;
         let mut request = self.client.publish().topic_arn(&self.topic_arn).subject(alert.subject()).message(body);
         for (name, value) in alert.attributes() {
             let attribute = MessageAttributeValue::builder()

@@ -15,19 +15,20 @@
 //! `bench parse [runs]` times only the parse of the compiled-in journey files, with no stack
 //! (quick, and small enough to run under `valgrind --tool=callgrind`). `bench parse-once
 //! <check>` is what the full bench spawns to time one first parse in a fresh process.
+//! `bench engine [runs]` times the products run with the shop's answers canned in memory: the
+//! engine's own cost per run, with no socket, so it is steady enough to compare two commits.
 
 use std::fmt::Write as _;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::{Value, json};
-use synthetic_checks::alert::{AlertMessage, RecordingNotifier};
-use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, tls};
-use synthetic_checks::metrics::RecordingMetrics;
+use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
+use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, USER_AGENT, tls};
+use synthetic_checks::metrics::MetricsSink;
 use synthetic_checks::secret::InMemorySecrets;
 use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
@@ -36,6 +37,8 @@ use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, scheduled_e
 use synthetic_e2e::tls_target::{TestCa, TlsTarget, Validity};
 
 const WARMUP_RUNS: usize = 20;
+/// Runs of `bench engine` before it starts timing: a run is cheap, and the allocator settles.
+const ENGINE_WARMUP_RUNS: usize = 200;
 /// Parses of each compiled-in journey in one process, after the first.
 const PARSE_RUNS: usize = 2000;
 /// The in-process journey loop is cheap, so it runs this many times the warm Lambda runs.
@@ -211,7 +214,12 @@ async fn main() -> ExitCode {
             Ok(runs) => overhead_only(runs).await,
             Err(_) => Err(format!("not a number of journeys: {runs}")),
         },
-        _ => Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys]]".into()),
+        ["engine"] => engine_only(20_000).await,
+        ["engine", runs] => match runs.parse() {
+            Ok(runs) => engine_only(runs).await,
+            Err(_) => Err(format!("not a number of runs: {runs}")),
+        },
+        _ => Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys] | engine [runs]]".into()),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,15 +256,74 @@ async fn products_journeys(
     Ok((bare_times, library_times))
 }
 
+/// `bench engine [runs]`: whole products runs (`Monitor::run`) against the shop's two answers
+/// canned in memory, on one thread: what a run costs besides its requests' time on the wire.
+async fn engine_only(runs: usize) -> Result<(), String> {
+    let vars = [
+        ("TARGET_BASE_URL", "http://shop.test"),
+        ("CHECK_ENV", "bench"),
+        ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:000000000000:alerts"),
+        ("CREDENTIALS_SECRET_ID", "synthetic/account"),
+    ];
+    let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    let config = MonitorConfig::from_lookup(Check::Products.journey(), &lookup).map_err(|e| e.to_string())?;
+    let adapters = Adapters {
+        http: Arc::new(CannedShop),
+        secrets: Arc::new(InMemorySecrets::with("synthetic/account", &account_json("bench-password"))),
+        notifier: Arc::new(Unsent),
+        metrics: Arc::new(Unsent),
+    };
+    let monitor = Monitor::new(config, adapters);
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..ENGINE_WARMUP_RUNS + runs {
+        let started = Instant::now();
+        let result = monitor.run(None, None).await.map_err(|e| format!("engine run: {e}"))?;
+        let elapsed = started.elapsed();
+        if result.status != Outcome::Passed {
+            return Err(format!("engine run did not pass: {result:?}"));
+        }
+        if run >= ENGINE_WARMUP_RUNS {
+            times.push(elapsed);
+        }
+    }
+    let stats = Stats::of(&times);
+    println!(
+        "{runs} products runs against canned answers: min {}, median {}, p95 {}",
+        us(stats.min),
+        us(stats.p50),
+        us(stats.p95)
+    );
+    Ok(())
+}
+
+/// The shop's answers to the products journey, as it sends them, with no socket: the login's
+/// token, then the listing.
+struct CannedShop;
+
+#[async_trait]
+impl HttpTarget for CannedShop {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+        let body = match request.url.path() {
+            "/api/auth/token" => r#"{"access_token":"tok-5f0c2a9e8d7b4c1a","expires_in":3600,"token_type":"Bearer"}"#,
+            _ => {
+                r#"{"data":[{"id":"p1","name":"Espresso beans, 1 kg","price_cents":2499},{"id":"p2","name":"Pour-over kettle","price_cents":4599},{"id":"p3","name":"Ceramic dripper","price_cents":1899}]}"#
+            }
+        };
+        let headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("content-length".to_string(), body.len().to_string()),
+            ("date".to_string(), "Sat, 21 Nov 2026 21:00:00 GMT".to_string()),
+        ];
+        Ok(HttpResponse::new(200, headers, body.as_bytes().to_vec()))
+    }
+}
+
 /// `bench overhead [journeys]`: only the per-run overhead of the engine against bare reqwest,
 /// which needs no release build of the functions (a quick loop while working on the engine).
 async fn overhead_only(journeys: usize) -> Result<(), String> {
     let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
     let library = Library::new(&stack)?;
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
-    let config = &stack.shop_config;
-    let bare =
-        Bare { client, base: stack.shop.base_url().to_string(), email: &config.email, password: &config.password };
+    let bare = Bare::new(&stack)?;
     let (bare_times, library_times) = products_journeys(&bare, &library, &mut Shuffle::seeded(), journeys).await?;
     let median = |samples: &[Duration]| {
         let mut sorted = samples.to_vec();
@@ -398,14 +465,7 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
     }
     let diagnostics = init_diagnostics(bench, cold_spawns, &mut order).await?;
 
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
-    let config = &bench.stack.shop_config;
-    let bare = Bare {
-        client,
-        base: bench.stack.shop.base_url().to_string(),
-        email: &config.email,
-        password: &config.password,
-    };
+    let bare = Bare::new(&bench.stack)?;
     let mut m = Measured {
         cold,
         warm: vec![Vec::new(); SUBJECTS.len()],
@@ -590,8 +650,8 @@ async fn measure_https(stack: &LocalStack, runs: usize, order: &mut Shuffle) -> 
     let adapters = Adapters {
         http: Arc::new(ReqwestTarget::new(&config.http).map_err(|e| e.to_string())?),
         secrets: Arc::new(InMemorySecrets::default()),
-        notifier: Arc::new(RecordingNotifier::default()),
-        metrics: Arc::new(RecordingMetrics::default()),
+        notifier: Arc::new(Unsent),
+        metrics: Arc::new(Unsent),
     };
     let monitor = Monitor::new(config, adapters);
     let client = reqwest::Client::builder()
@@ -716,16 +776,30 @@ struct Bare<'a> {
     password: &'a str,
 }
 
-impl Bare<'_> {
-    /// The time of the whole journey, of the login and of the products request.
+impl<'a> Bare<'a> {
+    fn new(stack: &'a LocalStack) -> Result<Self, String> {
+        let client = reqwest::Client::builder().no_proxy().user_agent(USER_AGENT).build().map_err(|e| e.to_string())?;
+        let config = &stack.shop_config;
+        Ok(Bare { client, base: stack.shop.base_url().to_string(), email: &config.email, password: &config.password })
+    }
+
+    /// The time of the whole journey, of the login and of the products request. The requests are
+    /// the library's, header for header: its user agent, the journey's `Accept`, and the marks
+    /// every synthetic request carries (the check's name and a fresh run id), so the server does
+    /// the same work for both.
     async fn journey(&self) -> Result<[Duration; 3], String> {
         let fail = |e: reqwest::Error| format!("bare client: {e}");
         let started = Instant::now();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let marked = |request: reqwest::RequestBuilder| {
+            request
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header("X-Synthetic-Check", "products")
+                .header("x-synthetic-run-id", &run_id)
+        };
         let login = serde_json::to_vec(&json!({ "email": self.email, "password": self.password }))
             .map_err(|e| e.to_string())?;
-        let answer = self
-            .client
-            .post(format!("{}/api/auth/token", self.base))
+        let answer = marked(self.client.post(format!("{}/api/auth/token", self.base)))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(login)
             .send()
@@ -736,7 +810,7 @@ impl Bare<'_> {
         let token = body["access_token"].as_str().filter(|_| status.is_success()).ok_or("bare client: no token")?;
         let login = started.elapsed();
         let started = Instant::now();
-        let answer = self.client.get(format!("{}/api/products", self.base)).bearer_auth(token).send().await;
+        let answer = marked(self.client.get(format!("{}/api/products", self.base))).bearer_auth(token).send().await;
         let answer = answer.map_err(fail)?;
         let status = answer.status();
         let body: Value = serde_json::from_slice(&answer.bytes().await.map_err(fail)?).map_err(|e| e.to_string())?;
@@ -749,7 +823,8 @@ impl Bare<'_> {
 }
 
 /// The check library's products journey in this process: the real reqwest adapter against the
-/// shop, the secret and the notifier in memory. Everything a run does except the AWS calls.
+/// shop, the secret in memory, the alert and metrics built but not sent ([`Unsent`]). Everything
+/// a run does except the AWS calls.
 struct Library {
     monitor: Monitor,
     timed: Arc<TimedTarget>,
@@ -769,8 +844,8 @@ impl Library {
         let adapters = Adapters {
             http: timed.clone(),
             secrets: Arc::new(secrets),
-            notifier: Arc::new(RecordingNotifier::default()),
-            metrics: Arc::new(RecordingMetrics::default()),
+            notifier: Arc::new(Unsent),
+            metrics: Arc::new(Unsent),
         };
         let origin = config.origin.clone();
         Ok(Library { monitor: Monitor::new(config, adapters), timed, origin })
@@ -793,31 +868,46 @@ impl Library {
     }
 }
 
+/// The alert and metrics ports for in-process runs: does what the SNS and EMF adapters do before
+/// anything leaves the process (the alert serialized as the SNS message, with its subject and
+/// attributes; the EMF lines are already built), then drops it. Unlike the recording fakes it
+/// keeps nothing, so the 3000th run costs what the first did.
+struct Unsent;
+
+#[async_trait]
+impl Notifier for Unsent {
+    async fn publish(&self, alert: &AlertMessage) -> Result<(), PublishError> {
+        let message = alert.to_json().map_err(|e| PublishError::Permanent(e.to_string()))?;
+        std::hint::black_box((message, alert.subject(), alert.attributes()));
+        Ok(())
+    }
+}
+
+impl MetricsSink for Unsent {
+    fn emit(&self, record: &Value) {
+        std::hint::black_box(record);
+    }
+
+    fn emit_json(&self, line: &str) {
+        std::hint::black_box(line);
+    }
+}
+
 /// The reqwest adapter, timing each request.
 struct TimedTarget {
     inner: ReqwestTarget,
     times: Mutex<Vec<Duration>>,
 }
 
-/// Written out rather than with `#[async_trait]`, which this crate does not depend on.
+#[async_trait]
 impl HttpTarget for TimedTarget {
-    fn send<'a, 'r, 'f>(
-        &'a self,
-        request: &'r HttpRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, CheckError>> + Send + 'f>>
-    where
-        'a: 'f,
-        'r: 'f,
-        Self: 'f,
-    {
-        Box::pin(async move {
-            let started = Instant::now();
-            let response = self.inner.send(request).await;
-            if let Ok(mut times) = self.times.lock() {
-                times.push(started.elapsed());
-            }
-            response
-        })
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+        let started = Instant::now();
+        let response = self.inner.send(request).await;
+        if let Ok(mut times) = self.times.lock() {
+            times.push(started.elapsed());
+        }
+        response
     }
 }
 
@@ -1205,8 +1295,8 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
          client and by the check library, in the harness process: {} runs each, alternating in random order.\n\n\
          | | journey median | p95 | login (median) | products (median) | ratio (medians) |\n\
          | --- | --- | --- | --- | --- | --- |\n\
-         | Bare reqwest loop (one client; build, send, read and parse both bodies) | {} | {} | {} | {} | 1.00× |\n\
-         | Check library (`Monitor::run`: the journey engine on `check-products`' journey file; real reqwest adapter; secret, notifier, metrics in memory) | {} | {} | {} | {} | **{:.2}×** |\n\n\
+         | Bare reqwest loop (one client; the library's requests header for header, with a fresh run id; build, send, read and parse both bodies) | {} | {} | {} | {} | 1.00× |\n\
+         | Check library (`Monitor::run`: the journey engine on `check-products`' journey file; real reqwest adapter; secret in memory; the alert serialized as the SNS message and the EMF lines built, neither sent) | {} | {} | {} | {} | **{:.2}×** |\n\n\
          The login and products columns are the requests alone, as the adapter sends them; the rest of the \
          library's journey time is the run around them (run id, templates rendered from the secret and the \
          captured token, captures, assertions, result, alert message, EMF records).\n\n\
