@@ -21,6 +21,9 @@ impl Notifier for Discard {
 
 impl MetricsSink for Discard {
     fn emit(&self, _: &Value) {}
+
+    /// Dropped as it is: the default would parse the line back only to drop it.
+    fn emit_json(&self, _: &str) {}
 }
 
 #[async_trait]

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
+use synthetic_checks::discard::Discard;
 use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, USER_AGENT, tls};
-use synthetic_checks::metrics::MetricsSink;
 use synthetic_checks::secret::InMemorySecrets;
 use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
@@ -271,7 +271,7 @@ async fn engine_only(runs: usize) -> Result<(), String> {
         http: Arc::new(CannedShop),
         secrets: Arc::new(InMemorySecrets::with("synthetic/account", &account_json("bench-password"))),
         notifier: Arc::new(Unsent),
-        metrics: Arc::new(Unsent),
+        metrics: Arc::new(Discard),
     };
     let monitor = Monitor::new(config, adapters);
     let mut times = Vec::with_capacity(runs);
@@ -651,7 +651,7 @@ async fn measure_https(stack: &LocalStack, runs: usize, order: &mut Shuffle) -> 
         http: Arc::new(ReqwestTarget::new(&config.http).map_err(|e| e.to_string())?),
         secrets: Arc::new(InMemorySecrets::default()),
         notifier: Arc::new(Unsent),
-        metrics: Arc::new(Unsent),
+        metrics: Arc::new(Discard),
     };
     let monitor = Monitor::new(config, adapters);
     let client = reqwest::Client::builder()
@@ -845,7 +845,7 @@ impl Library {
             http: timed.clone(),
             secrets: Arc::new(secrets),
             notifier: Arc::new(Unsent),
-            metrics: Arc::new(Unsent),
+            metrics: Arc::new(Discard),
         };
         let origin = config.origin.clone();
         Ok(Library { monitor: Monitor::new(config, adapters), timed, origin })
@@ -868,10 +868,10 @@ impl Library {
     }
 }
 
-/// The alert and metrics ports for in-process runs: does what the SNS and EMF adapters do before
-/// anything leaves the process (the alert serialized as the SNS message, with its subject and
-/// attributes; the EMF lines are already built), then drops it. Unlike the recording fakes it
-/// keeps nothing, so the 3000th run costs what the first did.
+/// The alert port for in-process runs: does what the SNS adapter does before anything leaves the
+/// process (the alert serialized as the SNS message, with its subject and attributes), then drops
+/// it. Unlike the recording fakes it keeps nothing, so the 3000th run costs what the first did.
+/// The EMF lines go to [`Discard`]: they are built by the run itself.
 struct Unsent;
 
 #[async_trait]
@@ -880,16 +880,6 @@ impl Notifier for Unsent {
         let message = alert.to_json().map_err(|e| PublishError::Permanent(e.to_string()))?;
         std::hint::black_box((message, alert.subject(), alert.attributes()));
         Ok(())
-    }
-}
-
-impl MetricsSink for Unsent {
-    fn emit(&self, record: &Value) {
-        std::hint::black_box(record);
-    }
-
-    fn emit_json(&self, line: &str) {
-        std::hint::black_box(line);
     }
 }
 
