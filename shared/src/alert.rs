@@ -7,7 +7,8 @@
 
 use crate::config::Origin;
 use crate::error::{Cause, CheckError};
-use crate::journey::{Account, Outcome, RetryPolicy, RunResult, StepResult};
+use crate::journey::RetryPolicy;
+use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::text::{one_line, truncate};
 use async_trait::async_trait;
 use lambda_runtime::tracing;

@@ -6,11 +6,11 @@
 //! journey uses the secret). A missing or invalid variable is a `misconfigured` error that names
 //! it. Reading goes through a lookup function so tests never touch the process environment.
 
-use crate::definition::JourneyDef;
 use crate::error::CheckError;
 use crate::http::HttpSettings;
 use crate::http::tls::CaBundle;
 use crate::journey::RetryPolicy;
+use crate::journey::file::JourneyDef;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! EMF lines printed to stdout become metrics without an API call (and without the IAM
 //! permission, latency and cost one would add to every run).
 
-use crate::journey::{Outcome, RunResult};
+use crate::result::{Outcome, RunResult};
 use serde_json::{Value, json};
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -156,7 +156,7 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::error::Cause;
-    use crate::journey::StepResult;
+    use crate::result::StepResult;
 
     fn parsed(lines: Vec<String>) -> Vec<Value> {
         lines.iter().map(|line| serde_json::from_str(line).unwrap()).collect()

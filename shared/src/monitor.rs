@@ -6,13 +6,14 @@
 use crate::alert::{AlertMessage, Notifier, deliver, publish_budget};
 use crate::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
 use crate::config::MonitorConfig;
-use crate::definition::JourneyDef;
-use crate::engine;
 use crate::error::Cause;
 use crate::error::CheckError;
 use crate::http::{Certificate, HttpTarget, ReqwestTarget};
-use crate::journey::{Journey, JourneySetup, RunResult};
+use crate::journey::file::JourneyDef;
+use crate::journey::runner;
+use crate::journey::{RunSetup, StepRecorder};
 use crate::metrics::{MetricsSink, StdoutEmf, emf_records};
+use crate::result::RunResult;
 use crate::secret::{CredentialStore, SecretSource};
 use lambda_runtime::{LambdaEvent, tracing};
 use serde_json::Value;
@@ -95,7 +96,7 @@ impl Monitor {
     pub async fn run(&self, target_override: Option<&str>, deadline: Option<Instant>) -> Result<RunResult, CheckError> {
         let config = &self.config;
         let target = config.target_for(target_override)?;
-        let mut journey = Journey::new(JourneySetup {
+        let mut journey = StepRecorder::new(RunSetup {
             http: self.http.clone(),
             check: config.journey.check.clone(),
             env: config.env_name.clone(),
@@ -106,7 +107,7 @@ impl Monitor {
             max_redirects: config.max_redirects,
             deadline,
         });
-        if let Err(error) = engine::run(&config.journey, &mut journey, self.credentials.as_deref()).await {
+        if let Err(error) = runner::run(&config.journey, &mut journey, self.credentials.as_deref()).await {
             tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
@@ -189,8 +190,8 @@ mod tests {
     use crate::error::Cause;
     use crate::http::Auth;
     use crate::http::ScriptedTarget;
-    use crate::journey::Outcome;
     use crate::metrics::RecordingMetrics;
+    use crate::result::Outcome;
     use crate::secret::InMemorySecrets;
     use lambda_runtime::Context;
     use serde_json::json;

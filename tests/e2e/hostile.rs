@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synthetic_checks::assertion::{Assertion, ExpectedStatus, JsonTest};
 use synthetic_checks::http::{DEFAULT_MAX_BODY_BYTES, HttpSettings, Method, ReqwestTarget};
-use synthetic_checks::journey::{Budget, Journey, JourneySetup, RetryPolicy, StepSpec};
+use synthetic_checks::journey::ExpectedStatus;
+use synthetic_checks::journey::judge::{Assertion, JsonTest};
+use synthetic_checks::journey::{Budget, RetryPolicy, RunSetup, StepRecorder, StepSpec};
 use synthetic_checks::{Cause, Outcome, StepResult};
 use synthetic_e2e::hostile::{HostileServer, Hostility, refused_url};
 
@@ -16,7 +17,7 @@ const LATE: Duration = Duration::from_millis(500);
 
 async fn step_against(base: &str) -> (StepResult, Duration) {
     let http = ReqwestTarget::new(&HttpSettings::default()).expect("client");
-    let mut journey = Journey::new(JourneySetup {
+    let mut journey = StepRecorder::new(RunSetup {
         http: Arc::new(http),
         check: "hostile".into(),
         env: "test".into(),

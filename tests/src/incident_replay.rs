@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::error::Cause;
-use synthetic_checks::journey::{Account, Outcome, RunResult, StepResult};
+use synthetic_checks::result::{Account, Outcome, RunResult, StepResult};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 

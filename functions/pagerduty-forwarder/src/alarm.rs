@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
-use synthetic_checks::journey::Outcome;
+use synthetic_checks::result::Outcome;
 use synthetic_checks::text::{one_line, truncate};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

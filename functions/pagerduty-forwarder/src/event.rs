@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use synthetic_checks::alert::{AlertMessage, EventAction, SUMMARY_MAX_CHARS, Severity};
 use synthetic_checks::error::Cause;
-use synthetic_checks::journey::Outcome;
+use synthetic_checks::result::Outcome;
 use synthetic_checks::secret::Secret;
 use synthetic_checks::text::{one_line, truncate};
 use time::OffsetDateTime;
@@ -269,7 +269,7 @@ fn console_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synthetic_checks::journey::StepResult;
+    use synthetic_checks::result::StepResult;
 
     fn config() -> ForwarderConfig {
         ForwarderConfig::from_lookup(&|name| match name {

@@ -34,8 +34,8 @@ use synthetic_checks::alert::{
 };
 use synthetic_checks::aws::{self, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
 use synthetic_checks::error::Cause;
-use synthetic_checks::journey::{Account, Outcome};
 use synthetic_checks::metrics::{MetricsSink, StdoutEmf, emf_count};
+use synthetic_checks::result::{Account, Outcome};
 use synthetic_checks::secret::{Secret, SecretSource};
 use synthetic_checks::text::{one_line, truncate};
 use time::OffsetDateTime;

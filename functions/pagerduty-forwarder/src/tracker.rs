@@ -14,7 +14,7 @@ use crate::state::{Channel, Pending, Silence, StateStore, StoreError, record_key
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
-use synthetic_checks::journey::Outcome;
+use synthetic_checks::result::Outcome;
 use time::OffsetDateTime;
 
 /// Writers that lose this many races in a row give up; Lambda's retry tries again later.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::error::Cause;
-use synthetic_checks::journey::{Outcome, RunResult, StepResult};
 use synthetic_checks::metrics::RecordingMetrics;
+use synthetic_checks::result::{Outcome, RunResult, StepResult};
 use synthetic_checks::secret::{InMemorySecrets, Secret};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
 use synthetic_e2e::pagerduty_contract::Contract;
@@ -509,13 +509,13 @@ async fn a_locked_account_is_one_monitor_account_incident_resolved_by_the_first_
         alert.dedup_key = "synthetic/prod/monitor-account".into();
         alert.cause = Some(Cause::CredentialsRejected);
         alert.severity = synthetic_checks::alert::Severity::Error;
-        alert.account = Some(synthetic_checks::journey::Account::Rejected);
+        alert.account = Some(synthetic_checks::result::Account::Rejected);
         message(&alert)
     };
     let batch = [("m-1", locked("auth")), ("m-2", locked("products")), ("m-3", locked("payment"))];
     // A later run: an older one could not resolve what these opened (stale alerts are dropped).
     let mut signed_in = payment_alert(false);
-    signed_in.account = Some(synthetic_checks::journey::Account::Accepted);
+    signed_in.account = Some(synthetic_checks::result::Account::Accepted);
     signed_in.timestamp =
         (OffsetDateTime::now_utc() + time::Duration::seconds(1)).format(&Rfc3339).expect("a timestamp");
     // WHEN the forwarder gets them

@@ -136,7 +136,8 @@ mod tests {
     use super::*;
     use crate::alert::{AlertMessage, deliver};
     use crate::config::Origin;
-    use crate::journey::{Outcome, RetryPolicy, RunResult};
+    use crate::journey::RetryPolicy;
+    use crate::result::{Outcome, RunResult};
     use axum::http::StatusCode;
     use std::sync::{Arc, Mutex};
 

@@ -18,8 +18,8 @@ pub mod stats;
 pub use policy::Policy;
 
 use crate::error::{Cause, CheckError};
-use crate::journey::{Outcome, RunResult};
 use crate::monitor::Monitor;
+use crate::result::{Outcome, RunResult};
 use serde::Serialize;
 use stats::{fisher_one_sided, mann_whitney_one_sided, quantile};
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! into that function and into the `synthetic` CLI, so what runs is what was reviewed. A team
 //! adds a check with a journey file of its own; these four are not special to the engine.
 
-use crate::definition::JourneyDef;
+use crate::journey::file::JourneyDef;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

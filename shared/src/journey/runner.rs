@@ -1,4 +1,4 @@
-//! The journey engine: runs a [`JourneyDef`] step by step through the [`Journey`] recorder.
+//! The journey runner: runs a [`JourneyDef`] step by step through the [`StepRecorder`].
 //!
 //! What makes a journey safe to run in production lives here, once for every check:
 //! - each step is rendered just before it is sent, every value encoded for where it lands;
@@ -10,13 +10,16 @@
 //!   same Idempotency-Key to learn what to clean up; if even that fails, the run says
 //!   `cleanup_failed` and names the key.
 
-use crate::assertion::{Assertion, HeaderTest, JsonTest};
-use crate::definition::{AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef};
 use crate::error::{Cause, CheckError};
 use crate::http::{Auth, Body, HttpResponse};
-use crate::journey::{Account, Journey, StepRole, StepSpec};
+use crate::journey::file::{
+    AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
+};
+use crate::journey::judge::{Assertion, HeaderTest, JsonTest};
+use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
+use crate::journey::{StepRecorder, StepRole, StepSpec};
+use crate::result::Account;
 use crate::secret::{CredentialStore, Credentials, Secret};
-use crate::template::{Encoding, Ref, RenderError, Scope, Template};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use std::sync::Arc;
 /// error; the error is for a broken monitor (unreadable secret, missing secret field).
 pub async fn run(
     journey_def: &JourneyDef,
-    journey: &mut Journey,
+    journey: &mut StepRecorder,
     credentials: Option<&CredentialStore>,
 ) -> Result<(), CheckError> {
     let mut scope = RunScope { secrets: None, captures: HashMap::new(), run_id: journey.run_id().to_string() };
@@ -87,7 +90,7 @@ impl Scope for RunScope {
 /// available. A missing field is the monitor's misconfiguration, named without any value.
 fn use_secrets(
     journey_def: &JourneyDef,
-    journey: &mut Journey,
+    journey: &mut StepRecorder,
     scope: &mut RunScope,
     store: &CredentialStore,
     secrets: Arc<Credentials>,
@@ -110,7 +113,7 @@ fn use_secrets(
 async fn run_step(
     journey_def: &JourneyDef,
     step: &StepDef,
-    journey: &mut Journey,
+    journey: &mut StepRecorder,
     scope: &mut RunScope,
     credentials: Option<&CredentialStore>,
 ) -> Result<bool, CheckError> {
@@ -153,7 +156,7 @@ async fn run_step(
 
 /// Takes whatever captures the answer holds, even from a failed step: a payment created and
 /// then judged wrong must still be refunded.
-fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut Journey, scope: &mut RunScope) {
+fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut StepRecorder, scope: &mut RunScope) {
     for capture in &step.captures {
         if let Ok(value) = capture.extract(response) {
             if step.role == StepRole::Login {
@@ -167,7 +170,12 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut Journey,
 /// After `failed` (the step at `index`) gave no answer at all: if it was an idempotent write
 /// whose captures a cleanup step needs, replay it once with the same Idempotency-Key (a
 /// compliant API answers with the original result) so the cleanup knows what to undo.
-async fn learn_what_to_clean_up(journey_def: &JourneyDef, index: usize, journey: &mut Journey, scope: &mut RunScope) {
+async fn learn_what_to_clean_up(
+    journey_def: &JourneyDef,
+    index: usize,
+    journey: &mut StepRecorder,
+    scope: &mut RunScope,
+) {
     let step = &journey_def.steps[index];
     // A write that got an answer, or that was never sent (no time was left, or a value could not
     // be rendered), has nothing unknown to learn: only one sent and unanswered is replayed.
@@ -225,7 +233,7 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
         spec = spec.header(IDEMPOTENCY_KEY, &format!("synthetic-{}-{}", scope.run_id, step.name));
     }
     if step.role == StepRole::Login {
-        // Issuing a token again is harmless; a rejected account is never retried (see Journey).
+        // Issuing a token again is harmless; a rejected account is never retried (see StepRecorder).
         spec = spec.repeatable();
     }
     if let Some(rejected) = &step.rejected_status {
@@ -318,7 +326,8 @@ fn json_value(template: &JsonTemplate, scope: &RunScope) -> Result<Value, Render
 mod tests {
     use super::*;
     use crate::http::{HttpRequest, ScriptedTarget};
-    use crate::journey::{JourneySetup, Outcome, RetryPolicy, RunResult};
+    use crate::journey::{RetryPolicy, RunSetup};
+    use crate::result::{Outcome, RunResult};
     use crate::secret::InMemorySecrets;
     use std::time::Duration;
 
@@ -330,8 +339,8 @@ mod tests {
         secrets: Arc<InMemorySecrets>,
     }
 
-    fn setup(target: Arc<ScriptedTarget>, check: &str) -> JourneySetup {
-        JourneySetup {
+    fn setup(target: Arc<ScriptedTarget>, check: &str) -> RunSetup {
+        RunSetup {
             http: target,
             check: check.into(),
             env: "test".into(),
@@ -355,7 +364,7 @@ mod tests {
         let store = CredentialStore::new(secrets.clone(), "acct", Duration::from_secs(300));
         store.get().await.unwrap();
         arrange(&secrets);
-        let mut journey = Journey::new(setup(target.clone(), &journey_def.check));
+        let mut journey = StepRecorder::new(setup(target.clone(), &journey_def.check));
         run(&journey_def, &mut journey, Some(&store)).await.unwrap();
         Ran { run: journey.finish(), requests: target.requests(), secrets }
     }
@@ -579,7 +588,7 @@ bearer = "{{token}}"
         let secrets = Arc::new(InMemorySecrets::with("acct", ACCOUNT));
         let store = CredentialStore::new(secrets, "acct", Duration::from_secs(1));
         let target = Arc::new(ScriptedTarget::default());
-        let mut journey = Journey::new(setup(target.clone(), "nested"));
+        let mut journey = StepRecorder::new(setup(target.clone(), "nested"));
         let error = run(&journey_def, &mut journey, Some(&store)).await.unwrap_err();
         assert_eq!(
             error.to_string(),

@@ -3,68 +3,15 @@
 //! A status mismatch is an `http_status` failure, a body that cannot be parsed is
 //! `invalid_response`, and a well-formed answer with the wrong content is `assertion`.
 
+use super::exchange::StepSpec;
+use super::file::{Capture, CaptureSource, StepRole};
 use crate::error::CheckError;
 use crate::http::{HttpResponse, json_at};
-use crate::text::truncate;
+use crate::result::Outcome;
+use crate::secret::Scrubber;
+use crate::text::{one_line, truncate};
 use serde_json::Value;
-use std::fmt;
-
-/// Which statuses count as success: a set (`200,201`) or a range (`200-299`, or `2xx`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExpectedStatus {
-    Set(Vec<u16>),
-    Range(u16, u16),
-}
-
-impl ExpectedStatus {
-    pub fn one(status: u16) -> Self {
-        ExpectedStatus::Set(vec![status])
-    }
-
-    pub fn matches(&self, status: u16) -> bool {
-        match self {
-            ExpectedStatus::Set(set) => set.contains(&status),
-            ExpectedStatus::Range(lo, hi) => (*lo..=*hi).contains(&status),
-        }
-    }
-
-    /// Parses `200`, `200,201`, `200-299` or `2xx`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let status = |s: &str| -> Result<u16, String> {
-            s.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|n| (100..=599).contains(n))
-                .ok_or_else(|| format!("{s:?} is not an HTTP status (100-599)"))
-        };
-        if let Some(class) = text.strip_suffix("xx").or_else(|| text.strip_suffix("XX")) {
-            let digit = status(&format!("{class}00"))?;
-            return Ok(ExpectedStatus::Range(digit, digit + 99));
-        }
-        if let Some((lo, hi)) = text.split_once('-') {
-            let (lo, hi) = (status(lo)?, status(hi)?);
-            if lo > hi {
-                return Err(format!("range {text:?} is empty"));
-            }
-            return Ok(ExpectedStatus::Range(lo, hi));
-        }
-        let set = text.split(',').map(status).collect::<Result<Vec<_>, _>>()?;
-        Ok(ExpectedStatus::Set(set))
-    }
-}
-
-impl fmt::Display for ExpectedStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedStatus::Set(set) => {
-                let parts: Vec<String> = set.iter().map(u16::to_string).collect();
-                f.write_str(&parts.join(" or "))
-            }
-            ExpectedStatus::Range(lo, hi) => write!(f, "{lo}-{hi}"),
-        }
-    }
-}
+use std::time::Duration;
 
 /// What a JSON value must be.
 #[derive(Clone, Debug, PartialEq)]
@@ -215,6 +162,108 @@ fn short(value: &Value) -> String {
     truncate(&value.to_string(), 60)
 }
 
+pub(super) struct Verdict {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    pub error: Option<CheckError>,
+    pub response: Option<HttpResponse>,
+}
+
+pub(super) fn judge(
+    spec: &StepSpec,
+    sent: Result<HttpResponse, CheckError>,
+    elapsed: Duration,
+    timeout: Duration,
+    scrubber: &Scrubber,
+) -> Verdict {
+    let verdict = match sent {
+        Err(error) => Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None },
+        Ok(response) => {
+            let status = Some(response.status);
+            let error = content_error(spec, &response, scrubber).or_else(|| latency_error(timeout, elapsed));
+            let outcome = match (&error, elapsed > spec.budget.degraded_after) {
+                (Some(_), _) => Outcome::Failed,
+                (None, true) => Outcome::Degraded,
+                (None, false) => Outcome::Passed,
+            };
+            let error = error.or_else(|| {
+                (outcome == Outcome::Degraded)
+                    .then_some(CheckError::Timeout { budget_ms: spec.budget.degraded_after.as_millis() as u64 })
+            });
+            Verdict { outcome, status, error, response: Some(response) }
+        }
+    };
+    with_role(spec, verdict)
+}
+
+/// Any failure of a cleanup step is `cleanup_failed`: a sandbox write may be left live.
+pub(super) fn with_role(spec: &StepSpec, verdict: Verdict) -> Verdict {
+    match verdict.error {
+        Some(error) if spec.role == StepRole::Cleanup && verdict.outcome == Outcome::Failed => {
+            Verdict { error: Some(CheckError::CleanupFailed(error.to_string())), ..verdict }
+        }
+        error => Verdict { error, ..verdict },
+    }
+}
+
+fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) -> Option<CheckError> {
+    if spec.rejected_status.as_ref().is_some_and(|rejected| rejected.matches(response.status)) {
+        return Some(CheckError::CredentialsRejected { status: response.status });
+    }
+    if !spec.expect_status.matches(response.status) {
+        return Some(CheckError::HttpStatus {
+            status: response.status,
+            expected: spec.expect_status.to_string(),
+            excerpt: excerpt(&response.body, scrubber),
+        });
+    }
+    let assertion = spec.assertions.iter().find_map(|a| a.check(response).err());
+    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response).err()))
+}
+
+fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
+    (elapsed > timeout).then_some(CheckError::Timeout { budget_ms: timeout.as_millis() as u64 })
+}
+
+/// The start of a body for an error message: one line, at most 160 chars, secrets cut out.
+fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
+    let text = scrubber.scrub(&String::from_utf8_lossy(&body[..body.len().min(4096)]));
+    match one_line(&text) {
+        line if line.is_empty() => line,
+        line => format!(": {}", truncate(&line, 160)),
+    }
+}
+
+impl Capture {
+    /// The value as text: a JSON string as is, a number or boolean as it prints.
+    pub fn extract(&self, response: &HttpResponse) -> Result<String, CheckError> {
+        let missing = |what: String| CheckError::Assertion(format!("capture {}: {what}", self.name));
+        match &self.source {
+            CaptureSource::Header(name) => {
+                response.header(name).map(str::to_string).ok_or_else(|| missing(format!("header {name} is missing")))
+            }
+            CaptureSource::Json(pointer) => {
+                let json = response.json()?;
+                match json_at(json, pointer) {
+                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
+                    Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
+                    Some(other) => Err(missing(format!("JSON {pointer} is {}, not a string or number", kind(other)))),
+                    None => Err(missing(format!("JSON {pointer} is missing"))),
+                }
+            }
+        }
+    }
+}
+
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+        _ => "a scalar",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,20 +280,6 @@ mod tests {
 
     fn cause(assertion: Assertion, body: &str) -> Option<Cause> {
         assertion.check(&response("application/json", body)).err().map(|e| e.cause())
-    }
-
-    #[test]
-    fn expected_status_parses_sets_ranges_and_classes() {
-        assert_eq!(ExpectedStatus::parse("200").unwrap(), ExpectedStatus::Set(vec![200]));
-        assert_eq!(ExpectedStatus::parse("200, 201").unwrap(), ExpectedStatus::Set(vec![200, 201]));
-        assert_eq!(ExpectedStatus::parse("200-299").unwrap(), ExpectedStatus::Range(200, 299));
-        assert_eq!(ExpectedStatus::parse("2xx").unwrap(), ExpectedStatus::Range(200, 299));
-        for bad in ["", "abc", "99", "600", "300-200", "9xx", "200,,201"] {
-            assert!(ExpectedStatus::parse(bad).is_err(), "{bad:?} should be rejected");
-        }
-        assert!(ExpectedStatus::parse("2xx").unwrap().matches(204));
-        assert!(!ExpectedStatus::parse("200,201").unwrap().matches(202));
-        assert_eq!(ExpectedStatus::parse("200,201").unwrap().to_string(), "200 or 201");
     }
 
     #[test]

@@ -7,10 +7,8 @@
 //! again at run time but what only the run can know (the secret's fields, the target's answers).
 //! The format is documented in the README ("Journey files").
 
-use crate::assertion::ExpectedStatus;
+use super::template::{Ref, Template};
 use crate::http::Method;
-use crate::journey::{Budget, Capture, CaptureSource, StepRole};
-use crate::template::{Ref, Template};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -18,6 +16,96 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Slower than this, a correct answer is `degraded`.
+    pub degraded_after: Duration,
+    /// Slower than this, the attempt is abandoned and fails with `timeout`.
+    pub fail_after: Duration,
+}
+
+/// What a step is for changes how its failure reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepRole {
+    Normal,
+    /// Signs the synthetic account in: its rejected statuses mean the account itself was
+    /// rejected, and what it hands back (tokens, cookies) is scrubbed like a secret.
+    Login,
+    /// Undoes a sandbox write; any failure here is `cleanup_failed`.
+    Cleanup,
+}
+
+/// Where a step finds a value that later steps use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CaptureSource {
+    /// A JSON pointer into the body (RFC 6901).
+    Json(String),
+    Header(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Capture {
+    pub name: String,
+    pub source: CaptureSource,
+}
+
+/// Which statuses count as success: a set (`200,201`) or a range (`200-299`, or `2xx`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedStatus {
+    Set(Vec<u16>),
+    Range(u16, u16),
+}
+
+impl ExpectedStatus {
+    pub fn one(status: u16) -> Self {
+        ExpectedStatus::Set(vec![status])
+    }
+
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            ExpectedStatus::Set(set) => set.contains(&status),
+            ExpectedStatus::Range(lo, hi) => (*lo..=*hi).contains(&status),
+        }
+    }
+
+    /// Parses `200`, `200,201`, `200-299` or `2xx`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let status = |s: &str| -> Result<u16, String> {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (100..=599).contains(n))
+                .ok_or_else(|| format!("{s:?} is not an HTTP status (100-599)"))
+        };
+        if let Some(class) = text.strip_suffix("xx").or_else(|| text.strip_suffix("XX")) {
+            let digit = status(&format!("{class}00"))?;
+            return Ok(ExpectedStatus::Range(digit, digit + 99));
+        }
+        if let Some((lo, hi)) = text.split_once('-') {
+            let (lo, hi) = (status(lo)?, status(hi)?);
+            if lo > hi {
+                return Err(format!("range {text:?} is empty"));
+            }
+            return Ok(ExpectedStatus::Range(lo, hi));
+        }
+        let set = text.split(',').map(status).collect::<Result<Vec<_>, _>>()?;
+        Ok(ExpectedStatus::Set(set))
+    }
+}
+
+impl fmt::Display for ExpectedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedStatus::Set(set) => {
+                let parts: Vec<String> = set.iter().map(u16::to_string).collect();
+                f.write_str(&parts.join(" or "))
+            }
+            ExpectedStatus::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
 
 /// One journey: the steps of one check.
 #[derive(Clone, Debug, PartialEq)]
@@ -925,6 +1013,20 @@ struct Defaults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expected_status_parses_sets_ranges_and_classes() {
+        assert_eq!(ExpectedStatus::parse("200").unwrap(), ExpectedStatus::Set(vec![200]));
+        assert_eq!(ExpectedStatus::parse("200, 201").unwrap(), ExpectedStatus::Set(vec![200, 201]));
+        assert_eq!(ExpectedStatus::parse("200-299").unwrap(), ExpectedStatus::Range(200, 299));
+        assert_eq!(ExpectedStatus::parse("2xx").unwrap(), ExpectedStatus::Range(200, 299));
+        for bad in ["", "abc", "99", "600", "300-200", "9xx", "200,,201"] {
+            assert!(ExpectedStatus::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(ExpectedStatus::parse("2xx").unwrap().matches(204));
+        assert!(!ExpectedStatus::parse("200,201").unwrap().matches(202));
+        assert_eq!(ExpectedStatus::parse("200,201").unwrap().to_string(), "200 or 201");
+    }
 
     const PAYMENT: &str = r#"
 check = "payment"

@@ -1,98 +1,22 @@
 //! Journeys, steps and their results.
 //!
 //! A check is a journey: a sequence of HTTP steps that later steps build on (a token, a payment
-//! id). [`Journey::step`] sends one step, judges it (status, assertions, latency budget),
+//! id). [`StepRecorder::step`] sends one step, judges it (status, assertions, latency budget),
 //! retries a failure when that is safe, and records exactly one [`StepResult`]. The worst step
 //! decides the run's status; the first failing step decides its cause.
 
-use crate::assertion::{Assertion, ExpectedStatus};
+use super::file::{Budget, Capture, ExpectedStatus, StepRole};
+use super::judge::{Assertion, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, json_at};
+use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::secret::{Scrubber, Secret};
-use crate::text::{one_line, truncate};
-use serde::{Deserialize, Serialize};
+use crate::text::one_line;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
-
-/// Ordered from best to worst, so the worst step is the maximum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Passed,
-    Degraded,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Degraded => "degraded",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepResult {
-    pub name: String,
-    pub outcome: Outcome,
-    /// The attempt that decided the outcome.
-    pub duration_ms: u64,
-    pub status: Option<u16>,
-    pub attempts: u32,
-    pub cause: Option<Cause>,
-    pub error: Option<String>,
-}
-
-/// What the run learned about the synthetic account, when its journey signs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Account {
-    /// A login step passed: the account works.
-    Accepted,
-    /// A login step was answered with a rejected status, even after a secret refresh.
-    Rejected,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub check: String,
-    pub env: String,
-    pub target: String,
-    pub run_id: String,
-    /// RFC 3339.
-    pub started_at: String,
-    pub duration_ms: u64,
-    pub status: Outcome,
-    pub cause: Option<Cause>,
-    pub steps: Vec<StepResult>,
-    /// Absent when the journey has no login step, or its login failed for another reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<Account>,
-    /// The target's leaf certificate, from the run's first answer over HTTPS; absent over plain
-    /// HTTP, when no answer came, and in results written before it existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<Certificate>,
-}
-
-impl RunResult {
-    /// The step that decided the run's cause: the first failed one, else the first degraded one.
-    pub fn deciding_step(&self) -> Option<&StepResult> {
-        [Outcome::Failed, Outcome::Degraded].iter().find_map(|worst| self.steps.iter().find(|s| s.outcome == *worst))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
-    /// Slower than this, a correct answer is `degraded`.
-    pub degraded_after: Duration,
-    /// Slower than this, the attempt is abandoned and fails with `timeout`.
-    pub fail_after: Duration,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -111,61 +35,6 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     pub fn delay_before(&self, retry: u32) -> Duration {
         self.backoff.saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-    }
-}
-
-/// What a step is for changes how its failure reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StepRole {
-    Normal,
-    /// Signs the synthetic account in: its rejected statuses mean the account itself was
-    /// rejected, and what it hands back (tokens, cookies) is scrubbed like a secret.
-    Login,
-    /// Undoes a sandbox write; any failure here is `cleanup_failed`.
-    Cleanup,
-}
-
-/// Where a step finds a value that later steps use.
-#[derive(Clone, Debug, PartialEq)]
-pub enum CaptureSource {
-    /// A JSON pointer into the body (RFC 6901).
-    Json(String),
-    Header(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Capture {
-    pub name: String,
-    pub source: CaptureSource,
-}
-
-impl Capture {
-    /// The value as text: a JSON string as is, a number or boolean as it prints.
-    pub fn extract(&self, response: &HttpResponse) -> Result<String, CheckError> {
-        let missing = |what: String| CheckError::Assertion(format!("capture {}: {what}", self.name));
-        match &self.source {
-            CaptureSource::Header(name) => {
-                response.header(name).map(str::to_string).ok_or_else(|| missing(format!("header {name} is missing")))
-            }
-            CaptureSource::Json(pointer) => {
-                let json = response.json()?;
-                match json_at(json, pointer) {
-                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
-                    Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
-                    Some(other) => Err(missing(format!("JSON {pointer} is {}, not a string or number", kind(other)))),
-                    None => Err(missing(format!("JSON {pointer} is missing"))),
-                }
-            }
-        }
-    }
-}
-
-fn kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-        _ => "a scalar",
     }
 }
 
@@ -267,7 +136,7 @@ pub struct StepFailed {
 
 /// Everything a journey needs from the run that owns it.
 #[derive(Clone)]
-pub struct JourneySetup {
+pub struct RunSetup {
     pub http: Arc<dyn HttpTarget>,
     pub check: String,
     pub env: String,
@@ -286,8 +155,8 @@ pub struct JourneySetup {
 /// An attempt shorter than this is not worth sending: the step is skipped instead.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
-pub struct Journey {
-    setup: JourneySetup,
+pub struct StepRecorder {
+    setup: RunSetup,
     steps: Vec<StepResult>,
     started: Instant,
     started_at: OffsetDateTime,
@@ -300,16 +169,9 @@ pub struct Journey {
     certificate: Option<(String, Certificate)>,
 }
 
-struct Verdict {
-    outcome: Outcome,
-    status: Option<u16>,
-    error: Option<CheckError>,
-    response: Option<HttpResponse>,
-}
-
-impl Journey {
-    pub fn new(setup: JourneySetup) -> Self {
-        Journey {
+impl StepRecorder {
+    pub fn new(setup: RunSetup) -> Self {
+        StepRecorder {
             setup,
             steps: Vec::new(),
             started: Instant::now(),
@@ -647,71 +509,6 @@ impl CookieJar {
     }
 }
 
-fn judge(
-    spec: &StepSpec,
-    sent: Result<HttpResponse, CheckError>,
-    elapsed: Duration,
-    timeout: Duration,
-    scrubber: &Scrubber,
-) -> Verdict {
-    let verdict = match sent {
-        Err(error) => Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None },
-        Ok(response) => {
-            let status = Some(response.status);
-            let error = content_error(spec, &response, scrubber).or_else(|| latency_error(timeout, elapsed));
-            let outcome = match (&error, elapsed > spec.budget.degraded_after) {
-                (Some(_), _) => Outcome::Failed,
-                (None, true) => Outcome::Degraded,
-                (None, false) => Outcome::Passed,
-            };
-            let error = error.or_else(|| {
-                (outcome == Outcome::Degraded)
-                    .then_some(CheckError::Timeout { budget_ms: spec.budget.degraded_after.as_millis() as u64 })
-            });
-            Verdict { outcome, status, error, response: Some(response) }
-        }
-    };
-    with_role(spec, verdict)
-}
-
-/// Any failure of a cleanup step is `cleanup_failed`: a sandbox write may be left live.
-fn with_role(spec: &StepSpec, verdict: Verdict) -> Verdict {
-    match verdict.error {
-        Some(error) if spec.role == StepRole::Cleanup && verdict.outcome == Outcome::Failed => {
-            Verdict { error: Some(CheckError::CleanupFailed(error.to_string())), ..verdict }
-        }
-        error => Verdict { error, ..verdict },
-    }
-}
-
-fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) -> Option<CheckError> {
-    if spec.rejected_status.as_ref().is_some_and(|rejected| rejected.matches(response.status)) {
-        return Some(CheckError::CredentialsRejected { status: response.status });
-    }
-    if !spec.expect_status.matches(response.status) {
-        return Some(CheckError::HttpStatus {
-            status: response.status,
-            expected: spec.expect_status.to_string(),
-            excerpt: excerpt(&response.body, scrubber),
-        });
-    }
-    let assertion = spec.assertions.iter().find_map(|a| a.check(response).err());
-    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response).err()))
-}
-
-fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
-    (elapsed > timeout).then_some(CheckError::Timeout { budget_ms: timeout.as_millis() as u64 })
-}
-
-/// The start of a body for an error message: one line, at most 160 chars, secrets cut out.
-fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
-    let text = scrubber.scrub(&String::from_utf8_lossy(&body[..body.len().min(4096)]));
-    match one_line(&text) {
-        line if line.is_empty() => line,
-        line => format!(": {}", truncate(&line, 160)),
-    }
-}
-
 /// Joins a step path onto the base URL, keeping any path prefix the base has
 /// (`https://host/shop` + `/api/x` is `https://host/shop/api/x`).
 ///
@@ -741,11 +538,12 @@ pub fn join(base: &Url, path: &str) -> Result<Url, CheckError> {
 mod tests {
     use super::*;
     use crate::http::ScriptedTarget;
+    use crate::journey::file::CaptureSource;
 
     const FAST: Budget = Budget { degraded_after: Duration::from_millis(200), fail_after: Duration::from_millis(500) };
 
-    fn journey(target: &Arc<ScriptedTarget>) -> Journey {
-        Journey::new(JourneySetup {
+    fn journey(target: &Arc<ScriptedTarget>) -> StepRecorder {
+        StepRecorder::new(RunSetup {
             http: target.clone(),
             check: "products".into(),
             env: "prod".into(),
@@ -762,7 +560,7 @@ mod tests {
         StepSpec::new(name, Method::Get, "/api/products", ExpectedStatus::one(200), FAST).assert(Assertion::Json {
             pointer: "/data".into(),
             optional: false,
-            test: crate::assertion::JsonTest::MinItems(1),
+            test: crate::journey::judge::JsonTest::MinItems(1),
         })
     }
 
