@@ -13,6 +13,8 @@
 //! Below the minimum number of runs the verdict is `inconclusive`, whatever the numbers show.
 
 pub mod policy;
+#[cfg(test)]
+mod reference;
 pub mod stats;
 
 pub use policy::Policy;
