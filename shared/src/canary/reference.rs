@@ -46,7 +46,9 @@ pub const CEILING: &[(u64, u64, f64, f64)] = &[
 
 /// (what, canary, baseline, U, p): `mannwhitneyu(canary, baseline, alternative="greater",
 /// method="asymptotic", use_continuity=True)`.
-pub const MANN_WHITNEY: &[(&str, &[f64], &[f64], f64, f64)] = &[
+pub type MannWhitneyCase = (&'static str, &'static [f64], &'static [f64], f64, f64);
+
+pub const MANN_WHITNEY: &[MannWhitneyCase] = &[
     (
         "scipy's documentation example",
         &[19.0, 22.0, 16.0, 29.0, 24.0],

@@ -120,7 +120,8 @@ def main() -> None:
 
     out.write("/// (what, canary, baseline, U, p): `mannwhitneyu(canary, baseline, alternative=\"greater\",\n")
     out.write("/// method=\"asymptotic\", use_continuity=True)`.\n")
-    out.write("pub const MANN_WHITNEY: &[(&str, &[f64], &[f64], f64, f64)] = &[\n")
+    out.write("pub type MannWhitneyCase = (&'static str, &'static [f64], &'static [f64], f64, f64);\n\n")
+    out.write("pub const MANN_WHITNEY: &[MannWhitneyCase] = &[\n")
     for name, canary, baseline in MANN_WHITNEY:
         r = stats.mannwhitneyu(canary, baseline, alternative="greater", method="asymptotic", use_continuity=True)
         out.write(f"    (\n        {json.dumps(name)},\n        {rust_floats(canary)},\n        {rust_floats(baseline)},\n"
