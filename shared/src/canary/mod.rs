@@ -81,8 +81,8 @@ pub struct Collected {
     /// The last time the monitor itself could not run (unreadable secret, misconfiguration): the
     /// sides are incomplete, so no verdict built on them can be trusted.
     pub broke: Option<CheckError>,
-    /// The deadline came while a run was still going: that round counts for neither side, and
-    /// no round can follow it.
+    /// The deadline came during a round: no round can follow it. If a run failed as it came,
+    /// that round counts for neither side.
     pub cut: bool,
 }
 
@@ -94,9 +94,10 @@ impl Collected {
     }
 
     /// One round: the journey once against the baseline, then once against the canary, each run
-    /// bounded by `deadline`. Both runs are recorded, or neither (the monitor broke, or the
-    /// deadline cut a run: then the side that was cut is credited the round's time as time it
-    /// did not answer). Returns the runs, for whoever keeps a history of them.
+    /// bounded by `deadline`. Both runs are recorded, or neither: the monitor broke, or the
+    /// deadline came first. A run that failed as the deadline came was cut by it, and its side is
+    /// credited the round's time as time it did not answer. Returns the runs, for whoever keeps
+    /// a history of them.
     pub async fn round(&mut self, sides: &[Monitor; 2], deadline: Option<Instant>) -> Vec<RunResult> {
         let started = Instant::now();
         let mut runs = Vec::with_capacity(2);
@@ -104,16 +105,21 @@ impl Collected {
         for (index, monitor) in sides.iter().enumerate() {
             match monitor.run(None, deadline).await {
                 Ok(run) => {
+                    let failed = run.status == Outcome::Failed;
                     runs.push(run);
                     if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < CUT_MARGIN) {
-                        cut_side = Some(index);
-                        break;
+                        self.cut = true;
+                        cut_side = failed.then_some(index);
                     }
                 }
                 Err(error) => {
                     self.broke = Some(error);
                     break;
                 }
+            }
+            // No canary run starts after the deadline came: its round is incomplete anyway.
+            if self.cut {
+                break;
             }
         }
         let took = started.elapsed();
@@ -125,7 +131,6 @@ impl Collected {
                 self.rounds += 1;
             }
             (Some(index), _) => {
-                self.cut = true;
                 let (cut, other) = match index {
                     0 => (&mut self.baseline, &mut self.canary),
                     _ => (&mut self.canary, &mut self.baseline),
@@ -133,7 +138,8 @@ impl Collected {
                 cut.unanswered(took);
                 other.waited(took);
             }
-            // The monitor broke: nothing after that can be trusted, and the caller stops.
+            // The monitor broke (nothing after that can be trusted), or the deadline came
+            // before the canary's turn: the caller stops.
             (None, _) => {}
         }
         runs
