@@ -11,6 +11,8 @@ because `sam deploy --parameter-overrides` replaces the saved overrides instead 
 In a member region the synthetic-account secret is its replica there (same ARN, that region).
 
 --dry-run prints the sam commands and calls nothing (the home outputs are shown as placeholders).
+Whatever it prints (--dry-run, the echo of each command, a failure) shows the value of a NoEcho
+parameter of the template as ****: OpsPagerDutyEndpointUrl embeds the PagerDuty integration key.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 INFRA = Path(__file__).resolve().parent
+TEMPLATE = INFRA / "template.yaml"
+MASK = "****"
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 MAX_REGIONS = 6  # the template grants the relay invoke permission to at most 5 member regions
 
@@ -69,15 +73,42 @@ def parse_regions(text: str) -> list[str]:
 
 
 def parse_overrides(value: str | list[str]) -> dict[str, str]:
-    """samconfig's parameter_overrides, a string `Key="value" Key2=value2` or a list of `Key=value`."""
+    """samconfig's parameter_overrides, a string `Key="value" Key2=value2` or a list of `Key=value`.
+    A malformed token is not echoed: it may be the rest of a secret value quoted wrong."""
     tokens = shlex.split(value) if isinstance(value, str) else list(value)
     out = {}
     for token in tokens:
         key, sep, val = token.partition("=")
         if not sep or not key:
-            raise DeployError(f"samconfig parameter_overrides: expected Key=Value, got {token!r}")
+            where = f"after {list(out)[-1]}" if out else "first"
+            raise DeployError(f"samconfig parameter_overrides: expected Key=Value, got a token without a key ({where}); "
+                              "a value with spaces needs quotes")
         out[key] = val
     return out
+
+
+def no_echo_parameters(template: Path) -> set[str]:
+    """The template's NoEcho parameters: their values are never printed."""
+    import yaml  # the tools' venv has it (cfn-lint, moto)
+
+    class Loader(yaml.SafeLoader):
+        """Reads CloudFormation's short forms (!Ref, !Sub, ...) as nothing: only Parameters matter."""
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    document = yaml.load(template.read_text(), Loader=Loader) or {}
+    parameters = document.get("Parameters") or {}
+    return {name for name, spec in parameters.items()
+            if isinstance(spec, dict) and str(spec.get("NoEcho", "false")).lower() == "true"}
+
+
+def shown(command: list[str], secret: set[str]) -> str:
+    """`command` as it may be printed: the value of each `Key=value` override of a NoEcho
+    parameter is ****."""
+    def mask(arg: str) -> str:
+        key, sep, _ = arg.partition("=")
+        return f"{key}={MASK}" if sep and key in secret else arg
+
+    return shlex.join(mask(arg) for arg in command)
 
 
 def read_samconfig(path: Path) -> dict[str, object]:
@@ -173,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the sam commands, call nothing")
     args = parser.parse_args(argv)
 
+    secret = no_echo_parameters(TEMPLATE)
+
     def run(command: list[str]) -> None:
-        print("+ " + shlex.join(command), flush=True)
+        print("+ " + shown(command, secret), flush=True)
         subprocess.run(command, cwd=INFRA, check=True)
 
     try:
@@ -184,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploy: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
-        print(f"deploy: {shlex.join(e.cmd)} failed with exit code {e.returncode}", file=sys.stderr)
+        print(f"deploy: {shown(e.cmd, secret)} failed with exit code {e.returncode}", file=sys.stderr)
         return 1
     if args.dry_run:
         for command in commands:
-            print(f"(cd infra && {shlex.join(command)})")
+            print(f"(cd infra && {shown(command, secret)})")
     return 0
 
 

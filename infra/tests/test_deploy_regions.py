@@ -134,6 +134,44 @@ def test_dry_run_calls_nothing(tmp_path):
     assert overrides_of(commands[1])["HomeAlertTopicArn"] == "<output AlertTopicArn of synthetics in us-east-1>"
 
 
+# ------------------------------------------------------------------------------- NoEcho
+PAGER_KEY = "0123456789abcdef0123456789abcdef"
+PAGER_URL = f"https://events.pagerduty.com/integration/{PAGER_KEY}/enqueue"
+
+
+def test_no_echo_parameters_are_read_from_the_template(tmp_path):
+    assert dr.no_echo_parameters(dr.TEMPLATE) == {"OpsPagerDutyEndpointUrl"}
+    template = tmp_path / "template.yaml"
+    template.write_text("Parameters:\n  Plain: {Type: String}\n  Quoted: {Type: String, NoEcho: 'true'}\n"
+                        "  Off: {Type: String, NoEcho: false}\nConditions:\n  C: !Equals [!Ref Plain, '']\n")
+    assert dr.no_echo_parameters(template) == {"Quoted"}
+
+
+def test_no_echo_values_are_never_printed(tmp_path, capsys):
+    """Issue 20, item 17: the PagerDuty URL (it embeds the integration key) was printed in every
+    echoed `sam deploy` line, in --dry-run and in the failure message."""
+    config = samconfig(tmp_path, overrides={**SAVED, "OpsPagerDutyEndpointUrl": PAGER_URL})
+    # what sam is given still carries it
+    commands = dr.deploy(["us-east-1", "eu-west-1"], config, "sam", True, pytest.fail, pytest.fail)
+    assert all(overrides_of(c)["OpsPagerDutyEndpointUrl"] == PAGER_URL for c in commands)
+
+    assert dr.main(["--regions", "us-east-1 eu-west-1", "--config", str(config), "--dry-run"]) == 0
+    # a real deploy whose sam fails: the echoed command, then the failure message
+    assert dr.main(["--regions", "us-east-1 eu-west-1", "--config", str(config), "--sam", "false"]) == 1
+    printed = capsys.readouterr()
+    for text in (printed.out, printed.err):
+        assert PAGER_KEY not in text and "OpsPagerDutyEndpointUrl=****" in text, text
+    assert printed.out.count("OpsPagerDutyEndpointUrl=****") == 3, printed.out  # 2 dry-run lines, 1 echo
+    assert "TargetBaseUrl=https://shop.example.com" in printed.out  # the rest is shown as it is
+
+
+def test_a_malformed_saved_override_is_not_echoed():
+    with pytest.raises(dr.DeployError) as refused:
+        dr.parse_overrides(f"OpsPagerDutyEndpointUrl=https://x/{PAGER_KEY[:8]} {PAGER_KEY[8:]}")
+    assert PAGER_KEY[8:] not in str(refused.value)
+    assert "after OpsPagerDutyEndpointUrl" in str(refused.value)
+
+
 @pytest.fixture
 def moto_env(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

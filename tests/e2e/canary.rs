@@ -30,9 +30,20 @@ impl Shops {
     /// `synthetic canary --check products` with `runs` per side; returns the exit code and the
     /// JSON analysis.
     async fn analyse(&self, runs: u32) -> (i32, Value) {
+        self.analyse_with(runs, &[]).await
+    }
+
+    /// [`Shops::analyse`] with a policy file of `policy` (TOML).
+    async fn analyse_with_policy(&self, runs: u32, policy: &str) -> (i32, Value) {
+        let path = self.credentials.with_file_name("policy.toml");
+        std::fs::write(&path, policy).expect("policy file");
+        self.analyse_with(runs, &["--policy", &path.display().to_string()]).await
+    }
+
+    async fn analyse_with(&self, runs: u32, extra: &[&str]) -> (i32, Value) {
         let credentials = self.credentials.display().to_string();
         let runs = runs.to_string();
-        let args = [
+        let mut args = vec![
             "canary",
             "--check",
             "products",
@@ -47,6 +58,7 @@ impl Shops {
             "--format",
             "json",
         ];
+        args.extend_from_slice(extra);
         let exited = synthetic(&args, &[]).await;
         let analysis = serde_json::from_str(&exited.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", exited.stdout, exited.stderr));
@@ -61,10 +73,15 @@ impl Shops {
     }
 }
 
+/// Two shops on loopback answer in a few milliseconds, and a loaded test machine makes that jitter
+/// by tens: over the tolerance without significance, `inconclusive`. Identical shops promote when
+/// a difference under a second is noise.
+const LOOPBACK_POLICY: &str = "latency_min_difference_ms = 1000\n";
+
 #[tokio::test]
 async fn identical_shops_promote() {
     let shops = Shops::start().await;
-    let (code, analysis) = shops.analyse(12).await;
+    let (code, analysis) = shops.analyse_with_policy(12, LOOPBACK_POLICY).await;
     assert_eq!((code, analysis["verdict"].as_str()), (0, Some("promote")), "{analysis:#}");
     assert_eq!(analysis["runs"], serde_json::json!([12, 12]));
     let both = shops.baseline.handle().state().traffic.synthetic + shops.canary.handle().state().traffic.synthetic;
@@ -88,9 +105,14 @@ async fn a_canary_fifty_percent_slower_on_one_step_rolls_back_on_latency() {
     let shops = Shops::start().await;
     shops.baseline.handle().set_fault("products", "slow:40").expect("valid fault");
     shops.canary.handle().set_fault("products", "slow:60").expect("valid fault");
-    let (code, analysis) = shops.analyse(12).await;
+    // 30 runs: p95 is the second slowest, so one answer delayed by a loaded machine cannot hide
+    // the canary's 20 ms (at 12 runs p95 is the slowest).
+    let (code, analysis) = shops.analyse(30).await;
     assert_eq!((code, analysis["verdict"].as_str()), (1, Some("rollback")), "{analysis:#}");
-    assert_eq!(analysis["decided_by"], serde_json::json!(["latency products p95"]), "{analysis:#}");
+    // Products decides; a loaded machine can make the login step a few ms slower on one side too.
+    let decided_by = analysis["decided_by"].as_array().cloned().unwrap_or_default();
+    assert!(decided_by.contains(&serde_json::json!("latency products p95")), "{analysis:#}");
+    assert!(decided_by.iter().all(|m| m.as_str().is_some_and(|m| m.starts_with("latency "))), "{analysis:#}");
     shops.stop().await;
 }
 

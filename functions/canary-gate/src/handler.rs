@@ -3,7 +3,10 @@
 //! The verdict becomes the hook's status: `promote` is `Succeeded`; `rollback`, `inconclusive`
 //! and a monitor that broke (an unreadable account secret, say) are `Failed`, so CodeDeploy rolls
 //! back by itself. Collection stops early enough before the Lambda deadline to still report,
-//! within the report's whole retry budget; fewer runs than the policy's minimum are inconclusive.
+//! within the report's whole retry budget: no round starts that would not fit, and every run is
+//! bounded by that deadline too, so a target that starts hanging mid-round is cut there (that
+//! round counts for neither side, and the side that did not answer stopped answering). Fewer
+//! runs than the policy's minimum are inconclusive.
 //!
 //! The invocation succeeds once CodeDeploy has the status, whatever it is. It fails only when
 //! the status could not be reported (or the event names no hook): then nothing has told
@@ -124,11 +127,11 @@ impl Gate {
         for metric in &analysis.metrics {
             tracing::info!(
                 metric = %metric.name,
+                result = metric.result.as_str(),
                 baseline = %metric.baseline,
                 canary = %metric.canary,
                 threshold = %metric.threshold,
                 p_value = metric.p_value,
-                holds = metric.holds,
                 why = %metric.why,
                 "canary metric"
             );
@@ -137,12 +140,12 @@ impl Gate {
             (Some(error), _) => {
                 (HookStatus::Failed, format!("the monitor could not run, so the gate cannot see: {error}"))
             }
-            (None, Verdict::Promote) => (HookStatus::Succeeded, "promote: every metric holds".to_string()),
+            (None, Verdict::Promote) => (HookStatus::Succeeded, "promote: every metric is ok".to_string()),
             (None, Verdict::Rollback) => {
                 (HookStatus::Failed, format!("rollback, decided by: {}", analysis.decided_by.join(", ")))
             }
             (None, Verdict::Inconclusive) => {
-                (HookStatus::Failed, format!("inconclusive: {}", analysis.decided_by.join(", ")))
+                (HookStatus::Failed, format!("inconclusive: {}", analysis.decided_by.join("; ")))
             }
         };
         if cut_short {
@@ -166,16 +169,20 @@ impl Gate {
     }
 
     /// Rounds until the limit is used up, the monitor breaks (nothing after that can be trusted),
-    /// or one more round of the longest length so far would not end before `deadline`. Returns
-    /// whether the deadline cut it short.
+    /// or the deadline: no round starts unless one of the longest length so far fits before it,
+    /// and every run inside a round is bounded by it too, so a run that hangs is cut there.
+    /// Returns whether the deadline cut the collection short.
     async fn collect(&self, deadline: Option<Instant>) -> (Collected, bool) {
         let started = Instant::now();
         let mut collected = Collected::default();
         while self.config.limit.allows(started, collected.rounds) && collected.broke.is_none() {
-            if deadline.is_some_and(|deadline| Instant::now() + collected.longest_round >= deadline) {
+            if !collected.round_fits(deadline) {
                 return (collected, true);
             }
-            collected.round(&self.sides).await;
+            collected.round(&self.sides, deadline).await;
+            if collected.cut {
+                return (collected, true);
+            }
         }
         (collected, false)
     }
@@ -205,9 +212,10 @@ mod tests {
     use super::*;
     use crate::hooks::RecordingHooks;
     use lambda_runtime::Context;
+    use std::time::Duration;
     use std::time::{SystemTime, UNIX_EPOCH};
     use synthetic_checks::alert::PublishError;
-    use synthetic_checks::http::ScriptedTarget;
+    use synthetic_checks::http::{HttpResponse, ScriptedTarget};
     use synthetic_checks::secret::InMemorySecrets;
 
     const DEPLOYMENT: &str = "d-ABCDEF123";
@@ -303,6 +311,53 @@ mod tests {
         assert_eq!(report.status, HookStatus::Failed);
         assert!(report.reason.contains("stopped after 0 round(s) to report before the Lambda deadline"), "{report:?}");
         assert!(h.target.requests().is_empty());
+    }
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    /// Issue 20, item 13: the deadline was checked between rounds only, so a canary that started
+    /// hanging mid-round kept the gate past the Lambda deadline, and CodeDeploy heard nothing.
+    #[tokio::test]
+    async fn a_canary_hanging_mid_round_still_gets_its_status_reported_before_the_deadline() {
+        // GIVEN a canary that answers twice, then hangs for longer than the Lambda has left
+        let hang = Ok(HttpResponse::with(200, HEALTHY));
+        let target =
+            script(2, (200, HEALTHY), (200, HEALTHY)).then(200, HEALTHY).then_after(Duration::from_secs(60), hang);
+        let vars = [("HEALTH_FAIL_AFTER_MS", "20000"), ("HOOK_REPORT_ATTEMPTS", "1")];
+        let h = harness(target, &vars);
+        let mut event = hook_event();
+        // 2 s to collect, then the report's 5 s
+        event.context.deadline = now_ms() + h.gate.config().report.budget().as_millis() as u64 + 2_000;
+        // WHEN the gate runs
+        let report = h.gate.handle(event.clone()).await.unwrap();
+        // THEN the hanging run was cut at the deadline, and the status reached CodeDeploy in time
+        assert!(now_ms() < event.context.deadline, "reported after the Lambda deadline: {report:?}");
+        assert_eq!(reported(&h).len(), 1);
+        assert_eq!((report.status, report.analysis.verdict), (HookStatus::Failed, Verdict::Inconclusive));
+        assert!(report.reason.contains("the canary stopped answering"), "{report:?}");
+        assert_eq!(report.analysis.runs, [2, 2], "the cut round is not a run of either side");
+    }
+
+    /// Issue 20, item 14: failed runs are slow and passing ones fast, so a canary that stopped
+    /// answering near the end was one failed run in hundreds, under the ceiling: promoted.
+    #[tokio::test]
+    async fn a_canary_that_stops_answering_is_judged_by_time_not_by_runs() {
+        // GIVEN 200 fast rounds, then a canary run that times out after 1.5 s
+        let timeout = Ok(HttpResponse::with(200, HEALTHY));
+        let target =
+            script(200, (200, HEALTHY), (200, HEALTHY)).then(200, HEALTHY).then_after(Duration::from_secs(60), timeout);
+        let h = harness(target, &[("CANARY_RUNS", "201"), ("HEALTH_FAIL_AFTER_MS", "1500")]);
+        let report = h.gate.handle(hook_event()).await.unwrap();
+        // THEN 1 failed run in 201 is under the 1% ceiling, but it failed most of the time
+        assert_eq!(report.analysis.runs, [201, 201]);
+        assert_eq!(
+            (report.status, report.analysis.verdict),
+            (HookStatus::Failed, Verdict::Inconclusive),
+            "{report:#?}"
+        );
+        assert!(report.reason.contains("the canary stopped answering"), "{report:?}");
     }
 
     #[tokio::test]

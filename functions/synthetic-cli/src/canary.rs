@@ -96,7 +96,7 @@ async fn collect(monitors: &[Monitor; 2], args: &CanaryArgs) -> Result<Collected
         args.canary
     );
     while limit.allows(started, collected.rounds) && !interrupted.load(Ordering::SeqCst) {
-        for run in collected.round(monitors).await {
+        for run in collected.round(monitors, None).await {
             if let Some(path) = &args.history {
                 history::append(path, &[&run])?;
             }
@@ -130,7 +130,7 @@ fn table(analysis: &Analysis, monitors: &[Monitor; 2], args: &CanaryArgs) -> Str
     ));
     for m in &analysis.metrics {
         let p = m.p_value.map_or("-".to_string(), |p| format!("{p:.4}"));
-        let result = if m.holds { "ok" } else { "FAIL" };
+        let result = m.result.as_str();
         out.push_str(&format!(
             "{:<28} {:>16} {:>16}  {:<34} {:>8}  {result}: {}\n",
             m.name, m.baseline, m.canary, m.threshold, p, m.why
@@ -139,7 +139,7 @@ fn table(analysis: &Analysis, monitors: &[Monitor; 2], args: &CanaryArgs) -> Str
     let verdict = match analysis.verdict {
         Verdict::Promote => "PROMOTE".to_string(),
         Verdict::Rollback => format!("ROLLBACK, decided by: {}", analysis.decided_by.join(", ")),
-        Verdict::Inconclusive => format!("INCONCLUSIVE: {}", analysis.decided_by.join(", ")),
+        Verdict::Inconclusive => format!("INCONCLUSIVE: {}", analysis.decided_by.join("; ")),
     };
     out.push_str(&format!("\nVERDICT: {verdict}\n"));
     out
