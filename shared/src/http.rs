@@ -176,6 +176,12 @@ impl HttpResponse {
     }
 }
 
+/// Whether `name` can be an HTTP header name (an RFC 9110 token). Journey files and
+/// `SYNTHETIC_HEADER` are both held to it, so a name is refused when it is read, never when sent.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// The value at a JSON pointer (RFC 6901; `""` is the whole value), as serde_json's
 /// `Value::pointer` finds it, but without copying every token to unescape it: only a token
 /// holding `~` is copied.

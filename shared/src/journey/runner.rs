@@ -212,12 +212,14 @@ fn stub(step: &StepDef) -> StepSpec {
 }
 
 /// A value the target handed back that cannot go where the journey puts it is the target's
-/// doing; a secret field that cannot is the monitor's.
+/// doing; a secret field or a var that cannot is the monitor's.
 fn unrenderable(error: &RenderError) -> CheckError {
     match error {
         RenderError::MissingSecret(_)
-        | RenderError::DotSegment(Ref::Secret(_))
-        | RenderError::ControlCharacter(Ref::Secret(_)) => CheckError::Misconfigured(error.to_string()),
+        | RenderError::DotSegment(Ref::Secret(_) | Ref::Var { .. })
+        | RenderError::ControlCharacter(Ref::Secret(_) | Ref::Var { .. }) => {
+            CheckError::Misconfigured(error.to_string())
+        }
         _ => CheckError::InvalidResponse(error.to_string()),
     }
 }
@@ -522,6 +524,33 @@ headers = { X-Note = "{{note}}" }
         let header = ran.run.steps.last().unwrap();
         assert_eq!((header.name.as_str(), header.cause), ("header", Some(Cause::InvalidResponse)));
         assert!(header.error.as_deref().unwrap().contains("{{note}} holds a control character"), "{header:?}");
+    }
+
+    #[tokio::test]
+    async fn vars_are_encoded_like_every_other_value() {
+        // GIVEN vars holding URL syntax, used in a path segment, a query value and a form field
+        let source = r#"
+check = "vars"
+[vars]
+up = "../../admin"
+term = "a&b=c#frag"
+note = "x&y=z"
+[[steps]]
+name = "search"
+method = "POST"
+path = "/shop/{{vars.up}}/items?q={{vars.term}}&page=1"
+form = { note = "{{vars.note}}" }
+"#;
+        // WHEN the journey runs
+        let ran = run_journey(source, ScriptedTarget::default().then(200, "{}")).await;
+        // THEN each var stayed inside its own segment, query value and form field
+        let sent = &ran.requests[0];
+        assert_eq!(sent.url.path(), "/shop/..%2F..%2Fadmin/items");
+        assert_eq!(sent.url.fragment(), None);
+        let query: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
+        assert_eq!(query, [("q".into(), "a&b=c#frag".into()), ("page".into(), "1".into())]);
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(body(sent).as_bytes()).into_owned().collect();
+        assert_eq!(form, [("note".into(), "x&y=z".into())]);
     }
 
     #[tokio::test]
