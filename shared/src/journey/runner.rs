@@ -205,6 +205,7 @@ async fn learn_what_to_clean_up(
 }
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A spec to record a step that could not be rendered.
 fn stub(step: &StepDef) -> StepSpec {
@@ -260,15 +261,14 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
             for (name, value) in fields {
                 form.append_pair(name, &value.render(scope, Encoding::Raw)?);
             }
-            spec = spec.body(Body {
-                content_type: "application/x-www-form-urlencoded".into(),
-                bytes: Secret::new(form.finish().into_bytes()),
-            });
+            spec = spec.body(Body { content_type: FORM.into(), bytes: Secret::new(form.finish().into_bytes()) });
         }
         Some(BodyDef::Raw { content_type, text }) => {
+            let form = content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM));
+            let encoding = if form { Encoding::Form } else { Encoding::Raw };
             spec = spec.body(Body {
                 content_type: content_type.clone(),
-                bytes: Secret::new(text.render(scope, Encoding::Raw)?.into_bytes()),
+                bytes: Secret::new(text.render(scope, encoding)?.into_bytes()),
             })
         }
         None => {}
@@ -551,6 +551,32 @@ form = { note = "{{vars.note}}" }
         assert_eq!(query, [("q".into(), "a&b=c#frag".into()), ("page".into(), "1".into())]);
         let form: Vec<(String, String)> = url::form_urlencoded::parse(body(sent).as_bytes()).into_owned().collect();
         assert_eq!(form, [("note".into(), "x&y=z".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_form_body_written_by_hand_form_encodes_its_values() {
+        // GIVEN a captured id holding form syntax, put in a raw form body
+        let source = r#"
+check = "raw-form"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/items"
+capture = { id = { json = "/id" } }
+[[steps]]
+name = "refund"
+method = "POST"
+path = "/refunds"
+body = "payment_intent={{id}}&run={{run.id}}"
+content_type = "application/x-www-form-urlencoded; charset=utf-8"
+"#;
+        let target = ScriptedTarget::default().then(200, r#"{"id":"pi_1&amount=999999 x"}"#).then(200, "{}");
+        // WHEN the journey runs
+        let ran = run_journey(source, target).await;
+        // THEN the id stayed one field's value
+        let form: Vec<(String, String)> =
+            url::form_urlencoded::parse(body(&ran.requests[1]).as_bytes()).into_owned().collect();
+        assert_eq!(form, [("payment_intent".into(), "pi_1&amount=999999 x".into()), ("run".into(), "run-1".into())]);
     }
 
     #[tokio::test]

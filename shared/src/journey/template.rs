@@ -55,6 +55,9 @@ pub enum Encoding {
     Url,
     /// A header value: a value holding CR, LF or NUL is refused.
     Header,
+    /// A value in a form body written by hand (`body` typed `application/x-www-form-urlencoded`):
+    /// form-encoded, as a `form` table's values are, so it stays one field.
+    Form,
 }
 
 /// The values a template can name at run time.
@@ -184,6 +187,7 @@ fn encode_value(out: &mut String, value: &str, r: &Ref, encoding: Encoding) -> R
             }
             out.push_str(value);
         }
+        Encoding::Form => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
     }
     Ok(())
 }

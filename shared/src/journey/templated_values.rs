@@ -3,7 +3,8 @@
 //! or adds a header, a query parameter or a form field.
 //!
 //! Each case writes a journey that puts one value, from one source, into one place (a path
-//! segment and a query value, a header, a form field, a JSON string), runs it through the real
+//! segment and a query value, a header, a form field of a table or of a form body written by hand,
+//! a JSON string), runs it through the real
 //! parser, runner and step recorder against a [`ScriptedTarget`], and inspects the requests the
 //! recorder sent. A value that cannot go where it is put (`..` as a segment, CR/LF in a header)
 //! must stop the step before anything is sent.
@@ -48,6 +49,8 @@ enum Place {
     Form,
     /// `{"note": "<value>", "k": 1}`
     Json,
+    /// `note=<value>&k=1`, written by hand as a raw form body
+    RawForm,
 }
 
 impl Place {
@@ -57,6 +60,9 @@ impl Place {
             Place::Header => format!("path = \"/use\"\nheaders = {{ X-Note = \"n={t}\" }}\n"),
             Place::Form => format!("method = \"POST\"\npath = \"/use\"\nform = {{ note = \"{t}\", k = 1 }}\n"),
             Place::Json => format!("method = \"POST\"\npath = \"/use\"\njson = {{ note = \"{t}\", k = 1 }}\n"),
+            Place::RawForm => format!(
+                "method = \"POST\"\npath = \"/use\"\nbody = \"note={t}&k=1\"\ncontent_type = \"application/x-www-form-urlencoded\"\n"
+            ),
         }
     }
 
@@ -65,7 +71,7 @@ impl Place {
         match self {
             Place::PathAndQuery => matches!(value, "" | "." | ".."),
             Place::Header => value.contains(['\r', '\n', '\0']),
-            Place::Form | Place::Json => false,
+            Place::Form | Place::Json | Place::RawForm => false,
         }
     }
 }
@@ -197,7 +203,7 @@ fn check_use(place: Place, value: &str, sent: &HttpRequest) -> Result<(), TestCa
             let note = sent.headers.iter().find(|(k, _)| k == "X-Note").map(|(_, v)| v.clone());
             prop_assert_eq!(note, Some(format!("n={value}")));
         }
-        Place::Form => {
+        Place::Form | Place::RawForm => {
             let body = sent.body.as_ref().map(|b| b.bytes.expose().clone()).unwrap_or_default();
             let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
             prop_assert_eq!(fields, vec![("note".to_string(), value.to_string()), ("k".into(), "1".into())]);
@@ -221,7 +227,7 @@ proptest! {
     fn no_templated_value_moves_a_request_or_adds_to_it(
         value in value(),
         source in prop::sample::select(vec![Source::Capture, Source::Var, Source::Secret, Source::RunId]),
-        place in prop::sample::select(vec![Place::PathAndQuery, Place::Header, Place::Form, Place::Json]),
+        place in prop::sample::select(vec![Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm]),
     ) {
         let ran = run_case(source, place, &value);
         // A journey is refused at load only for a var that cannot go where it is used.
