@@ -421,7 +421,7 @@ impl Reader<'_> {
         for (key, value) in table.iter() {
             let text = match value.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
-                DeValue::Integer(i) => integer(i).map(|n| n.to_string()),
+                DeValue::Integer(i) => toml_integer(i).map(|n| n.to_string()),
                 DeValue::Float(f) => Some(f.as_str().replace('_', "")),
                 DeValue::Boolean(b) => Some(b.to_string()),
                 _ => None,
@@ -686,7 +686,7 @@ impl Reader<'_> {
             let mut out = Vec::new();
             for (key, value) in fields.iter() {
                 let template = match value.get_ref() {
-                    DeValue::Integer(i) => match integer(i) {
+                    DeValue::Integer(i) => match toml_integer(i) {
                         Some(n) => Some(Template::literal(&n.to_string())),
                         None => {
                             self.problem(value.span(), format!("form.{} is out of range", key.get_ref()));
@@ -711,7 +711,7 @@ impl Reader<'_> {
     fn json_template(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
         Some(match value.get_ref() {
             DeValue::String(_) => JsonTemplate::Text(self.template(value, "a JSON string", context)?),
-            DeValue::Integer(i) => match integer(i) {
+            DeValue::Integer(i) => match toml_integer(i) {
                 Some(n) => JsonTemplate::Value(Value::from(n)),
                 None => {
                     self.problem(value.span(), format!("{i} is not an integer JSON can carry"));
@@ -848,14 +848,15 @@ impl Reader<'_> {
                     }
                     None => None,
                 },
-                "min_items" => match arg.get_ref().as_integer().and_then(integer).and_then(|n| usize::try_from(n).ok())
-                {
-                    Some(n) => Some(JsonTestDef::MinItems(n)),
-                    None => {
-                        self.problem(arg.span(), "min_items must be a whole number".into());
-                        None
+                "min_items" => {
+                    match arg.get_ref().as_integer().and_then(toml_integer).and_then(|n| usize::try_from(n).ok()) {
+                        Some(n) => Some(JsonTestDef::MinItems(n)),
+                        None => {
+                            self.problem(arg.span(), "min_items must be a whole number".into());
+                            None
+                        }
                     }
-                },
+                }
                 "equals" => self.json_template(arg, context).map(JsonTestDef::Equals),
                 list => {
                     let DeValue::Array(items) = arg.get_ref() else {
@@ -927,7 +928,7 @@ impl Reader<'_> {
 
     fn status(&mut self, value: &Value_<'_>, key: &str) -> Option<ExpectedStatus> {
         let in_range = |n: i64| (100..=599).contains(&n).then_some(n as u16);
-        let integer = |v: &DeValue<'_>| v.as_integer().and_then(integer).and_then(in_range);
+        let integer = |v: &DeValue<'_>| v.as_integer().and_then(toml_integer).and_then(in_range);
         let parsed = match value.get_ref() {
             DeValue::Integer(_) => integer(value.get_ref()).map(ExpectedStatus::one).ok_or(String::new()),
             DeValue::String(text) => ExpectedStatus::parse(text),
@@ -972,7 +973,7 @@ impl Reader<'_> {
     }
 
     fn millis(&mut self, value: &Value_<'_>, key: &str) -> Option<u64> {
-        let parsed = value.get_ref().as_integer().and_then(integer).and_then(|n| u64::try_from(n).ok());
+        let parsed = value.get_ref().as_integer().and_then(toml_integer).and_then(|n| u64::try_from(n).ok());
         match parsed {
             Some(ms) if (1..=MAX_BUDGET_MS).contains(&ms) => Some(ms),
             _ => {
@@ -1083,8 +1084,8 @@ const STEP_KEYS: &[&str] = &[
 ];
 
 /// A TOML integer's value in the radix it was written in: `0x64` is 100, never 64. Every integer
-/// of a journey file is read through here.
-fn integer(i: &DeInteger<'_>) -> Option<i64> {
+/// of a TOML file the project reads (journeys, canary policies) is read through here.
+pub(crate) fn toml_integer(i: &DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
 
