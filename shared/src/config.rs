@@ -8,9 +8,8 @@
 
 use crate::error::CheckError;
 use crate::http::tls::CaBundle;
-use crate::http::{HttpSettings, is_header_name};
+use crate::http::{HttpSettings, RUN_ID_HEADER, is_header_name};
 use crate::journey::RetryPolicy;
-use crate::journey::exchange::RUN_ID_HEADER;
 use crate::journey::file::JourneyDef;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -25,6 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Carries the run's id on every request to the target, beside the synthetic header.
+pub const RUN_ID_HEADER: &str = "x-synthetic-run-id";
 pub const USER_AGENT: &str = concat!(
     "synthetic-lambda/",
     env!("CARGO_PKG_VERSION"),

@@ -8,7 +8,7 @@
 use super::file::{Budget, Capture, ExpectedStatus, StepRole};
 use super::judge::{Assertion, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER};
 use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::secret::{Scrubber, Secret};
 use crate::text::one_line;
@@ -151,9 +151,6 @@ pub struct RunSetup {
     /// and no retry is started that could not finish before it.
     pub deadline: Option<Instant>,
 }
-
-/// Carries the run's id on every request, beside the synthetic header.
-pub const RUN_ID_HEADER: &str = "x-synthetic-run-id";
 
 /// An attempt shorter than this is not worth sending: the step is skipped instead.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);

@@ -761,6 +761,10 @@ impl Reader<'_> {
                 self.problem(key.span(), "set `idempotent = true` instead: the key must be unique per run".into());
                 continue;
             }
+            if name.eq_ignore_ascii_case(crate::http::RUN_ID_HEADER) {
+                self.problem(key.span(), format!("{name} is set by the monitor on every request, to the run's id"));
+                continue;
+            }
             if let Some(template) = self.template(value, &format!("header {name}"), context)
                 && let Some(template) = self.fits(template, Encoding::Header, value.span())
             {
@@ -1234,6 +1238,10 @@ capture = { item_id = { json = "/id" } }
             (
                 "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nheaders = { Idempotency-Key = \"k\" }\n",
                 "idempotent = true",
+            ),
+            (
+                "check = \"a\"\n[defaults]\nheaders = { X-Synthetic-Run-Id = \"mine\" }\n[[steps]]\nname = \"a\"\npath = \"/\"\n",
+                "X-Synthetic-Run-Id is set by the monitor on every request",
             ),
             (
                 "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nskip_if = { var = \"x\", in = [\"y\"] }\n",
