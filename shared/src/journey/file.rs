@@ -1371,6 +1371,24 @@ assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x
         assert!(found[59_999].message.starts_with("unknown key \"bad59999\""));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference model (count the newlines before the offset, then the characters
+        /// since the last one), over text of newlines, ASCII and multi-byte characters.
+        #[test]
+        fn a_located_offset_is_the_line_and_column_counting_gives(
+            source in "[a\n\u{e9}\u{1F4A5}\r ]{0,200}",
+            pick in 0usize..1000,
+        ) {
+            let boundaries: Vec<usize> = (0..=source.len()).filter(|&i| source.is_char_boundary(i)).collect();
+            let offset = boundaries[pick % boundaries.len()];
+            let before = &source[..offset];
+            let model = (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1);
+            proptest::prop_assert_eq!(LineStarts::new(&source).locate(&source, offset), model);
+        }
+    }
+
     #[test]
     fn toml_syntax_errors_carry_their_position() {
         let found = problems("check = \"a\"\n[[steps]\nname = 1\n");

@@ -344,6 +344,28 @@ mod tests {
         assert_eq!(cause(json_at("/n", JsonTest::Equals(json!(100.5))), body), Some(Cause::Assertion));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference model of numbers as values: a whole number written as an integer
+        /// or as a float is the same number, two numbers are the same exactly when their values
+        /// are, in a string, an array or an object alike.
+        #[test]
+        fn numbers_are_the_same_exactly_when_their_values_are(
+            a in -(1i64 << 53)..(1i64 << 53),
+            b in -(1i64 << 53)..(1i64 << 53),
+            x in proptest::num::f64::NORMAL | proptest::num::f64::ZERO,
+        ) {
+            proptest::prop_assert!(same(&json!(a), &json!(a as f64)));
+            proptest::prop_assert!(same(&json!(a as f64), &json!(a)));
+            proptest::prop_assert!(same(&json!(a as f64), &json!(a.to_string())), "a captured id as text");
+            proptest::prop_assert_eq!(same(&json!(a), &json!(b)), a == b);
+            proptest::prop_assert_eq!(same(&json!([a, {"n": a}]), &json!([b as f64, {"n": b as f64}])), a == b);
+            proptest::prop_assert_eq!(same(&json!(x), &json!(a)), x == a as f64);
+            proptest::prop_assert!(same(&json!(x), &json!(x)));
+        }
+    }
+
     #[test]
     fn the_empty_pointer_is_the_whole_body() {
         let listing = json_at("", JsonTest::MinItems(1));
