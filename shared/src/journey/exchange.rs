@@ -941,6 +941,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Any moment from 1601 to 9999, written in each spelling servers use for `Expires`, reads
+        /// back as that moment.
+        #[test]
+        fn a_cookie_date_reads_back_in_every_spelling(at in -11_644_473_600i64..253_402_300_800) {
+            let at = OffsetDateTime::from_unix_timestamp(at).unwrap();
+            const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let (month, weekday) = (MONTHS[at.month() as usize - 1], &at.weekday().to_string()[..3]);
+            let clock = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+            for text in [
+                format!("{weekday}, {:02} {month} {} {clock} GMT", at.day(), at.year()),
+                format!("{weekday}, {:02}-{month}-{} {clock} GMT", at.day(), at.year()),
+                format!("{weekday} {month} {:>2} {clock} {}", at.day(), at.year()),
+            ] {
+                proptest::prop_assert_eq!(cookie_date(&text), Some(at), "{}", text);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_header_the_step_sets_itself_is_sent_once() {
         // GIVEN a spec whose headers (from [defaults], say) name what its auth, body and the
