@@ -496,7 +496,7 @@ def test_functions_follow_the_contract(cfn, child):
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(globals_["Environment"]["Variables"]) == {
         "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
-        "TARGET_OVERRIDE_ALLOWED_HOSTS"}
+        "TARGET_OVERRIDE_ALLOWED_HOSTS", "TARGET_OVERRIDE_ALLOWED_ORIGINS"}
     assert globals_["Environment"]["Variables"]["CREDENTIALS_SECRET_ID"]["Fn::If"][0] == "ReadsSecret"
     # one function per check in the child, each behind its own condition, with its own zip
     stubs = {res["Properties"]["CodeUri"]: (lid, res) for lid, res in sam_child["Resources"].items()

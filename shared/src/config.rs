@@ -7,8 +7,8 @@
 //! it. Reading goes through a lookup function so tests never touch the process environment.
 
 use crate::error::CheckError;
-use crate::http::HttpSettings;
 use crate::http::tls::CaBundle;
+use crate::http::{HttpSettings, RUN_ID_HEADER, is_header_name};
 use crate::journey::RetryPolicy;
 use crate::journey::file::JourneyDef;
 use std::str::FromStr;
@@ -51,9 +51,12 @@ pub struct MonitorConfig {
     pub secret_ttl: Duration,
     /// Below this many whole days left on the target's certificate, a run is `degraded` (`tls`).
     pub cert_min_days: u32,
-    /// Hosts a one-off `target_base_url` in the event may point at. The synthetic account's
-    /// credentials go wherever the target is, so an override cannot be an arbitrary host.
+    /// Hosts a one-off `target_base_url` in the event may point at, with the target's own scheme
+    /// and port. The synthetic account's credentials go wherever the target is, so an override
+    /// cannot be an arbitrary host, nor take them off TLS or to another service on the host.
     pub override_allowed_hosts: Vec<String>,
+    /// Origins (scheme, host, port) an override may point at as they are, whatever the target's.
+    pub override_allowed_origins: Vec<url::Origin>,
     pub origin: Origin,
 }
 
@@ -96,6 +99,19 @@ impl MonitorConfig {
             Some(list) => list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
             None => target.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default(),
         };
+        let override_allowed_origins = match env.optional("TARGET_OVERRIDE_ALLOWED_ORIGINS") {
+            Some(list) => allowed_origins("TARGET_OVERRIDE_ALLOWED_ORIGINS", &list)?,
+            None => Vec::new(),
+        };
+        let synthetic_header = env.optional("SYNTHETIC_HEADER").unwrap_or_else(|| "X-Synthetic-Check".into());
+        if !is_header_name(&synthetic_header) || SET_OTHERWISE.iter().any(|h| h.eq_ignore_ascii_case(&synthetic_header))
+        {
+            return Err(misconfigured(
+                "SYNTHETIC_HEADER",
+                "a header name (letters, digits and !#$%&'*+-.^_`|~) that the monitor does not otherwise set",
+                &synthetic_header,
+            ));
+        }
         let retry = RetryPolicy {
             attempts: env.bounded("RETRY_ATTEMPTS", 2, 1, 5)?,
             backoff: env.millis("RETRY_BACKOFF_MS", 2_000)?,
@@ -107,7 +123,7 @@ impl MonitorConfig {
             alert_topic_arn,
             credentials_secret_id,
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "SyntheticMonitoring".into()),
-            synthetic_header: env.optional("SYNTHETIC_HEADER").unwrap_or_else(|| "X-Synthetic-Check".into()),
+            synthetic_header,
             http: HttpSettings {
                 connect_timeout: env.millis("HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
                 max_body_bytes: env.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
@@ -125,6 +141,7 @@ impl MonitorConfig {
             secret_ttl: Duration::from_secs(env.parse("SECRET_TTL_SECS", 300u64, "a number of seconds")?),
             cert_min_days: env.bounded("CERT_MIN_DAYS", 14, 0, 365)?,
             override_allowed_hosts,
+            override_allowed_origins,
             origin: Origin {
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
                 log_group: env.optional("AWS_LAMBDA_LOG_GROUP_NAME"),
@@ -140,11 +157,26 @@ impl MonitorConfig {
             return Ok(self.target.clone());
         };
         let url = parse_target("target_base_url", raw).map_err(|e| CheckError::InvalidEvent(e.to_string()))?;
+        if self.override_allowed_origins.contains(&url.origin()) {
+            return Ok(url);
+        }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         if !self.override_allowed_hosts.contains(&host) {
             return Err(CheckError::InvalidEvent(format!(
-                "target_base_url host {host:?} is not in TARGET_OVERRIDE_ALLOWED_HOSTS ({})",
+                "target_base_url host {host:?} is not in TARGET_OVERRIDE_ALLOWED_HOSTS ({}), nor its origin in \
+                 TARGET_OVERRIDE_ALLOWED_ORIGINS",
                 self.override_allowed_hosts.join(", ")
+            )));
+        }
+        // An allowed host is allowed with the target's scheme and port only: `http://` would send
+        // the password in cleartext, another port may be another service.
+        if url.scheme() != self.target.scheme() || url.port_or_known_default() != self.target.port_or_known_default() {
+            return Err(CheckError::InvalidEvent(format!(
+                "target_base_url {} must keep the scheme and port of TARGET_BASE_URL ({}://…:{}); list another \
+                 origin in TARGET_OVERRIDE_ALLOWED_ORIGINS to allow it",
+                url.origin().ascii_serialization(),
+                self.target.scheme(),
+                self.target.port_or_known_default().unwrap_or_default()
             )));
         }
         Ok(url)
@@ -207,6 +239,39 @@ fn apply_budget_overrides(env: &Env, journey: &mut JourneyDef) -> Result<(), Che
         step.budget.fail_after = fail;
     }
     Ok(())
+}
+
+/// Headers the monitor sets itself, which `SYNTHETIC_HEADER` must not name: it would be sent twice
+/// or replace one of them.
+const SET_OTHERWISE: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-length",
+    "cookie",
+    "host",
+    "idempotency-key",
+    "user-agent",
+    RUN_ID_HEADER,
+];
+
+/// A comma-separated list of origins (`https://canary.example.com:8443`). An entry is never
+/// quoted in the error: like any URL it may carry a credential.
+fn allowed_origins(name: &str, list: &str) -> Result<Vec<url::Origin>, CheckError> {
+    let mut origins = Vec::new();
+    for (index, entry) in list.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let wrong = |what: &str| {
+            CheckError::Misconfigured(format!(
+                "{name} must be a comma-separated list of origins like https://canary.example.com:8443; entry {} {what}",
+                index + 1
+            ))
+        };
+        let url = parse_target(name, entry)?;
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(wrong("has a path, query or fragment"));
+        }
+        origins.push(url.origin());
+    }
+    Ok(origins)
 }
 
 fn misconfigured(name: &str, expected: &str, got: &str) -> CheckError {
@@ -467,5 +532,71 @@ mod tests {
         assert_eq!(refused.error_type(), "InvalidEvent");
         assert!(refused.to_string().contains("attacker.example.net"));
         assert_eq!(config.target_for(Some("not a url")).unwrap_err().error_type(), "InvalidEvent");
+    }
+
+    #[test]
+    fn an_override_keeps_the_scheme_and_port_unless_its_origin_is_listed() {
+        // GIVEN an https target and an override list of hosts only
+        let mut vars = base();
+        vars.insert("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.example.com, canary.example.com");
+        let config = load(Check::Auth, &vars).unwrap();
+
+        // WHEN an event points at an allowed host over plain HTTP or on another port
+        for moved in ["http://shop.example.com/", "http://canary.example.com:8080/", "https://canary.example.com:8443/"]
+        {
+            // THEN it is refused, naming what would allow it
+            let error = config.target_for(Some(moved)).unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent", "{moved}");
+            assert!(error.to_string().contains("TARGET_OVERRIDE_ALLOWED_ORIGINS"), "{moved}: {error}");
+        }
+        // AND the target's own scheme and port, spelled out or not, are fine
+        assert_eq!(
+            config.target_for(Some("https://canary.example.com:443/v2")).unwrap().as_str(),
+            "https://canary.example.com/v2"
+        );
+
+        // GIVEN origins listed explicitly
+        vars.insert("TARGET_OVERRIDE_ALLOWED_ORIGINS", "https://canary.example.com:8443, http://127.0.0.1:9000");
+        let config = load(Check::Auth, &vars).unwrap();
+        // THEN exactly those origins are allowed, and nothing near them
+        assert_eq!(
+            config.target_for(Some("https://canary.example.com:8443/x")).unwrap().as_str(),
+            "https://canary.example.com:8443/x"
+        );
+        assert_eq!(config.target_for(Some("http://127.0.0.1:9000/")).unwrap().as_str(), "http://127.0.0.1:9000/");
+        for near in ["http://canary.example.com:8443/", "http://127.0.0.1:9001/", "https://127.0.0.1:9000/"] {
+            assert_eq!(config.target_for(Some(near)).unwrap_err().error_type(), "InvalidEvent", "{near}");
+        }
+    }
+
+    #[test]
+    fn listed_override_origins_must_be_origins() {
+        for bad in [
+            "canary.example.com:8443",
+            "https://canary.example.com/path",
+            "ftp://canary.example.com",
+            "https://u:p@canary.example.com",
+        ] {
+            let mut vars = base();
+            vars.insert("TARGET_OVERRIDE_ALLOWED_ORIGINS", bad);
+            let error = error_of(Check::Health, &vars);
+            assert!(error.starts_with("misconfigured: TARGET_OVERRIDE_ALLOWED_ORIGINS must be"), "{bad}: {error}");
+            assert!(!error.contains(":p@"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_synthetic_header_that_cannot_be_a_header_is_misconfigured_at_cold_start() {
+        for bad in
+            ["X Synthetic Check", "X-Synthetic:", "X-Synthétique", "X-Synthetic-Run-Id", "Authorization", "cookie"]
+        {
+            let mut vars = base();
+            vars.insert("SYNTHETIC_HEADER", bad);
+            let error = error_of(Check::Health, &vars);
+            assert!(error.starts_with("misconfigured: SYNTHETIC_HEADER must be"), "{bad}: {error}");
+        }
+        let mut vars = base();
+        vars.insert("SYNTHETIC_HEADER", "X-Monitor_1");
+        assert_eq!(load(Check::Health, &vars).unwrap().synthetic_header, "X-Monitor_1");
     }
 }

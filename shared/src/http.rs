@@ -25,6 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Carries the run's id on every request to the target, beside the synthetic header.
+pub const RUN_ID_HEADER: &str = "x-synthetic-run-id";
 pub const USER_AGENT: &str = concat!(
     "synthetic-lambda/",
     env!("CARGO_PKG_VERSION"),
@@ -174,6 +176,12 @@ impl HttpResponse {
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers.iter().filter(move |(k, _)| is_lowercase_of(k, name)).map(|(_, v)| v.as_str())
     }
+}
+
+/// Whether `name` can be an HTTP header name (an RFC 9110 token). Journey files and
+/// `SYNTHETIC_HEADER` are both held to it, so a name is refused when it is read, never when sent.
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The value at a JSON pointer (RFC 6901; `""` is the whole value), as serde_json's

@@ -124,12 +124,15 @@ async fn a_rotated_secret_heals_itself_in_a_warm_function() {
 
 #[tokio::test]
 async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
-    // GIVEN the configured shop and a second one, the canary, on another port of an allowed host
+    // GIVEN the configured shop and a second one, the canary, on another port of an allowed host:
+    // another port is allowed only as a listed origin
     let stack = stack().await;
     let canary_shop = shop::spawn(ShopConfig::default()).await.expect("canary shop");
     assert_ne!(canary_shop.base_url(), stack.shop.base_url());
-    let process =
-        stack.spawn_check(Check::Health, &[("TARGET_OVERRIDE_ALLOWED_HOSTS", "127.0.0.1")]).await.expect("spawn");
+    let canary_origin = canary_shop.base_url().trim_end_matches('/').to_string();
+    let allowed =
+        [("TARGET_OVERRIDE_ALLOWED_HOSTS", "127.0.0.1"), ("TARGET_OVERRIDE_ALLOWED_ORIGINS", canary_origin.as_str())];
+    let process = stack.spawn_check(Check::Health, &allowed).await.expect("spawn");
 
     // WHEN one event points the run at the canary
     let canary = format!("{}/", canary_shop.base_url());
@@ -151,6 +154,14 @@ async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
     let Invocation::Error { error_type, error_message } = &refused else { panic!("{refused:?}") };
     assert_eq!(error_type, "InvalidEvent");
     assert!(error_message.contains("TARGET_OVERRIDE_ALLOWED_HOSTS"), "{error_message}");
+    // AND an allowed host on a port that is not listed is refused too
+    let unlisted_port = process
+        .invoke(json!({"target_base_url": "http://127.0.0.1:9/"}), synthetic_e2e::stack::INVOKE_TIMEOUT)
+        .await
+        .expect("invoke");
+    let Invocation::Error { error_type, error_message } = &unlisted_port else { panic!("{unlisted_port:?}") };
+    assert_eq!(error_type, "InvalidEvent");
+    assert!(error_message.contains("TARGET_OVERRIDE_ALLOWED_ORIGINS"), "{error_message}");
     let credentialed = process
         .invoke(json!({"target_base_url": "http://deploy:hunter2@127.0.0.1/"}), synthetic_e2e::stack::INVOKE_TIMEOUT)
         .await
@@ -167,7 +178,12 @@ async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
     assert_eq!(alerts.len(), 1, "the refused events published nothing");
     // AND nothing secret was logged at trace on the way
     let mut texts = logs.clone();
-    texts.extend([format!("{ran:?}"), format!("{refused:?}"), format!("{credentialed:?}")]);
+    texts.extend([
+        format!("{ran:?}"),
+        format!("{refused:?}"),
+        format!("{unlisted_port:?}"),
+        format!("{credentialed:?}"),
+    ]);
     texts.extend(alerts.iter().map(|a| a.raw.clone()));
     let mut secrets = stack.secret_values();
     secrets.push("hunter2".into());

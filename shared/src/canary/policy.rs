@@ -2,6 +2,7 @@
 //! `CANARY_POLICY` variable for the `canary-gate` Lambda), validated like a journey: each mistake
 //! with its line and column.
 
+use crate::journey::file::toml_integer;
 use serde::Serialize;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -65,7 +66,7 @@ impl Policy {
         for (key, value) in document.get_ref().iter() {
             let at = position(value.span().start);
             let number = match value.get_ref() {
-                DeValue::Integer(i) => i.as_str().parse::<f64>().ok(),
+                DeValue::Integer(i) => toml_integer(i).map(|n| n as f64),
                 DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
                 _ => None,
             };
@@ -116,5 +117,17 @@ mod tests {
         assert!(problems[0].starts_with("1:12: min_runs must be"), "{problems:?}");
         assert!(problems[1].starts_with("2:20: max_failure_rate is a fraction"), "{problems:?}");
         assert!(problems[2].starts_with("3:1: unknown key \"colour\""), "{problems:?}");
+    }
+
+    #[test]
+    fn integers_keep_their_radix() {
+        let policy = Policy::parse(
+            "min_runs = 0x10
+p99_min_samples = 0o20
+latency_min_difference_ms = 0b101
+",
+        )
+        .unwrap();
+        assert_eq!((policy.min_runs, policy.p99_min_samples, policy.latency_min_difference_ms), (16, 16, 5.0));
     }
 }

@@ -8,7 +8,7 @@
 use super::file::{Budget, Capture, ExpectedStatus, StepRole};
 use super::judge::{Assertion, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method};
+use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER};
 use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::secret::{Scrubber, Secret};
 use crate::text::one_line;
@@ -383,10 +383,19 @@ impl StepRecorder {
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
         let url = join(&self.setup.target, &spec.path)?;
+        // What the step's auth and body, and the engine itself, set goes out once, as they set
+        // it: a header of the same name (from [defaults], say) yields, as two Authorization or
+        // Content-Type headers are refused by some servers and read differently by others.
+        let set_elsewhere = |name: &str| {
+            (spec.auth.is_some() && name.eq_ignore_ascii_case("authorization"))
+                || (spec.body.is_some() && name.eq_ignore_ascii_case("content-type"))
+                || name.eq_ignore_ascii_case(&self.setup.synthetic_header)
+                || name.eq_ignore_ascii_case(RUN_ID_HEADER)
+        };
         let mut headers = Vec::with_capacity(spec.headers.len() + 2);
-        headers.extend_from_slice(&spec.headers);
+        headers.extend(spec.headers.iter().filter(|(name, _)| !set_elsewhere(name)).cloned());
         headers.push((self.setup.synthetic_header.clone(), self.setup.check.clone()));
-        headers.push(("x-synthetic-run-id".to_string(), self.setup.run_id.clone()));
+        headers.push((RUN_ID_HEADER.to_string(), self.setup.run_id.clone()));
         Ok(HttpRequest {
             method: spec.method,
             url,
@@ -494,10 +503,22 @@ impl CookieJar {
                 continue;
             };
             let (name, value) = (name.trim().to_string(), value.trim().trim_matches('"').to_string());
-            let expired = attributes.any(|a| {
-                let (key, val) = a.split_once('=').unwrap_or((a, ""));
-                key.trim().eq_ignore_ascii_case("max-age") && val.trim().parse::<i64>().is_ok_and(|age| age <= 0)
-            });
+            let (mut max_age, mut expires) = (None, None);
+            for attribute in attributes {
+                let (key, val) = attribute.split_once('=').unwrap_or((attribute, ""));
+                match key.trim() {
+                    key if key.eq_ignore_ascii_case("max-age") => max_age = val.trim().parse::<i64>().ok().or(max_age),
+                    key if key.eq_ignore_ascii_case("expires") => expires = cookie_date(val.trim()).or(expires),
+                    _ => {}
+                }
+            }
+            // Max-Age decides over Expires (RFC 6265, 5.3); a past Expires is how most servers
+            // delete a cookie.
+            let expired = match (max_age, expires) {
+                (Some(age), _) => age <= 0,
+                (None, Some(at)) => at <= OffsetDateTime::now_utc(),
+                (None, None) => false,
+            };
             self.cookies.retain(|(existing, _)| *existing != name);
             if !expired && !value.is_empty() {
                 let value = Secret::new(value);
@@ -507,6 +528,75 @@ impl CookieJar {
         }
         fresh
     }
+}
+
+/// A cookie date as RFC 6265 (5.1.1) reads one, however the server spells it
+/// (`Thu, 01 Jan 1970 00:00:00 GMT`, `Thu, 01-Jan-70 00:00:00 GMT`, `Sun Nov  6 08:49:37 1994`);
+/// `None` when it is not one, and then the attribute is ignored, as a browser ignores it.
+fn cookie_date(text: &str) -> Option<OffsetDateTime> {
+    let delimiter = |c: char| matches!(c, '\t' | ' '..='/' | ';'..='@' | '['..='`' | '{'..='~');
+    let (mut clock, mut day, mut month, mut year) = (None, None, None, None);
+    for token in text.split(delimiter).filter(|t| !t.is_empty()) {
+        if clock.is_none()
+            && let Some(found) = time_of_day(token)
+        {
+            clock = Some(found);
+        } else if day.is_none()
+            && let Some((found, 1..=2)) = leading_number(token)
+        {
+            day = Some(found);
+        } else if month.is_none()
+            && let Some(found) = month_named(token)
+        {
+            month = Some(found);
+        } else if year.is_none()
+            && let Some((found, 2..=4)) = leading_number(token)
+        {
+            year = Some(found);
+        }
+    }
+    let year = match year? {
+        two @ 70..=99 => two + 1900,
+        two @ 0..=69 => two + 2000,
+        four => four,
+    };
+    let (hour, minute, second) = clock?;
+    if year < 1601 {
+        return None;
+    }
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month?, u8::try_from(day?).ok()?).ok()?;
+    Some(date.with_hms(hour, minute, second).ok()?.assume_utc())
+}
+
+/// The number a token starts with, and how many digits it has; `None` without 1 to 4 digits.
+fn leading_number(token: &str) -> Option<(u32, usize)> {
+    let digits = token.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=4).contains(&digits) {
+        return None;
+    }
+    Some((token[..digits].parse().ok()?, digits))
+}
+
+/// `hh:mm:ss`, each of one or two digits, as a cookie date's time.
+fn time_of_day(token: &str) -> Option<(u8, u8, u8)> {
+    let (hour, rest) = token.split_once(':')?;
+    let (minute, rest) = rest.split_once(':')?;
+    let field = |text: &str| match leading_number(text) {
+        Some((n, 1..=2)) => u8::try_from(n).ok(),
+        _ => None,
+    };
+    let whole = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
+    if !whole(hour) || !whole(minute) {
+        return None;
+    }
+    Some((field(hour)?, field(minute)?, field(rest)?))
+}
+
+fn month_named(token: &str) -> Option<time::Month> {
+    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let prefix = token.get(..3)?;
+    let index = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(prefix))?;
+    time::Month::try_from(index as u8 + 1).ok()
 }
 
 /// Joins a step path onto the base URL, keeping any path prefix the base has
@@ -797,6 +887,107 @@ mod tests {
         assert!(sent.headers.contains(&("cookie".into(), "session=s3cr3t-cookie".into())), "{:?}", sent.headers);
         let error = j.steps()[1].error.clone().unwrap();
         assert!(!error.contains("s3cr3t") && error.contains("[REDACTED]"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_cookie_deleted_with_a_past_expires_is_not_sent() {
+        // GIVEN a login setting three cookies, then a logout deleting two of them the way servers do
+        let answer = |cookies: &[&str]| {
+            let headers = cookies.iter().map(|c| ("set-cookie".to_string(), c.to_string())).collect();
+            Ok(HttpResponse::new(200, headers, b"{}".to_vec()))
+        };
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then_after(Duration::ZERO, answer(&["session=s1; Path=/", "cart=c1", "theme=dark"]))
+                .then_after(
+                    Duration::ZERO,
+                    answer(&[
+                        "session=deleted; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/",
+                        "cart=gone; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=-1",
+                        "theme=light; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+                    ]),
+                )
+                .then(200, r#"{"data":[1]}"#),
+        );
+        let mut j = journey(&target);
+        j.step(login_post()).await.unwrap();
+        j.step(StepSpec::new("logout", Method::Post, "/logout", ExpectedStatus::one(200), FAST)).await.unwrap();
+        // WHEN the next step runs
+        j.step(get("products")).await.unwrap();
+        // THEN only the cookie that was not deleted goes back, with its new value
+        let sent = &target.requests()[2];
+        let cookies: Vec<_> = sent.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("cookie")).collect();
+        assert_eq!(cookies, [&("cookie".to_string(), "theme=light".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn max_age_decides_over_expires_and_an_unreadable_date_keeps_the_cookie() {
+        let set = |cookie: &str| Ok(HttpResponse::new(200, vec![("set-cookie".into(), cookie.into())], b"{}".to_vec()));
+        for (cookie, kept) in [
+            ("a=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60", true),
+            ("a=1; Max-Age=0; Expires=Fri, 31 Dec 9999 23:59:59 GMT", false),
+            ("a=1; Expires=Sunday, 06-Nov-94 08:49:37 GMT", false),
+            ("a=1; Expires=Sun Nov  6 08:49:37 1994", false),
+            ("a=1; Expires=whenever", true),
+        ] {
+            let target = Arc::new(
+                ScriptedTarget::default().then_after(Duration::ZERO, set(cookie)).then(200, r#"{"data":[1]}"#),
+            );
+            let mut j = journey(&target);
+            j.step(login_post()).await.unwrap();
+            j.step(get("products")).await.unwrap();
+            let sent = target.requests()[1].headers.iter().any(|(k, _)| k == "cookie");
+            assert_eq!(sent, kept, "{cookie}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Any moment from 1601 to 9999, written in each spelling servers use for `Expires`, reads
+        /// back as that moment.
+        #[test]
+        fn a_cookie_date_reads_back_in_every_spelling(at in -11_644_473_600i64..253_402_300_800) {
+            let at = OffsetDateTime::from_unix_timestamp(at).unwrap();
+            const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let (month, weekday) = (MONTHS[at.month() as usize - 1], &at.weekday().to_string()[..3]);
+            let clock = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+            for text in [
+                format!("{weekday}, {:02} {month} {} {clock} GMT", at.day(), at.year()),
+                format!("{weekday}, {:02}-{month}-{} {clock} GMT", at.day(), at.year()),
+                format!("{weekday} {month} {:>2} {clock} {}", at.day(), at.year()),
+            ] {
+                proptest::prop_assert_eq!(cookie_date(&text), Some(at), "{}", text);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_the_step_sets_itself_is_sent_once() {
+        // GIVEN a spec whose headers (from [defaults], say) name what its auth, body and the
+        // engine set
+        let target = Arc::new(ScriptedTarget::default().then(200, r#"{"data":[1]}"#));
+        let mut j = journey(&target);
+        let spec = login_post()
+            .header("Authorization", "Bearer default")
+            .header("content-type", "text/plain")
+            .header("x-synthetic-check", "other")
+            .header("X-Synthetic-Run-Id", "forged")
+            .header("Accept", "application/json")
+            .auth(Auth::Bearer(Secret::new("tok".into())));
+        // WHEN it is sent
+        j.step(spec).await.unwrap();
+        // THEN each of those is there once, as the step's auth, body and the engine set it
+        let sent = &target.requests()[0];
+        let named = |name: &str| sent.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count();
+        assert_eq!((named("authorization"), named("content-type")), (0, 0), "{:?}", sent.headers);
+        assert_eq!(sent.auth, Some(Auth::Bearer(Secret::new("tok".into()))));
+        assert_eq!(sent.body.as_ref().map(|b| b.content_type.as_str()), Some("application/json"));
+        assert_eq!(named("x-synthetic-check"), 1);
+        assert_eq!(named("x-synthetic-run-id"), 1);
+        assert!(sent.headers.contains(&("x-synthetic-run-id".into(), "run-1".into())));
+        assert!(sent.headers.contains(&("X-Synthetic-Check".into(), "products".into())));
+        assert_eq!(named("accept"), 1);
     }
 
     #[tokio::test]

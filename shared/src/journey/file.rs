@@ -7,7 +7,7 @@
 //! again at run time but what only the run can know (the secret's fields, the target's answers).
 //! The format is documented in the README ("Journey files").
 
-use super::template::{Ref, Template};
+use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeInteger, DeTable, DeValue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -234,7 +234,7 @@ const DEFAULT_REJECTED: [u16; 2] = [401, 403];
 impl JourneyDef {
     /// Parses and validates a journey file, reporting every mistake found.
     pub fn parse(source: &str) -> Result<JourneyDef, Problems> {
-        let mut reader = Reader { source, problems: Vec::new() };
+        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new() };
         let (document, syntax) = DeTable::parse_recoverable(source);
         for error in syntax {
             let span = error.span().unwrap_or(0..0);
@@ -322,7 +322,25 @@ type Value_<'i> = Spanned<DeValue<'i>>;
 /// with the value it reads and returns `None`, so one mistake never hides the next.
 struct Reader<'s> {
     source: &'s str,
+    lines: LineStarts,
     problems: Vec<Problem>,
+}
+
+/// Where each line of the source starts, found once: a mistake is located by a binary search,
+/// not by scanning the file up to it (which made thousands of mistakes take seconds).
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(source: &str) -> Self {
+        LineStarts(std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect())
+    }
+
+    /// The 1-based line and column (in characters) of byte `offset`, a char boundary of `source`.
+    fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+        let line = self.0.partition_point(|&start| start <= offset);
+        let start = self.0[line.saturating_sub(1)];
+        (line, source[start..offset].chars().count() + 1)
+    }
 }
 
 /// What the steps so far have made available to later ones.
@@ -342,9 +360,7 @@ impl Reader<'_> {
         while !self.source.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.source[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = self.lines.locate(self.source, offset);
         self.problems.push(Problem { line, column, message });
     }
 
@@ -405,8 +421,8 @@ impl Reader<'_> {
         for (key, value) in table.iter() {
             let text = match value.get_ref() {
                 DeValue::String(s) => Some(s.to_string()),
-                DeValue::Integer(i) => Some(i.as_str().to_string()),
-                DeValue::Float(f) => Some(f.as_str().to_string()),
+                DeValue::Integer(i) => toml_integer(i).map(|n| n.to_string()),
+                DeValue::Float(f) => Some(f.as_str().replace('_', "")),
                 DeValue::Boolean(b) => Some(b.to_string()),
                 _ => None,
             };
@@ -428,8 +444,19 @@ impl Reader<'_> {
             return defaults;
         };
         self.known_keys(table, &["degraded_after_ms", "fail_after_ms", "headers", "expect_status"], "[defaults]");
-        defaults.degraded_after_ms = table.get("degraded_after_ms").and_then(|v| self.millis(v, "degraded_after_ms"));
-        defaults.fail_after_ms = table.get("fail_after_ms").and_then(|v| self.millis(v, "fail_after_ms"));
+        defaults.degraded_after_ms =
+            table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
+        defaults.fail_after_ms = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
+        // Checked here, once, as a step that sets neither budget would see them.
+        let fail = defaults.fail_after_ms.as_ref().map_or(Some(DEFAULT_FAIL_MS), |(ms, _)| *ms);
+        if let (Some((Some(degraded), span)), Some(fail)) = (&defaults.degraded_after_ms, fail)
+            && *degraded > fail
+        {
+            self.problem(
+                span.clone(),
+                format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"),
+            );
+        }
         defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
         let context = Context { vars: vars.clone(), captures: BTreeSet::new() };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
@@ -496,7 +523,8 @@ impl Reader<'_> {
                     );
                     return None;
                 }
-                self.template_text(&path, span, context)
+                let template = self.template_text(&path, span.clone(), context)?;
+                self.fits(template, Encoding::Url, span)
             }),
             None => {
                 self.problem(value.span(), "this step has no `path`".into());
@@ -511,14 +539,25 @@ impl Reader<'_> {
             }
         }
         let auth = self.auth(table, context);
-        let authorization = table
-            .get("headers")
-            .and_then(|h| h.get_ref().as_table())
-            .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case("authorization")));
-        if let (Some(_), Some((key, _))) = (&auth, authorization) {
-            self.problem(key.span(), "an Authorization header and bearer/basic cannot both be set".into());
+        let own_header = |name: &str| {
+            table
+                .get("headers")
+                .and_then(|h| h.get_ref().as_table())
+                .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case(name)))
+                .map(|(key, _)| key.span())
+        };
+        // The step's own header and its auth or body would both be sent. (One from [defaults]
+        // yields to them: see `StepRecorder`.)
+        if let (Some(_), Some(span)) = (&auth, own_header("authorization")) {
+            self.problem(span, "an Authorization header and bearer/basic cannot both be set".into());
         }
         let body = self.body(table, context);
+        if let (Some(_), Some(span)) = (&body, own_header("content-type")) {
+            self.problem(
+                span,
+                "a Content-Type header and json/form/body cannot both be set (body takes content_type)".into(),
+            );
+        }
         let expect_status = match table.get("expect_status") {
             Some(v) => self.status(v, "expect_status"),
             None => Some(defaults.expect_status.clone().unwrap_or(ExpectedStatus::Range(200, 299))),
@@ -569,18 +608,36 @@ impl Reader<'_> {
         Some(step)
     }
 
+    /// The step's budget: its own keys, else `[defaults]`, else the built-in ones. A mistake in
+    /// `[defaults]` was reported there; here only a conflict the step's own key takes part in is,
+    /// at that key.
     fn budget(&mut self, table: &DeTable<'_>, defaults: &Defaults) -> Option<Budget> {
-        let degraded = table.get("degraded_after_ms").map(|v| self.millis(v, "degraded_after_ms"));
-        let fail = table.get("fail_after_ms").map(|v| self.millis(v, "fail_after_ms"));
-        let fail = fail.unwrap_or(Some(defaults.fail_after_ms.unwrap_or(DEFAULT_FAIL_MS)))?;
-        let degraded = match degraded.or(defaults.degraded_after_ms.map(Some)) {
-            Some(explicit) => explicit?,
+        let own = |reader: &mut Self, key: &str| table.get(key).map(|v| (reader.millis(v, key), v.span()));
+        let (own_degraded, own_fail) = (own(self, "degraded_after_ms"), own(self, "fail_after_ms"));
+        let (fail, fail_at) = match (own_fail, &defaults.fail_after_ms) {
+            (Some((ms, span)), _) => (ms?, Some(span)),
+            (None, Some((ms, _))) => ((*ms)?, None),
+            (None, None) => (DEFAULT_FAIL_MS, None),
+        };
+        let (degraded, degraded_at) = match (own_degraded, &defaults.degraded_after_ms) {
+            (Some((ms, span)), _) => (ms?, Some(span)),
+            (None, Some((ms, _))) => ((*ms)?, None),
             // Only a tighter fail_after was given: the built-in degraded budget shrinks with it.
-            None => DEFAULT_DEGRADED_MS.min(fail),
+            (None, None) => (DEFAULT_DEGRADED_MS.min(fail), None),
         };
         if degraded > fail {
-            let span = table.get("degraded_after_ms").or(table.get("fail_after_ms")).map(|v| v.span()).unwrap_or(0..0);
-            self.problem(span, format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"));
+            let from_defaults = |own: &Option<Range<usize>>, set: bool| match (own, set) {
+                (None, true) => ", from [defaults]",
+                _ => "",
+            };
+            let message = format!(
+                "degraded_after_ms ({degraded}{}) must not exceed fail_after_ms ({fail}{})",
+                from_defaults(&degraded_at, defaults.degraded_after_ms.is_some()),
+                from_defaults(&fail_at, defaults.fail_after_ms.is_some()),
+            );
+            if let Some(span) = degraded_at.or(fail_at) {
+                self.problem(span, message);
+            }
             return None;
         }
         Some(Budget { degraded_after: Duration::from_millis(degraded), fail_after: Duration::from_millis(fail) })
@@ -592,7 +649,10 @@ impl Reader<'_> {
                 self.problem(basic.span(), "a step takes bearer or basic, not both".into());
                 None
             }
-            (Some(bearer), None) => self.template(bearer, "bearer", context).map(AuthDef::Bearer),
+            (Some(bearer), None) => {
+                let template = self.template(bearer, "bearer", context)?;
+                self.fits(template, Encoding::Header, bearer.span()).map(AuthDef::Bearer)
+            }
             (None, Some(basic)) => {
                 let fields = self.table(basic, "basic")?;
                 self.known_keys(fields, &["username", "password"], "basic");
@@ -626,7 +686,13 @@ impl Reader<'_> {
             let mut out = Vec::new();
             for (key, value) in fields.iter() {
                 let template = match value.get_ref() {
-                    DeValue::Integer(i) => Some(Template::literal(i.as_str())),
+                    DeValue::Integer(i) => match toml_integer(i) {
+                        Some(n) => Some(Template::literal(&n.to_string())),
+                        None => {
+                            self.problem(value.span(), format!("form.{} is out of range", key.get_ref()));
+                            None
+                        }
+                    },
                     DeValue::Boolean(b) => Some(Template::literal(&b.to_string())),
                     _ => self.template(value, &format!("form.{}", key.get_ref()), context),
                 };
@@ -645,10 +711,10 @@ impl Reader<'_> {
     fn json_template(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
         Some(match value.get_ref() {
             DeValue::String(_) => JsonTemplate::Text(self.template(value, "a JSON string", context)?),
-            DeValue::Integer(i) => match i.as_str().parse::<i64>() {
-                Ok(n) if i.radix() == 10 => JsonTemplate::Value(Value::from(n)),
-                _ => {
-                    self.problem(value.span(), format!("{} is not a decimal integer JSON can carry", i.as_str()));
+            DeValue::Integer(i) => match toml_integer(i) {
+                Some(n) => JsonTemplate::Value(Value::from(n)),
+                None => {
+                    self.problem(value.span(), format!("{i} is not an integer JSON can carry"));
                     return None;
                 }
             },
@@ -687,7 +753,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for (key, value) in table.iter() {
             let name = key.get_ref().to_string();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+            if !crate::http::is_header_name(&name) {
                 self.problem(key.span(), format!("{name:?} is not a valid header name"));
                 continue;
             }
@@ -695,7 +761,13 @@ impl Reader<'_> {
                 self.problem(key.span(), "set `idempotent = true` instead: the key must be unique per run".into());
                 continue;
             }
-            if let Some(template) = self.template(value, &format!("header {name}"), context) {
+            if name.eq_ignore_ascii_case(crate::http::RUN_ID_HEADER) {
+                self.problem(key.span(), format!("{name} is set by the monitor on every request, to the run's id"));
+                continue;
+            }
+            if let Some(template) = self.template(value, &format!("header {name}"), context)
+                && let Some(template) = self.fits(template, Encoding::Header, value.span())
+            {
                 out.push((name, template));
             }
         }
@@ -780,13 +852,15 @@ impl Reader<'_> {
                     }
                     None => None,
                 },
-                "min_items" => match arg.get_ref().as_integer().and_then(|i| i.as_str().parse::<usize>().ok()) {
-                    Some(n) => Some(JsonTestDef::MinItems(n)),
-                    None => {
-                        self.problem(arg.span(), "min_items must be a whole number".into());
-                        None
+                "min_items" => {
+                    match arg.get_ref().as_integer().and_then(toml_integer).and_then(|n| usize::try_from(n).ok()) {
+                        Some(n) => Some(JsonTestDef::MinItems(n)),
+                        None => {
+                            self.problem(arg.span(), "min_items must be a whole number".into());
+                            None
+                        }
                     }
-                },
+                }
                 "equals" => self.json_template(arg, context).map(JsonTestDef::Equals),
                 list => {
                     let DeValue::Array(items) = arg.get_ref() else {
@@ -858,7 +932,7 @@ impl Reader<'_> {
 
     fn status(&mut self, value: &Value_<'_>, key: &str) -> Option<ExpectedStatus> {
         let in_range = |n: i64| (100..=599).contains(&n).then_some(n as u16);
-        let integer = |v: &DeValue<'_>| v.as_integer().and_then(|i| i.as_str().parse::<i64>().ok()).and_then(in_range);
+        let integer = |v: &DeValue<'_>| v.as_integer().and_then(toml_integer).and_then(in_range);
         let parsed = match value.get_ref() {
             DeValue::Integer(_) => integer(value.get_ref()).map(ExpectedStatus::one).ok_or(String::new()),
             DeValue::String(text) => ExpectedStatus::parse(text),
@@ -903,7 +977,7 @@ impl Reader<'_> {
     }
 
     fn millis(&mut self, value: &Value_<'_>, key: &str) -> Option<u64> {
-        let parsed = value.get_ref().as_integer().and_then(|i| i.as_str().parse::<u64>().ok());
+        let parsed = value.get_ref().as_integer().and_then(toml_integer).and_then(|n| u64::try_from(n).ok());
         match parsed {
             Some(ms) if (1..=MAX_BUDGET_MS).contains(&ms) => Some(ms),
             _ => {
@@ -940,6 +1014,17 @@ impl Reader<'_> {
             }
         }
         ok.then_some(template)
+    }
+
+    /// The template, if every var in it can go where it is used (`encoding`).
+    fn fits(&mut self, template: Template, encoding: Encoding, span: Range<usize>) -> Option<Template> {
+        match template.check_vars(encoding) {
+            Ok(()) => Some(template),
+            Err(why) => {
+                self.problem(span, why.to_string());
+                None
+            }
+        }
     }
 
     fn string(&mut self, value: &Value_<'_>, what: &str) -> Option<(String, Range<usize>)> {
@@ -1002,10 +1087,17 @@ const STEP_KEYS: &[&str] = &[
     "fail_after_ms",
 ];
 
+/// A TOML integer's value in the radix it was written in: `0x64` is 100, never 64. Every integer
+/// of a TOML file the project reads (journeys, canary policies) is read through here.
+pub(crate) fn toml_integer(i: &DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
 #[derive(Default)]
 struct Defaults {
-    degraded_after_ms: Option<u64>,
-    fail_after_ms: Option<u64>,
+    /// Each with where it is written; `None` inside when the value is wrong (already reported).
+    degraded_after_ms: Option<(Option<u64>, Range<usize>)>,
+    fail_after_ms: Option<(Option<u64>, Range<usize>)>,
     expect_status: Option<ExpectedStatus>,
     headers: Vec<(String, Template)>,
 }
@@ -1148,6 +1240,10 @@ capture = { item_id = { json = "/id" } }
                 "idempotent = true",
             ),
             (
+                "check = \"a\"\n[defaults]\nheaders = { X-Synthetic-Run-Id = \"mine\" }\n[[steps]]\nname = \"a\"\npath = \"/\"\n",
+                "X-Synthetic-Run-Id is set by the monitor on every request",
+            ),
+            (
                 "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nskip_if = { var = \"x\", in = [\"y\"] }\n",
                 "no earlier step captures",
             ),
@@ -1163,6 +1259,133 @@ capture = { item_id = { json = "/id" } }
         for (source, expected) in cases {
             let found = problems(source);
             assert!(found.iter().any(|p| p.contains(expected)), "{expected:?} not in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn integers_keep_their_radix_wherever_they_stand() {
+        let source = r#"check = "radix"
+[vars]
+amount = 0x64
+[[steps]]
+name = "pay"
+method = "POST"
+path = "/pay/{{vars.amount}}"
+form = { amount = 0o144, flag = 0b1, plain = 1_000 }
+fail_after_ms = 0x1388
+degraded_after_ms = 0o7640
+expect_status = 0xC8
+assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x64 }]
+"#;
+        let journey = JourneyDef::parse(source).unwrap_or_else(|p| panic!("{p}"));
+        let step = &journey.steps[0];
+        assert_eq!(step.path.as_literal().as_deref(), Some("/pay/100"));
+        let Some(BodyDef::Form(form)) = &step.body else { panic!("form body") };
+        let form: Vec<_> = form.iter().map(|(k, t)| (k.as_str(), t.as_literal().unwrap())).collect();
+        assert_eq!(form, [("amount", "100".into()), ("flag", "1".into()), ("plain", "1000".into())]);
+        assert_eq!(step.budget.fail_after, Duration::from_millis(5_000));
+        assert_eq!(step.budget.degraded_after, Duration::from_millis(4_000));
+        assert_eq!(step.expect_status, ExpectedStatus::one(200));
+        assert_eq!(
+            step.asserts,
+            [
+                AssertDef::Json { pointer: "/items".into(), optional: false, test: JsonTestDef::MinItems(2) },
+                AssertDef::Json {
+                    pointer: "/amount".into(),
+                    optional: false,
+                    test: JsonTestDef::Equals(JsonTemplate::Value(Value::from(100)))
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inconsistent_defaults_budget_is_reported_once_where_it_is_written() {
+        // GIVEN a [defaults] degraded budget above the built-in fail budget, and two steps
+        let source = "check = \"a\"\n[defaults]\ndegraded_after_ms = 20000\n[[steps]]\nname = \"a\"\npath = \"/\"\n\
+                      [[steps]]\nname = \"b\"\npath = \"/\"\n[[steps]]\nname = \"c\"\npath = \"/\"\nfail_after_ms = 5000\n";
+        // THEN the mistake is reported once at [defaults], and a step whose own budget conflicts
+        // with it at that step's key
+        assert_eq!(
+            problems(source),
+            [
+                "j.toml:3:21: degraded_after_ms (20000) must not exceed fail_after_ms (10000)",
+                "j.toml:13:17: degraded_after_ms (20000, from [defaults]) must not exceed fail_after_ms (5000)",
+            ]
+        );
+        // AND a [defaults] budget out of range is reported once, at its value
+        let source = "check = \"a\"\n[defaults]\nfail_after_ms = 0\n[[steps]]\nname = \"a\"\npath = \"/\"\n\
+                      [[steps]]\nname = \"b\"\npath = \"/\"\n";
+        assert_eq!(
+            problems(source),
+            ["j.toml:3:17: fail_after_ms must be a whole number of milliseconds from 1 to 900000"]
+        );
+        // AND no mistake anywhere is reported at 1:1 unless it is there
+        for found in problems(
+            "check = \"a\"\n[defaults]\nfail_after_ms = 100\n[[steps]]\nname = \"a\"\npath = \"/\"\ndegraded_after_ms = 200\n",
+        ) {
+            assert!(!found.starts_with("j.toml:1:1:"), "{found}");
+        }
+    }
+
+    #[test]
+    fn a_content_type_header_beside_a_body_is_refused() {
+        let source = "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\njson = { a = 1 }\nheaders = { Content-Type = \"text/plain\" }\n";
+        assert_eq!(
+            problems(source),
+            ["j.toml:6:13: a Content-Type header and json/form/body cannot both be set (body takes content_type)"]
+        );
+    }
+
+    #[test]
+    fn a_var_that_cannot_go_where_it_is_used_is_refused_at_load() {
+        let source = "check = \"a\"\n[vars]\nup = \"..\"\nnote = \"a\\r\\nX-Evil: 1\"\n[[steps]]\nname = \"a\"\npath = \"/items/{{vars.up}}\"\n\
+                      headers = { X-Note = \"{{vars.note}}\" }\nbearer = \"{{vars.note}}\"\njson = { note = \"{{vars.note}}\" }\n";
+        assert_eq!(
+            problems(source),
+            [
+                "j.toml:7:8: {{vars.up}} is empty, \".\" or \"..\", which cannot stand as a URL segment",
+                "j.toml:8:22: {{vars.note}} holds a control character (CR, LF or NUL), which a header value cannot carry",
+                "j.toml:9:10: {{vars.note}} holds a control character (CR, LF or NUL), which a header value cannot carry",
+            ]
+        );
+    }
+
+    #[test]
+    fn thousands_of_mistakes_are_each_located_in_one_pass() {
+        // GIVEN a file with 60 000 mistakes
+        let mut source = String::from("check = \"a\"\n");
+        for i in 0..60_000 {
+            source.push_str(&format!("bad{i} = 1\n"));
+        }
+        source.push_str("[[steps]]\nname = \"a\"\npath = \"/\"\n");
+        // WHEN it is parsed
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(JourneyDef::parse(&source).unwrap_err().0));
+        // THEN every mistake is located. Not a latency bound: in one pass this takes about a second
+        // in a debug build; scanning the file from its start for each mistake, as before, took
+        // over three minutes.
+        let found = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("parsed in one pass");
+        assert_eq!(found.len(), 60_000);
+        assert!(found.iter().enumerate().all(|(i, p)| (p.line, p.column) == (i + 2, 1)));
+        assert!(found[59_999].message.starts_with("unknown key \"bad59999\""));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference model (count the newlines before the offset, then the characters
+        /// since the last one), over text of newlines, ASCII and multi-byte characters.
+        #[test]
+        fn a_located_offset_is_the_line_and_column_counting_gives(
+            source in "[a\n\u{e9}\u{1F4A5}\r ]{0,200}",
+            pick in 0usize..1000,
+        ) {
+            let boundaries: Vec<usize> = (0..=source.len()).filter(|&i| source.is_char_boundary(i)).collect();
+            let offset = boundaries[pick % boundaries.len()];
+            let before = &source[..offset];
+            let model = (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1);
+            proptest::prop_assert_eq!(LineStarts::new(&source).locate(&source, offset), model);
         }
     }
 

@@ -130,11 +130,33 @@ impl JsonTest {
     }
 }
 
+/// JSON equality as the journey means it: numbers by value (`100` is `100.0`), at any depth.
 fn same(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
-        (Value::Number(_) | Value::Bool(_), Value::String(text)) => text.as_str() == actual.to_string().as_str(),
+        (Value::Number(a), Value::Number(e)) => same_number(a, e),
+        (Value::Number(a), Value::String(text)) => {
+            text.as_str() == a.to_string() || text.parse::<serde_json::Number>().is_ok_and(|e| same_number(a, &e))
+        }
+        (Value::Bool(_), Value::String(text)) => text.as_str() == actual.to_string().as_str(),
+        (Value::Array(a), Value::Array(e)) => a.len() == e.len() && a.iter().zip(e).all(|(a, e)| same(a, e)),
+        (Value::Object(a), Value::Object(e)) => {
+            a.len() == e.len() && a.iter().all(|(key, a)| e.get(key).is_some_and(|e| same(a, e)))
+        }
         _ => actual == expected,
     }
+}
+
+/// Whole numbers compare exactly (beyond f64's 2^53 too), the rest as f64.
+fn same_number(a: &serde_json::Number, e: &serde_json::Number) -> bool {
+    match (whole(a), whole(e)) {
+        (Some(a), Some(e)) => a == e,
+        _ => a.as_f64() == e.as_f64(),
+    }
+}
+
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    let float = || n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e38).map(|f| f as i128);
+    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)).or_else(float)
 }
 
 fn alike(actual: &Value, expected: &Value) -> bool {
@@ -300,6 +322,48 @@ mod tests {
         let failed = JsonTest::NotIn(vec![json!("failed"), json!("declined")]);
         assert_eq!(cause(json_at("/status", failed.clone()), body), None);
         assert_eq!(cause(json_at("/status", failed), r#"{"status":"FAILED"}"#), Some(Cause::Assertion));
+    }
+
+    #[test]
+    fn numbers_compare_by_value_not_by_how_they_are_written() {
+        let body = r#"{"n":100.0,"big":9007199254740993,"list":[1.0,{"x":2.50}],"s":"100"}"#;
+        assert_eq!(cause(json_at("/n", JsonTest::Equals(json!(100))), body), None, "100 = 100.0");
+        assert_eq!(cause(json_at("/n", JsonTest::Equals(json!(1e2))), body), None);
+        assert_eq!(cause(json_at("/n", JsonTest::Equals(json!("100"))), body), None, "a captured id as text");
+        assert_eq!(cause(json_at("/n", JsonTest::OneOf(vec![json!(7), json!(100)])), body), None);
+        assert_eq!(cause(json_at("/n", JsonTest::NotIn(vec![json!(100)])), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/list", JsonTest::Equals(json!([1, {"x": 2.5}]))), body), None, "nested too");
+        assert_eq!(
+            cause(json_at("/s", JsonTest::Equals(json!(100.0))), body),
+            Some(Cause::Assertion),
+            "text is not a number"
+        );
+        // Integers beyond f64's precision still compare exactly.
+        assert_eq!(cause(json_at("/big", JsonTest::Equals(json!(9007199254740993u64))), body), None);
+        assert_eq!(cause(json_at("/big", JsonTest::Equals(json!(9007199254740992u64))), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/n", JsonTest::Equals(json!(100.5))), body), Some(Cause::Assertion));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference model of numbers as values: a whole number written as an integer
+        /// or as a float is the same number, two numbers are the same exactly when their values
+        /// are, in a string, an array or an object alike.
+        #[test]
+        fn numbers_are_the_same_exactly_when_their_values_are(
+            a in -(1i64 << 53)..(1i64 << 53),
+            b in -(1i64 << 53)..(1i64 << 53),
+            x in proptest::num::f64::NORMAL | proptest::num::f64::ZERO,
+        ) {
+            proptest::prop_assert!(same(&json!(a), &json!(a as f64)));
+            proptest::prop_assert!(same(&json!(a as f64), &json!(a)));
+            proptest::prop_assert!(same(&json!(a as f64), &json!(a.to_string())), "a captured id as text");
+            proptest::prop_assert_eq!(same(&json!(a), &json!(b)), a == b);
+            proptest::prop_assert_eq!(same(&json!([a, {"n": a}]), &json!([b as f64, {"n": b as f64}])), a == b);
+            proptest::prop_assert_eq!(same(&json!(x), &json!(a)), x == a as f64);
+            proptest::prop_assert!(same(&json!(x), &json!(x)));
+        }
     }
 
     #[test]

@@ -205,6 +205,7 @@ async fn learn_what_to_clean_up(
 }
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A spec to record a step that could not be rendered.
 fn stub(step: &StepDef) -> StepSpec {
@@ -212,12 +213,14 @@ fn stub(step: &StepDef) -> StepSpec {
 }
 
 /// A value the target handed back that cannot go where the journey puts it is the target's
-/// doing; a secret field that cannot is the monitor's.
+/// doing; a secret field or a var that cannot is the monitor's.
 fn unrenderable(error: &RenderError) -> CheckError {
     match error {
         RenderError::MissingSecret(_)
-        | RenderError::DotSegment(Ref::Secret(_))
-        | RenderError::ControlCharacter(Ref::Secret(_)) => CheckError::Misconfigured(error.to_string()),
+        | RenderError::DotSegment(Ref::Secret(_) | Ref::Var { .. })
+        | RenderError::ControlCharacter(Ref::Secret(_) | Ref::Var { .. }) => {
+            CheckError::Misconfigured(error.to_string())
+        }
         _ => CheckError::InvalidResponse(error.to_string()),
     }
 }
@@ -258,15 +261,14 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
             for (name, value) in fields {
                 form.append_pair(name, &value.render(scope, Encoding::Raw)?);
             }
-            spec = spec.body(Body {
-                content_type: "application/x-www-form-urlencoded".into(),
-                bytes: Secret::new(form.finish().into_bytes()),
-            });
+            spec = spec.body(Body { content_type: FORM.into(), bytes: Secret::new(form.finish().into_bytes()) });
         }
         Some(BodyDef::Raw { content_type, text }) => {
+            let form = content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM));
+            let encoding = if form { Encoding::Form } else { Encoding::Raw };
             spec = spec.body(Body {
                 content_type: content_type.clone(),
-                bytes: Secret::new(text.render(scope, Encoding::Raw)?.into_bytes()),
+                bytes: Secret::new(text.render(scope, encoding)?.into_bytes()),
             })
         }
         None => {}
@@ -371,6 +373,10 @@ mod tests {
 
     fn body(request: &HttpRequest) -> String {
         request.body.as_ref().map(|b| String::from_utf8_lossy(b.bytes.expose()).into_owned()).unwrap_or_default()
+    }
+
+    fn form_fields(request: &HttpRequest) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(body(request).as_bytes()).into_owned().collect()
     }
 
     fn outcomes(run: &RunResult) -> Vec<(&str, Outcome, Option<Cause>)> {
@@ -522,6 +528,59 @@ headers = { X-Note = "{{note}}" }
         let header = ran.run.steps.last().unwrap();
         assert_eq!((header.name.as_str(), header.cause), ("header", Some(Cause::InvalidResponse)));
         assert!(header.error.as_deref().unwrap().contains("{{note}} holds a control character"), "{header:?}");
+    }
+
+    #[tokio::test]
+    async fn vars_are_encoded_like_every_other_value() {
+        // GIVEN vars holding URL syntax, used in a path segment, a query value and a form field
+        let source = r#"
+check = "vars"
+[vars]
+up = "../../admin"
+term = "a&b=c#frag"
+note = "x&y=z"
+[[steps]]
+name = "search"
+method = "POST"
+path = "/shop/{{vars.up}}/items?q={{vars.term}}&page=1"
+form = { note = "{{vars.note}}" }
+"#;
+        // WHEN the journey runs
+        let ran = run_journey(source, ScriptedTarget::default().then(200, "{}")).await;
+        // THEN each var stayed inside its own segment, query value and form field
+        let sent = &ran.requests[0];
+        assert_eq!(sent.url.path(), "/shop/..%2F..%2Fadmin/items");
+        assert_eq!(sent.url.fragment(), None);
+        let query: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
+        assert_eq!(query, [("q".into(), "a&b=c#frag".into()), ("page".into(), "1".into())]);
+        assert_eq!(form_fields(sent), [("note".into(), "x&y=z".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_form_body_written_by_hand_form_encodes_its_values() {
+        // GIVEN a captured id holding form syntax, put in a raw form body
+        let source = r#"
+check = "raw-form"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/items"
+capture = { id = { json = "/id" } }
+[[steps]]
+name = "refund"
+method = "POST"
+path = "/refunds"
+body = "payment_intent={{id}}&run={{run.id}}"
+content_type = "application/x-www-form-urlencoded; charset=utf-8"
+"#;
+        let target = ScriptedTarget::default().then(200, r#"{"id":"pi_1&amount=999999 x"}"#).then(200, "{}");
+        // WHEN the journey runs
+        let ran = run_journey(source, target).await;
+        // THEN the id stayed one field's value
+        assert_eq!(
+            form_fields(&ran.requests[1]),
+            [("payment_intent".into(), "pi_1&amount=999999 x".into()), ("run".into(), "run-1".into())]
+        );
     }
 
     #[tokio::test]

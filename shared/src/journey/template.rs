@@ -1,20 +1,26 @@
 //! `{{...}}` templates in journey files, and how a value is encoded where it lands.
 //!
 //! A template is parsed once, when the journey file is loaded: `{{vars.NAME}}` is a constant and
-//! is inlined then, so only `{{secret.NAME}}`, `{{NAME}}` (a capture) and `{{run.id}}` are left
-//! for run time. Rendering encodes each substituted value for its destination, never the
-//! literal text around it: a target that returns the id `../admin` cannot move the next request,
-//! and a value with CR/LF cannot smuggle a header.
+//! its value is looked up then, so only `{{secret.NAME}}`, `{{NAME}}` (a capture) and `{{run.id}}`
+//! are left for run time. Rendering encodes each substituted value for its destination, a var's
+//! as much as any other, never the literal text around it: a target that returns the id
+//! `../admin` cannot move the next request, and a value with CR/LF cannot smuggle a header.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// What a `{{...}}` names, once constants are inlined.
+/// What a `{{...}}` names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ref {
     Secret(String),
     Capture(String),
     RunId,
+    /// A constant of `[vars]`, its value looked up when the file was loaded: a run supplies
+    /// nothing for it, so [`Template::refs`] does not list it.
+    Var {
+        name: String,
+        value: String,
+    },
 }
 
 impl fmt::Display for Ref {
@@ -23,6 +29,7 @@ impl fmt::Display for Ref {
             Ref::Secret(name) => write!(f, "{{{{secret.{name}}}}}"),
             Ref::Capture(name) => write!(f, "{{{{{name}}}}}"),
             Ref::RunId => f.write_str("{{run.id}}"),
+            Ref::Var { name, .. } => write!(f, "{{{{vars.{name}}}}}"),
         }
     }
 }
@@ -48,6 +55,9 @@ pub enum Encoding {
     Url,
     /// A header value: a value holding CR, LF or NUL is refused.
     Header,
+    /// A value in a form body written by hand (`body` typed `application/x-www-form-urlencoded`):
+    /// form-encoded, as a `form` table's values are, so it stays one field.
+    Form,
 }
 
 /// The values a template can name at run time.
@@ -76,7 +86,7 @@ impl Template {
         Template { parts: vec![Part::Text(text.to_string())] }
     }
 
-    /// Parses `text`, inlining `{{vars.NAME}}` from `vars`. The error is a plain sentence.
+    /// Parses `text`, looking `{{vars.NAME}}` up in `vars`. The error is a plain sentence.
     pub fn parse(text: &str, vars: &BTreeMap<String, String>) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -87,7 +97,8 @@ impl Template {
             let name = after[..close].trim();
             match reference(name) {
                 Some(Reference::Var(var)) => match vars.get(var) {
-                    Some(value) => push_text(&mut parts, value),
+                    // Kept apart from the text around it, so it is encoded like any other value.
+                    Some(value) => parts.push(Part::Ref(Ref::Var { name: var.to_string(), value: value.clone() })),
                     None => return Err(format!("{{{{vars.{var}}}}} is not defined in [vars]")),
                 },
                 Some(Reference::Ref(r)) => parts.push(Part::Ref(r)),
@@ -106,21 +117,32 @@ impl Template {
 
     pub fn refs(&self) -> impl Iterator<Item = &Ref> {
         self.parts.iter().filter_map(|p| match p {
+            Part::Ref(Ref::Var { .. }) | Part::Text(_) => None,
             Part::Ref(r) => Some(r),
-            Part::Text(_) => None,
         })
     }
 
-    /// The text, when the template names nothing.
+    /// The text, when the template names nothing a run supplies (vars as they are, unencoded).
     pub fn as_literal(&self) -> Option<String> {
         let mut text = String::new();
         for part in &self.parts {
             match part {
-                Part::Text(t) => text.push_str(t),
+                Part::Text(t) | Part::Ref(Ref::Var { value: t, .. }) => text.push_str(t),
                 Part::Ref(_) => return None,
             }
         }
         Some(text)
+    }
+
+    /// Whether every var's value can go where this template is used: checked when the file is
+    /// loaded, so a var that cannot is the journey's mistake, reported at its line.
+    pub fn check_vars(&self, encoding: Encoding) -> Result<(), RenderError> {
+        for part in &self.parts {
+            if let Part::Ref(r @ Ref::Var { value, .. }) = part {
+                encode_value(&mut String::new(), value, r, encoding)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn render(&self, scope: &dyn Scope, encoding: Encoding) -> Result<String, RenderError> {
@@ -137,28 +159,37 @@ impl Template {
                             scope.capture(name).ok_or_else(|| RenderError::MissingCapture(name.clone()))?
                         }
                         Ref::RunId => scope.run_id(),
+                        Ref::Var { value, .. } => value,
                     };
-                    match encoding {
-                        Encoding::Raw => out.push_str(value),
-                        Encoding::Url => {
-                            // A dot segment would survive percent-encoding and climb the path.
-                            if matches!(value, "" | "." | "..") {
-                                return Err(RenderError::DotSegment(r.clone()));
-                            }
-                            out.push_str(&encode_segment(value));
-                        }
-                        Encoding::Header => {
-                            if value.contains(['\r', '\n', '\0']) {
-                                return Err(RenderError::ControlCharacter(r.clone()));
-                            }
-                            out.push_str(value);
-                        }
-                    }
+                    encode_value(&mut out, value, r, encoding)?;
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// Appends `value`, which `r` names, encoded for where it lands: the one place every value
+/// (secret, capture, run id, var) goes through.
+fn encode_value(out: &mut String, value: &str, r: &Ref, encoding: Encoding) -> Result<(), RenderError> {
+    match encoding {
+        Encoding::Raw => out.push_str(value),
+        Encoding::Url => {
+            // A dot segment would survive percent-encoding and climb the path.
+            if matches!(value, "" | "." | "..") {
+                return Err(RenderError::DotSegment(r.clone()));
+            }
+            out.push_str(&encode_segment(value));
+        }
+        Encoding::Header => {
+            if value.contains(['\r', '\n', '\0']) {
+                return Err(RenderError::ControlCharacter(r.clone()));
+            }
+            out.push_str(value);
+        }
+        Encoding::Form => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
+    }
+    Ok(())
 }
 
 enum Reference<'a> {
