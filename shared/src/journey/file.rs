@@ -1360,12 +1360,10 @@ assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x
         }
         source.push_str("[[steps]]\nname = \"a\"\npath = \"/\"\n");
         // WHEN it is parsed
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || sender.send(JourneyDef::parse(&source).unwrap_err().0));
-        // THEN every mistake is located. Not a latency bound: in one pass this takes about a second
-        // in a debug build; scanning the file from its start for each mistake, as before, took
-        // over three minutes.
-        let found = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("parsed in one pass");
+        let found = JourneyDef::parse(&source).unwrap_err().0;
+        // THEN every mistake is located where it is. (How long this takes is for the bench to say,
+        // not a test: in one pass it is about a second in a debug build; scanning the file from its
+        // start for each mistake, as before, took over three minutes.)
         assert_eq!(found.len(), 60_000);
         assert!(found.iter().enumerate().all(|(i, p)| (p.line, p.column) == (i + 2, 1)));
         assert!(found[59_999].message.starts_with("unknown key \"bad59999\""));
