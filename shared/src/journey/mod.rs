@@ -16,6 +16,8 @@ pub mod file;
 pub mod judge;
 pub mod runner;
 pub mod template;
+#[cfg(test)]
+mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};
 pub use file::{Budget, Capture, CaptureSource, ExpectedStatus, JourneyDef, Problems, StepRole};
