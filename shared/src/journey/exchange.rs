@@ -468,14 +468,15 @@ impl StepRecorder {
     }
 }
 
-/// Whether the target may have carried out one attempt that ended in `sent`. Only a failure
-/// before any connection (refused, unreachable, TLS handshake, no time left, a request that
-/// could not be built) or an answer refusing the request (4xx, except 409: "key in use" is an
-/// earlier attempt still at work) proves nothing was done. A timeout, a connection lost after
-/// sending, an answer that is not HTTP, a 5xx or a success may each be a live write.
+/// Whether the target may have carried out one attempt that ended in `sent`. A failure before
+/// any connection (refused, unreachable, TLS handshake, no time left, a request that could not
+/// be built) proves nothing was sent; an answer with an error status is the target saying it did
+/// not do it (a 409 "key in use" speaks of an earlier attempt, which counts on its own). A
+/// timeout, a connection lost after sending, an answer that is not HTTP, or a success may each
+/// be a live write.
 fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
     match sent {
-        Ok(response) => !(400..500).contains(&response.status) || response.status == 409,
+        Ok(response) => (200..300).contains(&response.status),
         Err(
             CheckError::Connect(_) | CheckError::Tls(_) | CheckError::OutOfTime { .. } | CheckError::Misconfigured(_),
         ) => false,

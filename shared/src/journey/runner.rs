@@ -592,6 +592,16 @@ fail_after_ms = 500
     }
 
     #[tokio::test]
+    async fn a_write_the_target_answers_with_an_error_is_its_status_not_a_live_write() {
+        // GIVEN a create answered 500 and then 409 (no attempt went unanswered)
+        let target = ScriptedTarget::default().then(500, "internal error").then(409, "conflict");
+        let ran = run_journey(STRIPE, target).await;
+        // THEN the target's own answer stands: no replay, no word of a live write
+        assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(Cause::HttpStatus))], "{:#?}", ran.run);
+        assert_eq!(ran.requests.len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_non_idempotent_write_of_unknown_outcome_is_cleanup_failed() {
         // GIVEN a create without an idempotency key that times out (not retried, not replayable)
         let source = stripe_fast_create().replacen("idempotent = true\n", "", 1);

@@ -47,9 +47,10 @@ enum Fault {
     Timeout,
     /// Sent; the connection was reset before the answer was complete.
     Reset,
-    /// 409 "key in use": an earlier attempt with the same key is still at work.
+    /// 409 "key in use": an earlier attempt with the same key is still at work; by itself it
+    /// says nothing was done by this one.
     Conflict,
-    /// 500.
+    /// 500: the target says it failed.
     ServerError,
     /// 400: the target refused the request.
     Rejected,
@@ -112,8 +113,9 @@ fn model(create: [Fault; 2], replay: Fault, after: Fault, refund: [Fault; 2]) ->
     let (mut written, mut known) = (false, false);
     for answer in create {
         sent.push(CREATE);
-        // Only no connection at all, or the target refusing the request, proves nothing was done.
-        written |= !matches!(answer, Fault::Refused | Fault::Rejected);
+        // Sent and either unanswered or answered "done": the write may be live. No connection at
+        // all, or an error status (the target saying it did not do it), adds nothing.
+        written |= matches!(answer, Fault::Timeout | Fault::Reset) || answer.is_2xx();
         if answer == Fault::Created {
             known = true;
             break;
