@@ -218,6 +218,20 @@ async fn stripe_lost_create_answer_is_recovered_by_the_idempotent_retry_without_
     assert_eq!((state.charges, state.idempotent_replays, state.live, state.refunded), (1, 1, 0, 1), "{state:?}");
 }
 
+#[tokio::test]
+async fn stripe_refusing_every_connection_is_connect_never_a_possibly_live_payment() {
+    // GIVEN nothing listens where the payments API should be: no create is ever sent
+    let credentials = Credentials::new(json!({ "secret_key": StripeConfig::default().secret_key }));
+    let target = synthetic_e2e::hostile::refused_url().await.expect("a closed port");
+    // WHEN the Stripe journey runs
+    let exited = run(&journey("stripe-payment.toml"), &target, &credentials).await;
+    // THEN it is a connect failure, and no step says a payment may be live
+    let run = exited.result();
+    assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::Connect)), "{run:#?}");
+    assert!(run.steps.iter().all(|s| s.cause != Some(Cause::CleanupFailed)), "{run:#?}");
+    exited.expect(1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Nested-JSON login answering 400
 
