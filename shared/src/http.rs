@@ -832,26 +832,12 @@ mod tests {
         assert!(Method::Get.is_idempotent() && Method::Put.is_idempotent() && Method::Delete.is_idempotent());
     }
 
-    /// A loopback server that reads each request and closes the connection without answering.
-    async fn closing_after_the_request() -> u16 {
-        use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buffer = [0u8; 4096];
-                let _ = stream.read(&mut buffer).await;
-            }
-        });
-        port
-    }
-
     #[tokio::test]
     async fn only_a_failure_before_any_connection_says_nothing_was_sent() {
         // GIVEN a closed port, and a server that takes the request and closes without answering
         let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
         let refused = target.send(&get(&format!("http://127.0.0.1:{}/pay", closed_port().await))).await;
-        let lost = target.send(&get(&format!("http://127.0.0.1:{}/pay", closing_after_the_request().await))).await;
+        let lost = target.send(&get(&format!("http://127.0.0.1:{}/pay", answering(b"").await))).await;
 
         // THEN both are `connect` failures, but only the refused one says nothing was sent: the
         // other request went out, and the target may have carried it out
