@@ -470,13 +470,14 @@ impl StepRecorder {
 
 /// Whether the target may have carried out one attempt that ended in `sent`. A failure before
 /// any connection (refused, unreachable, TLS handshake, no time left, a request that could not
-/// be built) proves nothing was sent; an answer with an error status is the target saying it did
-/// not do it (a 409 "key in use" speaks of an earlier attempt, which counts on its own). A
-/// timeout, a connection lost after sending, an answer that is not HTTP, or a success may each
-/// be a live write.
+/// be built) proves nothing was sent, and a 4xx is the target refusing the request (a 409 "key
+/// in use" speaks of an earlier attempt, which counts on its own). Anything else may be a live
+/// write: a timeout, a connection lost after sending, an answer that is not HTTP, a success, and
+/// a 5xx, whose outcome payment APIs document as indeterminate (the write may have committed
+/// before the error).
 fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
     match sent {
-        Ok(response) => (200..300).contains(&response.status),
+        Ok(response) => !(400..500).contains(&response.status),
         Err(
             CheckError::Connect(_) | CheckError::Tls(_) | CheckError::OutOfTime { .. } | CheckError::Misconfigured(_),
         ) => false,

@@ -544,7 +544,7 @@ fail_after_ms = 500
 
     #[tokio::test]
     async fn an_unknown_write_answered_without_its_captures_is_cleanup_failed_naming_the_key() {
-        // GIVEN creates whose outcome is unknown (timeouts), and a replay or retry that is
+        // GIVEN creates whose outcome is unknown (timeouts, 500s), and a replay or retry that is
         // *answered*, but with nothing the refund needs: 409 "key in use" or 500
         let hang = || ScriptedTarget::default().then_hang();
         let in_use = r#"{"error":{"type":"idempotency_error","message":"key in use"}}"#;
@@ -554,6 +554,7 @@ fail_after_ms = 500
             ("timeout, retry 409, replay 409", hang().then(409, in_use).then(409, in_use)),
             ("timeout, retry 409, replay reset", hang().then(409, in_use).then_reset()),
             ("timeout, retry refused, replay refused", hang().then_refused().then_refused()),
+            ("500, 500, replay 500", ScriptedTarget::default().then(500, "a").then(500, "b").then(500, "c")),
         ];
         for (case, target) in cases {
             // WHEN the journey runs
@@ -564,6 +565,7 @@ fail_after_ms = 500
             assert!(error.contains("Idempotency-Key synthetic-run-1-create"), "{case}: {error}");
             assert_eq!(ran.requests.len(), 3, "{case}: two attempts and one replay");
             assert!(ran.requests.iter().all(|r| r.url.path() == "/v1/payment_intents"), "{case}");
+            assert!(error.contains("may be live"), "{case}: {error}");
         }
     }
 
@@ -580,9 +582,9 @@ fail_after_ms = 500
     }
 
     #[tokio::test]
-    async fn a_write_the_target_answers_with_an_error_is_its_status_not_a_live_write() {
-        // GIVEN a create answered 500 and then 409 (no attempt went unanswered)
-        let target = ScriptedTarget::default().then(500, "internal error").then(409, "conflict");
+    async fn a_write_the_target_refuses_is_its_status_not_a_live_write() {
+        // GIVEN a create refused with a 4xx twice: the target did not carry it out
+        let target = ScriptedTarget::default().then(400, "bad amount").then(409, "conflict");
         let ran = run_journey(STRIPE, target).await;
         // THEN the target's own answer stands: no replay, no word of a live write
         assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(Cause::HttpStatus))], "{:#?}", ran.run);

@@ -50,7 +50,7 @@ enum Fault {
     /// 409 "key in use": an earlier attempt with the same key is still at work; by itself it
     /// says nothing was done by this one.
     Conflict,
-    /// 500: the target says it failed.
+    /// 500: the target failed, maybe after committing the write.
     ServerError,
     /// 400: the target refused the request.
     Rejected,
@@ -113,9 +113,8 @@ fn model(create: [Fault; 2], replay: Fault, after: Fault, refund: [Fault; 2]) ->
     let (mut written, mut known) = (false, false);
     for answer in create {
         sent.push(CREATE);
-        // Sent and either unanswered or answered "done": the write may be live. No connection at
-        // all, or an error status (the target saying it did not do it), adds nothing.
-        written |= matches!(answer, Fault::Timeout | Fault::Reset) || answer.is_2xx();
+        // Sent, and not refused by a 4xx: the write may be live. No connection at all adds nothing.
+        written |= !matches!(answer, Fault::Refused | Fault::Rejected | Fault::Conflict);
         if answer == Fault::Created {
             known = true;
             break;
@@ -241,6 +240,8 @@ fn the_model_knows_the_examples_of_issue_19() {
     assert_eq!(model([Timeout, Timeout], ServerError, Created, [Created, Created]).1, End::Unknown);
     // The first attempt times out, the retry gets 409: likewise.
     assert_eq!(model([Timeout, Conflict], Conflict, Created, [Created, Created]).1, End::Unknown);
+    // A 500 and a 409: the 500 may have committed, the 409 is that write still at work.
+    assert_eq!(model([ServerError, Conflict], ServerError, Created, [Created, Created]).1, End::Unknown);
     // Refused twice: nothing was sent, no replay.
     assert_eq!(
         model([Refused, Refused], Created, Created, [Created, Created]),
