@@ -223,9 +223,8 @@ fn refuse_retired(env: &Env) -> Result<(), CheckError> {
 /// `_`) override a step's latency budget for one deployment: a staging target may be slower.
 fn apply_budget_overrides(env: &Env, journey: &mut JourneyDef) -> Result<(), CheckError> {
     for step in &mut journey.steps {
-        let prefix = step.name.to_ascii_uppercase().replace('-', "_");
-        let degraded_var = format!("{prefix}_DEGRADED_AFTER_MS");
-        let fail_var = format!("{prefix}_FAIL_AFTER_MS");
+        let degraded_var = step_variable(&step.name, "DEGRADED_AFTER_MS");
+        let fail_var = step_variable(&step.name, "FAIL_AFTER_MS");
         let degraded = env.millis(&degraded_var, step.budget.degraded_after.as_millis() as u64)?;
         let fail = env.millis(&fail_var, step.budget.fail_after.as_millis() as u64)?;
         if fail.is_zero() || degraded > fail {
@@ -272,6 +271,12 @@ fn allowed_origins(name: &str, list: &str) -> Result<Vec<url::Origin>, CheckErro
         origins.push(url.origin());
     }
     Ok(origins)
+}
+
+/// The variable that overrides `setting` of the step `step` (`payment-create`, `FAIL_AFTER_MS`:
+/// `PAYMENT_CREATE_FAIL_AFTER_MS`).
+pub fn step_variable(step: &str, setting: &str) -> String {
+    format!("{}_{setting}", step.to_ascii_uppercase().replace('-', "_"))
 }
 
 fn misconfigured(name: &str, expected: &str, got: &str) -> CheckError {

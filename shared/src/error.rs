@@ -54,8 +54,13 @@ pub enum CheckError {
     /// steps and the alert.
     #[error("not sent: only {left_ms} ms were left before the deadline, kept for cleanup and the alert")]
     OutOfTime { left_ms: u64 },
+    /// No connection to the target was made: nothing of the request was sent.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The connection failed after the request went out (reset, closed before or during the
+    /// answer): unlike [`CheckError::Connect`], the target may have carried the request out.
+    #[error("connection lost after the request was sent: {0}")]
+    ConnectionLost(String),
     #[error("TLS failed: {0}")]
     Tls(String),
     #[error("HTTP {status}, expected {expected}{excerpt}")]
@@ -91,7 +96,7 @@ impl CheckError {
     pub fn cause(&self) -> Cause {
         match self {
             CheckError::Timeout { .. } | CheckError::OutOfTime { .. } => Cause::Timeout,
-            CheckError::Connect(_) => Cause::Connect,
+            CheckError::Connect(_) | CheckError::ConnectionLost(_) => Cause::Connect,
             CheckError::Tls(_) => Cause::Tls,
             CheckError::HttpStatus { .. } => Cause::HttpStatus,
             CheckError::Assertion(_) => Cause::Assertion,
@@ -109,7 +114,7 @@ impl CheckError {
     pub fn error_type(&self) -> &'static str {
         match self {
             CheckError::Timeout { .. } | CheckError::OutOfTime { .. } => "Timeout",
-            CheckError::Connect(_) => "Connect",
+            CheckError::Connect(_) | CheckError::ConnectionLost(_) => "Connect",
             CheckError::Tls(_) => "Tls",
             CheckError::HttpStatus { .. } => "HttpStatus",
             CheckError::Assertion(_) => "Assertion",

@@ -395,6 +395,21 @@ impl ScriptedTarget {
         self
     }
 
+    /// The next request finds nothing listening: no connection, so nothing of it is sent.
+    pub fn then_refused(self) -> Self {
+        self.then_after(Duration::ZERO, Err(CheckError::Connect("tcp connect error: Connection refused".into())))
+    }
+
+    /// The next request is sent, and the connection is reset before its answer is complete.
+    pub fn then_reset(self) -> Self {
+        self.then_after(Duration::ZERO, Err(CheckError::ConnectionLost("connection reset by peer".into())))
+    }
+
+    /// The next request is sent and never answered: it times out, whatever its budget.
+    pub fn then_hang(self) -> Self {
+        self.then_after(Duration::MAX, Ok(HttpResponse::with(200, "{}")))
+    }
+
     pub fn requests(&self) -> Vec<HttpRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -432,6 +447,10 @@ impl HttpResponse {
 /// Maps a reqwest failure to a cause, from the *types* in its source chain. Never from its
 /// text: reqwest's message quotes the URL, so a refused connection to `/tls-edge` would read as
 /// a TLS failure if words were matched.
+///
+/// Whether the request may have reached the target decides the variant: [`CheckError::Connect`]
+/// only when no connection was made (nothing was sent, so no write can be live), and
+/// [`CheckError::ConnectionLost`] once it was (the target may have carried it out).
 fn classify(error: reqwest::Error) -> CheckError {
     let text = error_chain(&error);
     match transport_failure(&error) {
@@ -440,28 +459,43 @@ fn classify(error: reqwest::Error) -> CheckError {
             None => CheckError::Tls(text),
         },
         // Only the connect phase has a reqwest-level timeout; the total budget is enforced above.
-        Transport::Timeout => CheckError::Connect(format!("connect timed out: {text}")),
-        Transport::Connection => CheckError::Connect(text),
+        Transport::ConnectTimeout => CheckError::Connect(format!("connect timed out: {text}")),
+        Transport::NotConnected => CheckError::Connect(text),
+        Transport::Lost => CheckError::ConnectionLost(text),
         Transport::Body => CheckError::InvalidResponse(format!("body could not be read: {text}")),
+        Transport::NotHttp => CheckError::InvalidResponse(format!("the answer is not valid HTTP: {text}")),
+        // The journey's own values could not form a request: retrying cannot help.
+        Transport::Unsendable => CheckError::Misconfigured(format!("the request could not be built: {text}")),
     }
 }
 
 #[derive(Debug, PartialEq)]
 enum Transport {
     Tls,
-    Timeout,
-    Connection,
+    ConnectTimeout,
+    NotConnected,
+    Lost,
     Body,
+    NotHttp,
+    Unsendable,
 }
 
 fn transport_failure(error: &reqwest::Error) -> Transport {
+    if error.is_builder() {
+        return Transport::Unsendable;
+    }
     let mut timed_out = error.is_timeout();
-    let mut connection = error.is_connect();
+    let mut connection = false;
     for cause in causes(error) {
         // rustls reports every handshake, record and certificate failure as its own error type;
         // tokio-rustls hands it up wrapped in an `io::Error` of kind `InvalidData`.
         if cause.is::<rustls::Error>() {
             return Transport::Tls;
+        }
+        // A malformed status line or header, or a head past hyper's size limit: an answer came,
+        // it just is not HTTP. Not a connection failure.
+        if cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse) {
+            return Transport::NotHttp;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
@@ -473,15 +507,18 @@ fn transport_failure(error: &reqwest::Error) -> Transport {
             }
         }
     }
-    if timed_out {
-        Transport::Timeout
-    } else if connection {
+    if error.is_connect() {
+        // No connection was made (refused, unreachable, DNS, connect timeout): nothing was sent.
+        if timed_out { Transport::ConnectTimeout } else { Transport::NotConnected }
+    } else if connection || timed_out {
         // A reset while the body streams is still the connection failing, not a bad answer.
-        Transport::Connection
+        Transport::Lost
     } else if error.is_body() || error.is_decode() {
         Transport::Body
     } else {
-        Transport::Connection
+        // Closed before the answer, or a failure of a kind not known here: the request may have
+        // gone out, so it is never taken for one that was not sent.
+        Transport::Lost
     }
 }
 
@@ -801,6 +838,57 @@ mod tests {
     fn only_post_and_patch_need_an_idempotency_key() {
         assert!(!Method::Post.is_idempotent() && !Method::Patch.is_idempotent());
         assert!(Method::Get.is_idempotent() && Method::Put.is_idempotent() && Method::Delete.is_idempotent());
+    }
+
+    #[tokio::test]
+    async fn only_a_failure_before_any_connection_says_nothing_was_sent() {
+        // GIVEN a closed port, and a server that takes the request and closes without answering
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+        let refused = target.send(&get(&format!("http://127.0.0.1:{}/pay", closed_port().await))).await;
+        let lost = target.send(&get(&format!("http://127.0.0.1:{}/pay", answering(b"").await))).await;
+
+        // THEN both are `connect` failures, but only the refused one says nothing was sent: the
+        // other request went out, and the target may have carried it out
+        assert!(matches!(refused, Err(CheckError::Connect(_))), "{refused:?}");
+        assert!(matches!(lost, Err(CheckError::ConnectionLost(_))), "{lost:?}");
+        assert_eq!(lost.unwrap_err().cause(), crate::Cause::Connect);
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_http_is_invalid_response_not_connect() {
+        // GIVEN a malformed status line, and a response head far past any sane size
+        let mut oversized = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        oversized.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+        oversized.extend(b"\r\nContent-Length: 2\r\n\r\n{}");
+        let answers: [&'static [u8]; 3] = [
+            b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}",
+            b"SMTP ready\r\n\r\n",
+            Box::leak(oversized.into_boxed_slice()),
+        ];
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+        for answer in answers {
+            // WHEN a request is sent
+            let error = target.send(&get(&format!("http://127.0.0.1:{}/x", answering(answer).await))).await;
+            // THEN the answer is the target's fault, named as such
+            let error = error.unwrap_err();
+            assert_eq!(error.cause(), crate::Cause::InvalidResponse, "{error:?}");
+            assert!(error.to_string().contains("not valid HTTP"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_value_the_client_refuses_is_misconfigured_not_connect() {
+        // GIVEN a listening server, and header values with a newline and another control character
+        let port = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await;
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+        for value in ["a\nb", "a\u{1}b", "a\u{7f}"] {
+            let mut request = get(&format!("http://127.0.0.1:{port}/x"));
+            request.headers.push(("X-Note".into(), value.into()));
+            // WHEN it is sent
+            let error = target.send(&request).await.unwrap_err();
+            // THEN the request could not be built: the monitor's mistake, not the target's
+            assert_eq!(error.cause(), crate::Cause::Misconfigured, "{value:?}: {error:?}");
+        }
     }
 
     #[test]

@@ -89,7 +89,12 @@ impl Monitor {
     /// against another (allowed) host, such as a canary after a deploy.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunResult, CheckError> {
         let target_override = target_override(&event.payload)?;
-        let deadline = deadline_from_epoch_ms(event.context.deadline, publish_budget(self.config.alert_retry));
+        let reserve = publish_budget(self.config.alert_retry);
+        if let Some(left) = time_to_deadline(event.context.deadline) {
+            enough_time(&self.config, left, reserve)
+                .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "monitor failure"))?;
+        }
+        let deadline = deadline_from_epoch_ms(event.context.deadline, reserve);
         self.run(target_override, deadline).await
     }
 
@@ -177,9 +182,50 @@ fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
 /// The Lambda deadline as an `Instant`, less `reserve`: the time the alert may need, so a run
 /// that used all its time can still publish. `0` (no deadline, as in unit tests) means none.
 pub fn deadline_from_epoch_ms(deadline_ms: u64, reserve: Duration) -> Option<Instant> {
+    Some(Instant::now() + time_to_deadline(deadline_ms)?.saturating_sub(reserve))
+}
+
+/// The time left before the Lambda deadline (epoch milliseconds); `None` for no deadline (`0`).
+fn time_to_deadline(deadline_ms: u64) -> Option<Duration> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
-    Some(Instant::now() + left.saturating_sub(reserve))
+    (deadline_ms != 0).then(|| Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// Refuses a run that could not send a single normal step: the function's timeout leaves less
+/// than the alert's share (`reserve`) and the longest cleanup budget (kept back for the cleanup
+/// steps) plus one attempt. Run anyway, every step would be `not sent` and a healthy target
+/// paged as `timeout`; it is the monitor's misconfiguration, named, and nothing is sent.
+fn enough_time(config: &MonitorConfig, left: Duration, reserve: Duration) -> Result<(), CheckError> {
+    use crate::journey::exchange::MIN_ATTEMPT;
+    let ms = |d: Duration| d.as_millis();
+    if left < reserve + MIN_ATTEMPT {
+        return Err(CheckError::Misconfigured(format!(
+            "the function's timeout leaves {} ms, but publishing the alert keeps {} ms back \
+             (ALERT_PUBLISH_ATTEMPTS {}, ALERT_PUBLISH_BACKOFF_MS {}): raise the function's Timeout or lower \
+             ALERT_PUBLISH_ATTEMPTS; nothing was sent to the target",
+            ms(left),
+            ms(reserve),
+            config.alert_retry.attempts,
+            ms(config.alert_retry.backoff)
+        )));
+    }
+    let for_steps = left - reserve;
+    if let Some(cleanup) = runner::longest_cleanup(&config.journey)
+        && for_steps < cleanup.budget.fail_after + MIN_ATTEMPT
+    {
+        return Err(CheckError::Misconfigured(format!(
+            "the cleanup step {} keeps {} ms back for itself (its fail_after_ms, or {}), but the function's \
+             timeout leaves only {} ms after the alert's {} ms, so no other step could be sent: lower {} or raise \
+             the function's Timeout; nothing was sent to the target",
+            cleanup.name,
+            ms(cleanup.budget.fail_after),
+            crate::config::step_variable(&cleanup.name, "FAIL_AFTER_MS"),
+            ms(for_steps),
+            ms(reserve),
+            crate::config::step_variable(&cleanup.name, "FAIL_AFTER_MS"),
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -398,6 +444,45 @@ mod tests {
         let run = h.monitor.handle(scheduled_event()).await.unwrap();
         assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CleanupFailed)));
         assert_eq!(run.steps.last().unwrap().attempts, 2, "the refund carries an idempotency key, so it is retried");
+    }
+
+    /// A scheduled event whose Lambda deadline is `left_ms` from now.
+    fn event_with(left_ms: u64) -> LambdaEvent<Value> {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let mut context = Context::default();
+        context.deadline = now_ms + left_ms;
+        LambdaEvent::new(scheduled_event().payload, context)
+    }
+
+    #[tokio::test]
+    async fn a_timeout_within_the_alert_reserve_is_the_monitors_misconfiguration_not_an_outage() {
+        // GIVEN a healthy target and a function given 10 s, less than the alert's ~16 s share
+        let h = harness(Check::Health, ScriptedTarget::default().then(200, r#"{"status":"ok"}"#));
+        // WHEN it is invoked
+        let error = h.monitor.handle(event_with(10_000)).await.unwrap_err();
+        // THEN the invocation fails naming the setting; nothing is sent and nobody is paged
+        assert_eq!(error.error_type(), "Misconfigured");
+        assert!(error.to_string().contains("ALERT_PUBLISH_ATTEMPTS") && error.to_string().contains("Timeout"));
+        assert!(h.target.requests().is_empty());
+        assert!(h.notifier.delivered().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cleanup_budget_the_timeout_cannot_hold_is_the_monitors_misconfiguration() {
+        // GIVEN the payment journey (refund budget 15 s) with 10 s left after the alert's share
+        let h = harness(Check::Payment, ScriptedTarget::default().then(200, TOKEN));
+        let reserve = publish_budget(h.monitor.config.alert_retry).as_millis() as u64;
+        // WHEN it is invoked
+        let error = h.monitor.handle(event_with(reserve + 10_000)).await.unwrap_err();
+        // THEN the invocation fails naming the refund's budget variable, and nothing is sent
+        assert_eq!(error.error_type(), "Misconfigured");
+        assert!(error.to_string().contains("PAYMENT_REFUND_FAIL_AFTER_MS"), "{error}");
+        assert!(h.target.requests().is_empty() && h.notifier.delivered().is_empty());
+
+        // AND with room for the refund and one more step, the run goes ahead
+        let h = harness(Check::Health, ScriptedTarget::default().then(200, r#"{"status":"ok"}"#));
+        let run = h.monitor.handle(event_with(reserve + 1_000)).await.unwrap();
+        assert_eq!(run.status, Outcome::Passed);
     }
 
     #[tokio::test]

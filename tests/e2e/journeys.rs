@@ -168,17 +168,42 @@ async fn stripe_decline_fails_with_http_status_and_charges_nothing() {
 }
 
 #[tokio::test]
-async fn stripe_create_500_fails_with_http_status_and_nothing_was_created() {
+async fn stripe_create_500_is_an_unknown_write_named_by_its_key_and_nothing_was_created() {
     let (exited, run, state) = stripe_run(&[StripeFault::CreateInternal]).await;
     exited.expect(1);
-    assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::HttpStatus)), "{run:#?}");
+    // A 500's outcome is indeterminate (Stripe says so): the replay with the same key answers 500
+    // too, so the run names the key to look the payment up by, with the 500 in the message
+    assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::CleanupFailed)), "{run:#?}");
     let create = step(&run, "create");
     assert_eq!(
         (create.outcome, create.status, create.attempts),
         (Outcome::Failed, Some(500), 2),
         "idempotent: retried"
     );
+    let error = create.error.clone().unwrap_or_default();
+    assert!(error.contains("HTTP 500") && error.contains("Idempotency-Key synthetic-"), "{error}");
     assert_eq!((state.charges, state.live), (0, 0), "{state:?}");
+}
+
+#[tokio::test]
+async fn stripe_create_committed_then_answered_500_without_a_retry_is_learned_by_the_replay_and_refunded() {
+    // GIVEN the create charges the card but answers 500, and the journey has no retry
+    let cfg = StripeConfig::default();
+    let fake = stripe::spawn(cfg.clone()).await.expect("fake stripe");
+    fake.handle().set_fault(StripeFault::LoseFirstCreateResponse);
+    let credentials = Credentials::new(json!({ "secret_key": cfg.secret_key }));
+    let target = fake.base_url().to_string();
+    let args = ["run", "--target", &target, "--credentials-file", &credentials.path(), "--format", "json"];
+    // WHEN the Stripe journey runs
+    let exited =
+        synthetic(&[&args[..], &["--journey", &journey("stripe-payment.toml")]].concat(), &[("RETRY_ATTEMPTS", "1")])
+            .await;
+    // THEN the replay with the same key learned the payment, and the refund undid it
+    let run = exited.result();
+    assert_eq!(step(&run, "create").attempts, 1, "{run:#?}");
+    assert_eq!(step(&run, "refund").outcome, Outcome::Passed, "{run:#?}");
+    let state = fake.handle().state();
+    assert_eq!((state.charges, state.idempotent_replays, state.live, state.refunded), (1, 1, 0, 1), "{state:?}");
 }
 
 #[tokio::test]
@@ -216,6 +241,20 @@ async fn stripe_lost_create_answer_is_recovered_by_the_idempotent_retry_without_
     assert_eq!(run.status, Outcome::Passed, "{run:#?}");
     assert_eq!(step(&run, "create").attempts, 2, "{run:#?}");
     assert_eq!((state.charges, state.idempotent_replays, state.live, state.refunded), (1, 1, 0, 1), "{state:?}");
+}
+
+#[tokio::test]
+async fn stripe_refusing_every_connection_is_connect_never_a_possibly_live_payment() {
+    // GIVEN nothing listens where the payments API should be: no create is ever sent
+    let credentials = Credentials::new(json!({ "secret_key": StripeConfig::default().secret_key }));
+    let target = synthetic_e2e::hostile::refused_url().await.expect("a closed port");
+    // WHEN the Stripe journey runs
+    let exited = run(&journey("stripe-payment.toml"), &target, &credentials).await;
+    // THEN it is a connect failure, and no step says a payment may be live
+    let run = exited.result();
+    assert_eq!((run.status, run.cause), (Outcome::Failed, Some(Cause::Connect)), "{run:#?}");
+    assert!(run.steps.iter().all(|s| s.cause != Some(Cause::CleanupFailed)), "{run:#?}");
+    exited.expect(1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -132,6 +132,9 @@ impl StepSpec {
 pub struct StepFailed {
     pub cause: Cause,
     pub response: Option<HttpResponse>,
+    /// Some attempt went out and no answer says the target refused it: a write may be live.
+    /// False when nothing was ever sent (refused connection, no time left, unrenderable).
+    pub possibly_written: bool,
 }
 
 /// Everything a journey needs from the run that owns it.
@@ -153,7 +156,7 @@ pub struct RunSetup {
 }
 
 /// An attempt shorter than this is not worth sending: the step is skipped instead.
-const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 pub struct StepRecorder {
     setup: RunSetup,
@@ -244,7 +247,7 @@ impl StepRecorder {
         let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
         let cause = verdict.error.as_ref().map_or(Cause::Assertion, CheckError::cause);
         let _ = self.record(spec, with_role(spec, verdict), Duration::ZERO, 0);
-        StepFailed { cause, response: None }
+        StepFailed { cause, response: None, possibly_written: false }
     }
 
     async fn run_step(&mut self, spec: StepSpec, prior_attempts: u32) -> Result<HttpResponse, StepFailed> {
@@ -262,23 +265,30 @@ impl StepRecorder {
             self.scrubber.add_all([username, password]);
         }
         let mut attempt = 0;
+        let mut possibly_written = false;
         loop {
             let Some(timeout) = self.attempt_timeout(&spec) else {
                 let error = CheckError::OutOfTime { left_ms: self.time_left(&spec).as_millis() as u64 };
                 let verdict = Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None };
-                return self.record(&spec, with_role(&spec, verdict), Duration::ZERO, prior_attempts + attempt);
+                return self
+                    .record(&spec, with_role(&spec, verdict), Duration::ZERO, prior_attempts + attempt)
+                    .map_err(|failed| StepFailed { possibly_written, ..failed });
             };
             attempt += 1;
             let started = Instant::now();
             request.timeout = timeout;
             let sent = self.exchange(&spec, &request).await;
+            // A GET or HEAD reads; only the other methods can leave a write behind.
+            possibly_written |= !matches!(spec.method, Method::Get | Method::Head) && may_have_written(&sent);
             let elapsed = started.elapsed();
             let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
                 tokio::time::sleep(self.setup.retry.delay_before(attempt)).await;
                 continue;
             }
-            return self.record(&spec, verdict, elapsed, prior_attempts + attempt);
+            return self
+                .record(&spec, verdict, elapsed, prior_attempts + attempt)
+                .map_err(|failed| StepFailed { possibly_written, ..failed });
         }
     }
 
@@ -435,9 +445,11 @@ impl StepRecorder {
             error,
         });
         match (verdict.outcome, verdict.response) {
-            (Outcome::Failed, response) => Err(StepFailed { cause: cause.unwrap_or(Cause::Assertion), response }),
+            (Outcome::Failed, response) => {
+                Err(StepFailed { cause: cause.unwrap_or(Cause::Assertion), response, possibly_written: false })
+            }
             (_, Some(response)) => Ok(response),
-            (_, None) => Err(StepFailed { cause: Cause::InvalidResponse, response: None }),
+            (_, None) => Err(StepFailed { cause: Cause::InvalidResponse, response: None, possibly_written: false }),
         }
     }
 
@@ -462,6 +474,23 @@ impl StepRecorder {
         };
         run.cause = run.deciding_step().and_then(|s| s.cause);
         run
+    }
+}
+
+/// Whether the target may have carried out one attempt that ended in `sent`. A failure before
+/// any connection (refused, unreachable, TLS handshake, no time left, a request that could not
+/// be built) proves nothing was sent, and a 4xx is the target refusing the request (a 409 "key
+/// in use" speaks of an earlier attempt, which counts on its own). Anything else may be a live
+/// write: a timeout, a connection lost after sending, an answer that is not HTTP, a success, and
+/// a 5xx, whose outcome payment APIs document as indeterminate (the write may have committed
+/// before the error).
+fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
+    match sent {
+        Ok(response) => !(400..500).contains(&response.status),
+        Err(
+            CheckError::Connect(_) | CheckError::Tls(_) | CheckError::OutOfTime { .. } | CheckError::Misconfigured(_),
+        ) => false,
+        Err(_) => true,
     }
 }
 

@@ -316,6 +316,12 @@ impl JsonTemplate {
     }
 }
 
+/// A header value with a newline (or another control character) in its text would be refused
+/// by the HTTP client at every run; it is a mistake in the file.
+fn header_control_character(what: &str) -> String {
+    format!("{what} holds a control character (a newline, say), which a header value cannot carry")
+}
+
 type Value_<'i> = Spanned<DeValue<'i>>;
 
 /// Walks the parsed document, collecting problems as it goes. Each helper reports what is wrong
@@ -651,6 +657,10 @@ impl Reader<'_> {
             }
             (Some(bearer), None) => {
                 let template = self.template(bearer, "bearer", context)?;
+                if !template.text_fits_in_header() {
+                    self.problem(bearer.span(), header_control_character("bearer"));
+                    return None;
+                }
                 self.fits(template, Encoding::Header, bearer.span()).map(AuthDef::Bearer)
             }
             (None, Some(basic)) => {
@@ -765,10 +775,14 @@ impl Reader<'_> {
                 self.problem(key.span(), format!("{name} is set by the monitor on every request, to the run's id"));
                 continue;
             }
-            if let Some(template) = self.template(value, &format!("header {name}"), context)
-                && let Some(template) = self.fits(template, Encoding::Header, value.span())
-            {
-                out.push((name, template));
+            if let Some(template) = self.template(value, &format!("header {name}"), context) {
+                if !template.text_fits_in_header() {
+                    self.problem(value.span(), header_control_character(&format!("header {name}")));
+                    continue;
+                }
+                if let Some(template) = self.fits(template, Encoding::Header, value.span()) {
+                    out.push((name, template));
+                }
             }
         }
         out
@@ -1213,6 +1227,23 @@ capture = { item_id = { json = "/id" } }
                 "j.toml:13:20: JSON pointer \"data\" must be \"\" (the whole body) or start with '/', e.g. \"/data\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_control_character_in_a_header_value_is_a_mistake_in_the_file() {
+        let step = "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\n";
+        for (extra, at) in [
+            ("headers = { X-Note = \"a\\nb\" }\n", "j.toml:5:22: header X-Note"),
+            ("headers = { X-Note = \"a\\u0001b\" }\n", "j.toml:5:22: header X-Note"),
+            ("bearer = \"tok\\r\\n\"\n", "j.toml:5:10: bearer"),
+        ] {
+            let problems = problems(&format!("{step}{extra}"));
+            assert_eq!(problems.len(), 1, "{extra}: {problems:?}");
+            assert!(problems[0].starts_with(at) && problems[0].contains("holds a control character"), "{problems:?}");
+        }
+        let defaults = format!("check = \"a\"\n[defaults]\nheaders = {{ X-A = \"x\\ty\\u007f\" }}\n{}", &step[12..]);
+        assert!(problems(&defaults)[0].contains("header X-A holds a control character"), "{defaults}");
+        assert!(JourneyDef::parse(&format!("{step}headers = {{ X-Note = \"tab\\there\" }}\n")).is_ok());
     }
 
     #[test]

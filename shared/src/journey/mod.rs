@@ -18,6 +18,7 @@ pub mod runner;
 pub mod template;
 #[cfg(test)]
 mod templated_values;
+mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};
 pub use file::{Budget, Capture, CaptureSource, ExpectedStatus, JourneyDef, Problems, StepRole};

@@ -6,9 +6,12 @@
 //! - a rejected login re-reads the secret once and, if it was rotated, signs in again;
 //! - after a failed step the normal steps stop, but every cleanup step whose captures exist
 //!   still runs, so a sandbox write is undone or reported as `cleanup_failed`;
-//! - an idempotent write whose outcome is unknown (no answer at all) is replayed once with the
-//!   same Idempotency-Key to learn what to clean up; if even that fails, the run says
-//!   `cleanup_failed` and names the key.
+//! - a write whose outcome is unknown (it may have been carried out, but no answer said what
+//!   to clean up) is, when idempotent, replayed once with the same Idempotency-Key to learn it;
+//!   if that does not yield what the cleanup needs, the run says `cleanup_failed` and names the
+//!   key. A write that was never sent (a refused connection) is never reported as possibly live;
+//! - a monitor failure mid-journey (a re-read secret that is broken) is recorded on its step,
+//!   and the cleanup steps still run.
 
 use crate::error::{Cause, CheckError};
 use crate::http::{Auth, Body, HttpResponse};
@@ -17,15 +20,18 @@ use crate::journey::file::{
 };
 use crate::journey::judge::{Assertion, HeaderTest, JsonTest};
 use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
-use crate::journey::{StepRecorder, StepRole, StepSpec};
+use crate::journey::{StepFailed, StepRecorder, StepRole, StepSpec};
 use crate::result::Account;
 use crate::secret::{CredentialStore, Credentials, Secret};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Runs every step of `journey_def` into `journey`. A failing step is the check's result, not an
-/// error; the error is for a broken monitor (unreadable secret, missing secret field).
+/// error; the error is for a broken monitor (unreadable secret, missing secret field) found
+/// before anything was sent. Once a step has run, a monitor failure is that step's failure, so
+/// the cleanup steps still run and the run still has a result.
 pub async fn run(
     journey_def: &JourneyDef,
     journey: &mut StepRecorder,
@@ -42,9 +48,7 @@ pub async fn run(
         let secrets = store.get().await?;
         use_secrets(journey_def, journey, &mut scope, store, secrets)?;
     }
-    let cleanup_reserve =
-        journey_def.steps.iter().filter(|s| s.role == StepRole::Cleanup).map(|s| s.budget.fail_after).max();
-    journey.reserve_for_cleanup(cleanup_reserve.unwrap_or_default());
+    journey.reserve_for_cleanup(longest_cleanup(journey_def).map_or(Duration::ZERO, |s| s.budget.fail_after));
 
     let mut halted = false;
     for (index, step) in journey_def.steps.iter().enumerate() {
@@ -56,13 +60,21 @@ pub async fn run(
         if skipped || !runs {
             continue;
         }
-        let passed = run_step(journey_def, step, journey, &mut scope, credentials).await?;
-        if !passed && step.role != StepRole::Cleanup {
+        let ran = run_step(journey_def, step, journey, &mut scope, credentials).await;
+        if let Err(failed) = ran
+            && step.role != StepRole::Cleanup
+        {
             halted = true;
-            learn_what_to_clean_up(journey_def, index, journey, &mut scope).await;
+            learn_what_to_clean_up(journey_def, index, journey, &mut scope, failed.possibly_written).await;
         }
     }
     Ok(())
+}
+
+/// The cleanup step with the longest budget: that budget is kept back from the normal steps so
+/// the cleanup steps can still run before the deadline.
+pub fn longest_cleanup(journey_def: &JourneyDef) -> Option<&StepDef> {
+    journey_def.steps.iter().filter(|s| s.role == StepRole::Cleanup).max_by_key(|s| s.budget.fail_after)
 }
 
 /// The values a step's templates can name during one run.
@@ -109,32 +121,39 @@ fn use_secrets(
     Ok(())
 }
 
-/// Runs one step; true when it passed (or was merely degraded).
+/// Runs one step; `Ok` when it passed (or was merely degraded).
 async fn run_step(
     journey_def: &JourneyDef,
     step: &StepDef,
     journey: &mut StepRecorder,
     scope: &mut RunScope,
     credentials: Option<&CredentialStore>,
-) -> Result<bool, CheckError> {
+) -> Result<(), StepFailed> {
     let spec = match render(step, scope) {
         Ok(spec) => spec,
-        Err(error) => {
-            journey.fail(&stub(step), unrenderable(&error));
-            return Ok(false);
-        }
+        Err(error) => return Err(journey.fail(&stub(step), unrenderable(&error))),
     };
     let mut result = journey.step(spec).await;
     if let (Err(failed), StepRole::Login, Some(store)) = (&result, step.role, credentials)
         && failed.cause == Cause::CredentialsRejected
     {
-        let (fresh, changed) = store.refresh().await?;
-        if changed {
-            use_secrets(journey_def, journey, scope, store, fresh)?;
-            result = match render(step, scope) {
-                Ok(spec) => journey.rerun(spec).await,
-                Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
-            };
+        // A secret that cannot be re-read, or was rotated into one lacking a field, is the
+        // monitor's failure; it is this step's result, not an abort: earlier writes still get
+        // cleaned up.
+        let refreshed = match store.refresh().await {
+            Ok((fresh, true)) => use_secrets(journey_def, journey, scope, store, fresh).map(|()| true),
+            Ok((_, false)) => Ok(false),
+            Err(error) => Err(error),
+        };
+        match refreshed {
+            Ok(true) => {
+                result = match render(step, scope) {
+                    Ok(spec) => journey.rerun(spec).await,
+                    Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
+                }
+            }
+            Ok(false) => {}
+            Err(error) => journey.escalate(&step.name, error),
         }
     }
     if step.role == StepRole::Login {
@@ -151,7 +170,7 @@ async fn run_step(
     if let Some(response) = response {
         keep_captures(step, response, journey, scope);
     }
-    Ok(result.is_ok())
+    result.map(|_| ())
 }
 
 /// Takes whatever captures the answer holds, even from a failed step: a payment created and
@@ -167,41 +186,71 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut StepReco
     }
 }
 
-/// After `failed` (the step at `index`) gave no answer at all: if it was an idempotent write
-/// whose captures a cleanup step needs, replay it once with the same Idempotency-Key (a
-/// compliant API answers with the original result) so the cleanup knows what to undo.
+/// After the step at `index` failed: if the target may have carried out its write
+/// (`possibly_written`) but no answer yielded the captures a later cleanup step needs, the
+/// write's outcome is unknown. An idempotent write is replayed once with the same
+/// Idempotency-Key (a compliant API answers with the original result) so the cleanup knows what
+/// to undo; when that does not yield the captures either, or the write cannot be replayed, the
+/// step is escalated to `cleanup_failed`, naming the key to look the write up by.
 async fn learn_what_to_clean_up(
     journey_def: &JourneyDef,
     index: usize,
     journey: &mut StepRecorder,
     scope: &mut RunScope,
+    possibly_written: bool,
 ) {
     let step = &journey_def.steps[index];
-    // A write that got an answer, or that was never sent (no time was left, or a value could not
-    // be rendered), has nothing unknown to learn: only one sent and unanswered is replayed.
-    let answered = journey.steps().last().is_some_and(|r| r.status.is_some() || r.attempts == 0);
-    let needed = step.captures.iter().any(|c| {
-        !scope.captures.contains_key(&c.name)
-            && journey_def.steps[index + 1..]
-                .iter()
-                .any(|later| later.role == StepRole::Cleanup && later.captures_used().contains(c.name.as_str()))
-    });
-    if !step.idempotent || answered || !needed {
+    let missing = |scope: &RunScope| {
+        step.captures.iter().any(|c| {
+            !scope.captures.contains_key(&c.name)
+                && journey_def.steps[index + 1..]
+                    .iter()
+                    .any(|later| later.role == StepRole::Cleanup && later.captures_used().contains(c.name.as_str()))
+        })
+    };
+    // A write never sent (refused connection, no time left, a value that could not be rendered)
+    // or refused by the target has nothing unknown to learn.
+    if !possibly_written || !missing(scope) {
         return;
     }
-    let Ok(spec) = render(step, scope) else { return };
-    let key = spec.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).map(|(_, v)| v.clone()).unwrap_or_default();
-    match journey.replay(&spec).await {
-        Ok(response) => keep_captures(step, &response, journey, scope),
-        Err(error) => journey.escalate(
+    let earlier = journey.steps().last().and_then(|r| r.error.clone()).unwrap_or_default();
+    if !step.idempotent {
+        return journey.escalate(
             &step.name,
             CheckError::CleanupFailed(format!(
-                "{} got no answer and its replay with Idempotency-Key {key} failed too ({error}); the write may be \
-                 live: look it up by that key",
+                "{} failed ({earlier}) and may have been carried out, but no answer said what to clean up, and \
+                 without an Idempotency-Key it cannot be replayed to learn it; the write may be live",
                 step.name
             )),
-        ),
+        );
     }
+    let replayed = match render(step, scope) {
+        Err(error) => error.to_string(),
+        Ok(spec) => match journey.replay(&spec).await {
+            Ok(response) => {
+                keep_captures(step, &response, journey, scope);
+                if !missing(scope) {
+                    return;
+                }
+                format!("HTTP {}, without what the cleanup needs", response.status)
+            }
+            Err(error) => error.to_string(),
+        },
+    };
+    journey.escalate(
+        &step.name,
+        CheckError::CleanupFailed(format!(
+            "{} failed ({earlier}) and may have been carried out, but no answer said what to clean up, and its \
+             replay with Idempotency-Key {} failed too ({replayed}); the write may be live: look it up by that key",
+            step.name,
+            idempotency_key(scope, step)
+        )),
+    );
+}
+
+/// The key an idempotent step sends: the same for every attempt and the replay of one run.
+fn idempotency_key(scope: &RunScope, step: &StepDef) -> String {
+    format!("synthetic-{}-{}", scope.run_id, step.name)
 }
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -233,7 +282,7 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
         spec = spec.header(name, &value.render(scope, Encoding::Header)?);
     }
     if step.idempotent {
-        spec = spec.header(IDEMPOTENCY_KEY, &format!("synthetic-{}-{}", scope.run_id, step.name));
+        spec = spec.header(IDEMPOTENCY_KEY, &idempotency_key(scope, step));
     }
     if step.role == StepRole::Login {
         // Issuing a token again is harmless; a rejected account is never retried (see StepRecorder).
@@ -457,26 +506,26 @@ fail_after_ms = 500
 
     #[tokio::test]
     async fn an_unanswered_write_is_replayed_with_its_key_to_learn_what_to_clean_up() {
-        // GIVEN a create that times out twice (the target committed it), then answers the replay
-        let created = Ok(crate::http::HttpResponse::with(200, r#"{"id":"pi_9","status":"succeeded"}"#));
-        let target = ScriptedTarget::default()
-            .then_after(Duration::from_secs(60), created.clone())
-            .then_after(Duration::from_secs(60), created.clone())
-            .then_after(Duration::ZERO, created)
-            .then(200, "{}");
-        let source =
-            STRIPE.replace("[[steps]]\nname = \"create\"", "[[steps]]\nname = \"create\"\nfail_after_ms = 100");
-        // WHEN the journey runs
-        let ran = run_journey(&source, target).await;
-        // THEN the replay carried the same key, and the refund undid the write
-        let keys: Vec<_> =
-            ran.requests.iter().map(|r| r.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).cloned()).collect();
-        assert_eq!(keys[0], keys[2], "the replay is the same write");
-        assert_eq!(
-            outcomes(&ran.run),
-            [("create", Outcome::Failed, Some(Cause::Timeout)), ("refund", Outcome::Passed, None)]
-        );
-        assert_eq!(body(&ran.requests[3]), "payment_intent=pi_9");
+        // GIVEN a create whose outcome is unknown (it timed out, then timed out again or got 409
+        // "key in use" while the first attempt was still at work), whose replay answers with it
+        let created = r#"{"id":"pi_9","status":"succeeded"}"#;
+        let cases = [
+            (ScriptedTarget::default().then_hang().then_hang(), Cause::Timeout),
+            (ScriptedTarget::default().then_hang().then(409, "key in use"), Cause::HttpStatus),
+        ];
+        for (target, cause) in cases {
+            // WHEN the journey runs
+            let ran = run_journey(&stripe_fast_create(), target.then(200, created).then(200, "{}")).await;
+            // THEN the replay carried the same key, and the refund undid the write
+            let keys: Vec<_> =
+                ran.requests.iter().map(|r| r.headers.iter().find(|(k, _)| k == IDEMPOTENCY_KEY).cloned()).collect();
+            assert_eq!(keys[0], keys[2], "the replay is the same write");
+            assert_eq!(
+                outcomes(&ran.run),
+                [("create", Outcome::Failed, Some(cause)), ("refund", Outcome::Passed, None)]
+            );
+            assert_eq!(body(&ran.requests[3]), "payment_intent=pi_9");
+        }
     }
 
     #[tokio::test]
@@ -492,6 +541,121 @@ fail_after_ms = 500
         assert_eq!(ran.run.cause, Some(Cause::CleanupFailed), "{:#?}", ran.run);
         let error = ran.run.steps[0].error.clone().unwrap();
         assert!(error.contains("Idempotency-Key synthetic-run-1-create"), "{error}");
+    }
+
+    /// STRIPE with a create budget short enough for its timeouts to cost little.
+    fn stripe_fast_create() -> String {
+        STRIPE.replace("[[steps]]\nname = \"create\"", "[[steps]]\nname = \"create\"\nfail_after_ms = 100")
+    }
+
+    #[tokio::test]
+    async fn an_unknown_write_answered_without_its_captures_is_cleanup_failed_naming_the_key() {
+        // GIVEN creates whose outcome is unknown (timeouts, 500s), and a replay or retry that is
+        // *answered*, but with nothing the refund needs: 409 "key in use" or 500
+        let hang = || ScriptedTarget::default().then_hang();
+        let in_use = r#"{"error":{"type":"idempotency_error","message":"key in use"}}"#;
+        let cases = [
+            ("timeout, timeout, replay 409", hang().then_hang().then(409, in_use)),
+            ("timeout, timeout, replay 500", hang().then_hang().then(500, "internal error")),
+            ("timeout, retry 409, replay 409", hang().then(409, in_use).then(409, in_use)),
+            ("timeout, retry 409, replay reset", hang().then(409, in_use).then_reset()),
+            ("timeout, retry refused, replay refused", hang().then_refused().then_refused()),
+            ("500, 500, replay 500", ScriptedTarget::default().then(500, "a").then(500, "b").then(500, "c")),
+        ];
+        for (case, target) in cases {
+            // WHEN the journey runs
+            let ran = run_journey(&stripe_fast_create(), target).await;
+            // THEN the run says the write may be live, names its key, and nothing is refunded blind
+            assert_eq!(ran.run.cause, Some(Cause::CleanupFailed), "{case}: {:#?}", ran.run);
+            let error = ran.run.steps[0].error.clone().unwrap();
+            assert!(error.contains("Idempotency-Key synthetic-run-1-create"), "{case}: {error}");
+            assert_eq!(ran.requests.len(), 3, "{case}: two attempts and one replay");
+            assert!(ran.requests.iter().all(|r| r.url.path() == "/v1/payment_intents"), "{case}");
+            assert!(error.contains("may be live"), "{case}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_never_sent_is_connect_never_cleanup_failed() {
+        // GIVEN a target that refuses every connection: nothing of the create was ever sent
+        let target = ScriptedTarget::default().then_refused().then_refused().then_refused();
+        // WHEN the payment journey runs
+        let ran = run_journey(STRIPE, target).await;
+        // THEN it is a connect failure, with no replay and no word of a live write
+        assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(Cause::Connect))], "{:#?}", ran.run);
+        assert_eq!(ran.run.cause, Some(Cause::Connect));
+        assert_eq!(ran.requests.len(), 2, "two attempts, no replay");
+    }
+
+    #[tokio::test]
+    async fn a_write_the_target_refuses_is_its_status_not_a_live_write() {
+        // GIVEN a create refused with a 4xx twice: the target did not carry it out
+        let target = ScriptedTarget::default().then(400, "bad amount").then(409, "conflict");
+        let ran = run_journey(STRIPE, target).await;
+        // THEN the target's own answer stands: no replay, no word of a live write
+        assert_eq!(outcomes(&ran.run), [("create", Outcome::Failed, Some(Cause::HttpStatus))], "{:#?}", ran.run);
+        assert_eq!(ran.requests.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_non_idempotent_write_of_unknown_outcome_is_cleanup_failed() {
+        // GIVEN a create without an idempotency key that times out (not retried, not replayable)
+        let source = stripe_fast_create().replacen("idempotent = true\n", "", 1);
+        let ran = run_journey(&source, ScriptedTarget::default().then_hang()).await;
+        // THEN the run cannot say nothing is live
+        assert_eq!(ran.run.cause, Some(Cause::CleanupFailed), "{:#?}", ran.run);
+        assert!(ran.run.steps[0].error.as_deref().unwrap().contains("cannot be replayed"), "{:?}", ran.run.steps);
+        assert_eq!(ran.requests.len(), 1);
+    }
+
+    /// STRIPE with a login (a second account, say) between the write and its refund.
+    fn write_then_login() -> String {
+        let retrieve = "name = \"retrieve\"\npath = \"/v1/payment_intents/{{id}}\"\n";
+        let login = "name = \"login\"\nrole = \"login\"\nmethod = \"POST\"\npath = \"/session\"\n\
+                     json = { password = \"{{secret.password}}\" }\nrejected_status = 401\n";
+        let source = STRIPE.replace(retrieve, login);
+        assert_ne!(source, STRIPE);
+        source.replace("assert = [{ json = \"/id\", equals = \"{{id}}\" }]\n", "")
+    }
+
+    #[tokio::test]
+    async fn a_broken_secret_found_mid_journey_fails_its_step_and_the_write_is_still_undone() {
+        // GIVEN a payment created, then a login rejected, and the secret re-read after it
+        // rotated into one without the password field
+        let target = ScriptedTarget::default()
+            .then(200, r#"{"id":"pi_4","status":"succeeded"}"#)
+            .then(401, r#"{"error":"invalid_credentials"}"#)
+            .then(200, "{}");
+        // WHEN the journey runs
+        let ran =
+            run_with(&write_then_login(), target, |secrets| secrets.put("acct", r#"{"api_key":"sk_test_9"}"#)).await;
+        // THEN the login step is the monitor's misconfiguration, named, and the refund still ran
+        assert_eq!(
+            outcomes(&ran.run),
+            [
+                ("create", Outcome::Passed, None),
+                ("login", Outcome::Failed, Some(Cause::Misconfigured)),
+                ("refund", Outcome::Passed, None)
+            ]
+        );
+        let error = ran.run.steps[1].error.clone().unwrap();
+        assert!(error.contains("has no string field \"password\""), "{error}");
+        assert_eq!(
+            (ran.requests[2].url.path(), body(&ran.requests[2]).as_str()),
+            ("/v1/refunds", "payment_intent=pi_4")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_captured_control_character_never_reaches_the_client_and_is_not_retried() {
+        // GIVEN a capture holding a control character other than CR, LF or NUL
+        let target =
+            ScriptedTarget::default().then(201, r#"{"id":"7","note":"a\u0001b"}"#).then(200, "{}").then(200, "{}");
+        let ran = run_journey(HOSTILE, target).await;
+        // THEN the header step is never sent, and fails as the target's bad value
+        let header = ran.run.steps.last().unwrap();
+        assert_eq!((header.name.as_str(), header.cause, header.attempts), ("header", Some(Cause::InvalidResponse), 0));
+        assert_eq!(ran.requests.len(), 3, "create, fetch and echo; the header step is not sent");
     }
 
     const HOSTILE: &str = r#"

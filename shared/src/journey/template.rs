@@ -76,7 +76,7 @@ pub enum RenderError {
     /// Names the reference, never the value: it may be a secret.
     #[error("{0} is empty, \".\" or \"..\", which cannot stand as a URL segment")]
     DotSegment(Ref),
-    #[error("{0} holds a control character (CR, LF or NUL), which a header value cannot carry")]
+    #[error("{0} holds a control character (CR, LF, NUL, DEL or another), which a header value cannot carry")]
     ControlCharacter(Ref),
 }
 
@@ -119,6 +119,14 @@ impl Template {
         self.parts.iter().filter_map(|p| match p {
             Part::Ref(Ref::Var { .. }) | Part::Text(_) => None,
             Part::Ref(r) => Some(r),
+        })
+    }
+
+    /// Whether the template's own text (not the values it names) can stand in a header value.
+    pub fn text_fits_in_header(&self) -> bool {
+        self.parts.iter().all(|part| match part {
+            Part::Text(text) => fits_in_header(text),
+            Part::Ref(_) => true,
         })
     }
 
@@ -182,7 +190,7 @@ fn encode_value(out: &mut String, value: &str, r: &Ref, encoding: Encoding) -> R
             out.push_str(&encode_segment(value));
         }
         Encoding::Header => {
-            if value.contains(['\r', '\n', '\0']) {
+            if !fits_in_header(value) {
                 return Err(RenderError::ControlCharacter(r.clone()));
             }
             out.push_str(value);
@@ -190,6 +198,13 @@ fn encode_value(out: &mut String, value: &str, r: &Ref, encoding: Encoding) -> R
         Encoding::Form => out.extend(url::form_urlencoded::byte_serialize(value.as_bytes())),
     }
     Ok(())
+}
+
+/// Whether `value` can stand in a header value as HTTP and the client take it: no control
+/// character but the tab. CR and LF would split the header; the client refuses the others, and
+/// a request it refuses to build is not the target failing to connect.
+pub fn fits_in_header(value: &str) -> bool {
+    !value.chars().any(|c| c.is_ascii_control() && c != '\t')
 }
 
 enum Reference<'a> {
@@ -284,6 +299,16 @@ mod tests {
         let error = t.render(&Values, Encoding::Header).unwrap_err();
         assert!(!error.to_string().contains("p\"w"), "{error}");
         assert_eq!(t.render(&Values, Encoding::Raw).unwrap(), "Bearer p\"w\r\nx");
+    }
+
+    #[test]
+    fn every_control_character_but_the_tab_is_refused_in_a_header() {
+        // The client refuses all of them (not only CR, LF and NUL); the tab is allowed.
+        for c in (0u8..0x20).chain([0x7f]).map(char::from) {
+            assert_eq!(fits_in_header(&format!("a{c}b")), c == '\t', "{:#04x}", c as u32);
+        }
+        assert!(fits_in_header("Bearer abc ü ~!"));
+        assert!(!Template::literal("a\u{1}b").text_fits_in_header());
     }
 
     #[test]
