@@ -339,8 +339,9 @@ mod tests {
             optional: true,
             test: JsonTest::OneOf(vec![json!("ok"), json!("healthy")]),
         };
-        let judge =
-            |content_type: &str, body: &str| status.check(&response(content_type, body), &Scrubber::default()).err().map(|e| e.cause());
+        let judge = |content_type: &str, body: &str| {
+            status.check(&response(content_type, body), &Scrubber::default()).err().map(|e| e.cause())
+        };
         assert_eq!(judge("text/plain", "OK"), None, "plain-text health bodies pass");
         assert_eq!(judge("application/json", r#"{"uptime":5}"#), None);
         assert_eq!(judge("application/json", r#"{"status":"Healthy"}"#), None);
@@ -363,12 +364,16 @@ mod tests {
         let missing = Assertion::Header { name: "x-request-id".into(), test: HeaderTest::Contains("a".into()) };
         assert_eq!(missing.check(&r, &Scrubber::default()).unwrap_err().to_string(), "header x-request-id is missing");
         assert!(Assertion::BodyContains("world".into()).check(&r, &Scrubber::default()).is_ok());
-        assert_eq!(Assertion::BodyContains("mars".into()).check(&r, &Scrubber::default()).unwrap_err().cause(), Cause::Assertion);
+        assert_eq!(
+            Assertion::BodyContains("mars".into()).check(&r, &Scrubber::default()).unwrap_err().cause(),
+            Cause::Assertion
+        );
     }
 
     #[test]
     fn failures_say_what_was_expected_and_what_was_seen() {
-        let error = json_at("/data", JsonTest::MinItems(1)).check(&response("application/json", r#"{"data":[]}"#), &Scrubber::default());
+        let error = json_at("/data", JsonTest::MinItems(1))
+            .check(&response("application/json", r#"{"data":[]}"#), &Scrubber::default());
         assert_eq!(
             error.unwrap_err().to_string(),
             "JSON /data is an array of 0 item(s), expected an array of at least 1 item(s)"
