@@ -101,7 +101,9 @@ impl Credentials {
 /// - for HTTP basic credentials, the base64 of `user:password` (an echoed `Authorization`).
 ///
 /// Every match of every form is cut, overlapping ones as one span, so a value that contains
-/// another is never left half-cut. Text is only ever shortened after it was scrubbed whole
+/// another is never left half-cut (the order the forms were learned in does not matter).
+/// Whatever any scrubber learns, the process learns too ([`Scrubber::process_scrub`]), for the
+/// text that leaves it outside a run's result: log lines, panics, the Lambda's error, the CLI. Text is only ever shortened after it was scrubbed whole
 /// ([`Scrubber::cut`]): cutting first would leave a secret's head that no longer matches.
 ///
 /// A value shorter than [`Scrubber::MIN_CHARS`] characters is not scrubbed: it would match
@@ -109,9 +111,16 @@ impl Credentials {
 /// unscrubbable rather than silently cut out of unrelated text.
 #[derive(Clone, Debug, Default)]
 pub struct Scrubber {
-    /// Every form of every known value, longest first.
+    /// Every form of every known value.
     forms: Vec<Secret<String>>,
 }
+
+/// What the runs of this process learned, oldest first, for [`Scrubber::process_scrub`].
+static PROCESS: std::sync::RwLock<Scrubber> = std::sync::RwLock::new(Scrubber { forms: Vec::new() });
+
+/// The most forms the process keeps: a warm function learns a fresh token every run, and only
+/// recent ones can still be echoed; the account's own values are learned again every run.
+const PROCESS_FORMS: usize = 1024;
 
 impl Scrubber {
     /// Values shorter than this (in characters) are too short to scrub safely.
@@ -124,7 +133,8 @@ impl Scrubber {
             return;
         }
         let json = serde_json::to_string(value).unwrap_or_default();
-        let json = json.trim_matches('"');
+        // Exactly the enclosing quotes: a value ending in `"` ends in `\"` once escaped.
+        let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default();
         let forms = [
             value.to_string(),
             json.to_string(),
@@ -157,8 +167,14 @@ impl Scrubber {
         if form.is_empty() || self.forms.iter().any(|known| *known.expose() == form) {
             return;
         }
+        remember(&form);
         self.forms.push(Secret::new(form));
-        self.forms.sort_by_key(|v| std::cmp::Reverse(v.expose().len()));
+    }
+
+    /// `text` scrubbed of every value any run of this process learned recently: for log lines,
+    /// panic messages, the Lambda's error and the CLI's output, which no single run owns.
+    pub fn process_scrub(text: &str) -> String {
+        PROCESS.read().unwrap_or_else(std::sync::PoisonError::into_inner).scrub(text)
     }
 
     /// `text` with every occurrence of every known form replaced by [`REDACTED`].
@@ -198,6 +214,20 @@ impl Scrubber {
     pub fn cut(&self, text: &str, max_chars: usize) -> String {
         truncate(&one_line(&self.scrub(text)), max_chars)
     }
+}
+
+/// Adds `form` to what the process knows, as its newest entry.
+fn remember(form: &str) {
+    remember_in(&mut PROCESS.write().unwrap_or_else(std::sync::PoisonError::into_inner), form);
+}
+
+/// Adds `form` to `process` as its newest entry, forgetting the oldest beyond the bound.
+fn remember_in(process: &mut Scrubber, form: &str) {
+    process.forms.retain(|known| known.expose() != form);
+    if process.forms.len() >= PROCESS_FORMS {
+        process.forms.remove(0);
+    }
+    process.forms.push(Secret::new(form.to_string()));
 }
 
 /// JSON-escaped text with every non-ASCII character as `\uXXXX` (a surrogate pair beyond the
@@ -371,13 +401,13 @@ mod tests {
     #[test]
     fn every_encoding_the_engine_produces_of_a_value_is_scrubbed() {
         // GIVEN a password holding every character the encodings treat specially
-        let password = "AbC+dEf/gh= \"q\\é&%~";
+        let password = "\"AbC+dEf/gh= \"q\\é&%~\"";
         let mut scrubber = Scrubber::default();
         scrubber.add(&Secret::new(password.to_string()));
         let json = serde_json::to_string(password).unwrap();
         let forms = [
             ("raw", password.to_string()),
-            ("JSON-escaped", json.trim_matches('"').to_string()),
+            ("JSON-escaped", json[1..json.len() - 1].to_string()),
             ("percent-encoded", crate::journey::template::encode_segment(password)),
             ("form-encoded", url::form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()),
         ];
@@ -431,6 +461,26 @@ mod tests {
         scrubber.add(&Secret::new(session.into()));
         let cut = scrubber.cut(&format!("session\n  {session} is not valid"), 20);
         assert_eq!(cut, "session [REDACTED] …");
+    }
+
+    #[test]
+    fn what_any_scrubber_learns_the_process_scrubs_too_while_it_is_recent() {
+        // Values unique to this test: the process scrubber is shared by every test.
+        let mut run = Scrubber::default();
+        run.add(&Secret::new("process-wide-\"7f1c\"".into()));
+        let scrubbed = Scrubber::process_scrub(r#"log: process-wide-\"7f1c\" and process-wide-"7f1c""#);
+        assert_eq!(scrubbed, format!("log: {REDACTED} and {REDACTED}"));
+
+        // A process's memory is bounded: the oldest form goes first, and learning a form again
+        // makes it the newest.
+        let mut process = Scrubber::default();
+        for n in 0..PROCESS_FORMS {
+            remember_in(&mut process, &format!("form-{n:04}"));
+        }
+        remember_in(&mut process, "form-0000");
+        remember_in(&mut process, "one more form");
+        assert_eq!(process.forms.len(), PROCESS_FORMS);
+        assert_eq!(process.scrub("form-0000 form-0001 form-0002"), format!("{REDACTED} form-0001 {REDACTED}"));
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn basic_credential(user: &str, password: &str) -> String {
 /// Every form the engine sends `value` in, and the JSON escape with non-ASCII as `\uXXXX`.
 fn forms(value: &str) -> Vec<String> {
     let json = serde_json::to_string(value).unwrap();
-    let json = json.trim_matches('"').to_string();
+    let json = json[1..json.len() - 1].to_string();
     let mut ascii = String::new();
     for c in json.chars() {
         match c.is_ascii() {

@@ -281,8 +281,13 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
 
 /// Prints an error that stops the command, and returns the usage exit code.
 pub(crate) fn fail(message: impl std::fmt::Display) -> Exit {
-    eprintln!("synthetic: {message}");
+    eprintln!("{}", scrubbed(&format!("synthetic: {message}")));
     Exit::Error
+}
+
+/// Text the CLI prints, scrubbed of every secret value and credential its runs learned.
+pub(crate) fn scrubbed(text: &str) -> String {
+    synthetic_checks::secret::Scrubber::process_scrub(text)
 }
 
 /// Prints a command's report on stdout and returns `exit`; see [`write_report`].
@@ -294,7 +299,7 @@ pub(crate) fn print_report(text: &str, exit: Exit) -> Exit {
 /// that is said on stderr and the exit code is the [worse](Exit::worst) of `exit` and
 /// [`Exit::Error`]: a failed check still exits 1, as documented. (`print!` would panic instead.)
 pub(crate) fn write_report(out: &mut dyn std::io::Write, text: &str, exit: Exit) -> Exit {
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(scrubbed(text).as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => exit,
         Err(error) => exit.worst(fail(format!("cannot write the report: {error}"))),
     }
@@ -334,6 +339,15 @@ mod tests {
         let mut written = Vec::new();
         assert_eq!(write_report(&mut written, "report", Exit::Degraded), Exit::Degraded);
         assert_eq!(written, b"report");
+    }
+
+    #[test]
+    fn a_report_is_scrubbed_of_what_the_runs_learned() {
+        let mut run = synthetic_checks::secret::Scrubber::default();
+        run.add(&synthetic_checks::secret::Secret::new("cli-report-key-51e0".into()));
+        let mut written = Vec::new();
+        write_report(&mut written, "error: key cli-report-key-51e0 refused", Exit::Error);
+        assert_eq!(String::from_utf8(written).unwrap(), "error: key [REDACTED] refused");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
-use crate::{Exit, RunArgs, RunFormat, fail, history, print_report, selected_checks};
+use crate::{Exit, RunArgs, RunFormat, fail, history, print_report, scrubbed, selected_checks};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use synthetic_checks::alert::Notifier;
@@ -92,7 +92,7 @@ pub async fn execute(args: RunArgs) -> Exit {
                 CheckRun::Ran(run)
             }
             Err(error) => {
-                eprintln!("{}: {error}", progress.paint("error", Tone::Bad));
+                eprintln!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()));
                 CheckRun::Broke { check, error }
             }
         };
