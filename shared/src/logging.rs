@@ -43,6 +43,23 @@ pub fn scrub_panics() {
     std::panic::set_hook(Box::new(|info| eprintln!("{}", Scrubber::process_scrub(&info.to_string()))));
 }
 
+/// Runs `future`; should it panic, the panic goes on with its message scrubbed, so what the
+/// Lambda runtime reports of it ("Lambda panicked: ...") is scrubbed too.
+pub async fn scrubbing_panics<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))).unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            std::panic::resume_unwind(Box::new(Scrubber::process_scrub(&message)))
+        })
+    })
+    .await
+}
+
 /// A writer that scrubs what it is given before passing it on. The log formatter hands it one
 /// whole line per write, so a value is never split across two writes.
 pub struct Scrubbed<W>(pub W);
@@ -78,6 +95,22 @@ mod tests {
         let mut out = Scrubbed(Vec::new());
         write!(out, "INFO sent Bearer log-line-token-9c2e").unwrap();
         assert_eq!(String::from_utf8(out.0).unwrap(), "INFO sent Bearer [REDACTED]");
+    }
+
+    #[tokio::test]
+    async fn a_panic_goes_on_with_its_message_scrubbed() {
+        let mut run = Scrubber::default();
+        run.add(&crate::secret::Secret::new("panic-token-e81d".into()));
+        let panicked = tokio::spawn(scrubbing_panics(async {
+            let token = String::from("panic-token-e81d");
+            if !token.is_empty() {
+                panic!("lost token {token}");
+            }
+        }))
+        .await
+        .unwrap_err()
+        .into_panic();
+        assert_eq!(panicked.downcast_ref::<String>().map(String::as_str), Some("lost token [REDACTED]"));
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Monitor {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunResult, CheckError> {
         let target_override = target_override(&event.payload)?;
         let deadline = deadline_from_epoch_ms(event.context.deadline, publish_budget(self.config.alert_retry));
-        self.run(target_override, deadline).await
+        crate::logging::scrubbing_panics(self.run(target_override, deadline)).await
     }
 
     pub async fn run(&self, target_override: Option<&str>, deadline: Option<Instant>) -> Result<RunResult, CheckError> {
