@@ -129,9 +129,13 @@ impl CheckError {
     }
 }
 
+/// What Lambda reports of a failed invocation leaves the process: its message is scrubbed.
 impl From<CheckError> for Diagnostic {
     fn from(error: CheckError) -> Diagnostic {
-        Diagnostic { error_type: error.error_type().to_string(), error_message: error.to_string() }
+        Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: crate::secret::Scrubber::process_scrub(&error.to_string()),
+        }
     }
 }
 

@@ -99,8 +99,8 @@ impl Body {
     }
 }
 
-/// A request to the target. Its `Debug` shows method and URL only: the body (a login), the
-/// credentials and the headers may all be secrets.
+/// A request to the target. Its `Debug` shows method and URL without its query only: the body
+/// (a login), the credentials, the headers and the query may all be secrets.
 #[derive(Clone)]
 pub struct HttpRequest {
     pub method: Method,
@@ -114,7 +114,7 @@ pub struct HttpRequest {
 
 impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} {}", self.method, self.url)
+        write!(f, "{:?} {}", self.method, without_query(&self.url))
     }
 }
 
@@ -444,6 +444,11 @@ impl HttpResponse {
     }
 }
 
+/// A URL for a message: scheme, host, port and path, never the query (it may carry a token).
+pub fn without_query(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
 /// Maps a reqwest failure to a cause, from the *types* in its source chain. Never from its
 /// text: reqwest's message quotes the URL, so a refused connection to `/tls-edge` would read as
 /// a TLS failure if words were matched.
@@ -451,7 +456,13 @@ impl HttpResponse {
 /// Whether the request may have reached the target decides the variant: [`CheckError::Connect`]
 /// only when no connection was made (nothing was sent, so no write can be live), and
 /// [`CheckError::ConnectionLost`] once it was (the target may have carried it out).
-fn classify(error: reqwest::Error) -> CheckError {
+///
+/// The message quotes the URL without its query, which may carry an API key.
+fn classify(mut error: reqwest::Error) -> CheckError {
+    if let Some(url) = error.url_mut() {
+        url.set_query(None);
+        url.set_fragment(None);
+    }
     let text = error_chain(&error);
     match transport_failure(&error) {
         Transport::Tls => match certificate_problem(&error) {
@@ -749,6 +760,23 @@ mod tests {
 
         // THEN it is a connect failure: the URL's words do not decide the cause
         assert_eq!(error.cause(), crate::Cause::Connect, "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transport_error_never_quotes_the_query_of_the_request() {
+        // GIVEN a request whose query carries an API key, to a port nothing listens on
+        let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+        let url = format!("http://127.0.0.1:{}/v1/charges?api_key=AbC%2BdEf%2F9", closed_port().await);
+        let request = get(&url);
+
+        // WHEN it fails
+        let error = target.send(&request).await.unwrap_err();
+
+        // THEN neither the error nor the request's log form quotes the query, but both name the path
+        for text in [error.to_string(), format!("{request:?}")] {
+            assert!(!text.contains("api_key") && !text.contains("AbC"), "{text}");
+            assert!(text.contains("/v1/charges"), "{text}");
+        }
     }
 
     #[tokio::test]

@@ -95,7 +95,7 @@ impl Monitor {
                 .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "monitor failure"))?;
         }
         let deadline = deadline_from_epoch_ms(event.context.deadline, reserve);
-        self.run(target_override, deadline).await
+        crate::logging::scrubbing_panics(self.run(target_override, deadline)).await
     }
 
     pub async fn run(&self, target_override: Option<&str>, deadline: Option<Instant>) -> Result<RunResult, CheckError> {

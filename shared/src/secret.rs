@@ -6,6 +6,7 @@
 //! told to refresh when the target rejects the account, so a rotation heals itself.
 
 use crate::error::CheckError;
+use crate::text::{one_line, truncate};
 use async_trait::async_trait;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -89,21 +90,61 @@ impl Credentials {
     }
 }
 
-/// Cuts known secret values out of text that leaves the monitor (error messages, excerpts of a
-/// body a hostile or buggy target echoed our request into). Longer values go first, so a value
-/// that contains another is not left half-cut.
+/// The one place text that leaves the monitor passes through on its way out: error messages,
+/// excerpts of a body a hostile or buggy target echoed our request into, the run's result and
+/// alert. It knows every secret value, login capture, cookie and credential sent, and each in
+/// the encodings this engine itself puts on the wire, so an echo of the request is cut out in
+/// the form it was sent:
+/// - as is, and JSON-escaped (a JSON body; also with non-ASCII as `\uXXXX`, as many servers
+///   echo it);
+/// - percent-encoded as a URL segment or query value, and form-encoded (a form body);
+/// - for HTTP basic credentials, the base64 of `user:password` (an echoed `Authorization`).
+///
+/// Every match of every form is cut, overlapping ones as one span, so a value that contains
+/// another is never left half-cut (the order the forms were learned in does not matter).
+/// Whatever any scrubber learns, the process learns too ([`Scrubber::process_scrub`]), for the
+/// text that leaves it outside a run's result: log lines, panics, the Lambda's error, the CLI. Text is only ever shortened after it was scrubbed whole
+/// ([`Scrubber::cut`]): cutting first would leave a secret's head that no longer matches.
+///
+/// A value shorter than [`Scrubber::MIN_CHARS`] characters is not scrubbed: it would match
+/// everywhere (a captured `"7"` would garble every number), so such values are documented as
+/// unscrubbable rather than silently cut out of unrelated text.
 #[derive(Clone, Debug, Default)]
 pub struct Scrubber {
-    values: Vec<Secret<String>>,
+    /// Every form of every known value.
+    forms: Vec<Secret<String>>,
 }
 
+/// What the runs of this process learned, oldest first, for [`Scrubber::process_scrub`].
+static PROCESS: std::sync::RwLock<Scrubber> = std::sync::RwLock::new(Scrubber { forms: Vec::new() });
+
+/// The most forms the process keeps: a warm function learns a fresh token every run, and only
+/// recent ones can still be echoed; the account's own values are learned again every run.
+const PROCESS_FORMS: usize = 1024;
+
 impl Scrubber {
+    /// Values shorter than this (in characters) are too short to scrub safely.
+    pub const MIN_CHARS: usize = 4;
+
+    /// Scrubs `value` from now on, in every encoding the engine produces of it.
     pub fn add(&mut self, value: &Secret<String>) {
-        if value.expose().is_empty() || self.values.contains(value) {
+        let value = value.expose();
+        if value.chars().count() < Self::MIN_CHARS {
             return;
         }
-        self.values.push(value.clone());
-        self.values.sort_by_key(|v| std::cmp::Reverse(v.expose().len()));
+        let json = serde_json::to_string(value).unwrap_or_default();
+        // Exactly the enclosing quotes: a value ending in `"` ends in `\"` once escaped.
+        let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default();
+        let forms = [
+            value.to_string(),
+            json.to_string(),
+            ascii_json(json),
+            crate::journey::template::encode_segment(value),
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+        ];
+        for form in forms {
+            self.add_form(form);
+        }
     }
 
     pub fn add_all<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
@@ -112,15 +153,114 @@ impl Scrubber {
         }
     }
 
+    /// HTTP basic credentials: each part, and the base64 of `user:password` that the
+    /// `Authorization` header carries.
+    pub fn add_basic(&mut self, username: &Secret<String>, password: &Secret<String>) {
+        self.add_all([username, password]);
+        let pair = format!("{}:{}", username.expose(), password.expose());
+        if pair.chars().count() >= Self::MIN_CHARS {
+            self.add_form(base64(pair.as_bytes()));
+        }
+    }
+
+    fn add_form(&mut self, form: String) {
+        if form.is_empty() || self.forms.iter().any(|known| *known.expose() == form) {
+            return;
+        }
+        remember(&form);
+        self.forms.push(Secret::new(form));
+    }
+
+    /// `text` scrubbed of every value any run of this process learned recently: for log lines,
+    /// panic messages, the Lambda's error and the CLI's output, which no single run owns.
+    pub fn process_scrub(text: &str) -> String {
+        PROCESS.read().unwrap_or_else(std::sync::PoisonError::into_inner).scrub(text)
+    }
+
+    /// `text` with every occurrence of every known form replaced by [`REDACTED`].
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for value in &self.values {
-            if out.contains(value.expose().as_str()) {
-                out = out.replace(value.expose().as_str(), REDACTED);
+        let mut spans = Vec::new();
+        for form in &self.forms {
+            let form = form.expose().as_str();
+            let mut from = 0;
+            while let Some(at) = text[from..].find(form) {
+                let start = from + at;
+                spans.push((start, start + form.len()));
+                // Overlapping occurrences too: the next search starts one character on.
+                from = start + text[start..].chars().next().map_or(1, char::len_utf8);
             }
         }
+        if spans.is_empty() {
+            return text.to_string();
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut written = 0;
+        let mut spans = spans.into_iter().peekable();
+        while let Some((start, mut end)) = spans.next() {
+            while let Some((_, next_end)) = spans.next_if(|(next, _)| *next <= end) {
+                end = end.max(next_end);
+            }
+            out.push_str(&text[written..start]);
+            out.push_str(REDACTED);
+            written = end;
+        }
+        out.push_str(&text[written..]);
         out
     }
+
+    /// `text` scrubbed, on one line, then cut to `max_chars`: the only way text that may hold a
+    /// secret is shortened.
+    pub fn cut(&self, text: &str, max_chars: usize) -> String {
+        truncate(&one_line(&self.scrub(text)), max_chars)
+    }
+}
+
+/// Adds `form` to what the process knows, as its newest entry.
+fn remember(form: &str) {
+    remember_in(&mut PROCESS.write().unwrap_or_else(std::sync::PoisonError::into_inner), form);
+}
+
+/// Adds `form` to `process` as its newest entry, forgetting the oldest beyond the bound.
+fn remember_in(process: &mut Scrubber, form: &str) {
+    process.forms.retain(|known| known.expose() != form);
+    if process.forms.len() >= PROCESS_FORMS {
+        process.forms.remove(0);
+    }
+    process.forms.push(Secret::new(form.to_string()));
+}
+
+/// JSON-escaped text with every non-ASCII character as `\uXXXX` (a surrogate pair beyond the
+/// BMP), lower-case hex, as `ensure_ascii` JSON encoders write it.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as HTTP basic credentials are sent.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            match i <= chunk.len() {
+                true => out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char),
+                false => out.push('='),
+            }
+        }
+    }
+    out
 }
 
 /// Port: where secret strings come from (Secrets Manager in Lambda, a file for the CLI, memory in tests).
@@ -256,6 +396,91 @@ mod tests {
         let scrubbed = scrubber.scrub(echoed);
         assert!(!scrubbed.contains("hunter2") && !scrubbed.contains("mon@") && !scrubbed.contains("tok_test"));
         assert!(!scrubbed.contains("-secret"), "the longer value is cut whole: {scrubbed}");
+    }
+
+    #[test]
+    fn every_encoding_the_engine_produces_of_a_value_is_scrubbed() {
+        // GIVEN a password holding every character the encodings treat specially
+        let password = "\"AbC+dEf/gh= \"q\\é&%~\"";
+        let mut scrubber = Scrubber::default();
+        scrubber.add(&Secret::new(password.to_string()));
+        let json = serde_json::to_string(password).unwrap();
+        let forms = [
+            ("raw", password.to_string()),
+            ("JSON-escaped", json[1..json.len() - 1].to_string()),
+            ("percent-encoded", crate::journey::template::encode_segment(password)),
+            ("form-encoded", url::form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()),
+        ];
+        for (name, form) in forms {
+            // WHEN a text quotes it in that encoding
+            let scrubbed = scrubber.scrub(&format!("echo: <{form}>"));
+            // THEN only the marker is left
+            assert_eq!(scrubbed, format!("echo: <{REDACTED}>"), "{name}: {form}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_scrubbed_as_the_authorization_header_carries_them() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add_basic(&Secret::new("sk_test_4eC39Hq".into()), &Secret::new(String::new()));
+        // base64("sk_test_4eC39Hq:"), the Stripe-style key with an empty password.
+        assert_eq!(scrubber.scrub("Basic c2tfdGVzdF80ZUMzOUhxOg=="), format!("Basic {REDACTED}"));
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn non_ascii_is_also_scrubbed_in_its_ascii_json_escape() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add(&Secret::new("pässwörd😀".into()));
+        let echoed = r#"{"password":"p\u00e4ssw\u00f6rd\ud83d\ude00"}"#;
+        assert_eq!(scrubber.scrub(echoed), format!(r#"{{"password":"{REDACTED}"}}"#));
+    }
+
+    #[test]
+    fn overlapping_values_are_cut_as_one_span_and_nothing_of_either_is_left() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add_all([&Secret::new("abcd-1234".into()), &Secret::new("1234-wxyz-long".into())]);
+        assert_eq!(scrubber.scrub("<abcd-1234-wxyz-long>"), format!("<{REDACTED}>"));
+        assert_eq!(scrubber.scrub("aaabcd-1234abcd-1234"), format!("aa{REDACTED}"));
+    }
+
+    #[test]
+    fn values_too_short_to_scrub_safely_are_left_alone() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add_all([&Secret::new("7".into()), &Secret::new("abc".into()), &Secret::new("abcd".into())]);
+        assert_eq!(scrubber.scrub("7 abc abcd"), format!("7 abc {REDACTED}"));
+    }
+
+    #[test]
+    fn text_is_cut_only_after_it_was_scrubbed() {
+        let session = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let mut scrubber = Scrubber::default();
+        scrubber.add(&Secret::new(session.into()));
+        let cut = scrubber.cut(&format!("session\n  {session} is not valid"), 20);
+        assert_eq!(cut, "session [REDACTED] …");
+    }
+
+    #[test]
+    fn what_any_scrubber_learns_the_process_scrubs_too_while_it_is_recent() {
+        // Values unique to this test: the process scrubber is shared by every test.
+        let mut run = Scrubber::default();
+        run.add(&Secret::new("process-wide-\"7f1c\"".into()));
+        let scrubbed = Scrubber::process_scrub(r#"log: process-wide-\"7f1c\" and process-wide-"7f1c""#);
+        assert_eq!(scrubbed, format!("log: {REDACTED} and {REDACTED}"));
+
+        // A process's memory is bounded: the oldest form goes first, and learning a form again
+        // makes it the newest.
+        let mut process = Scrubber::default();
+        for n in 0..PROCESS_FORMS {
+            remember_in(&mut process, &format!("form-{n:04}"));
+        }
+        remember_in(&mut process, "form-0000");
+        remember_in(&mut process, "one more form");
+        assert_eq!(process.forms.len(), PROCESS_FORMS);
+        assert_eq!(process.scrub("form-0000 form-0001 form-0002"), format!("{REDACTED} form-0001 {REDACTED}"));
     }
 
     #[test]

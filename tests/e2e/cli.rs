@@ -132,6 +132,30 @@ async fn products_500_fails_with_exit_1_and_well_formed_junit() {
 }
 
 #[tokio::test]
+async fn a_failed_check_whose_report_cannot_be_written_still_exits_1() {
+    // GIVEN a health check against a port nothing listens on, and a stdout that refuses every
+    // write (/dev/full), for each format
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let target = format!("http://{}", closed.local_addr().expect("its address"));
+    drop(closed);
+    let binary = workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
+    for format in ["table", "json", "junit"] {
+        // WHEN the gate runs
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let output = std::process::Command::new(&binary)
+            .args(["run", "--check", "health", "--target", &target, "--format", format])
+            .env("RETRY_BACKOFF_MS", "1")
+            .stdout(full)
+            .output()
+            .expect("synthetic started");
+        // THEN the failed check decides the exit code (1 wins over 3), and the lost report is said
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{format}: {stderr}");
+        assert!(stderr.contains("cannot write the report"), "{format}: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn slow_health_is_degraded_exit_2_or_0_with_degraded_ok() {
     let fixture = Fixture::start().await;
     fixture.shop.handle().set_fault("health", "slow:700").expect("valid fault");

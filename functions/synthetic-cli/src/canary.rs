@@ -3,7 +3,7 @@
 //! [`synthetic_checks::canary`], which the `canary-gate` Lambda runs too.
 
 use crate::run::{journeys, prepare, stop_after_current_check_on_signal};
-use crate::{CanaryArgs, CanaryFormat, CheckArg, Exit, RunArgs, RunFormat, fail, history};
+use crate::{CanaryArgs, CanaryFormat, CheckArg, Exit, RunArgs, RunFormat, fail, history, print_report};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use synthetic_checks::Monitor;
@@ -70,13 +70,13 @@ pub async fn execute(args: CanaryArgs) -> Exit {
         CanaryFormat::Table => table(&analysis, &monitors, &args),
         CanaryFormat::Json => serde_json::to_string(&analysis).map(|j| j + "\n").unwrap_or_default(),
     };
-    print!("{text}");
-    match collected.broke {
+    let exit = match collected.broke {
         Some(error) => {
             fail(format!("the monitor could not run every check, so the analysis cannot be trusted: {error}"))
         }
         None => analysis.verdict.into(),
-    }
+    };
+    print_report(&text, exit)
 }
 
 /// Runs the journey against both targets in turn until the runs or the duration are used up, or

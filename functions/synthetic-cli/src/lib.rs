@@ -281,8 +281,28 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
 
 /// Prints an error that stops the command, and returns the usage exit code.
 pub(crate) fn fail(message: impl std::fmt::Display) -> Exit {
-    eprintln!("synthetic: {message}");
+    eprintln!("{}", scrubbed(&format!("synthetic: {message}")));
     Exit::Error
+}
+
+/// Text the CLI prints, scrubbed of every secret value and credential its runs learned.
+pub(crate) fn scrubbed(text: &str) -> String {
+    synthetic_checks::secret::Scrubber::process_scrub(text)
+}
+
+/// Prints a command's report on stdout and returns `exit`; see [`write_report`].
+pub(crate) fn print_report(text: &str, exit: Exit) -> Exit {
+    write_report(&mut std::io::stdout().lock(), text, exit)
+}
+
+/// Writes `text` to `out` and returns `exit`. When `out` refuses it (a closed pipe, a full disk)
+/// that is said on stderr and the exit code is the [worse](Exit::worst) of `exit` and
+/// [`Exit::Error`]: a failed check still exits 1, as documented. (`print!` would panic instead.)
+pub(crate) fn write_report(out: &mut dyn std::io::Write, text: &str, exit: Exit) -> Exit {
+    match out.write_all(scrubbed(text).as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => exit,
+        Err(error) => exit.worst(fail(format!("cannot write the report: {error}"))),
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +316,38 @@ mod tests {
             selected_checks(&[CheckArg::Payment, CheckArg::Health, CheckArg::Payment]),
             [Check::Health, Check::Payment]
         );
+    }
+
+    /// A stdout that refuses every write, as `/dev/full` does.
+    struct Full;
+
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_is_an_error_unless_a_check_failed() {
+        assert_eq!(write_report(&mut Full, "report", Exit::Failed), Exit::Failed, "1 wins over 3");
+        for exit in [Exit::Passed, Exit::Degraded, Exit::Error] {
+            assert_eq!(write_report(&mut Full, "report", exit), Exit::Error, "{exit:?}");
+        }
+        let mut written = Vec::new();
+        assert_eq!(write_report(&mut written, "report", Exit::Degraded), Exit::Degraded);
+        assert_eq!(written, b"report");
+    }
+
+    #[test]
+    fn a_report_is_scrubbed_of_what_the_runs_learned() {
+        let mut run = synthetic_checks::secret::Scrubber::default();
+        run.add(&synthetic_checks::secret::Secret::new("cli-report-key-51e0".into()));
+        let mut written = Vec::new();
+        write_report(&mut written, "error: key cli-report-key-51e0 refused", Exit::Error);
+        assert_eq!(String::from_utf8(written).unwrap(), "error: key [REDACTED] refused");
     }
 
     #[test]

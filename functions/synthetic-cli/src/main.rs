@@ -6,5 +6,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    synthetic_checks::logging::scrub_panics();
     synthetic_cli::main(std::env::args_os()).await
 }

@@ -1,9 +1,9 @@
 //! The three shapes of a `run` report: a table for people, JSON lines for the history file and
 //! scripts, JUnit XML for CI. Pure functions from runs to text.
 
-use crate::Exit;
 use crate::run::CheckRun;
 use crate::style::{Style, Tone, outcome_tone};
+use crate::{Exit, scrubbed};
 use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::{Outcome, RunResult};
@@ -137,7 +137,9 @@ pub fn junit(report: &Report) -> String {
                 cases.push_str(&format!(
                     ">\n      <error type=\"{}\" message=\"{}\"/>\n    </testcase>\n",
                     error.error_type(),
-                    xml_escape(&error.to_string())
+                    // Scrubbed before it is escaped: the report's own scrub cannot see a value
+                    // through XML escapes.
+                    xml_escape(&scrubbed(&error.to_string()))
                 ));
             }
         }
@@ -266,6 +268,18 @@ pub(crate) mod tests {
         let lenient = junit(&report(&runs, true));
         assert!(lenient.contains("failures=\"1\""), "{lenient}");
         assert!(lenient.contains("<system-out>[cli] auth DEGRADED at step auth (timeout)"), "{lenient}");
+    }
+
+    #[test]
+    fn a_monitor_error_is_scrubbed_before_it_is_escaped_into_junit() {
+        let mut run = synthetic_checks::secret::Scrubber::default();
+        run.add(&synthetic_checks::secret::Secret::new("junit-<&\"-key-0d4b".into()));
+        let broke = [CheckRun::Broke {
+            check: "auth".into(),
+            error: CheckError::Misconfigured("the key junit-<&\"-key-0d4b was refused".into()),
+        }];
+        let xml = junit(&report(&broke, false));
+        assert!(xml.contains("message=\"misconfigured: the key [REDACTED] was refused\""), "{xml}");
     }
 
     #[test]

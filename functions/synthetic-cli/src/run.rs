@@ -9,8 +9,7 @@
 use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
-use crate::{Exit, RunArgs, RunFormat, fail, history, selected_checks};
-use std::io::Write;
+use crate::{Exit, RunArgs, RunFormat, fail, history, print_report, scrubbed, selected_checks};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use synthetic_checks::alert::Notifier;
@@ -93,7 +92,7 @@ pub async fn execute(args: RunArgs) -> Exit {
                 CheckRun::Ran(run)
             }
             Err(error) => {
-                eprintln!("{}: {error}", progress.paint("error", Tone::Bad));
+                eprintln!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()));
                 CheckRun::Broke { check, error }
             }
         };
@@ -118,11 +117,7 @@ pub async fn execute(args: RunArgs) -> Exit {
         RunFormat::Json => output::json_lines(&report),
         RunFormat::Junit => output::junit(&report),
     };
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        return fail(format!("cannot write the report: {error}"));
-    }
-    exit
+    print_report(&text, exit)
 }
 
 /// A first Ctrl-C, SIGTERM or SIGHUP lets the running check finish, because a payment journey

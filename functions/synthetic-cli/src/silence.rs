@@ -5,7 +5,7 @@
 //! the incident state (`STATE_TABLE`), written through the forwarder's own store, so the CLI and
 //! the forwarder cannot disagree on their shape.
 
-use crate::{Exit, fail};
+use crate::{Exit, fail, print_report};
 use clap::{Args, Subcommand, ValueEnum};
 use pagerduty_forwarder::dynamodb::DynamoStore;
 use pagerduty_forwarder::state::{ALL_CHECKS, Silence, StateStore};
@@ -109,9 +109,9 @@ pub async fn execute(args: SilenceArgs) -> Exit {
                 Err(message) => return fail(message),
             };
             match store(&args.table.table).await.put_silence(&silence).await {
-                Ok(()) => {
-                    println!(
-                        "silence {} added: {} in {} from {} until {}, by {}: {}",
+                Ok(()) => print_report(
+                    &format!(
+                        "silence {} added: {} in {} from {} until {}, by {}: {}\n",
                         silence.id,
                         silence.check,
                         silence.env,
@@ -119,9 +119,9 @@ pub async fn execute(args: SilenceArgs) -> Exit {
                         time(silence.ends),
                         silence.created_by,
                         silence.reason
-                    );
-                    Exit::Passed
-                }
+                    ),
+                    Exit::Passed,
+                ),
                 Err(error) => fail(format!("silence not added: {error}")),
             }
         }
@@ -129,17 +129,16 @@ pub async fn execute(args: SilenceArgs) -> Exit {
             Ok(mut silences) => {
                 silences.retain(|s| args.all || s.ends > now);
                 silences.sort_by_key(|s| (s.starts, s.id.clone()));
-                print!("{}", list(&silences, args.format, now));
-                Exit::Passed
+                print_report(&list(&silences, args.format, now), Exit::Passed)
             }
             Err(error) => fail(format!("silences not listed: {error}")),
         },
         SilenceAction::Expire(args) => {
             match store(&args.table.table).await.expire_silence(&args.table.env, &args.id, now).await {
-                Ok(Some(silence)) => {
-                    println!("silence {} ({}) ends {}", silence.id, silence.check, time(silence.ends));
-                    Exit::Passed
-                }
+                Ok(Some(silence)) => print_report(
+                    &format!("silence {} ({}) ends {}\n", silence.id, silence.check, time(silence.ends)),
+                    Exit::Passed,
+                ),
                 Ok(None) => fail(format!("no silence {} in env {}", args.id, args.table.env)),
                 Err(error) => fail(format!("silence not expired: {error}")),
             }

@@ -4,7 +4,7 @@
 use crate::cloudwatch::{self, MetricQuery};
 use crate::slo::{self, Budget, HOUR, Objective, Ratio, Sample, Status, format_duration};
 use crate::style::{Style, Tone};
-use crate::{Exit, SloArgs, SloFormat, fail, history, selected_checks};
+use crate::{Exit, SloArgs, SloFormat, fail, history, print_report, selected_checks};
 use serde::Serialize;
 use synthetic_checks::Check;
 use time::OffsetDateTime;
@@ -54,14 +54,14 @@ pub async fn execute(args: SloArgs) -> Exit {
             })
             .collect(),
     };
-    match args.format {
-        SloFormat::Table => print!("{}", table(&report, Style::stdout())),
+    let text = match args.format {
+        SloFormat::Table => table(&report, Style::stdout()),
         SloFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => json + "\n",
             Err(error) => return fail(format!("report does not serialize: {error}")),
         },
-    }
-    Exit::Passed
+    };
+    print_report(&text, Exit::Passed)
 }
 
 /// Samples per selected check, in order, from the history file or CloudWatch.

@@ -8,7 +8,9 @@
 use super::file::{Budget, Capture, ExpectedStatus, StepRole};
 use super::judge::{Assertion, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER};
+use crate::http::{
+    Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER, without_query,
+};
 use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::secret::{Scrubber, Secret};
 use crate::text::one_line;
@@ -262,7 +264,7 @@ impl StepRecorder {
             self.scrubber.add(token);
         }
         if let Some(Auth::Basic { username, password }) = &request.auth {
-            self.scrubber.add_all([username, password]);
+            self.scrubber.add_basic(username, password);
         }
         let mut attempt = 0;
         let mut possibly_written = false;
@@ -281,6 +283,9 @@ impl StepRecorder {
             // A GET or HEAD reads; only the other methods can leave a write behind.
             possibly_written |= !matches!(spec.method, Method::Get | Method::Head) && may_have_written(&sent);
             let elapsed = started.elapsed();
+            if let (StepRole::Login, Ok(response)) = (spec.role, &sent) {
+                self.learn_login_captures(&spec, response);
+            }
             let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
                 tokio::time::sleep(self.setup.retry.delay_before(attempt)).await;
@@ -289,6 +294,16 @@ impl StepRecorder {
             return self
                 .record(&spec, verdict, elapsed, prior_attempts + attempt)
                 .map_err(|failed| StepFailed { possibly_written, ..failed });
+        }
+    }
+
+    /// What a login answer hands back is a credential: scrubbed before the answer is judged, so
+    /// the login's own error (a token answered with an unexpected status) cannot show it.
+    fn learn_login_captures(&mut self, spec: &StepSpec, response: &HttpResponse) {
+        for capture in &spec.captures {
+            if let Ok(value) = capture.extract(response) {
+                self.scrubber.add(&Secret::new(value));
+            }
         }
     }
 
@@ -342,10 +357,9 @@ impl StepRecorder {
             if let (None, Some(certificate)) = (&self.certificate, response.certificate.as_deref()) {
                 self.certificate = Some((spec.name.clone(), certificate.clone()));
             }
+            // Every cookie is sent back as a credential, so each is scrubbed like one.
             let fresh = self.cookies.store(&response);
-            if spec.role == StepRole::Login {
-                self.scrubber.add_all(&fresh);
-            }
+            self.scrubber.add_all(&fresh);
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 => response.header("location"),
                 _ => None,
@@ -457,7 +471,12 @@ impl StepRecorder {
         &self.steps
     }
 
-    pub fn finish(self) -> RunResult {
+    pub fn finish(mut self) -> RunResult {
+        // Once more with everything the run learned: a value can become known (a login capture,
+        // a cookie) after an earlier step quoted it.
+        for step in &mut self.steps {
+            step.error = step.error.take().map(|error| self.scrubber.scrub(&error));
+        }
         let status = self.steps.iter().map(|s| s.outcome).max().unwrap_or(Outcome::Passed);
         let mut run = RunResult {
             check: self.setup.check,
@@ -492,11 +511,6 @@ fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
         ) => false,
         Err(_) => true,
     }
-}
-
-/// A URL for a message: scheme, host, port and path, never the query (it may carry a token).
-fn without_query(url: &Url) -> String {
-    format!("{}{}", url.origin().ascii_serialization(), url.path())
 }
 
 /// The cookies of one run, as a browser keeps them for one site: set by the target, sent back
@@ -658,6 +672,7 @@ mod tests {
     use super::*;
     use crate::http::ScriptedTarget;
     use crate::journey::file::CaptureSource;
+    use crate::secret::REDACTED;
 
     const FAST: Budget = Budget { degraded_after: Duration::from_millis(200), fail_after: Duration::from_millis(500) };
 
@@ -1066,6 +1081,59 @@ mod tests {
                 !error.contains("tok-abc") && !error.contains("svc-pass") && !error.contains("svc-user"),
                 "{error}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_echoed_basic_authorization_header_is_scrubbed() {
+        // GIVEN a target that echoes the Authorization header it got (base64 of user:password)
+        let echo = "rejected: Authorization: Basic c3ZjLXVzZXI6c3ZjLXBhc3MtOQ==";
+        let target = Arc::new(ScriptedTarget::default().then(401, echo));
+        let mut j = journey(&target);
+        j.setup.retry.attempts = 1;
+        let basic =
+            Auth::Basic { username: Secret::new("svc-user".into()), password: Secret::new("svc-pass-9".into()) };
+        // WHEN the step fails
+        let _ = j.step(get("a").auth(basic)).await;
+        // THEN the encoded credential is cut out like the credential itself
+        let error = j.steps()[0].error.clone().unwrap();
+        assert!(!error.contains("c3ZjLXVzZXI6") && error.contains("Basic [REDACTED]"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn assertion_messages_are_scrubbed_before_they_are_cut() {
+        // GIVEN a 64-hex session id known as a secret, which the target answers in a JSON field
+        // and a header that assertions quote
+        let session = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let response = HttpResponse::new(
+            200,
+            vec![("content-type".into(), "application/json".into()), ("x-session".into(), session.into())],
+            format!(r#"{{"session":"{session}"}}"#).into_bytes(),
+        );
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then_after(Duration::ZERO, Ok(response.clone()))
+                .then_after(Duration::ZERO, Ok(response)),
+        );
+        let mut j = journey(&target);
+        j.setup.retry.attempts = 1;
+        j.scrub([&Secret::new(session.to_string())]);
+        let json = Assertion::Json {
+            pointer: "/session".into(),
+            optional: false,
+            test: crate::journey::judge::JsonTest::Equals(serde_json::json!("other")),
+        };
+        let header =
+            Assertion::Header { name: "x-session".into(), test: crate::journey::judge::HeaderTest::Equals("x".into()) };
+        // WHEN both assertions fail
+        for (name, assertion) in [("json", json), ("header", header)] {
+            let spec = StepSpec::new(name, Method::Get, "/s", ExpectedStatus::one(200), FAST).assert(assertion);
+            let _ = j.step(spec).await;
+        }
+        // THEN no part of the session id is left in either message
+        for step in j.steps() {
+            let error = step.error.clone().unwrap();
+            assert!(!error.contains(&session[..12]) && error.contains(REDACTED), "{error}");
         }
     }
 

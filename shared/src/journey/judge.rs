@@ -9,7 +9,6 @@ use crate::error::CheckError;
 use crate::http::{HttpResponse, json_at};
 use crate::result::Outcome;
 use crate::secret::Scrubber;
-use crate::text::{one_line, truncate};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -56,7 +55,9 @@ pub enum Assertion {
 }
 
 impl Assertion {
-    pub fn check(&self, response: &HttpResponse) -> Result<(), CheckError> {
+    /// Judges `response`. A failure quotes what it saw, scrubbed by `scrubber` before it is cut,
+    /// so a cut never leaves the head of a secret behind.
+    pub fn check(&self, response: &HttpResponse, scrubber: &Scrubber) -> Result<(), CheckError> {
         let fail = |message: String| Err(CheckError::Assertion(message));
         match self {
             Assertion::Json { pointer, optional, test } => {
@@ -68,29 +69,38 @@ impl Assertion {
                 match (json_at(json, pointer), test) {
                     (None, JsonTest::Exists(false)) => Ok(()),
                     (None, _) if *optional => Ok(()),
-                    (None, _) => fail(format!("JSON {} is missing{}", shown(pointer), test.expectation())),
+                    (None, _) => fail(format!("JSON {} is missing{}", shown(pointer), test.expectation(scrubber))),
                     (Some(actual), test) => match test.holds(actual) {
                         true => Ok(()),
-                        false => fail(format!("JSON {} is {}{}", shown(pointer), describe(actual), test.expectation())),
+                        false => fail(format!(
+                            "JSON {} is {}{}",
+                            shown(pointer),
+                            describe(actual, scrubber),
+                            test.expectation(scrubber)
+                        )),
                     },
                 }
             }
             Assertion::Header { name, test } => match (response.header(name), test) {
                 (Some(actual), HeaderTest::Equals(expected)) if actual == expected => Ok(()),
                 (Some(actual), HeaderTest::Contains(needle)) if actual.contains(needle.as_str()) => Ok(()),
-                (Some(actual), HeaderTest::Equals(expected)) => {
-                    fail(format!("header {name} is {:?}, expected {expected:?}", truncate(actual, 60)))
-                }
-                (Some(actual), HeaderTest::Contains(needle)) => {
-                    fail(format!("header {name} is {:?}, expected it to contain {needle:?}", truncate(actual, 60)))
-                }
+                (Some(actual), HeaderTest::Equals(expected)) => fail(format!(
+                    "header {name} is {:?}, expected {:?}",
+                    scrubber.cut(actual, 60),
+                    scrubber.scrub(expected)
+                )),
+                (Some(actual), HeaderTest::Contains(needle)) => fail(format!(
+                    "header {name} is {:?}, expected it to contain {:?}",
+                    scrubber.cut(actual, 60),
+                    scrubber.scrub(needle)
+                )),
                 (None, _) => fail(format!("header {name} is missing")),
             },
             Assertion::BodyContains(needle) => {
                 if String::from_utf8_lossy(&response.body).contains(needle.as_str()) {
                     Ok(())
                 } else {
-                    fail(format!("body does not contain {needle:?}"))
+                    fail(format!("body does not contain {:?}", scrubber.scrub(needle)))
                 }
             }
         }
@@ -116,12 +126,12 @@ impl JsonTest {
     }
 
     /// The end of a failure message: what was expected.
-    fn expectation(&self) -> String {
-        let list = |values: &[Value]| values.iter().map(short).collect::<Vec<_>>().join(", ");
+    fn expectation(&self, scrubber: &Scrubber) -> String {
+        let list = |values: &[Value]| values.iter().map(|v| short(v, scrubber)).collect::<Vec<_>>().join(", ");
         match self {
             JsonTest::Exists(true) => String::new(),
             JsonTest::Exists(false) => ", expected it to be absent".into(),
-            JsonTest::Equals(expected) => format!(", expected {}", short(expected)),
+            JsonTest::Equals(expected) => format!(", expected {}", short(expected, scrubber)),
             JsonTest::OneOf(allowed) => format!(", expected one of {}", list(allowed)),
             JsonTest::NotIn(forbidden) => format!(", which is one of {}", list(forbidden)),
             JsonTest::NonEmpty => ", expected a non-empty value".into(),
@@ -167,11 +177,11 @@ fn alike(actual: &Value, expected: &Value) -> bool {
 }
 
 /// The actual value for a message: arrays by their length, the rest as short JSON.
-fn describe(value: &Value) -> String {
+fn describe(value: &Value, scrubber: &Scrubber) -> String {
     match value {
         Value::Array(items) => format!("an array of {} item(s)", items.len()),
         Value::Object(_) => "an object".into(),
-        other => short(other),
+        other => short(other, scrubber),
     }
 }
 
@@ -179,9 +189,9 @@ fn shown(pointer: &str) -> &str {
     if pointer.is_empty() { "\"\" (the whole body)" } else { pointer }
 }
 
-/// A value for an error message: one line, bounded.
-fn short(value: &Value) -> String {
-    truncate(&value.to_string(), 60)
+/// A value for an error message: scrubbed, one line, bounded.
+fn short(value: &Value, scrubber: &Scrubber) -> String {
+    scrubber.cut(&value.to_string(), 60)
 }
 
 pub(super) struct Verdict {
@@ -239,7 +249,7 @@ fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) 
             excerpt: excerpt(&response.body, scrubber),
         });
     }
-    let assertion = spec.assertions.iter().find_map(|a| a.check(response).err());
+    let assertion = spec.assertions.iter().find_map(|a| a.check(response, scrubber).err());
     assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response).err()))
 }
 
@@ -247,12 +257,13 @@ fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
     (elapsed > timeout).then_some(CheckError::Timeout { budget_ms: timeout.as_millis() as u64 })
 }
 
-/// The start of a body for an error message: one line, at most 160 chars, secrets cut out.
+/// The start of a body for an error message: secrets cut out of the whole body first (a window
+/// cut before scrubbing could end inside a secret, and collapsing whitespace could bring that
+/// head to the front), then one line of at most 160 chars.
 fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
-    let text = scrubber.scrub(&String::from_utf8_lossy(&body[..body.len().min(4096)]));
-    match one_line(&text) {
+    match scrubber.cut(&String::from_utf8_lossy(body), 160) {
         line if line.is_empty() => line,
-        line => format!(": {}", truncate(&line, 160)),
+        line => format!(": {line}"),
     }
 }
 
@@ -301,7 +312,7 @@ mod tests {
     }
 
     fn cause(assertion: Assertion, body: &str) -> Option<Cause> {
-        assertion.check(&response("application/json", body)).err().map(|e| e.cause())
+        assertion.check(&response("application/json", body), &Scrubber::default()).err().map(|e| e.cause())
     }
 
     #[test]
@@ -370,7 +381,7 @@ mod tests {
     fn the_empty_pointer_is_the_whole_body() {
         let listing = json_at("", JsonTest::MinItems(1));
         assert_eq!(cause(listing.clone(), r#"[{"id":1}]"#), None);
-        let error = listing.check(&response("application/json", "[]")).unwrap_err();
+        let error = listing.check(&response("application/json", "[]"), &Scrubber::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
             r#"JSON "" (the whole body) is an array of 0 item(s), expected an array of at least 1 item(s)"#
@@ -382,7 +393,7 @@ mod tests {
         let ptr = json_at("/data", JsonTest::Exists(true));
         assert_eq!(cause(ptr.clone(), "<html>oops</html>"), Some(Cause::InvalidResponse));
         let bytes = HttpResponse::new(200, vec![], vec![0xff, 0xfe, b'{']);
-        assert_eq!(ptr.check(&bytes).unwrap_err().cause(), Cause::InvalidResponse);
+        assert_eq!(ptr.check(&bytes, &Scrubber::default()).unwrap_err().cause(), Cause::InvalidResponse);
     }
 
     #[test]
@@ -392,8 +403,9 @@ mod tests {
             optional: true,
             test: JsonTest::OneOf(vec![json!("ok"), json!("healthy")]),
         };
-        let judge =
-            |content_type: &str, body: &str| status.check(&response(content_type, body)).err().map(|e| e.cause());
+        let judge = |content_type: &str, body: &str| {
+            status.check(&response(content_type, body), &Scrubber::default()).err().map(|e| e.cause())
+        };
         assert_eq!(judge("text/plain", "OK"), None, "plain-text health bodies pass");
         assert_eq!(judge("application/json", r#"{"uptime":5}"#), None);
         assert_eq!(judge("application/json", r#"{"status":"Healthy"}"#), None);
@@ -410,24 +422,28 @@ mod tests {
     fn header_and_body_assertions() {
         let r = response("application/json", "hello world");
         let header = |test| Assertion::Header { name: "Content-Type".into(), test };
-        assert!(header(HeaderTest::Equals("application/json".into())).check(&r).is_ok());
-        assert!(header(HeaderTest::Contains("json".into())).check(&r).is_ok());
-        assert!(header(HeaderTest::Equals("text/html".into())).check(&r).is_err());
+        assert!(header(HeaderTest::Equals("application/json".into())).check(&r, &Scrubber::default()).is_ok());
+        assert!(header(HeaderTest::Contains("json".into())).check(&r, &Scrubber::default()).is_ok());
+        assert!(header(HeaderTest::Equals("text/html".into())).check(&r, &Scrubber::default()).is_err());
         let missing = Assertion::Header { name: "x-request-id".into(), test: HeaderTest::Contains("a".into()) };
-        assert_eq!(missing.check(&r).unwrap_err().to_string(), "header x-request-id is missing");
-        assert!(Assertion::BodyContains("world".into()).check(&r).is_ok());
-        assert_eq!(Assertion::BodyContains("mars".into()).check(&r).unwrap_err().cause(), Cause::Assertion);
+        assert_eq!(missing.check(&r, &Scrubber::default()).unwrap_err().to_string(), "header x-request-id is missing");
+        assert!(Assertion::BodyContains("world".into()).check(&r, &Scrubber::default()).is_ok());
+        assert_eq!(
+            Assertion::BodyContains("mars".into()).check(&r, &Scrubber::default()).unwrap_err().cause(),
+            Cause::Assertion
+        );
     }
 
     #[test]
     fn failures_say_what_was_expected_and_what_was_seen() {
-        let error = json_at("/data", JsonTest::MinItems(1)).check(&response("application/json", r#"{"data":[]}"#));
+        let error = json_at("/data", JsonTest::MinItems(1))
+            .check(&response("application/json", r#"{"data":[]}"#), &Scrubber::default());
         assert_eq!(
             error.unwrap_err().to_string(),
             "JSON /data is an array of 0 item(s), expected an array of at least 1 item(s)"
         );
         let error = json_at("/status", JsonTest::NotIn(vec![json!("declined")]))
-            .check(&response("application/json", r#"{"status":"declined"}"#));
+            .check(&response("application/json", r#"{"status":"declined"}"#), &Scrubber::default());
         assert_eq!(error.unwrap_err().to_string(), r#"JSON /status is "declined", which is one of "declined""#);
     }
 
@@ -435,7 +451,7 @@ mod tests {
     fn long_values_are_cut_in_messages() {
         let long = format!(r#"{{"status":"{}"}}"#, "x".repeat(500));
         let err = json_at("/status", JsonTest::NotIn(vec![json!("x".repeat(500))]))
-            .check(&response("application/json", &long))
+            .check(&response("application/json", &long), &Scrubber::default())
             .unwrap_err();
         assert!(err.to_string().len() < 200);
     }

@@ -18,6 +18,7 @@ pub mod runner;
 pub mod template;
 #[cfg(test)]
 mod templated_values;
+#[cfg(test)]
 mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};

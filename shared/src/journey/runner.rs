@@ -805,6 +805,53 @@ bearer = "{{token}}"
         assert_eq!(ran.requests.len(), 1, "a rejected account is not hammered");
     }
 
+    /// Every text a run hands on: its result as JSON, and the alert's JSON and subject.
+    fn outputs(run: &RunResult) -> String {
+        let alert = crate::alert::AlertMessage::from_run(run, &crate::config::Origin::default());
+        format!("{}\n{}\n{}", serde_json::to_string(run).unwrap(), alert.to_json().unwrap(), alert.subject())
+    }
+
+    #[tokio::test]
+    async fn a_login_answering_another_status_never_shows_its_token() {
+        // GIVEN a login that answers 200 (expected: 201) with a live session token, which the
+        // error's excerpt of the body would cut in two
+        let token = "eyJhbGciOiJIUzI1NiJ9.live-token-7f3a-0123456789abcdef0123456789abcdef";
+        let issued = format!(r#"{{"pad":"{}","session":{{"token":"{token}"}}}}"#, "x".repeat(100));
+        let target = ScriptedTarget::default().then(200, &issued).then(200, &issued);
+        // WHEN the journey runs
+        let ran = run_journey(NESTED_LOGIN, target).await;
+        // THEN the login fails on its status, and neither its error, the result nor the alert
+        // shows the token
+        assert_eq!(outcomes(&ran.run), [("login", Outcome::Failed, Some(Cause::HttpStatus))]);
+        let error = ran.run.steps[0].error.clone().unwrap();
+        assert!(error.starts_with("HTTP 200, expected 201"), "{error}");
+        let out = outputs(&ran.run);
+        assert!(!out.contains("live-token") && !out.contains("eyJhbGci"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_target_echoing_the_login_body_shows_no_password_json_or_form_encoded() {
+        // GIVEN targets that echo the body they got: the JSON login (the password holds a quote
+        // and a newline, so it is JSON-escaped), and the same fields as a form
+        let json_echo = r#"{"got":{"user":{"email":"mon@example.com","password":"pw \"1\"\nx"}}}"#;
+        let form_echo = "got email=mon%40example.com&password=pw+%221%22%0Ax";
+        let form_login = NESTED_LOGIN.replace(
+            r#"json = { user = { email = "{{secret.email}}", password = "{{secret.password}}" } }"#,
+            r#"form = { email = "{{secret.email}}", password = "{{secret.password}}" }"#,
+        );
+        for (source, echo) in [(NESTED_LOGIN.to_string(), json_echo), (form_login, form_echo)] {
+            let target = ScriptedTarget::default().then(500, echo).then(500, echo);
+            // WHEN the login fails with that echo
+            let ran = run_journey(&source, target).await;
+            // THEN no form of the password or the email is shown
+            assert_eq!(ran.run.cause, Some(Cause::HttpStatus));
+            let out = outputs(&ran.run);
+            for leaked in [r#"pw \"1\"\nx"#, r#"pw \\\"1\\\"\\nx"#, "pw+%221%22%0Ax", "mon%40example", "mon@example"] {
+                assert!(!out.contains(leaked), "{leaked} in {out}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_secret_field_the_journey_needs_but_the_secret_lacks_is_misconfigured() {
         let journey_def = JourneyDef::parse(NESTED_LOGIN.replace("secret.email", "secret.username").as_str()).unwrap();
