@@ -105,6 +105,7 @@ fn policy(env: &Env) -> Result<Policy, CheckError> {
         period: time::Duration::minutes(schedule),
         flap_changes: env.bounded("FLAP_CHANGES", 4, 2, 100)?,
         flap_window: time::Duration::minutes(env.bounded("FLAP_WINDOW_MINUTES", 60, 10, 24 * 60)?),
+        region_incident_after: time::Duration::minutes(env.bounded("REGION_INCIDENT_MINUTES", 60, 10, 24 * 60)?),
     })
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use synthetic_checks::alert::AlertMessage;
+use synthetic_checks::alert::{AlertMessage, EventAction};
 use time::OffsetDateTime;
 
 /// One subject's stored record.
@@ -48,9 +48,20 @@ pub enum Channel {
 }
 
 impl Record {
+    /// Queues a delivery. A resolve supersedes whatever is still queued for its dedup key: after
+    /// a PagerDuty outage the incident's latest state is sent, never a trigger of an incident
+    /// that already ended.
     pub fn push(&mut self, to: Channel, alert: AlertMessage, details: Map<String, Value>) {
+        if to == Channel::PagerDuty && alert.event_action == EventAction::Resolve {
+            self.forget(&alert.dedup_key);
+        }
         self.next_id += 1;
         self.pending.push(Pending { id: self.next_id, to, alert, details });
+    }
+
+    /// Drops what is queued for PagerDuty under `dedup_key`.
+    pub fn forget(&mut self, dedup_key: &str) {
+        self.pending.retain(|p| p.to != Channel::PagerDuty || p.alert.dedup_key != dedup_key);
     }
 }
 
@@ -125,6 +136,11 @@ impl MemoryStore {
     /// The next `n` saves fail with a conflict, as if another writer won.
     pub fn lose_races(&self, n: u32) {
         *lock(&self.conflicts) = n;
+    }
+
+    /// The stored record, read past any fault: what a test asserts on.
+    pub fn peek(&self, key: &str) -> Option<Record> {
+        lock(&self.records).get(key).and_then(|(json, _)| serde_json::from_str(json).ok())
     }
 
     fn check(&self) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@
 //! not.
 
 use crate::alarm::AlarmSignal;
-use crate::incident::{self, Action, AlarmChange, Applied, Policy, Run};
-use crate::state::{Channel, Pending, Silence, StateStore, StoreError, record_key};
+use crate::incident::{self, Action, AlarmChange, Applied, Incident, Policy, Run};
+use crate::state::{Channel, Pending, Record, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
@@ -28,7 +28,7 @@ pub struct Tracker {
 /// What a record is updated with.
 pub enum Input<'a> {
     /// A check's run; `base` is its alert, the template of every event it causes.
-    Run { base: &'a AlertMessage, region: &'a str, at: OffsetDateTime, failed: bool },
+    Run { base: &'a AlertMessage, region: &'a str, at: OffsetDateTime, failed: bool, severity: Severity },
     /// A burn-rate alarm of the subject's check.
     Alarm { base: &'a AlertMessage, signal: &'a AlarmSignal },
 }
@@ -64,6 +64,7 @@ impl Tracker {
         subject: &str,
         silences: &[Silence],
         input: Input<'_>,
+        fallback: Option<Fallback>,
     ) -> Result<(String, Vec<Pending>), StoreError> {
         let key = record_key(env, subject);
         let at = match &input {
@@ -74,12 +75,16 @@ impl Tracker {
         let dedup_key = synthetic_checks::alert::dedup_key(env, subject);
         for _ in 0..MAX_RACES {
             let (mut record, version) = self.store.load(&key).await?;
+            if let Some(fallback) = fallback {
+                reconcile(&mut record, &dedup_key, fallback);
+            }
             let actions = match &input {
-                Input::Run { base, region, at, failed } => {
-                    let run = Run { region, at: *at, failed: *failed, target: &base.target };
+                Input::Run { base, region, at, failed, severity } => {
+                    let run = Run { region, at: *at, failed: *failed, severity: *severity, target: &base.target };
                     match incident::apply_run(&mut record.state, &run, silenced, &self.policy) {
                         Applied::Actions(actions) => actions,
-                        Applied::Late => return Ok((key, record.pending)),
+                        Applied::Late if fallback.is_none() => return Ok((key, record.pending)),
+                        Applied::Late => Vec::new(),
                     }
                 }
                 Input::Alarm { signal, .. } => {
@@ -101,6 +106,12 @@ impl Tracker {
         Err(StoreError::Conflict)
     }
 
+    /// Whether entry `id` is still queued on the record `key`: another invocation may have sent
+    /// it, or a later decision superseded it, since the pending list was read.
+    pub async fn is_pending(&self, key: &str, id: u64) -> Result<bool, StoreError> {
+        Ok(self.store.load(key).await?.0.pending.iter().any(|p| p.id == id))
+    }
+
     /// Removes delivered entries from the record's pending list.
     pub async fn delivered(&self, key: &str, ids: &[u64]) -> Result<(), StoreError> {
         if ids.is_empty() {
@@ -116,6 +127,36 @@ impl Tracker {
         }
         Err(StoreError::Conflict)
     }
+}
+
+/// What the table-unavailable fallback left at PagerDuty for a subject, still to be written into
+/// its record: whether its incident is open, as of which run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fallback {
+    pub open: bool,
+    pub at: OffsetDateTime,
+}
+
+/// Makes the record agree with what the fallback sent while the table was unreachable: an
+/// incident the fallback opened is the record's (so a pass resolves it), one it resolved is
+/// closed (so the next confirmed failure pages). What was still queued for the incident is
+/// superseded by it.
+fn reconcile(record: &mut Record, dedup_key: &str, fallback: Fallback) {
+    let state = &mut record.state;
+    match (fallback.open, state.incident.is_some()) {
+        (true, false) => {
+            let regions = state.regions.iter().filter(|(_, r)| r.last_failed).map(|(name, _)| name.clone()).collect();
+            state.incident =
+                Some(Incident { opened: fallback.at, flapping: false, regions, severity: Severity::Critical });
+            state.warned = true;
+        }
+        (false, true) => {
+            state.incident = None;
+            state.warned = false;
+        }
+        _ => {}
+    }
+    record.forget(dedup_key);
 }
 
 /// The delivery an action stands for.
@@ -137,15 +178,17 @@ fn pending(
     }
     let mut details = Map::new();
     let channel = match action {
-        Action::Page { reason, regions, flapping } => {
+        Action::Page { reason, regions, flapping, severity } => {
             alert.event_action = EventAction::Trigger;
+            alert.severity = *severity;
             details.insert("confirmation".into(), json!(reason));
             details.insert("failing_regions".into(), json!(regions));
             details.insert("flapping".into(), json!(flapping));
             Channel::PagerDuty
         }
-        Action::Update { reason, flapping } => {
+        Action::Update { reason, flapping, severity } => {
             alert.event_action = EventAction::Trigger;
+            alert.severity = *severity;
             details.insert("update".into(), json!(reason));
             details.insert("flapping".into(), json!(flapping));
             Channel::PagerDuty
@@ -164,6 +207,23 @@ fn pending(
             details.insert("burn_rate".into(), json!(reason));
             Channel::PagerDuty
         }
+        Action::PageRegion { region, reason }
+        | Action::UpdateRegion { region, reason }
+        | Action::ResolveRegion { region, reason } => {
+            alert.dedup_key = region_key(key, region);
+            alert.severity = Severity::Error;
+            alert.event_action = match action {
+                Action::ResolveRegion { .. } => EventAction::Resolve,
+                _ => EventAction::Trigger,
+            };
+            alert.summary = format!("[{}] {} in {region}: {reason}", alert.env, alert.check);
+            details.insert("region".into(), json!(region));
+            details.insert(
+                if matches!(action, Action::UpdateRegion { .. }) { "update" } else { "region_health" }.into(),
+                json!(reason),
+            );
+            Channel::PagerDuty
+        }
         Action::Warn { reason } => {
             alert.event_action = EventAction::Trigger;
             alert.severity = Severity::Warning;
@@ -173,6 +233,11 @@ fn pending(
         }
     };
     (channel, alert, details)
+}
+
+/// The dedup key of one region's incident.
+pub fn region_key(key: &str, region: &str) -> String {
+    format!("{key}/region/{region}")
 }
 
 /// The dedup key of a burn-rate alarm's own low-urgency incident.
@@ -201,7 +266,13 @@ mod tests {
         let base = alert(failed);
         let at = datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(minute);
         tracker
-            .record("prod", "auth", &[], Input::Run { base: &base, region: "eu-west-1", at, failed })
+            .record(
+                "prod",
+                "auth",
+                &[],
+                Input::Run { base: &base, region: "eu-west-1", at, failed, severity: base.severity },
+                None,
+            )
             .await
             .unwrap()
             .1
@@ -234,10 +305,26 @@ mod tests {
         store.lose_races(MAX_RACES);
         let base = alert(true);
         let at = datetime!(2026-11-21 10:05 UTC);
-        let lost = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
+        let lost = tracker
+            .record(
+                "prod",
+                "auth",
+                &[],
+                Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical },
+                None,
+            )
+            .await;
         assert_eq!(lost.unwrap_err(), StoreError::Conflict);
         store.set_unavailable(true);
-        let down = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
+        let down = tracker
+            .record(
+                "prod",
+                "auth",
+                &[],
+                Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical },
+                None,
+            )
+            .await;
         assert!(matches!(down, Err(StoreError::Unavailable(_))));
     }
 }
