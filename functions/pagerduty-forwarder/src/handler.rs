@@ -234,7 +234,7 @@ impl Forwarder {
         // A run cannot have ended after SNS received its alert: a check whose clock is ahead
         // would otherwise make every later run of its region look late.
         let run_time = received_at(message).map_or(run_time, |received| run_time.min(received));
-        if let Err(stale) = self.freshness.check(&alert.dedup_key, run_time, (self.clock)()) {
+        if let Err(stale) = self.freshness.check_age(run_time, (self.clock)()) {
             return Ok(self.drop_stale(message, &alert, &stale));
         }
         let region = alert.region.as_deref().filter(|r| !r.is_empty()).unwrap_or("default");

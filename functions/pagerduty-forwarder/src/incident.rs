@@ -211,6 +211,22 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// Whether it changes an incident's state at PagerDuty (rather than adding to it or telling
+    /// people): what is still queued for that incident is then superseded.
+    pub fn opens_or_resolves(&self) -> bool {
+        matches!(
+            self,
+            Action::Page { .. }
+                | Action::Resolve { .. }
+                | Action::PageBurn { .. }
+                | Action::ResolveBurn { .. }
+                | Action::PageRegion { .. }
+                | Action::ResolveRegion { .. }
+        )
+    }
+}
+
 /// The outcome of applying a run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Applied {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use synthetic_checks::alert::{AlertMessage, EventAction};
+use synthetic_checks::alert::AlertMessage;
 use time::OffsetDateTime;
 
 /// One subject's stored record.
@@ -48,18 +48,16 @@ pub enum Channel {
 }
 
 impl Record {
-    /// Queues a delivery. A resolve supersedes whatever is still queued for its dedup key: after
-    /// a PagerDuty outage the incident's latest state is sent, never a trigger of an incident
-    /// that already ended.
+    /// Queues a delivery.
     pub fn push(&mut self, to: Channel, alert: AlertMessage, details: Map<String, Value>) {
-        if to == Channel::PagerDuty && alert.event_action == EventAction::Resolve {
-            self.forget(&alert.dedup_key);
-        }
         self.next_id += 1;
         self.pending.push(Pending { id: self.next_id, to, alert, details });
     }
 
-    /// Drops what is queued for PagerDuty under `dedup_key`.
+    /// Drops what is queued for PagerDuty under `dedup_key`: a later decision to open or resolve
+    /// the incident supersedes it, so after a PagerDuty outage only the incident's latest state
+    /// is sent (never the trigger of an incident that already ended, nor a resolve of one that
+    /// failed again).
     pub fn forget(&mut self, dedup_key: &str) {
         self.pending.retain(|p| p.to != Channel::PagerDuty || p.alert.dedup_key != dedup_key);
     }

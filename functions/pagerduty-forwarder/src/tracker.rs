@@ -95,6 +95,9 @@ impl Tracker {
             };
             for action in &actions {
                 let (to, alert, details) = pending(action, input.base(), &dedup_key, &record.state.target);
+                if action.opens_or_resolves() {
+                    record.forget(&alert.dedup_key);
+                }
                 record.push(to, alert, details);
             }
             match self.store.save(&key, &record, version).await {

@@ -47,8 +47,12 @@ pub struct FakePagerDuty {
     accepted: Mutex<Vec<Event>>,
     /// Runs while a send is being answered with a failure: what another invocation does meanwhile.
     during_failure: Mutex<Option<Hook>>,
-    /// Called with each accepted event before it is recorded (the model's checks).
-    on_accept: Mutex<Option<Box<dyn Fn(&Event) + Send>>>,
+    /// Called with each accepted event, and whether its incident was open before (the model's
+    /// checks), before it is recorded.
+    on_accept: Mutex<Option<Box<dyn Fn(&Event, bool) + Send>>>,
+    /// Dedup keys whose latest answered event was refused with a 400: PagerDuty's view of them
+    /// is not the forwarder's to keep.
+    rejected: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl FakePagerDuty {
@@ -64,8 +68,16 @@ impl FakePagerDuty {
         *lock(&self.during_failure) = Some(Box::pin(hook));
     }
 
-    pub fn on_accept(&self, check: impl Fn(&Event) + Send + 'static) {
+    pub fn disarm(&self) {
+        lock(&self.during_failure).take();
+    }
+
+    pub fn on_accept(&self, check: impl Fn(&Event, bool) + Send + 'static) {
         *lock(&self.on_accept) = Some(Box::new(check));
+    }
+
+    pub fn rejected(&self, key: &str) -> bool {
+        lock(&self.rejected).contains(key)
     }
 
     pub fn accepted(&self) -> Vec<Event> {
@@ -102,15 +114,20 @@ impl EventsApi for FakePagerDuty {
         }
         match answer {
             Answer::Accepted => {
+                let was_open = self.is_open(&event.dedup_key);
                 if let Some(check) = lock(&self.on_accept).as_ref() {
-                    check(event);
+                    check(event, was_open);
                 }
+                lock(&self.rejected).remove(&event.dedup_key);
                 lock(&self.accepted).push(event.clone());
                 Ok(())
             }
             Answer::Throttled => Err(PublishError::Retryable("HTTP 429: throttled".into())),
             Answer::Unavailable => Err(PublishError::Retryable("HTTP 503: unavailable".into())),
-            Answer::Rejected => Err(PublishError::Permanent("HTTP 400: invalid event".into())),
+            Answer::Rejected => {
+                lock(&self.rejected).insert(event.dedup_key.clone());
+                Err(PublishError::Permanent("HTTP 400: invalid event".into()))
+            }
         }
     }
 }
@@ -120,7 +137,6 @@ pub struct Table {
     pub store: Arc<MemoryStore>,
     pub pagerduty: Arc<FakePagerDuty>,
     pub humans: Arc<RecordingNotifier>,
-    pub metrics: Arc<RecordingMetrics>,
     pub clock: Arc<Mutex<OffsetDateTime>>,
     sent: Mutex<u64>,
 }
@@ -150,19 +166,18 @@ impl Table {
     /// Another forwarder (another Lambda execution environment) on the same table and PagerDuty.
     pub fn sharing(settings: &[(&str, &str)], store: Arc<MemoryStore>, pagerduty: Arc<FakePagerDuty>) -> Table {
         let humans = Arc::new(RecordingNotifier::default());
-        let metrics = Arc::new(RecordingMetrics::default());
         let clock = Arc::new(Mutex::new(T0));
         let now = clock.clone();
         let adapters = Adapters {
             secrets: Arc::new(InMemorySecrets::with("pd", "routing-key-1")),
             events: pagerduty.clone(),
-            metrics: metrics.clone(),
+            metrics: Arc::new(RecordingMetrics::default()),
             clock: Arc::new(move || *lock(&now)),
             state: Some(store.clone()),
             humans: Some(humans.clone()),
         };
         let forwarder = Arc::new(Forwarder::new(config(settings), adapters));
-        Table { forwarder, store, pagerduty, humans, metrics, clock, sent: Mutex::new(0) }
+        Table { forwarder, store, pagerduty, humans, clock, sent: Mutex::new(0) }
     }
 
     /// One SNS message received at `received` (its `Timestamp`), the clock a second later.

@@ -2,7 +2,7 @@
 //! defects of issue 20 (each test failed before its fix) and the model-based test ([`model`]).
 
 mod harness;
-// mod model;
+mod model;
 
 use harness::{Answer, Kind, Table, alert_stamped, at, key, severity};
 use serde_json::json;
