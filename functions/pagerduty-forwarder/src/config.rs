@@ -106,6 +106,7 @@ fn policy(env: &Env) -> Result<Policy, CheckError> {
         flap_changes: env.bounded("FLAP_CHANGES", 4, 2, 100)?,
         flap_window: time::Duration::minutes(env.bounded("FLAP_WINDOW_MINUTES", 60, 10, 24 * 60)?),
         region_incident_after: time::Duration::minutes(env.bounded("REGION_INCIDENT_MINUTES", 60, 10, 24 * 60)?),
+        orphan_after: time::Duration::hours(env.bounded("ORPHAN_AFTER_HOURS", 24, 1, 30 * 24)?),
     })
 }
 

@@ -73,7 +73,12 @@ pub struct Forwarder {
     /// What the table-unavailable fallback sent, by record key, until the record has taken it in
     /// (see [`Fallback`]). Per warm instance, like [`Freshness`].
     fallbacks: Mutex<HashMap<String, Fallback>>,
+    /// When this instance last looked for orphans, per env.
+    swept: Mutex<HashMap<String, OffsetDateTime>>,
 }
+
+/// How often an instance looks for subjects that stopped reporting with an incident open.
+const SWEEP_EVERY: time::Duration = time::Duration::HOUR;
 
 /// What became of each record, by SNS message id. The invocation's (ignored) response.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -162,6 +167,7 @@ impl Forwarder {
             tracker: adapters.state.map(|store| Tracker::new(store, config.policy.clone())),
             humans: adapters.humans,
             fallbacks: Mutex::default(),
+            swept: Mutex::default(),
             config,
             events: adapters.events,
             metrics: adapters.metrics,
@@ -268,7 +274,34 @@ impl Forwarder {
                 Err(error) => return self.fallback(message, &alert, &open, run_time, &error).await,
             }
         }
+        self.sweep_if_due(tracker, message, &alert.env).await;
         Ok(sent)
+    }
+
+    /// Now and then (every [`SWEEP_EVERY`] per instance and env), resolves the incidents of
+    /// subjects that stopped reporting: a check removed or renamed while its incident was open
+    /// would otherwise keep it open forever. Its failures are logged, never the run's.
+    async fn sweep_if_due(&self, tracker: &Tracker, message: &SnsMessage, env: &str) {
+        let now = (self.clock)();
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept.get(env).is_some_and(|at| now - *at < SWEEP_EVERY) {
+                return;
+            }
+            swept.insert(env.to_string(), now);
+        }
+        let records = match tracker.sweep(env, now).await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%env, %error, "orphaned incidents not swept; the next sweep tries again");
+                return;
+            }
+        };
+        for (key, pending) in records {
+            if let Err(error) = self.flush(tracker, message, &key, pending).await {
+                tracing::warn!(%key, %error, "an orphan's resolve stays queued; the next sweep sends it");
+            }
+        }
     }
 
     /// The run forwarded without the table; what reached PagerDuty is remembered for each

@@ -40,6 +40,8 @@ pub struct Policy {
     pub flap_window: Duration,
     /// How long one region may fail, below the quorum, before it is a region incident.
     pub region_incident_after: Duration,
+    /// How long a subject with an open incident may report nothing before it is an orphan.
+    pub orphan_after: Duration,
 }
 
 impl Default for Policy {
@@ -53,6 +55,7 @@ impl Default for Policy {
             flap_changes: 4,
             flap_window: Duration::hours(1),
             region_incident_after: Duration::hours(1),
+            orphan_after: Duration::hours(24),
         }
     }
 }
@@ -95,6 +98,18 @@ pub struct State {
     /// The newest run's target, so an alarm's page can say where.
     #[serde(default)]
     pub target: String,
+}
+
+impl State {
+    /// Whether any of the subject's incidents is open: its own, its burn-rate one, a region's.
+    pub fn open(&self) -> bool {
+        self.incident.is_some() || self.burn_incident || self.regions.values().any(|r| r.incident)
+    }
+
+    /// The newest run or alarm change recorded.
+    pub fn newest(&self) -> Option<OffsetDateTime> {
+        self.regions.values().map(|r| r.last_run).chain(self.alarms.values().map(|a| a.at)).max()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -429,6 +444,34 @@ fn region_actions(state: &mut State, run: &Run, silenced: bool, policy: &Policy)
             });
         }
     }
+    actions
+}
+
+/// Resolves the incidents of a subject that stopped reporting (a check removed or renamed while
+/// its incident was open): nothing recorded for `lifetime` before `now`. Each resolve, and one
+/// warning to people, says why.
+pub fn expire(state: &mut State, now: OffsetDateTime, lifetime: Duration) -> Vec<Action> {
+    let Some(newest) = state.newest() else { return Vec::new() };
+    if !state.open() || now - newest < lifetime {
+        return Vec::new();
+    }
+    let reason = format!(
+        "orphaned: nothing recorded for {} h (since {newest}); the check was removed or renamed, or stopped running",
+        (now - newest).whole_hours()
+    );
+    let mut actions = vec![Action::Warn { reason: format!("{reason}; its open incidents are resolved") }];
+    if state.incident.take().is_some() {
+        actions.push(Action::Resolve { reason: reason.clone() });
+    }
+    if std::mem::take(&mut state.burn_incident) {
+        actions.push(Action::ResolveBurn { reason: reason.clone() });
+    }
+    for (name, region) in &mut state.regions {
+        if std::mem::take(&mut region.incident) {
+            actions.push(Action::ResolveRegion { region: name.clone(), reason: reason.clone() });
+        }
+    }
+    state.warned = false;
     actions
 }
 
@@ -782,6 +825,31 @@ mod tests {
         let ok = AlarmChange { kind: "slo-slow-burn", ..alarm(20, false) };
         assert!(matches!(apply_alarm(&mut state, &ok, false, &policy)[..], [Action::ResolveBurn { .. }]));
         assert_eq!(apply_alarm(&mut state, &alarm(3, true), true, &policy), [], "an older change is ignored");
+    }
+
+    #[test]
+    fn a_subject_that_stopped_reporting_with_an_incident_open_is_resolved_as_an_orphan() {
+        let policy = Policy::default();
+        let mut state = State::default();
+        for minute in [0, 5] {
+            let run = Run {
+                region: "x",
+                at: T0 + Duration::minutes(minute),
+                failed: true,
+                severity: Severity::Critical,
+                target: "",
+            };
+            apply_run(&mut state, &run, false, &policy);
+        }
+        assert!(state.open());
+        assert_eq!(expire(&mut state, T0 + Duration::hours(23), policy.orphan_after), []);
+        let actions = expire(&mut state, T0 + Duration::hours(25), policy.orphan_after);
+        assert!(
+            matches!(&actions[..], [Action::Warn { .. }, Action::Resolve { reason }] if reason.contains("orphaned: nothing recorded for 24 h")),
+            "{actions:?}"
+        );
+        assert!(!state.open());
+        assert_eq!(expire(&mut state, T0 + Duration::hours(48), policy.orphan_after), [], "once");
     }
 
     #[test]

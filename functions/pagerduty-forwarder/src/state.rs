@@ -110,6 +110,11 @@ pub trait StateStore: Send + Sync {
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
     /// Ends the silence `id` at `at`; `None` when there is no such silence.
     async fn expire_silence(&self, env: &str, id: &str, at: OffsetDateTime) -> Result<Option<Silence>, StoreError>;
+    /// The env's subjects listed as having an open incident (see [`StateStore::set_open`]).
+    async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError>;
+    /// Lists or unlists `subject` as having an open incident, so a subject that stops
+    /// reporting can still be found and its incident resolved.
+    async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError>;
 }
 
 /// The key of a subject's record.
@@ -122,6 +127,7 @@ pub fn record_key(env: &str, subject: &str) -> String {
 pub struct MemoryStore {
     records: Mutex<HashMap<String, (String, u64)>>,
     silences: Mutex<Vec<Silence>>,
+    open: Mutex<std::collections::BTreeSet<(String, String)>>,
     unavailable: Mutex<bool>,
     conflicts: Mutex<u32>,
 }
@@ -202,5 +208,20 @@ impl StateStore for MemoryStore {
             s.ends = s.ends.min(at);
             s.clone()
         }))
+    }
+
+    async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.open).iter().filter(|(e, _)| e == env).map(|(_, subject)| subject.clone()).collect())
+    }
+
+    async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError> {
+        self.check()?;
+        let entry = (env.to_string(), subject.to_string());
+        match open {
+            true => lock(&self.open).insert(entry),
+            false => lock(&self.open).remove(&entry),
+        };
+        Ok(())
     }
 }

@@ -75,6 +75,7 @@ impl Tracker {
         let dedup_key = synthetic_checks::alert::dedup_key(env, subject);
         for _ in 0..MAX_RACES {
             let (mut record, version) = self.store.load(&key).await?;
+            let was_open = record.state.open();
             if let Some(fallback) = fallback {
                 reconcile(&mut record, &dedup_key, fallback);
             }
@@ -101,12 +102,65 @@ impl Tracker {
                 record.push(to, alert, details);
             }
             match self.store.save(&key, &record, version).await {
-                Ok(()) => return Ok((key, record.pending)),
+                Ok(()) => {
+                    if record.state.open() != was_open {
+                        self.list(env, subject, record.state.open()).await;
+                    }
+                    return Ok((key, record.pending));
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(error) => return Err(error),
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Keeps the list of subjects with an open incident, which only the orphan sweep reads: a
+    /// failure is logged, and the next change or sweep writes it again.
+    async fn list(&self, env: &str, subject: &str, open: bool) {
+        if let Err(error) = self.store.set_open(env, subject, open).await {
+            lambda_runtime::tracing::warn!(%env, %subject, open, %error, "the list of open incidents was not updated");
+        }
+    }
+
+    /// Resolves the incidents of the env's subjects that stopped reporting (see
+    /// [`incident::expire`]); returns the key of each record with something to deliver, and
+    /// what. A subject with nothing open and nothing queued for PagerDuty leaves the list.
+    pub async fn sweep(&self, env: &str, now: OffsetDateTime) -> Result<Vec<(String, Vec<Pending>)>, StoreError> {
+        let mut swept = Vec::new();
+        for subject in self.store.open_subjects(env).await? {
+            let key = record_key(env, &subject);
+            let dedup_key = synthetic_checks::alert::dedup_key(env, &subject);
+            for _ in 0..MAX_RACES {
+                let (mut record, version) = self.store.load(&key).await?;
+                let actions = incident::expire(&mut record.state, now, self.policy.orphan_after);
+                if actions.is_empty() {
+                    match record.pending.is_empty() {
+                        true if !record.state.open() => self.list(env, &subject, false).await,
+                        true => {}
+                        false => swept.push((key.clone(), record.pending)),
+                    }
+                    break;
+                }
+                let base = orphan_alert(env, &subject, now);
+                for action in &actions {
+                    let (to, alert, details) = pending(action, &base, &dedup_key, &record.state.target);
+                    if action.opens_or_resolves() {
+                        record.forget(&alert.dedup_key);
+                    }
+                    record.push(to, alert, details);
+                }
+                match self.store.save(&key, &record, version).await {
+                    Ok(()) => {
+                        swept.push((key.clone(), record.pending));
+                        break;
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(swept)
     }
 
     /// Whether entry `id` is still queued on the record `key`: another invocation may have sent
@@ -129,6 +183,29 @@ impl Tracker {
             }
         }
         Err(StoreError::Conflict)
+    }
+}
+
+/// The template of the events that resolve an orphan: no run stands behind them.
+fn orphan_alert(env: &str, subject: &str, now: OffsetDateTime) -> AlertMessage {
+    AlertMessage {
+        event_action: EventAction::Resolve,
+        dedup_key: synthetic_checks::alert::dedup_key(env, subject),
+        check: subject.to_string(),
+        env: env.to_string(),
+        status: Outcome::Passed,
+        cause: None,
+        severity: Severity::Info,
+        summary: format!("[{env}] {subject}: stopped reporting"),
+        target: String::new(),
+        run_id: String::new(),
+        timestamp: now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        steps: Vec::new(),
+        function_name: None,
+        log_group: None,
+        log_stream: None,
+        region: None,
+        account: None,
     }
 }
 

@@ -219,3 +219,26 @@ async fn an_outage_that_ended_during_a_pagerduty_outage_does_not_page() {
     assert!(!actions.contains(&EventAction::Trigger), "a finished incident does not page: {actions:?}");
     assert!(table.record("auth").await.pending.is_empty());
 }
+
+#[tokio::test]
+async fn a_check_removed_while_its_incident_is_open_is_resolved_as_an_orphan() {
+    let table = Table::new(&[]);
+    every_5_min(&table, "auth", 0, 10, failed_from(0)).await;
+    assert!(table.pagerduty.is_open(&key("auth")));
+    // auth is renamed while it is down: only the other checks report from now on.
+    for hour in [1.0, 12.0, 23.0] {
+        table.run("search", EAST, hour * 60.0, Kind::Passed).await.unwrap();
+    }
+    assert!(table.pagerduty.is_open(&key("auth")), "a day without runs is not yet an orphan");
+    table.run("search", EAST, 25.0 * 60.0, Kind::Passed).await.unwrap();
+    assert!(!table.pagerduty.is_open(&key("auth")), "{:?}", table.pagerduty.accepted());
+    assert_eq!(table.record("auth").await.state.incident, None);
+    let told = table.humans.delivered();
+    assert!(
+        told.iter().any(|w| w.check == "auth" && w.summary.contains("orphaned: nothing recorded for 24 h")),
+        "{told:#?}"
+    );
+    let before = table.pagerduty.accepted().len();
+    table.run("search", EAST, 27.0 * 60.0, Kind::Passed).await.unwrap();
+    assert_eq!(table.pagerduty.accepted().len(), before, "resolved once");
+}
