@@ -404,18 +404,21 @@ fn region_actions(state: &mut State, run: &Run, silenced: bool, policy: &Policy)
         && let Some(region) = state.regions.get_mut(run.region)
     {
         match region.failing_since {
-            Some(since) if !region.incident && !silenced && !check_incident => {
-                if run.at - since >= policy.region_incident_after {
-                    region.incident = true;
-                    actions.push(Action::PageRegion {
-                        region: run.region.to_string(),
-                        reason: format!(
-                            "{} has failed for {} min (since {since}); below the quorum, so the check's incident is not opened",
-                            run.region,
-                            (run.at - since).whole_minutes()
-                        ),
-                    });
-                }
+            Some(since)
+                if !region.incident
+                    && !silenced
+                    && !check_incident
+                    && run.at - since >= policy.region_incident_after =>
+            {
+                region.incident = true;
+                actions.push(Action::PageRegion {
+                    region: run.region.to_string(),
+                    reason: format!(
+                        "{} has failed for {} min (since {since}); below the quorum, so the check's incident is not opened",
+                        run.region,
+                        (run.at - since).whole_minutes()
+                    ),
+                });
             }
             None if region.incident => {
                 region.incident = false;

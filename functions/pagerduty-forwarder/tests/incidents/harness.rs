@@ -39,6 +39,8 @@ pub enum Answer {
 }
 
 type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Sees each accepted event and whether its incident was open before.
+type Watch = Box<dyn Fn(&Event, bool) + Send>;
 
 /// The Events API: scripted answers (202 once the script is used up), every accepted event kept.
 #[derive(Default)]
@@ -49,7 +51,7 @@ pub struct FakePagerDuty {
     during_failure: Mutex<Option<Hook>>,
     /// Called with each accepted event, and whether its incident was open before (the model's
     /// checks), before it is recorded.
-    on_accept: Mutex<Option<Box<dyn Fn(&Event, bool) + Send>>>,
+    on_accept: Mutex<Option<Watch>>,
     /// Dedup keys whose latest answered event was refused with a 400: PagerDuty's view of them
     /// is not the forwarder's to keep.
     rejected: Mutex<std::collections::BTreeSet<String>>,
