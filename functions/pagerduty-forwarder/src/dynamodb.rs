@@ -56,6 +56,30 @@ impl DynamoStore {
     fn open_key(env: &str) -> AttributeValue {
         AttributeValue::S(format!("open#{env}"))
     }
+
+    /// Every item of partition `pk`, page by page, strongly consistent.
+    async fn partition(&self, pk: AttributeValue) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", pk.clone())
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(answer.items.unwrap_or_default());
+            match answer.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
 }
 
 fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
@@ -149,28 +173,7 @@ impl StateStore for DynamoStore {
 
     #[instrument(skip(self))]
     async fn silences(&self, env: &str) -> Result<Vec<Silence>, StoreError> {
-        let mut silences = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", Self::silence_key(env))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in answer.items() {
-                silences.push(silence_from(item)?);
-            }
-            match answer.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(silences),
-            }
-        }
+        self.partition(Self::silence_key(env)).await?.iter().map(silence_from).collect()
     }
 
     #[instrument(skip(self, silence), fields(env = %silence.env, check = %silence.check, id = %silence.id))]
@@ -223,28 +226,7 @@ impl StateStore for DynamoStore {
 
     #[instrument(skip(self))]
     async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError> {
-        let mut subjects = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", Self::open_key(env))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in answer.items() {
-                subjects.push(text(item, "sk")?);
-            }
-            match answer.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(subjects),
-            }
-        }
+        self.partition(Self::open_key(env)).await?.iter().map(|item| text(item, "sk")).collect()
     }
 
     #[instrument(skip(self))]

@@ -777,17 +777,15 @@ mod tests {
         assert_eq!(pages(&two), [(20 * 60 + 80, "page"), (80 * 60, "resolve")], "{two:?}");
     }
 
+    /// A failed (critical) or passing run from region `x`, `minute`s after [`T0`].
+    fn run(minute: i64, failed: bool) -> Run<'static> {
+        Run { region: "x", at: T0 + Duration::minutes(minute), failed, severity: Severity::Critical, target: "" }
+    }
+
     #[test]
     fn a_late_or_repeated_run_changes_nothing() {
         let policy = Policy::default();
         let mut state = State::default();
-        let run = |minute: i64, failed| Run {
-            region: "x",
-            at: T0 + Duration::minutes(minute),
-            failed,
-            severity: Severity::Critical,
-            target: "",
-        };
         assert!(matches!(apply_run(&mut state, &run(0, true), false, &policy), Applied::Actions(_)));
         let before = state.clone();
         assert_eq!(apply_run(&mut state, &run(0, true), false, &policy), Applied::Late);
@@ -799,13 +797,6 @@ mod tests {
     fn a_burn_alarm_joins_a_failing_check_and_pages_alone_only_while_runs_pass() {
         let policy = Policy::default();
         let mut state = State::default();
-        let run = |minute: i64, failed| Run {
-            region: "x",
-            at: T0 + Duration::minutes(minute),
-            failed,
-            severity: Severity::Critical,
-            target: "",
-        };
         let alarm = |minute: i64, alarm| AlarmChange {
             kind: "slo-fast-burn",
             region: "x",
@@ -835,14 +826,7 @@ mod tests {
         let policy = Policy::default();
         let mut state = State::default();
         for minute in [0, 5] {
-            let run = Run {
-                region: "x",
-                at: T0 + Duration::minutes(minute),
-                failed: true,
-                severity: Severity::Critical,
-                target: "",
-            };
-            apply_run(&mut state, &run, false, &policy);
+            apply_run(&mut state, &run(minute, true), false, &policy);
         }
         assert!(state.open());
         assert_eq!(expire(&mut state, T0 + Duration::hours(23), policy.orphan_after), []);

@@ -385,26 +385,13 @@ mod tests {
         store.lose_races(MAX_RACES);
         let base = alert(true);
         let at = datetime!(2026-11-21 10:05 UTC);
-        let lost = tracker
-            .record(
-                "prod",
-                "auth",
-                &[],
-                Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical },
-                None,
-            )
-            .await;
-        assert_eq!(lost.unwrap_err(), StoreError::Conflict);
+        let attempt = || {
+            let input = Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical };
+            tracker.record("prod", "auth", &[], input, None)
+        };
+        assert_eq!(attempt().await.unwrap_err(), StoreError::Conflict);
         store.set_unavailable(true);
-        let down = tracker
-            .record(
-                "prod",
-                "auth",
-                &[],
-                Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical },
-                None,
-            )
-            .await;
+        let down = attempt().await;
         assert!(matches!(down, Err(StoreError::Unavailable(_))));
     }
 }
