@@ -77,6 +77,9 @@ pub struct Forwarder {
     swept: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
+/// Rounds of [`Forwarder::flush`] for what other invocations queue while this one sends.
+const MAX_SEND_ROUNDS: usize = 3;
+
 /// How often an instance looks for subjects that stopped reporting with an incident open.
 const SWEEP_EVERY: time::Duration = time::Duration::HOUR;
 
@@ -417,12 +420,60 @@ impl Forwarder {
         }
     }
 
-    /// Delivers a record's pending list and removes each entry once delivered. Pages go first,
+    /// Sends record `key`'s pending list under a claim ([`Tracker::claim`]): while another
+    /// invocation holds it, that one sends this one's events too; while this one holds it, it
+    /// sends what others queue meanwhile. An unreadable claim does not hold a page back: the
+    /// list read with the decision (`pending`) is sent then.
+    async fn flush(
+        &self,
+        tracker: &Tracker,
+        message: &SnsMessage,
+        key: &str,
+        pending: Vec<Pending>,
+    ) -> Result<bool, CheckError> {
+        let by = message.message_id.as_str();
+        let mut queue = match tracker.claim(key, by, (self.clock)()).await {
+            Ok(Some(queue)) => queue,
+            Ok(None) => {
+                tracing::info!(%key, "another invocation is sending this incident's events; it sends these too");
+                return Ok(false);
+            }
+            Err(error) => {
+                tracing::warn!(%key, %error, "the pending list could not be claimed; sending it unclaimed");
+                return self.send_pending(tracker, message, key, pending).await;
+            }
+        };
+        let mut paged = false;
+        let mut outcome = Ok(());
+        // What others queued meanwhile, a few rounds at most: each round sends or drops all it finds.
+        for _ in 0..MAX_SEND_ROUNDS {
+            if queue.is_empty() {
+                break;
+            }
+            match self.send_pending(tracker, message, key, queue).await {
+                Ok(sent) => paged |= sent,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+            queue = match tracker.claim(key, by, (self.clock)()).await {
+                Ok(Some(queue)) => queue,
+                _ => break,
+            };
+        }
+        if let Err(error) = tracker.release(key, by).await {
+            tracing::warn!(%key, %error, "the claim on the pending list lapses on its own");
+        }
+        outcome.map(|()| paged)
+    }
+
+    /// Delivers a pending list and removes each entry once delivered. Pages go first,
     /// in order, stopping at the first that cannot be delivered (the rest stay queued for
     /// Lambda's retry); warnings follow, so the human channel never holds a page back. A warning
     /// the channel refuses for good (a deleted topic) is dropped, and fails the invocation so
     /// the forwarder's error alarm says so. Whether anything went to PagerDuty.
-    async fn flush(
+    async fn send_pending(
         &self,
         tracker: &Tracker,
         message: &SnsMessage,

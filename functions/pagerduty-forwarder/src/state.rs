@@ -26,6 +26,19 @@ pub struct Record {
     pub pending: Vec<Pending>,
     #[serde(default)]
     pub next_id: u64,
+    /// The invocation sending the pending list, so two never send one incident's events out of
+    /// order (see [`crate::tracker::Tracker::claim`]).
+    #[serde(default)]
+    pub sender: Option<Sender>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The SNS message whose invocation holds the claim.
+    pub by: String,
+    /// When the claim lapses if it is not given up: an invocation that died holds nothing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 
 use crate::alarm::AlarmSignal;
 use crate::incident::{self, Action, AlarmChange, Applied, Incident, Policy, Run};
-use crate::state::{Channel, Pending, Record, Silence, StateStore, StoreError, record_key};
+use crate::state::{Channel, Pending, Record, Sender, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
@@ -19,6 +19,9 @@ use time::OffsetDateTime;
 
 /// Writers that lose this many races in a row give up; Lambda's retry tries again later.
 const MAX_RACES: u32 = 5;
+/// How long a claim to send a record's pending list lasts: longer than the forwarder's timeout
+/// (45 s), so only an invocation that died leaves one behind.
+const CLAIM: time::Duration = time::Duration::minutes(1);
 
 pub struct Tracker {
     store: Arc<dyn StateStore>,
@@ -167,6 +170,45 @@ impl Tracker {
     /// it, or a later decision superseded it, since the pending list was read.
     pub async fn is_pending(&self, key: &str, id: u64) -> Result<bool, StoreError> {
         Ok(self.store.load(key).await?.0.pending.iter().any(|p| p.id == id))
+    }
+
+    /// Claims the sending of record `key`'s pending list for the invocation of message `by`, and
+    /// returns the list; `None` while another invocation holds the claim: that one sends what
+    /// is pending, including what was queued after its claim, so one incident's events always
+    /// leave in the order they were decided.
+    pub async fn claim(&self, key: &str, by: &str, now: OffsetDateTime) -> Result<Option<Vec<Pending>>, StoreError> {
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(key).await?;
+            if record.sender.as_ref().is_some_and(|s| s.by != by && s.until > now) {
+                return Ok(None);
+            }
+            if record.pending.is_empty() && record.sender.is_none() {
+                return Ok(Some(Vec::new()));
+            }
+            record.sender = Some(Sender { by: by.to_string(), until: now + CLAIM });
+            match self.store.save(key, &record, version).await {
+                Ok(()) => return Ok(Some(record.pending)),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Gives up the claim of `by` on record `key`, if it holds one.
+    pub async fn release(&self, key: &str, by: &str) -> Result<(), StoreError> {
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(key).await?;
+            if record.sender.as_ref().is_none_or(|s| s.by != by) {
+                return Ok(());
+            }
+            record.sender = None;
+            match self.store.save(key, &record, version).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
     }
 
     /// Removes delivered entries from the record's pending list.

@@ -33,6 +33,9 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Answer {
     Accepted,
+    /// Accepted, but only after what [`FakePagerDuty::meanwhile`] runs: a request in flight
+    /// while another invocation goes ahead.
+    AcceptedLate,
     Throttled,
     Unavailable,
     Rejected,
@@ -108,17 +111,27 @@ impl FakePagerDuty {
 impl EventsApi for FakePagerDuty {
     async fn enqueue(&self, _routing_key: &Secret<String>, event: &Event) -> Result<(), PublishError> {
         let answer = lock(&self.answers).pop_front().unwrap_or(Answer::Accepted);
+        // The checks see an event as it leaves the forwarder; one in flight lands later.
+        let watch = |event: &Event| {
+            let was_open = self.is_open(&event.dedup_key);
+            if let Some(check) = lock(&self.on_accept).as_ref() {
+                check(event, was_open);
+            }
+        };
+        if answer == Answer::AcceptedLate {
+            watch(event);
+        }
         if answer != Answer::Accepted {
+            // Taken out first: the other invocation's own sends come back here.
             let hook = lock(&self.during_failure).take();
             if let Some(hook) = hook {
                 hook.await;
             }
         }
         match answer {
-            Answer::Accepted => {
-                let was_open = self.is_open(&event.dedup_key);
-                if let Some(check) = lock(&self.on_accept).as_ref() {
-                    check(event, was_open);
+            Answer::Accepted | Answer::AcceptedLate => {
+                if answer == Answer::Accepted {
+                    watch(event);
                 }
                 lock(&self.rejected).remove(&event.dedup_key);
                 lock(&self.accepted).push(event.clone());

@@ -143,6 +143,25 @@ async fn a_send_retried_after_a_throttle_does_not_reopen_what_another_invocation
 }
 
 #[tokio::test]
+async fn a_resolve_decided_while_a_trigger_is_in_flight_is_sent_after_it() {
+    let a = Table::new(&[]);
+    let b = Arc::new(Table::sharing(&[], a.store.clone(), a.pagerduty.clone()));
+    a.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
+    // The page is on its way when another environment resolves the incident and would send
+    // its resolve first.
+    a.pagerduty.script([Answer::AcceptedLate]);
+    let other = b.clone();
+    a.pagerduty.meanwhile(async move {
+        other.run("auth", EAST, 5.5, Kind::Passed).await.expect("the other invocation records the pass");
+    });
+    a.run("auth", EAST, 5.0, Kind::Failed).await.unwrap();
+    let actions: Vec<EventAction> = a.pagerduty.accepted().iter().map(|e| e.event_action).collect();
+    assert_eq!(actions, [EventAction::Trigger, EventAction::Resolve], "in the order they were decided");
+    assert_eq!(a.record("auth").await.state.incident, None);
+    assert!(a.record("auth").await.pending.is_empty());
+}
+
+#[tokio::test]
 async fn a_page_has_the_worst_severity_of_the_runs_that_confirmed_it() {
     let table = Table::new(&[("PAGE_AFTER_FAILED_RUNS", "3")]);
     for (minute, kind) in [(0, Kind::Failed), (5, Kind::Degraded), (10, Kind::Degraded)] {

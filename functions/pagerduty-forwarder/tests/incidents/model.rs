@@ -1,7 +1,7 @@
 //! Model-based test of the incident state machine: generated sequences of runs (passed,
 //! degraded, failed; in order, late, duplicated, stamped in the future), burn-rate alarms,
 //! silences, PagerDuty answers (202, 429, 503, 400), table faults (unreachable, lost races),
-//! Lambda retries and a second invocation running during a backoff, fed to the library handler
+//! Lambda retries and a second invocation running during a backoff or a send, fed to the library handler
 //! and to a small reference model of the documented policy (README, "Incidents"). After every
 //! step it asserts:
 //!
@@ -18,7 +18,7 @@
 //!    silence), nor a burn-rate alarm that fired during it and is still in ALARM.
 //!
 //! A seeded generator, not proptest: the case is printed with its seed and every step, and
-//! `MODEL_SEED=<seed>` replays one case.
+//! `MODEL_SEED=<seed>` replays one case; `MODEL_CASES=<n>` runs more.
 
 use super::harness::{Answer, Kind, T0, Table, alarm_message, alert_stamped, key, lock};
 use pagerduty_forwarder::state::{Channel, record_key};
@@ -309,7 +309,8 @@ impl Case {
         self.reference.silences.push((from, until));
     }
 
-    /// A run whose page is throttled once, while another environment handles the next run.
+    /// A run whose first send is throttled, or still in flight, while another environment handles
+    /// the next run.
     async fn interleave(&mut self, index: usize) {
         let (region, at) = self.next_run();
         let first = self.message(region, at, !self.healthy, at);
@@ -318,7 +319,9 @@ impl Case {
         self.log
             .push(format!("{index}: {:?} throttled once while another invocation handles {:?}", first.run, second.run));
         self.table.pagerduty.clear_script();
-        self.table.pagerduty.script([Answer::Throttled]);
+        // Throttled (the first invocation retries after a backoff), or in flight.
+        let answer = *self.rng.pick(&[Answer::Throttled, Answer::AcceptedLate]);
+        self.table.pagerduty.script([answer]);
         let done = Arc::new(Mutex::new(None));
         let (other, text, received, result) = (self.other.clone(), second.text.clone(), second.received, done.clone());
         self.table.pagerduty.meanwhile(async move {
@@ -449,16 +452,17 @@ impl Case {
     }
 
     /// 4: a burn-rate alarm that fired during a silence, still in ALARM when the first run after
-    /// it was applied, paged then (it opened an incident or joined the open one).
+    /// it was applied, is decided then: it opens or joins an incident (or the check's recovery,
+    /// decided at once after it, resolves that).
     fn check_held_alarms(&mut self, index: usize) {
         let Some(before) = self.reference.held_decided.take() else { return };
         let main = key(CHECK);
         let burn = format!("{main}/slo-burn");
         let firing = self.reference.alarms.values().any(|(alarm, _)| *alarm);
         let pagerduty = &self.table.pagerduty;
-        let paged = pagerduty.accepted()[before..]
-            .iter()
-            .any(|e| e.event_action == EventAction::Trigger && (e.dedup_key == main || e.dedup_key == burn));
+        // Paged (opened or joined an incident), or overtaken by the check's recovery: a resolve
+        // decided after it supersedes a trigger still queued.
+        let paged = pagerduty.accepted()[before..].iter().any(|e| e.dedup_key == main || e.dedup_key == burn);
         let rejected = pagerduty.rejected(&main) || pagerduty.rejected(&burn);
         if firing && !rejected && !paged && !pagerduty.is_open(&main) && !pagerduty.is_open(&burn) {
             self.violations_push(format!("step {index}: an alarm still in ALARM after its silence has no incident"));
@@ -526,7 +530,10 @@ async fn run_case(seed: u64) -> Result<(), String> {
 async fn the_forwarder_keeps_the_documented_policy_under_generated_faults() {
     let seeds: Vec<u64> = match std::env::var("MODEL_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(seed) => vec![seed],
-        None => (0..CASES).map(|case| 0x5eed_0000 + case).collect(),
+        None => {
+            let cases = std::env::var("MODEL_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(CASES);
+            (0..cases).map(|case| 0x5eed_0000 + case).collect()
+        }
     };
     for seed in seeds {
         if let Err(failure) = run_case(seed).await {
