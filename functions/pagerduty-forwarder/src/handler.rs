@@ -433,6 +433,7 @@ impl Forwarder {
     ) -> Result<bool, CheckError> {
         let by = message.message_id.as_str();
         let mut queue = match tracker.claim(key, by, (self.clock)()).await {
+            Ok(Some(queue)) if queue.is_empty() => return Ok(false),
             Ok(Some(queue)) => queue,
             Ok(None) => {
                 tracing::info!(%key, "another invocation is sending this incident's events; it sends these too");

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 /// Writers that lose this many races in a row give up; Lambda's retry tries again later.
 const MAX_RACES: u32 = 5;
 /// How long a claim to send a record's pending list lasts: longer than the forwarder's timeout
-/// (45 s), so only an invocation that died leaves one behind.
-const CLAIM: time::Duration = time::Duration::minutes(1);
+/// (60 s in the template), so only an invocation that died leaves one behind.
+const CLAIM: time::Duration = time::Duration::minutes(2);
 
 pub struct Tracker {
     store: Arc<dyn StateStore>,
@@ -182,7 +182,8 @@ impl Tracker {
             if record.sender.as_ref().is_some_and(|s| s.by != by && s.until > now) {
                 return Ok(None);
             }
-            if record.pending.is_empty() && record.sender.is_none() {
+            // Nothing to send: nothing to claim (a claim this invocation holds is given up after).
+            if record.pending.is_empty() {
                 return Ok(Some(Vec::new()));
             }
             record.sender = Some(Sender { by: by.to_string(), until: now + CLAIM });

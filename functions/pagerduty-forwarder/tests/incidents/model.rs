@@ -91,7 +91,8 @@ struct Reference {
     /// Burn-rate alarms in ALARM, and whether one fired during a silence and was not yet seen
     /// by a run after it.
     alarms: BTreeMap<String, (bool, OffsetDateTime)>,
-    held: bool,
+    /// Alarms that went to ALARM during a silence and have not returned to OK.
+    held: std::collections::BTreeSet<String>,
     /// A run after the silence decided the held alarms: the events accepted by then.
     held_decided: Option<usize>,
 }
@@ -328,6 +329,7 @@ impl Case {
             let outcome = other.deliver(text, received).await.map(|_| ());
             *lock(&result) = Some(outcome.is_ok());
         });
+        self.accepted_before = self.table.pagerduty.accepted().len();
         let outcome = self.table.deliver(first.text.clone(), first.received).await;
         let ran = lock(&done).take();
         let second_ok = match ran {
@@ -339,13 +341,28 @@ impl Case {
                 self.other.deliver(second.text.clone(), second.received).await.is_ok()
             }
         };
-        self.record_run(&first);
-        self.record_run(&second);
+        let applied = self.record_run(&first);
+        self.decide_held(&first, applied);
+        let applied = self.record_run(&second);
+        self.decide_held(&second, applied);
         self.delivered.push(first.clone());
         self.last_failed = None;
         if outcome.is_ok() && second_ok {
             self.check_agreement(index);
+            self.check_held_alarms(index);
             self.check_bound(index, &second);
+        }
+    }
+
+    /// The first run applied after a silence decides the alarms held during it.
+    fn decide_held(&mut self, message: &Message, applied: bool) {
+        if applied
+            && let Some((_, at, _)) = message.run
+            && !self.reference.held.is_empty()
+            && !self.reference.silenced(at)
+        {
+            self.reference.held.clear();
+            self.reference.held_decided = Some(self.accepted_before);
         }
     }
 
@@ -387,19 +404,13 @@ impl Case {
             let at = message.received;
             if self.reference.alarms.get(alarm).is_none_or(|(_, known)| *known < at) {
                 self.reference.alarms.insert(alarm.clone(), (*state, at));
-                if *state && self.reference.silenced(at) {
-                    self.reference.held = true;
-                }
+                match *state && self.reference.silenced(at) {
+                    true => self.reference.held.insert(alarm.clone()),
+                    false => self.reference.held.remove(alarm),
+                };
             }
         }
-        if applied
-            && let Some((_, at, _)) = message.run
-            && self.reference.held
-            && !self.reference.silenced(at)
-        {
-            self.reference.held = false;
-            self.reference.held_decided = Some(self.accepted_before);
-        }
+        self.decide_held(&message, applied);
         // A stale alert is dropped before the table: the table has not seen it.
         if !outcome.is_ok_and(|forwarded| forwarded.stale.is_empty()) {
             return;
@@ -458,13 +469,12 @@ impl Case {
         let Some(before) = self.reference.held_decided.take() else { return };
         let main = key(CHECK);
         let burn = format!("{main}/slo-burn");
-        let firing = self.reference.alarms.values().any(|(alarm, _)| *alarm);
         let pagerduty = &self.table.pagerduty;
         // Paged (opened or joined an incident), or overtaken by the check's recovery: a resolve
         // decided after it supersedes a trigger still queued.
         let paged = pagerduty.accepted()[before..].iter().any(|e| e.dedup_key == main || e.dedup_key == burn);
         let rejected = pagerduty.rejected(&main) || pagerduty.rejected(&burn);
-        if firing && !rejected && !paged && !pagerduty.is_open(&main) && !pagerduty.is_open(&burn) {
+        if !rejected && !paged && !pagerduty.is_open(&main) && !pagerduty.is_open(&burn) {
             self.violations_push(format!("step {index}: an alarm still in ALARM after its silence has no incident"));
         }
     }
