@@ -983,7 +983,7 @@ def test_stack_creates_in_moto(aws, cfn):
         "STATE_TABLE": table, "CHECK_ENV": "prod", "REGIONS": ",".join(REGIONS), "REGION_QUORUM": "2",
         "SCHEDULE_RATE_MINUTES": "5", "NOTIFY_TOPIC_ARN": notify_topic, "ALARM_NAME_PREFIX": "synthetics-full-",
         "PAGE_AFTER_FAILED_RUNS": "2", "RESOLVE_AFTER_PASSED_RUNS": "1"}
-    assert forwarder["Timeout"] == 45
+    assert forwarder["Timeout"] == 60
     # the table as created, keyed pk/sk, on demand (moto's CloudFormation does not apply TTL or
     # PITR: test_state_table_schema_pitr_and_ttl checks those properties)
     described = aws["dynamodb"].describe_table(TableName=table)["Table"]

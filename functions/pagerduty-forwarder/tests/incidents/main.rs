@@ -126,35 +126,33 @@ async fn a_future_alarm_does_not_blind_its_alarm() {
     assert!(table.pagerduty.is_open(&format!("{}/slo-burn", key("auth"))));
 }
 
-#[tokio::test]
-async fn a_send_retried_after_a_throttle_does_not_reopen_what_another_invocation_resolved() {
+/// `auth` fails twice; PagerDuty answers the page `answer`, and while it does another
+/// environment, on the same table, handles the next run, a pass.
+async fn page_while_another_environment_resolves(answer: Answer) -> Table {
     let a = Table::new(&[]);
     let b = Arc::new(Table::sharing(&[], a.store.clone(), a.pagerduty.clone()));
     a.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
-    // The page is throttled once; meanwhile another environment handles the next, passing run.
-    a.pagerduty.script([Answer::Throttled]);
-    let other = b.clone();
+    a.pagerduty.script([answer]);
     a.pagerduty.meanwhile(async move {
-        other.run("auth", EAST, 5.5, Kind::Passed).await.expect("the other invocation resolves");
+        b.run("auth", EAST, 5.5, Kind::Passed).await.expect("the other invocation records the pass");
     });
     let _ = a.run("auth", EAST, 5.0, Kind::Failed).await;
+    a
+}
+
+#[tokio::test]
+async fn a_send_retried_after_a_throttle_does_not_reopen_what_another_invocation_resolved() {
+    // The page is throttled once; meanwhile another environment handles the next, passing run.
+    let a = page_while_another_environment_resolves(Answer::Throttled).await;
     assert_eq!(a.record("auth").await.state.incident, None);
     assert!(!a.pagerduty.is_open(&key("auth")), "PagerDuty must agree with the table: {:?}", a.pagerduty.accepted());
 }
 
 #[tokio::test]
 async fn a_resolve_decided_while_a_trigger_is_in_flight_is_sent_after_it() {
-    let a = Table::new(&[]);
-    let b = Arc::new(Table::sharing(&[], a.store.clone(), a.pagerduty.clone()));
-    a.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
     // The page is on its way when another environment resolves the incident and would send
     // its resolve first.
-    a.pagerduty.script([Answer::AcceptedLate]);
-    let other = b.clone();
-    a.pagerduty.meanwhile(async move {
-        other.run("auth", EAST, 5.5, Kind::Passed).await.expect("the other invocation records the pass");
-    });
-    a.run("auth", EAST, 5.0, Kind::Failed).await.unwrap();
+    let a = page_while_another_environment_resolves(Answer::AcceptedLate).await;
     let actions: Vec<EventAction> = a.pagerduty.accepted().iter().map(|e| e.event_action).collect();
     assert_eq!(actions, [EventAction::Trigger, EventAction::Resolve], "in the order they were decided");
     assert_eq!(a.record("auth").await.state.incident, None);
