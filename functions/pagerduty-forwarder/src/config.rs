@@ -169,6 +169,8 @@ mod tests {
             (("SCHEDULE_RATE_MINUTES", "7"), ("REGION_QUORUM", "2"), "SCHEDULE_RATE_MINUTES"),
             (("PAGE_AFTER_FAILED_RUNS", "0"), ("REGION_QUORUM", "2"), "PAGE_AFTER_FAILED_RUNS"),
             (("FLAP_WINDOW_MINUTES", "1"), ("REGION_QUORUM", "2"), "FLAP_WINDOW_MINUTES"),
+            (("REGION_INCIDENT_MINUTES", "5"), ("REGION_QUORUM", "2"), "REGION_INCIDENT_MINUTES"),
+            (("ORPHAN_AFTER_HOURS", "0"), ("REGION_QUORUM", "2"), "ORPHAN_AFTER_HOURS"),
         ];
         for (a, b, name) in cases {
             let error = load(&[SECRET, a, b]).unwrap_err();
