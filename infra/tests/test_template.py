@@ -386,11 +386,11 @@ def test_forwarder_gets_the_incident_settings_with_the_spec_defaults():
 
 
 def test_forwarder_timeout_covers_pagerduty_state_and_notify():
-    """The Timeout comment's arithmetic, recomputed: 3 x 5 s + 1 + 2 s PagerDuty, ~2 s secret, 5
+    """The Timeout comment's arithmetic, recomputed: 3 x 5 s + 1 + 2 s PagerDuty, ~2 s secret, 13
     DynamoDB calls x 2 s, one 4 s publish, under the Timeout with room for a cold start."""
     timeout = load_sam()["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Timeout"]
-    need = (3 * 5 + 1 + 2) + 2 + 5 * 2 + 4
-    assert need == 34 and need + 5 <= timeout <= 60
+    need = (3 * 5 + 1 + 2) + 2 + 13 * 2 + 4
+    assert need == 50 and need + 5 <= timeout <= 60
 
 
 # -------------------------------------------------------------------- functions and budgets
@@ -466,6 +466,24 @@ def test_dead_letter_paths_are_watched(cfn, child):
         if res["Type"] == "AWS::Serverless::Function":
             assert res["Properties"]["FunctionName"] == fn_name, lid
             assert res["Properties"]["Events"]["Schedule"]["Properties"]["Name"] == fn_name, lid
+
+
+def test_every_metric_the_forwarder_counts_is_alarmed(cfn):
+    """Each `*_METRIC` the forwarder emits (functions/pagerduty-forwarder/src/handler.rs) has an
+    alarm on it, by env, in the forwarder's namespace, to the operations topic."""
+    source = (REPO / "functions" / "pagerduty-forwarder" / "src" / "handler.rs").read_text()
+    metrics = re.findall(r'pub const \w+_METRIC: &str = "(\w+)";', source)
+    assert sorted(metrics) == ["IncidentStateUnavailable", "PagerDutyRejected", "PagerDutyStaleDropped"]
+    alarms = {r["Properties"].get("MetricName"): r["Properties"] for r in cfn["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for metric in metrics:
+        assert metric in alarms, f"nothing alarms on {metric}"
+        alarm = alarms[metric]
+        assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}, metric
+        assert alarm["Dimensions"] == [{"Name": "env", "Value": {"Ref": "EnvName"}}], metric
+        assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}], metric
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanOrEqualToThreshold", 1)
+        assert alarm["TreatMissingData"] == "notBreaching", metric
 
 
 FULL_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:synthetic/account-AbC123"
@@ -656,7 +674,8 @@ def test_member_stack_needs_its_home(cfn):
 
 HOME_ONLY = {"AlertTopic", "NotifyTopic", "StateTable", "PagerDutyForwarderFunction", "PagerDutyForwarderRole",
              "PagerDutyForwarderLogGroup", "PagerDutyForwarderErrorsAlarm", "PagerDutyRejectedAlarm",
-             "PagerDutyForwarderDestinationDeliveryFailuresAlarm"}
+             "PagerDutyForwarderDestinationDeliveryFailuresAlarm", "IncidentStateUnavailableAlarm",
+             "PagerDutyStaleDroppedAlarm"}
 MEMBER_ONLY = {"AlarmRelayTopic", "AlarmRelaySubscription"}
 
 
@@ -964,7 +983,7 @@ def test_stack_creates_in_moto(aws, cfn):
         "STATE_TABLE": table, "CHECK_ENV": "prod", "REGIONS": ",".join(REGIONS), "REGION_QUORUM": "2",
         "SCHEDULE_RATE_MINUTES": "5", "NOTIFY_TOPIC_ARN": notify_topic, "ALARM_NAME_PREFIX": "synthetics-full-",
         "PAGE_AFTER_FAILED_RUNS": "2", "RESOLVE_AFTER_PASSED_RUNS": "1"}
-    assert forwarder["Timeout"] == 45
+    assert forwarder["Timeout"] == 60
     # the table as created, keyed pk/sk, on demand (moto's CloudFormation does not apply TTL or
     # PITR: test_state_table_schema_pitr_and_ttl checks those properties)
     described = aws["dynamodb"].describe_table(TableName=table)["Table"]
@@ -1001,10 +1020,11 @@ def test_stack_creates_in_moto(aws, cfn):
     assert not fnmatch.fnmatchcase(f"arn:aws:events:{REGION}:{ACCOUNT}:rule/other-stack-check-x", pattern)
 
     # alarms: per check errors, 2 dead-letter paths, failing, heartbeat, 4 burn-rate windows
-    # (+ 2 composites); shared: forwarder errors and DLQ delivery, PagerDuty rejections, 2 DLQ depth
+    # (+ 2 composites); shared: forwarder errors and DLQ delivery, PagerDuty rejections, stale
+    # drops, incident state unavailable, 2 DLQ depth
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-full-", MaxRecords=100)["MetricAlarms"]}
-    assert len(alarms) == len(CHECKS) * 9 + 5
+    assert len(alarms) == len(CHECKS) * 9 + 7
     assert sum(len(c.created["AWS::CloudWatch::CompositeAlarm"]) for c in stack.children.values()) == len(CHECKS) * 2
     for name, alarm in alarms.items():
         if "-burn-rate-" in name or name.endswith("-failing"):
@@ -1046,7 +1066,7 @@ def test_disabled_check_and_no_optional_channels(aws, cfn):
     invoke = aws["lambda"].get_function_event_invoke_config(FunctionName="synthetics-lean-check-products")
     assert invoke["MaximumEventAgeInSeconds"] == 300
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix="synthetics-lean-", MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == (len(CHECKS) - 1) * 9 + 5
+    assert len(alarms) == (len(CHECKS) - 1) * 9 + 7
     assert not [a for a in alarms if "payment" in a["AlarmName"]]
     assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-heartbeat"))
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]

@@ -8,9 +8,10 @@
 
 use serde_json::Value;
 use synthetic_e2e::fake_pagerduty::Incident;
-use synthetic_e2e::incident_replay::{Replay, RunKind, TABLE};
+use synthetic_e2e::incident_replay::{Replay, RunKind, TABLE, run_alert};
 use synthetic_e2e::lambda_emulator::{Invocation, workspace_binary};
 use synthetic_e2e::local_aws::unreachable_endpoint;
+use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 const REGION: &str = "us-east-1";
@@ -243,5 +244,35 @@ async fn a_table_that_cannot_be_reached_still_pages_the_outage_once() {
     let said = incidents[0].details[0]["incident_state"].as_str().unwrap_or_default().to_string();
     assert!(said.contains("state table is unavailable"), "the incident says why: {said}");
     assert_eq!(incidents[0].resolved_by.and_then(|i| minute_of(&caused, i)), Some(40));
+    replay.stop().await;
+}
+
+#[tokio::test]
+async fn a_check_whose_clock_runs_ahead_does_not_blind_its_region() {
+    let mut replay = watched(&[]).await;
+    // One run stamped six hours ahead of when SNS received it; then an outage.
+    let (received, stamp) = (replay.at(0.0), replay.at(360.0));
+    let mut ahead = run_alert("products", REGION, received, RunKind::Passed);
+    ahead.timestamp = stamp.format(&Rfc3339).unwrap_or_default();
+    let answer = replay.deliver(&serde_json::to_string(&ahead).unwrap_or_default(), received).await;
+    assert!(matches!(answer, Invocation::Response(_)), "{answer:?}");
+    let caused = every_5_min(&mut replay, 5, 40, |m| m >= 10).await;
+    let incidents = replay.incidents();
+    assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
+    assert_eq!(minute_of(&caused, incidents[0].opened_by), Some(15), "paged on the 2nd failed run");
+    replay.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_notify_topic_does_not_hold_back_the_page() {
+    let missing = "arn:aws:sns:us-east-1:123456789012:deleted-notify-topic";
+    let mut replay = Replay::start(&[("NOTIFY_TOPIC_ARN", missing)]).await.expect("replay stack");
+    for minute in (0..30).step_by(5) {
+        // The warning is refused for good: the invocation fails, and says so; the page goes out.
+        replay.run("products", REGION, replay.at(minute as f64), RunKind::Failed).await;
+    }
+    let incidents = replay.incidents();
+    assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
+    assert!(replay.logs().iter().any(|l| l.contains("warning for the human channels was not delivered")));
     replay.stop().await;
 }

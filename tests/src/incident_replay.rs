@@ -202,7 +202,7 @@ impl Replay {
         let before = self.pagerduty.accepted().len();
         let alert = run_alert(check, region, at, kind);
         let message = serde_json::to_string(&alert).unwrap_or_default();
-        let invocation = self.deliver(&message).await;
+        let invocation = self.deliver(&message, at).await;
         let points = datapoints(&run_result(check, at, kind));
         let mut notifications = Vec::new();
         for watched in self.alarms.iter_mut().filter(|w| w.check == check && w.region == region) {
@@ -221,7 +221,7 @@ impl Replay {
                 self.ops_notifications.push(message.clone());
             }
             if actions.iter().any(|a| a == ALERT_TOPIC_ARN)
-                && let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string()).await
+                && let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string(), at).await
             {
                 panic!("the forwarder failed on an alarm notification: {error_type}: {error_message}");
             }
@@ -230,8 +230,9 @@ impl Replay {
         (invocation, events)
     }
 
-    /// One SNS record with `message`, as SNS invokes the forwarder.
-    pub async fn deliver(&mut self, message: &str) -> Invocation {
+    /// One SNS record with `message`, received by SNS at `received` (its `Timestamp`: the
+    /// forwarder takes no run or alarm to be later than that), as SNS invokes the forwarder.
+    pub async fn deliver(&mut self, message: &str, received: OffsetDateTime) -> Invocation {
         self.sent += 1;
         let event = json!({ "Records": [{
             "EventSource": "aws:sns", "EventVersion": "1.0",
@@ -239,7 +240,7 @@ impl Replay {
             "Sns": {
                 "Type": "Notification", "MessageId": format!("replay-{}", self.sent),
                 "TopicArn": "arn:aws:sns:us-east-1:123456789012:synthetic-alerts", "Subject": null,
-                "Message": message, "Timestamp": "2026-11-21T10:00:00.000Z", "SignatureVersion": "1",
+                "Message": message, "Timestamp": received.format(&Rfc3339).unwrap_or_default(), "SignatureVersion": "1",
                 "Signature": "", "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}
             }
         }]});

@@ -105,6 +105,8 @@ fn policy(env: &Env) -> Result<Policy, CheckError> {
         period: time::Duration::minutes(schedule),
         flap_changes: env.bounded("FLAP_CHANGES", 4, 2, 100)?,
         flap_window: time::Duration::minutes(env.bounded("FLAP_WINDOW_MINUTES", 60, 10, 24 * 60)?),
+        region_incident_after: time::Duration::minutes(env.bounded("REGION_INCIDENT_MINUTES", 60, 10, 24 * 60)?),
+        orphan_after: time::Duration::hours(env.bounded("ORPHAN_AFTER_HOURS", 24, 1, 30 * 24)?),
     })
 }
 
@@ -167,6 +169,8 @@ mod tests {
             (("SCHEDULE_RATE_MINUTES", "7"), ("REGION_QUORUM", "2"), "SCHEDULE_RATE_MINUTES"),
             (("PAGE_AFTER_FAILED_RUNS", "0"), ("REGION_QUORUM", "2"), "PAGE_AFTER_FAILED_RUNS"),
             (("FLAP_WINDOW_MINUTES", "1"), ("REGION_QUORUM", "2"), "FLAP_WINDOW_MINUTES"),
+            (("REGION_INCIDENT_MINUTES", "5"), ("REGION_QUORUM", "2"), "REGION_INCIDENT_MINUTES"),
+            (("ORPHAN_AFTER_HOURS", "0"), ("REGION_QUORUM", "2"), "ORPHAN_AFTER_HOURS"),
         ];
         for (a, b, name) in cases {
             let error = load(&[SECRET, a, b]).unwrap_err();

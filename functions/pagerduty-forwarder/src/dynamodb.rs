@@ -5,6 +5,8 @@
 //!   writers cannot overwrite each other (`ConditionalCheckFailedException` = [`StoreError::Conflict`]).
 //! - A silence: `pk = silence#<env>`, `sk = <check>#<id>`, one string attribute per field and
 //!   `expires_at` (epoch seconds, a week after it ends) for the table's TTL.
+//! - A subject with an open incident: `pk = open#<env>`, `sk = <subject>`, so the orphan sweep
+//!   finds, with a query, subjects that stopped reporting.
 //!
 //! Reads are strongly consistent: a decision must see the write of the invocation before it.
 //! Every call is bounded (1 s to connect, 2 s per attempt, 3 attempts within 6 s), so an
@@ -49,6 +51,34 @@ impl DynamoStore {
 
     fn silence_key(env: &str) -> AttributeValue {
         AttributeValue::S(format!("silence#{env}"))
+    }
+
+    fn open_key(env: &str) -> AttributeValue {
+        AttributeValue::S(format!("open#{env}"))
+    }
+
+    /// Every item of partition `pk`, page by page, strongly consistent.
+    async fn partition(&self, pk: AttributeValue) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", pk.clone())
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(answer.items.unwrap_or_default());
+            match answer.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
     }
 }
 
@@ -143,28 +173,7 @@ impl StateStore for DynamoStore {
 
     #[instrument(skip(self))]
     async fn silences(&self, env: &str) -> Result<Vec<Silence>, StoreError> {
-        let mut silences = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", Self::silence_key(env))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in answer.items() {
-                silences.push(silence_from(item)?);
-            }
-            match answer.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(silences),
-            }
-        }
+        self.partition(Self::silence_key(env)).await?.iter().map(silence_from).collect()
     }
 
     #[instrument(skip(self, silence), fields(env = %silence.env, check = %silence.check, id = %silence.id))]
@@ -213,5 +222,37 @@ impl StateStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(Some(silence))
+    }
+
+    #[instrument(skip(self))]
+    async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError> {
+        self.partition(Self::open_key(env)).await?.iter().map(|item| text(item, "sk")).collect()
+    }
+
+    #[instrument(skip(self))]
+    async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError> {
+        let sk = AttributeValue::S(subject.to_string());
+        match open {
+            true => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", Self::open_key(env))
+                .item("sk", sk)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(unavailable),
+            false => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", Self::open_key(env))
+                .key("sk", sk)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(unavailable),
+        }
     }
 }

@@ -22,12 +22,13 @@ use crate::event::{self, Event};
 use crate::freshness::Freshness;
 use crate::pagerduty::{self, EventsApi, HttpEventsApi};
 use crate::routing_key::RoutingKey;
-use crate::state::{Channel, Pending, StateStore, StoreError};
-use crate::tracker::{Input, Tracker};
+use crate::state::{Channel, Pending, StateStore, StoreError, record_key};
+use crate::tracker::{Fallback, Input, Tracker};
 use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use synthetic_checks::CheckError;
 use synthetic_checks::alert::{
     AlertMessage, EventAction, MONITOR_ACCOUNT, Notifier, PublishError, Severity, dedup_key, publish_with_retries,
@@ -69,7 +70,18 @@ pub struct Forwarder {
     clock: Clock,
     tracker: Option<Tracker>,
     humans: Option<Arc<dyn Notifier>>,
+    /// What the table-unavailable fallback sent, by record key, until the record has taken it in
+    /// (see [`Fallback`]). Per warm instance, like [`Freshness`].
+    fallbacks: Mutex<HashMap<String, Fallback>>,
+    /// When this instance last looked for orphans, per env.
+    swept: Mutex<HashMap<String, OffsetDateTime>>,
 }
+
+/// Rounds of [`Forwarder::flush`] for what other invocations queue while this one sends.
+const MAX_SEND_ROUNDS: usize = 3;
+
+/// How often an instance looks for subjects that stopped reporting with an incident open.
+const SWEEP_EVERY: time::Duration = time::Duration::HOUR;
 
 /// What became of each record, by SNS message id. The invocation's (ignored) response.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -89,6 +101,27 @@ enum Sent {
     Rejected,
     Stale,
     Recorded,
+    /// Queued on a record, and gone from it before it could be sent: another invocation sent it,
+    /// or a later decision (a resolve) replaced it.
+    Superseded,
+}
+
+/// How an event is kept in order with the others of its dedup key.
+#[derive(Clone, Copy)]
+enum Order<'a> {
+    /// By the run's own time, in this instance's memory ([`Freshness`]): without the table.
+    ByRunTime,
+    /// Queued as entry `id` on the record `key`: sent only while it is still queued there.
+    Queued { tracker: &'a Tracker, key: &'a str, id: u64 },
+}
+
+/// The send loop's reason when a queued event left its record during a backoff.
+const SUPERSEDED: &str = "superseded on its record";
+
+/// A warning the human channels did not take; `keep` when a later attempt may succeed.
+struct Unwarned {
+    keep: bool,
+    error: CheckError,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +169,8 @@ impl Forwarder {
             freshness: Freshness::new(config.max_event_age),
             tracker: adapters.state.map(|store| Tracker::new(store, config.policy.clone())),
             humans: adapters.humans,
+            fallbacks: Mutex::default(),
+            swept: Mutex::default(),
             config,
             events: adapters.events,
             metrics: adapters.metrics,
@@ -174,7 +209,7 @@ impl Forwarder {
                 Ok(Sent::Delivered) => forwarded.delivered.push(message_id),
                 Ok(Sent::Rejected) => forwarded.rejected.push(message_id),
                 Ok(Sent::Stale) => forwarded.stale.push(message_id),
-                Ok(Sent::Recorded) => forwarded.recorded.push(message_id),
+                Ok(Sent::Recorded | Sent::Superseded) => forwarded.recorded.push(message_id),
                 Err(error) => {
                     tracing::error!(%message_id, error_type = error.error_type(), %error, "record not forwarded");
                     failures.push(RecordFailure { message_id, error });
@@ -195,13 +230,20 @@ impl Forwarder {
                 })?
                 .signal(self.config.alarm_name_prefix.as_deref())
                 .map_err(CheckError::InvalidEvent)?;
+            // Like a run's time: no later than SNS received it, so a skewed stamp cannot hide
+            // the alarm's next changes.
+            let at = received_at(message).map_or(signal.at, |received| signal.at.min(received));
+            let signal = AlarmSignal { at, ..signal };
             return self.forward_alarm(message, &signal).await;
         }
         let alert = parse_alert(&message.message)?;
         let (Some(tracker), Some(run_time)) = (&self.tracker, event::run_time(&alert)) else {
             return self.forward_directly(message, &alert, None).await;
         };
-        if let Err(stale) = self.freshness.check(&alert.dedup_key, run_time, (self.clock)()) {
+        // A run cannot have ended after SNS received its alert: a check whose clock is ahead
+        // would otherwise make every later run of its region look late.
+        let run_time = received_at(message).map_or(run_time, |received| run_time.min(received));
+        if let Err(stale) = self.freshness.check_age(run_time, (self.clock)()) {
             return Ok(self.drop_stale(message, &alert, &stale));
         }
         let region = alert.region.as_deref().filter(|r| !r.is_empty()).unwrap_or("default");
@@ -209,30 +251,95 @@ impl Forwarder {
         // A rejected account says nothing about the journey: it is a run of the monitor account.
         let mut subjects = Vec::new();
         match alert.cause {
-            Some(Cause::CredentialsRejected) => subjects.push((MONITOR_ACCOUNT, true)),
-            _ => subjects.push((alert.check.as_str(), failed)),
+            Some(Cause::CredentialsRejected) => subjects.push((MONITOR_ACCOUNT, true, Severity::Error)),
+            _ => subjects.push((alert.check.as_str(), failed, alert.severity)),
         }
         if alert.account == Some(Account::Accepted) {
-            subjects.push((MONITOR_ACCOUNT, false));
+            subjects.push((MONITOR_ACCOUNT, false, Severity::Info));
         }
+        let open: Vec<(&str, bool)> = subjects.iter().map(|(subject, failed, _)| (*subject, *failed)).collect();
         let silences = match tracker.silences(&alert.env).await {
             Ok(silences) => silences,
-            Err(error) => return self.forward_directly(message, &alert, Some(&error)).await,
+            Err(error) => return self.fallback(message, &alert, &open, run_time, &error).await,
         };
         let mut sent = Sent::Recorded;
-        for (subject, failed) in subjects {
-            let input = Input::Run { base: &alert, region, at: run_time, failed };
-            match tracker.record(&alert.env, subject, &silences, input).await {
+        for (subject, failed, severity) in subjects {
+            let input = Input::Run { base: &alert, region, at: run_time, failed, severity };
+            let fallback = self.fallback_of(&alert.env, subject);
+            match tracker.record(&alert.env, subject, &silences, input, fallback).await {
                 Ok((key, pending)) => {
+                    self.reconciled(&key, fallback);
                     if self.flush(tracker, message, &key, pending).await? {
                         sent = Sent::Delivered;
                     }
                 }
                 Err(StoreError::Conflict) => return Err(contended(subject)),
-                Err(error) => return self.forward_directly(message, &alert, Some(&error)).await,
+                Err(error) => return self.fallback(message, &alert, &open, run_time, &error).await,
+            }
+        }
+        self.sweep_if_due(tracker, message, &alert.env).await;
+        Ok(sent)
+    }
+
+    /// Now and then (every [`SWEEP_EVERY`] per instance and env), resolves the incidents of
+    /// subjects that stopped reporting: a check removed or renamed while its incident was open
+    /// would otherwise keep it open forever. Its failures are logged, never the run's.
+    async fn sweep_if_due(&self, tracker: &Tracker, message: &SnsMessage, env: &str) {
+        let now = (self.clock)();
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept.get(env).is_some_and(|at| now - *at < SWEEP_EVERY) {
+                return;
+            }
+            swept.insert(env.to_string(), now);
+        }
+        let records = match tracker.sweep(env, now).await {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%env, %error, "orphaned incidents not swept; the next sweep tries again");
+                return;
+            }
+        };
+        for (key, pending) in records {
+            if let Err(error) = self.flush(tracker, message, &key, pending).await {
+                tracing::warn!(%key, %error, "an orphan's resolve stays queued; the next sweep sends it");
+            }
+        }
+    }
+
+    /// The run forwarded without the table; what reached PagerDuty is remembered for each
+    /// subject (`open`: whether its incident is now open there) until its record takes it in.
+    async fn fallback(
+        &self,
+        message: &SnsMessage,
+        alert: &AlertMessage,
+        open: &[(&str, bool)],
+        at: OffsetDateTime,
+        error: &StoreError,
+    ) -> Result<Sent, CheckError> {
+        let sent = self.forward_directly(message, alert, Some(error)).await?;
+        if matches!(sent, Sent::Delivered) {
+            let mut fallbacks = self.fallbacks.lock().unwrap_or_else(PoisonError::into_inner);
+            for (subject, open) in open {
+                let entry = fallbacks.entry(record_key(&alert.env, subject)).or_insert(Fallback { open: *open, at });
+                if entry.at <= at {
+                    *entry = Fallback { open: *open, at };
+                }
             }
         }
         Ok(sent)
+    }
+
+    fn fallback_of(&self, env: &str, subject: &str) -> Option<Fallback> {
+        self.fallbacks.lock().unwrap_or_else(PoisonError::into_inner).get(&record_key(env, subject)).copied()
+    }
+
+    /// The record `key` took in `fallback`: forgotten, unless a newer fallback replaced it.
+    fn reconciled(&self, key: &str, fallback: Option<Fallback>) {
+        let mut fallbacks = self.fallbacks.lock().unwrap_or_else(PoisonError::into_inner);
+        if fallback.is_some() && fallbacks.get(key).copied() == fallback {
+            fallbacks.remove(key);
+        }
     }
 
     /// The run's alert as it is: every failed run pages. What the forwarder does without a state
@@ -252,15 +359,15 @@ impl Forwarder {
                 format!("{error}; every failed run pages, without confirmation or silences").into(),
             );
         }
-        let sent =
-            self.deliver(message, alert, Event::from_alert(alert, &self.config).with_details(&details), true).await?;
+        let event = Event::from_alert(alert, &self.config).with_details(&details);
+        let sent = self.deliver(message, alert, event, Order::ByRunTime).await?;
         // A run that signed in proves the synthetic account works again: the monitor-account
         // incident (opened by any check whose login was rejected) is resolved by it.
         if alert.account == Some(Account::Accepted) {
             let mut healed = alert.clone();
             healed.event_action = EventAction::Resolve;
             healed.dedup_key = dedup_key(&alert.env, MONITOR_ACCOUNT);
-            self.deliver(message, &healed, Event::from_alert(&healed, &self.config), true).await?;
+            self.deliver(message, &healed, Event::from_alert(&healed, &self.config), Order::ByRunTime).await?;
         }
         Ok(sent)
     }
@@ -276,7 +383,7 @@ impl Forwarder {
             }
             // Not one of ours: forwarded as its own incident rather than lost.
             let alert = signal.alert(&signal.name, env.unwrap_or("unknown"), Severity::Error);
-            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
+            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), Order::ByRunTime).await;
         };
         let mut alert = signal.alert(check, env, Severity::Critical);
         let Some(tracker) = &self.tracker else {
@@ -284,21 +391,27 @@ impl Forwarder {
                 return Ok(Sent::Recorded);
             }
             alert.dedup_key = dedup_key(env, check);
-            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), true).await;
+            return self.deliver(message, &alert, Event::from_alert(&alert, &self.config), Order::ByRunTime).await;
         };
+        let fallback = self.fallback_of(env, check);
         let recorded = match tracker.silences(env).await {
-            Ok(silences) => tracker.record(env, check, &silences, Input::Alarm { base: &alert, signal }).await,
+            Ok(silences) => {
+                tracker.record(env, check, &silences, Input::Alarm { base: &alert, signal }, fallback).await
+            }
             Err(error) => Err(error),
         };
         match recorded {
-            Ok((key, pending)) => match self.flush(tracker, message, &key, pending).await? {
-                true => Ok(Sent::Delivered),
-                false => Ok(Sent::Recorded),
-            },
+            Ok((key, pending)) => {
+                self.reconciled(&key, fallback);
+                match self.flush(tracker, message, &key, pending).await? {
+                    true => Ok(Sent::Delivered),
+                    false => Ok(Sent::Recorded),
+                }
+            }
             Err(StoreError::Conflict) => Err(contended(check)),
             Err(error) if signal.alarm => {
                 alert.dedup_key = dedup_key(env, check);
-                self.forward_directly(message, &alert, Some(&error)).await
+                self.fallback(message, &alert, &[(check, true)], signal.at, &error).await
             }
             Err(error) => {
                 tracing::warn!(alarm = %signal.name, %error, "incident state unavailable; an alarm's return to OK changes nothing without it");
@@ -307,9 +420,10 @@ impl Forwarder {
         }
     }
 
-    /// Delivers a record's pending list in order and removes what was delivered. Stops at the
-    /// first failure, so the rest stays pending for Lambda's retry. Whether anything went to
-    /// PagerDuty.
+    /// Sends record `key`'s pending list under a claim ([`Tracker::claim`]): while another
+    /// invocation holds it, that one sends this one's events too; while this one holds it, it
+    /// sends what others queue meanwhile. An unreadable claim does not hold a page back: the
+    /// list read with the decision (`pending`) is sent then.
     async fn flush(
         &self,
         tracker: &Tracker,
@@ -317,21 +431,65 @@ impl Forwarder {
         key: &str,
         pending: Vec<Pending>,
     ) -> Result<bool, CheckError> {
-        let mut done = Vec::new();
+        let by = message.message_id.as_str();
+        let mut queue = match tracker.claim(key, by, (self.clock)()).await {
+            Ok(Some(queue)) if queue.is_empty() => return Ok(false),
+            Ok(Some(queue)) => queue,
+            Ok(None) => {
+                tracing::info!(%key, "another invocation is sending this incident's events; it sends these too");
+                return Ok(false);
+            }
+            Err(error) => {
+                tracing::warn!(%key, %error, "the pending list could not be claimed; sending it unclaimed");
+                return self.send_pending(tracker, message, key, pending).await;
+            }
+        };
+        let mut paged = false;
+        let mut outcome = Ok(());
+        // What others queued meanwhile, a few rounds at most: each round sends or drops all it finds.
+        for _ in 0..MAX_SEND_ROUNDS {
+            if queue.is_empty() {
+                break;
+            }
+            match self.send_pending(tracker, message, key, queue).await {
+                Ok(sent) => paged |= sent,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+            queue = match tracker.claim(key, by, (self.clock)()).await {
+                Ok(Some(queue)) => queue,
+                _ => break,
+            };
+        }
+        if let Err(error) = tracker.release(key, by).await {
+            tracing::warn!(%key, %error, "the claim on the pending list lapses on its own");
+        }
+        outcome.map(|()| paged)
+    }
+
+    /// Delivers a pending list and removes each entry once delivered. Pages go first,
+    /// in order, stopping at the first that cannot be delivered (the rest stay queued for
+    /// Lambda's retry); warnings follow, so the human channel never holds a page back. A warning
+    /// the channel refuses for good (a deleted topic) is dropped, and fails the invocation so
+    /// the forwarder's error alarm says so. Whether anything went to PagerDuty.
+    async fn send_pending(
+        &self,
+        tracker: &Tracker,
+        message: &SnsMessage,
+        key: &str,
+        pending: Vec<Pending>,
+    ) -> Result<bool, CheckError> {
         let mut paged = false;
         let mut failure = None;
-        for entry in &pending {
-            let result = match entry.to {
-                Channel::PagerDuty => {
-                    let event = Event::from_alert(&entry.alert, &self.config).with_details(&entry.details);
-                    self.deliver(message, &entry.alert, event, false).await.map(|sent| matches!(sent, Sent::Delivered))
-                }
-                Channel::Humans => self.warn_humans(&entry.alert).await.map(|()| false),
-            };
-            match result {
-                Ok(to_pagerduty) => {
-                    paged |= to_pagerduty;
-                    done.push(entry.id);
+        for entry in pending.iter().filter(|p| p.to == Channel::PagerDuty) {
+            let event = Event::from_alert(&entry.alert, &self.config).with_details(&entry.details);
+            match self.deliver(message, &entry.alert, event, Order::Queued { tracker, key, id: entry.id }).await {
+                Ok(Sent::Superseded) => {}
+                Ok(sent) => {
+                    paged |= matches!(sent, Sent::Delivered);
+                    self.done(tracker, key, entry.id).await;
                 }
                 Err(error) => {
                     failure = Some(error);
@@ -339,10 +497,17 @@ impl Forwarder {
                 }
             }
         }
-        if let Err(error) = tracker.delivered(key, &done).await {
-            // Delivered but still listed: the next message of this subject sends them again,
-            // which PagerDuty deduplicates.
-            tracing::warn!(%key, %error, "delivered events could not be removed from the pending list");
+        for entry in pending.iter().filter(|p| p.to == Channel::Humans) {
+            match self.warn_humans(&entry.alert).await {
+                Ok(()) => self.done(tracker, key, entry.id).await,
+                Err(Unwarned { keep, error }) => {
+                    tracing::error!(%key, %error, kept = keep, "a warning for the human channels was not delivered");
+                    if !keep {
+                        self.done(tracker, key, entry.id).await;
+                    }
+                    failure.get_or_insert(error);
+                }
+            }
         }
         match failure {
             Some(error) => Err(error),
@@ -350,12 +515,29 @@ impl Forwarder {
         }
     }
 
-    async fn warn_humans(&self, alert: &AlertMessage) -> Result<(), CheckError> {
+    /// Removes a delivered entry at once, so a concurrent invocation does not send it again.
+    async fn done(&self, tracker: &Tracker, key: &str, id: u64) {
+        if let Err(error) = tracker.delivered(key, &[id]).await {
+            // Delivered but still listed: the next message of this subject sends it again,
+            // which PagerDuty deduplicates.
+            tracing::warn!(%key, %error, "a delivered event could not be removed from the pending list");
+        }
+    }
+
+    async fn warn_humans(&self, alert: &AlertMessage) -> Result<(), Unwarned> {
         let Some(humans) = &self.humans else {
             tracing::warn!(check = %alert.check, summary = %alert.summary, "warning for the human channels (NOTIFY_TOPIC_ARN is not set, so it is only logged)");
             return Ok(());
         };
-        synthetic_checks::alert::deliver(humans.as_ref(), alert, self.config.retry).await.map(|_| ())
+        match publish_with_retries(self.config.retry, || humans.publish(alert)).await {
+            Ok(_) => Ok(()),
+            Err((attempts, error)) => {
+                let keep = matches!(error, PublishError::Retryable(_));
+                let (PublishError::Retryable(reason) | PublishError::Permanent(reason)) = error;
+                let reason = format!("the human channels (NOTIFY_TOPIC_ARN): {reason}; the warning: {}", alert.summary);
+                Err(Unwarned { keep, error: CheckError::AlertUndeliverable { attempts, reason } })
+            }
+        }
     }
 
     fn drop_stale(&self, message: &SnsMessage, alert: &AlertMessage, stale: &crate::freshness::Stale) -> Sent {
@@ -364,17 +546,18 @@ impl Forwarder {
         Sent::Stale
     }
 
-    /// One event to PagerDuty, unless a newer one for its dedup key was already sent.
-    /// `ordered`: whether this forwarder must order the events itself. The state table orders
-    /// the events it queues, so those skip the in-memory check.
+    /// One event to PagerDuty, unless a newer one for its dedup key was already sent (`order`
+    /// says how that is known: the state table orders the events it queues, so those skip the
+    /// in-memory check and are sent only while still queued).
     async fn deliver(
         &self,
         message: &SnsMessage,
         alert: &AlertMessage,
         event: Event,
-        ordered: bool,
+        order: Order<'_>,
     ) -> Result<Sent, CheckError> {
         let now = (self.clock)();
+        let ordered = matches!(order, Order::ByRunTime);
         let run_time = event::run_time(alert).filter(|_| ordered);
         match run_time.map(|at| self.freshness.check(&event.dedup_key, at, now)) {
             Some(Err(stale)) => return Ok(self.drop_stale(message, alert, &stale)),
@@ -385,16 +568,17 @@ impl Forwarder {
             None | Some(Ok(())) => {}
         }
         let mut routing_key = self.routing_key.get().await?;
-        let mut sent = self.send(&routing_key, &event).await;
+        let mut sent = self.send(&routing_key, &event, order).await;
         if matches!(&sent, Err((_, error)) if pagerduty::refuses_routing_key(error)) {
             let reread = self.routing_key.reload().await?;
             if reread != routing_key {
                 tracing::warn!(message_id = %message.message_id, dedup_key = %event.dedup_key, "PagerDuty refused the routing key and the secret now holds another; resending with it");
                 routing_key = reread;
-                sent = self.send(&routing_key, &event).await;
+                sent = self.send(&routing_key, &event, order).await;
             }
         }
         match sent {
+            Err((_, PublishError::Permanent(reason))) if reason == SUPERSEDED => Ok(Sent::Superseded),
             Ok(attempts) => {
                 if let Some(at) = run_time {
                     self.freshness.sent(&event.dedup_key, at, now);
@@ -413,8 +597,24 @@ impl Forwarder {
         }
     }
 
-    async fn send(&self, routing_key: &Secret<String>, event: &Event) -> Result<u32, (u32, PublishError)> {
-        publish_with_retries(self.config.retry, || self.events.enqueue(routing_key, event)).await
+    async fn send(
+        &self,
+        routing_key: &Secret<String>,
+        event: &Event,
+        order: Order<'_>,
+    ) -> Result<u32, (u32, PublishError)> {
+        publish_with_retries(self.config.retry, || async move {
+            // Re-read before every attempt: during a backoff another invocation may have sent
+            // this event, or resolved the incident it would reopen. An unreadable table does not
+            // hold a page back.
+            if let Order::Queued { tracker, key, id } = order
+                && let Ok(false) = tracker.is_pending(key, id).await
+            {
+                return Err(PublishError::Permanent(SUPERSEDED.into()));
+            }
+            self.events.enqueue(routing_key, event).await
+        })
+        .await
     }
 
     /// One EMF count of a dropped record, by env, naming the check and the message.
@@ -424,6 +624,12 @@ impl Forwarder {
         record["message_id"] = message.message_id.clone().into();
         self.metrics.emit(&record);
     }
+}
+
+/// When SNS received the message: no run or alarm it carries can be later than that.
+fn received_at(message: &SnsMessage) -> Option<OffsetDateTime> {
+    let nanos = message.timestamp.timestamp_nanos_opt()?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()
 }
 
 /// Writers kept winning the race for a record: failing the invocation lets Lambda's retry decide

@@ -26,6 +26,19 @@ pub struct Record {
     pub pending: Vec<Pending>,
     #[serde(default)]
     pub next_id: u64,
+    /// The invocation sending the pending list, so two never send one incident's events out of
+    /// order (see [`crate::tracker::Tracker::claim`]).
+    #[serde(default)]
+    pub sender: Option<Sender>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The SNS message whose invocation holds the claim.
+    pub by: String,
+    /// When the claim lapses if it is not given up: an invocation that died holds nothing.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,9 +61,18 @@ pub enum Channel {
 }
 
 impl Record {
+    /// Queues a delivery.
     pub fn push(&mut self, to: Channel, alert: AlertMessage, details: Map<String, Value>) {
         self.next_id += 1;
         self.pending.push(Pending { id: self.next_id, to, alert, details });
+    }
+
+    /// Drops what is queued for PagerDuty under `dedup_key`: a later decision to open or resolve
+    /// the incident supersedes it, so after a PagerDuty outage only the incident's latest state
+    /// is sent (never the trigger of an incident that already ended, nor a resolve of one that
+    /// failed again).
+    pub fn forget(&mut self, dedup_key: &str) {
+        self.pending.retain(|p| p.to != Channel::PagerDuty || p.alert.dedup_key != dedup_key);
     }
 }
 
@@ -101,6 +123,11 @@ pub trait StateStore: Send + Sync {
     async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
     /// Ends the silence `id` at `at`; `None` when there is no such silence.
     async fn expire_silence(&self, env: &str, id: &str, at: OffsetDateTime) -> Result<Option<Silence>, StoreError>;
+    /// The env's subjects listed as having an open incident (see [`StateStore::set_open`]).
+    async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError>;
+    /// Lists or unlists `subject` as having an open incident, so a subject that stops
+    /// reporting can still be found and its incident resolved.
+    async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError>;
 }
 
 /// The key of a subject's record.
@@ -113,6 +140,7 @@ pub fn record_key(env: &str, subject: &str) -> String {
 pub struct MemoryStore {
     records: Mutex<HashMap<String, (String, u64)>>,
     silences: Mutex<Vec<Silence>>,
+    open: Mutex<std::collections::BTreeSet<(String, String)>>,
     unavailable: Mutex<bool>,
     conflicts: Mutex<u32>,
 }
@@ -125,6 +153,11 @@ impl MemoryStore {
     /// The next `n` saves fail with a conflict, as if another writer won.
     pub fn lose_races(&self, n: u32) {
         *lock(&self.conflicts) = n;
+    }
+
+    /// The stored record, read past any fault: what a test asserts on.
+    pub fn peek(&self, key: &str) -> Option<Record> {
+        lock(&self.records).get(key).and_then(|(json, _)| serde_json::from_str(json).ok())
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -188,5 +221,20 @@ impl StateStore for MemoryStore {
             s.ends = s.ends.min(at);
             s.clone()
         }))
+    }
+
+    async fn open_subjects(&self, env: &str) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.open).iter().filter(|(e, _)| e == env).map(|(_, subject)| subject.clone()).collect())
+    }
+
+    async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError> {
+        self.check()?;
+        let entry = (env.to_string(), subject.to_string());
+        match open {
+            true => lock(&self.open).insert(entry),
+            false => lock(&self.open).remove(&entry),
+        };
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@
 //! not.
 
 use crate::alarm::AlarmSignal;
-use crate::incident::{self, Action, AlarmChange, Applied, Policy, Run};
-use crate::state::{Channel, Pending, Silence, StateStore, StoreError, record_key};
+use crate::incident::{self, Action, AlarmChange, Applied, Incident, Policy, Run};
+use crate::state::{Channel, Pending, Record, Sender, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
@@ -19,6 +19,9 @@ use time::OffsetDateTime;
 
 /// Writers that lose this many races in a row give up; Lambda's retry tries again later.
 const MAX_RACES: u32 = 5;
+/// How long a claim to send a record's pending list lasts: longer than the forwarder's timeout
+/// (60 s in the template), so only an invocation that died leaves one behind.
+const CLAIM: time::Duration = time::Duration::minutes(2);
 
 pub struct Tracker {
     store: Arc<dyn StateStore>,
@@ -28,7 +31,7 @@ pub struct Tracker {
 /// What a record is updated with.
 pub enum Input<'a> {
     /// A check's run; `base` is its alert, the template of every event it causes.
-    Run { base: &'a AlertMessage, region: &'a str, at: OffsetDateTime, failed: bool },
+    Run { base: &'a AlertMessage, region: &'a str, at: OffsetDateTime, failed: bool, severity: Severity },
     /// A burn-rate alarm of the subject's check.
     Alarm { base: &'a AlertMessage, signal: &'a AlarmSignal },
 }
@@ -64,6 +67,7 @@ impl Tracker {
         subject: &str,
         silences: &[Silence],
         input: Input<'_>,
+        fallback: Option<Fallback>,
     ) -> Result<(String, Vec<Pending>), StoreError> {
         let key = record_key(env, subject);
         let at = match &input {
@@ -74,12 +78,17 @@ impl Tracker {
         let dedup_key = synthetic_checks::alert::dedup_key(env, subject);
         for _ in 0..MAX_RACES {
             let (mut record, version) = self.store.load(&key).await?;
+            let was_open = record.state.open();
+            if let Some(fallback) = fallback {
+                reconcile(&mut record, &dedup_key, fallback);
+            }
             let actions = match &input {
-                Input::Run { base, region, at, failed } => {
-                    let run = Run { region, at: *at, failed: *failed, target: &base.target };
+                Input::Run { base, region, at, failed, severity } => {
+                    let run = Run { region, at: *at, failed: *failed, severity: *severity, target: &base.target };
                     match incident::apply_run(&mut record.state, &run, silenced, &self.policy) {
                         Applied::Actions(actions) => actions,
-                        Applied::Late => return Ok((key, record.pending)),
+                        Applied::Late if fallback.is_none() => return Ok((key, record.pending)),
+                        Applied::Late => Vec::new(),
                     }
                 }
                 Input::Alarm { signal, .. } => {
@@ -90,12 +99,114 @@ impl Tracker {
             };
             for action in &actions {
                 let (to, alert, details) = pending(action, input.base(), &dedup_key, &record.state.target);
+                if action.opens_or_resolves() {
+                    record.forget(&alert.dedup_key);
+                }
                 record.push(to, alert, details);
             }
             match self.store.save(&key, &record, version).await {
-                Ok(()) => return Ok((key, record.pending)),
+                Ok(()) => {
+                    if record.state.open() != was_open {
+                        self.list(env, subject, record.state.open()).await;
+                    }
+                    return Ok((key, record.pending));
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Keeps the list of subjects with an open incident, which only the orphan sweep reads: a
+    /// failure is logged, and the next change or sweep writes it again.
+    async fn list(&self, env: &str, subject: &str, open: bool) {
+        if let Err(error) = self.store.set_open(env, subject, open).await {
+            lambda_runtime::tracing::warn!(%env, %subject, open, %error, "the list of open incidents was not updated");
+        }
+    }
+
+    /// Resolves the incidents of the env's subjects that stopped reporting (see
+    /// [`incident::expire`]); returns the key of each record with something to deliver, and
+    /// what. A subject with nothing open and nothing queued for PagerDuty leaves the list.
+    pub async fn sweep(&self, env: &str, now: OffsetDateTime) -> Result<Vec<(String, Vec<Pending>)>, StoreError> {
+        let mut swept = Vec::new();
+        for subject in self.store.open_subjects(env).await? {
+            let key = record_key(env, &subject);
+            let dedup_key = synthetic_checks::alert::dedup_key(env, &subject);
+            for _ in 0..MAX_RACES {
+                let (mut record, version) = self.store.load(&key).await?;
+                let actions = incident::expire(&mut record.state, now, self.policy.orphan_after);
+                if actions.is_empty() {
+                    match record.pending.is_empty() {
+                        true if !record.state.open() => self.list(env, &subject, false).await,
+                        true => {}
+                        false => swept.push((key.clone(), record.pending)),
+                    }
+                    break;
+                }
+                let base = orphan_alert(env, &subject, now);
+                for action in &actions {
+                    let (to, alert, details) = pending(action, &base, &dedup_key, &record.state.target);
+                    if action.opens_or_resolves() {
+                        record.forget(&alert.dedup_key);
+                    }
+                    record.push(to, alert, details);
+                }
+                match self.store.save(&key, &record, version).await {
+                    Ok(()) => {
+                        swept.push((key.clone(), record.pending));
+                        break;
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Whether entry `id` is still queued on the record `key`: another invocation may have sent
+    /// it, or a later decision superseded it, since the pending list was read.
+    pub async fn is_pending(&self, key: &str, id: u64) -> Result<bool, StoreError> {
+        Ok(self.store.load(key).await?.0.pending.iter().any(|p| p.id == id))
+    }
+
+    /// Claims the sending of record `key`'s pending list for the invocation of message `by`, and
+    /// returns the list; `None` while another invocation holds the claim: that one sends what
+    /// is pending, including what was queued after its claim, so one incident's events always
+    /// leave in the order they were decided.
+    pub async fn claim(&self, key: &str, by: &str, now: OffsetDateTime) -> Result<Option<Vec<Pending>>, StoreError> {
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(key).await?;
+            if record.sender.as_ref().is_some_and(|s| s.by != by && s.until > now) {
+                return Ok(None);
+            }
+            // Nothing to send: nothing to claim (a claim this invocation holds is given up after).
+            if record.pending.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            record.sender = Some(Sender { by: by.to_string(), until: now + CLAIM });
+            match self.store.save(key, &record, version).await {
+                Ok(()) => return Ok(Some(record.pending)),
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Gives up the claim of `by` on record `key`, if it holds one.
+    pub async fn release(&self, key: &str, by: &str) -> Result<(), StoreError> {
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(key).await?;
+            if record.sender.as_ref().is_none_or(|s| s.by != by) {
+                return Ok(());
+            }
+            record.sender = None;
+            match self.store.save(key, &record, version).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
             }
         }
         Err(StoreError::Conflict)
@@ -118,6 +229,59 @@ impl Tracker {
     }
 }
 
+/// The template of the events that resolve an orphan: no run stands behind them.
+fn orphan_alert(env: &str, subject: &str, now: OffsetDateTime) -> AlertMessage {
+    AlertMessage {
+        event_action: EventAction::Resolve,
+        dedup_key: synthetic_checks::alert::dedup_key(env, subject),
+        check: subject.to_string(),
+        env: env.to_string(),
+        status: Outcome::Passed,
+        cause: None,
+        severity: Severity::Info,
+        summary: format!("[{env}] {subject}: stopped reporting"),
+        target: String::new(),
+        run_id: String::new(),
+        timestamp: now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        steps: Vec::new(),
+        function_name: None,
+        log_group: None,
+        log_stream: None,
+        region: None,
+        account: None,
+    }
+}
+
+/// What the table-unavailable fallback left at PagerDuty for a subject, still to be written into
+/// its record: whether its incident is open, as of which run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fallback {
+    pub open: bool,
+    pub at: OffsetDateTime,
+}
+
+/// Makes the record agree with what the fallback sent while the table was unreachable: an
+/// incident the fallback opened is the record's (so a pass resolves it), one it resolved is
+/// closed (so the next confirmed failure pages). What was still queued for the incident is
+/// superseded by it.
+fn reconcile(record: &mut Record, dedup_key: &str, fallback: Fallback) {
+    let state = &mut record.state;
+    match (fallback.open, state.incident.is_some()) {
+        (true, false) => {
+            let regions = state.regions.iter().filter(|(_, r)| r.last_failed).map(|(name, _)| name.clone()).collect();
+            state.incident =
+                Some(Incident { opened: fallback.at, flapping: false, regions, severity: Severity::Critical });
+            state.warned = true;
+        }
+        (false, true) => {
+            state.incident = None;
+            state.warned = false;
+        }
+        _ => {}
+    }
+    record.forget(dedup_key);
+}
+
 /// The delivery an action stands for.
 fn pending(
     action: &Action,
@@ -137,15 +301,17 @@ fn pending(
     }
     let mut details = Map::new();
     let channel = match action {
-        Action::Page { reason, regions, flapping } => {
+        Action::Page { reason, regions, flapping, severity } => {
             alert.event_action = EventAction::Trigger;
+            alert.severity = *severity;
             details.insert("confirmation".into(), json!(reason));
             details.insert("failing_regions".into(), json!(regions));
             details.insert("flapping".into(), json!(flapping));
             Channel::PagerDuty
         }
-        Action::Update { reason, flapping } => {
+        Action::Update { reason, flapping, severity } => {
             alert.event_action = EventAction::Trigger;
+            alert.severity = *severity;
             details.insert("update".into(), json!(reason));
             details.insert("flapping".into(), json!(flapping));
             Channel::PagerDuty
@@ -164,6 +330,23 @@ fn pending(
             details.insert("burn_rate".into(), json!(reason));
             Channel::PagerDuty
         }
+        Action::PageRegion { region, reason }
+        | Action::UpdateRegion { region, reason }
+        | Action::ResolveRegion { region, reason } => {
+            alert.dedup_key = region_key(key, region);
+            alert.severity = Severity::Error;
+            alert.event_action = match action {
+                Action::ResolveRegion { .. } => EventAction::Resolve,
+                _ => EventAction::Trigger,
+            };
+            alert.summary = format!("[{}] {} in {region}: {reason}", alert.env, alert.check);
+            details.insert("region".into(), json!(region));
+            details.insert(
+                if matches!(action, Action::UpdateRegion { .. }) { "update" } else { "region_health" }.into(),
+                json!(reason),
+            );
+            Channel::PagerDuty
+        }
         Action::Warn { reason } => {
             alert.event_action = EventAction::Trigger;
             alert.severity = Severity::Warning;
@@ -173,6 +356,11 @@ fn pending(
         }
     };
     (channel, alert, details)
+}
+
+/// The dedup key of one region's incident.
+pub fn region_key(key: &str, region: &str) -> String {
+    format!("{key}/region/{region}")
 }
 
 /// The dedup key of a burn-rate alarm's own low-urgency incident.
@@ -201,7 +389,13 @@ mod tests {
         let base = alert(failed);
         let at = datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(minute);
         tracker
-            .record("prod", "auth", &[], Input::Run { base: &base, region: "eu-west-1", at, failed })
+            .record(
+                "prod",
+                "auth",
+                &[],
+                Input::Run { base: &base, region: "eu-west-1", at, failed, severity: base.severity },
+                None,
+            )
             .await
             .unwrap()
             .1
@@ -234,10 +428,13 @@ mod tests {
         store.lose_races(MAX_RACES);
         let base = alert(true);
         let at = datetime!(2026-11-21 10:05 UTC);
-        let lost = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
-        assert_eq!(lost.unwrap_err(), StoreError::Conflict);
+        let attempt = || {
+            let input = Input::Run { base: &base, region: "r", at, failed: true, severity: Severity::Critical };
+            tracker.record("prod", "auth", &[], input, None)
+        };
+        assert_eq!(attempt().await.unwrap_err(), StoreError::Conflict);
         store.set_unavailable(true);
-        let down = tracker.record("prod", "auth", &[], Input::Run { base: &base, region: "r", at, failed: true }).await;
+        let down = attempt().await;
         assert!(matches!(down, Err(StoreError::Unavailable(_))));
     }
 }

@@ -8,7 +8,7 @@
 use crate::{Exit, fail, print_report};
 use clap::{Args, Subcommand, ValueEnum};
 use pagerduty_forwarder::dynamodb::DynamoStore;
-use pagerduty_forwarder::state::{ALL_CHECKS, Silence, StateStore};
+use pagerduty_forwarder::state::{ALL_CHECKS, Silence, StateStore, record_key};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -108,7 +108,11 @@ pub async fn execute(args: SilenceArgs) -> Exit {
                 Ok(silence) => silence,
                 Err(message) => return fail(message),
             };
-            match store(&args.table.table).await.put_silence(&silence).await {
+            let store = store(&args.table.table).await;
+            if let Some(warning) = never_reported(&store, &silence).await {
+                eprintln!("{warning}");
+            }
+            match store.put_silence(&silence).await {
                 Ok(()) => print_report(
                     &format!(
                         "silence {} added: {} in {} from {} until {}, by {}: {}\n",
@@ -177,6 +181,23 @@ fn new_silence(args: &AddArgs, now: OffsetDateTime) -> Result<Silence, String> {
         created_by: args.by.clone(),
         created_at: now,
     })
+}
+
+/// A warning when the silenced check has never reported in its env: a typo in `--check` or
+/// `--env` silences nothing, and says so nowhere else. The silence is still added (a new check
+/// may be silenced before its first run). An unreadable table is no reason to refuse: the
+/// warning is then skipped.
+async fn never_reported(store: &dyn StateStore, silence: &Silence) -> Option<String> {
+    if silence.check == ALL_CHECKS {
+        return None;
+    }
+    match store.load(&record_key(&silence.env, &silence.check)).await {
+        Ok((_, 0)) => Some(format!(
+            "warning: no run of check {:?} in env {:?} has ever been recorded in this table; check the spelling of --check and --env (the silence is added anyway)",
+            silence.check, silence.env
+        )),
+        _ => None,
+    }
 }
 
 fn time(at: OffsetDateTime) -> String {
@@ -272,6 +293,21 @@ mod tests {
             let error = add(&args).unwrap_err();
             assert!(error.contains(expected), "{args:?}: {error}");
         }
+    }
+
+    #[tokio::test]
+    async fn silencing_a_check_that_never_reported_warns() {
+        use pagerduty_forwarder::state::{MemoryStore, Record};
+        let store = MemoryStore::default();
+        let typo = add(&["--check", "paymnet", "--for", "1h", "--reason", "maintenance"]).unwrap();
+        let warning = never_reported(&store, &typo).await.expect("a warning");
+        assert!(warning.contains("\"paymnet\"") && warning.contains("\"prod\""), "{warning}");
+
+        store.save(&record_key("prod", "payment"), &Record::default(), 0).await.unwrap();
+        let known = add(&["--check", "payment", "--for", "1h", "--reason", "maintenance"]).unwrap();
+        assert_eq!(never_reported(&store, &known).await, None);
+        let all = add(&["--check", "*", "--for", "1h", "--reason", "maintenance"]).unwrap();
+        assert_eq!(never_reported(&store, &all).await, None);
     }
 
     #[test]

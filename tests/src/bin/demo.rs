@@ -151,7 +151,9 @@ async fn forward(stack: &LocalStack, pager: &mut Replay) -> Result<(), String> {
     alerts.sort_by_key(|a| Check::ALL.iter().position(|c| a.body["check"] == c.name()));
     let (events_before, warnings_before) = (pager.pagerduty.accepted().len(), pager.warnings().await.len());
     for alert in &alerts {
-        if let Invocation::Error { error_type, error_message } = pager.deliver(&alert.raw).await {
+        if let Invocation::Error { error_type, error_message } =
+            pager.deliver(&alert.raw, time::OffsetDateTime::now_utc()).await
+        {
             return Err(format!("the forwarder failed: {error_type}: {error_message}"));
         }
     }
