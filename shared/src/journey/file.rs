@@ -1376,8 +1376,8 @@ assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x
             problems(source),
             [
                 "j.toml:7:8: {{vars.up}} is empty, \".\" or \"..\", which cannot stand as a URL segment",
-                "j.toml:8:22: {{vars.note}} holds a control character (CR, LF or NUL), which a header value cannot carry",
-                "j.toml:9:10: {{vars.note}} holds a control character (CR, LF or NUL), which a header value cannot carry",
+                "j.toml:8:22: {{vars.note}} holds a control character (CR, LF, NUL, DEL or another), which a header value cannot carry",
+                "j.toml:9:10: {{vars.note}} holds a control character (CR, LF, NUL, DEL or another), which a header value cannot carry",
             ]
         );
     }

@@ -70,7 +70,8 @@ impl Place {
     fn may_refuse(self, value: &str) -> bool {
         match self {
             Place::PathAndQuery => matches!(value, "" | "." | ".."),
-            Place::Header => value.contains(['\r', '\n', '\0']),
+            // HTTP takes no control character in a header value but the tab (RFC 9110, 5.5).
+            Place::Header => value.chars().any(|c| c.is_ascii_control() && c != '\t'),
             Place::Form | Place::Json | Place::RawForm => false,
         }
     }
