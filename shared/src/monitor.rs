@@ -13,7 +13,7 @@ use crate::journey::file::JourneyDef;
 use crate::journey::runner;
 use crate::journey::{RunSetup, StepRecorder};
 use crate::metrics::{MetricsSink, StdoutEmf, emf_records};
-use crate::result::RunResult;
+use crate::result::{Outcome, RunResult};
 use crate::secret::{CredentialStore, SecretSource};
 use lambda_runtime::{LambdaEvent, tracing};
 use serde_json::Value;
@@ -123,6 +123,13 @@ impl Monitor {
             journey.degrade(&step, Cause::Tls, &finding);
         }
         let run = journey.finish();
+        if let Some(error) = monitor_failure(&run) {
+            // The result is logged whole (its texts are scrubbed), so nothing of the run is lost;
+            // it is neither a page nor a data point of the target's SLO.
+            let result = serde_json::to_string(&run).unwrap_or_default();
+            tracing::error!(check = %run.check, run_id = %run.run_id, error_type = error.error_type(), %error, %result, "monitor failure");
+            return Err(error);
+        }
         for record in emf_records(&run, &config.metrics_namespace) {
             self.metrics.emit_json(&record);
         }
@@ -142,6 +149,24 @@ impl Monitor {
         );
         Ok(run)
     }
+}
+
+/// A run whose every failure is the monitor's own (`misconfigured`: a secret re-read mid-journey
+/// that lacks a field, a request the client refuses to build) says nothing about the target. It
+/// ends the invocation with an error, after its cleanup steps ran, so Lambda's retry, on-failure
+/// destination and `Errors` alarm take it, as they do a misconfiguration found before the run.
+/// A run where the target failed as well (a `cleanup_failed` among them) still pages.
+fn monitor_failure(run: &RunResult) -> Option<CheckError> {
+    let mut failed = run.steps.iter().filter(|s| s.outcome == Outcome::Failed).peekable();
+    failed.peek()?;
+    let mut reasons = Vec::new();
+    for step in failed {
+        if step.cause != Some(Cause::Misconfigured) {
+            return None;
+        }
+        reasons.push(format!("step {}: {}", step.name, step.error.as_deref().unwrap_or("misconfigured")));
+    }
+    Some(CheckError::Misconfigured(reasons.join("; ")))
 }
 
 /// The one place a certificate close to expiry is judged: once per run, after the journey, on
@@ -237,7 +262,6 @@ mod tests {
     use crate::http::Auth;
     use crate::http::ScriptedTarget;
     use crate::metrics::RecordingMetrics;
-    use crate::result::Outcome;
     use crate::secret::InMemorySecrets;
     use lambda_runtime::Context;
     use serde_json::json;
@@ -350,6 +374,22 @@ mod tests {
         assert_eq!(error.error_type(), "Misconfigured");
         assert!(h.target.requests().is_empty());
         assert!(h.notifier.delivered().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_secret_rotated_into_one_lacking_a_field_is_a_monitor_failure_not_a_page() {
+        // GIVEN a login rejected, and the secret re-read after it rotated into one without the
+        // password
+        let h = harness(Check::Auth, ScriptedTarget::default().then(401, r#"{"error":"invalid_credentials"}"#));
+        h.monitor.credentials.as_ref().unwrap().get().await.unwrap();
+        h.secrets.put("synthetic/account", r#"{"email":"mon@example.com"}"#);
+        // WHEN the check runs
+        let error = h.monitor.handle(scheduled_event()).await.unwrap_err();
+        // THEN the invocation fails naming the field; the target is neither paged nor counted
+        assert_eq!(error.error_type(), "Misconfigured");
+        assert!(error.to_string().contains("\"password\""), "{error}");
+        assert!(h.notifier.delivered().is_empty());
+        assert!(h.metrics.records().is_empty());
     }
 
     #[tokio::test]
