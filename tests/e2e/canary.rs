@@ -101,12 +101,13 @@ async fn a_canary_failing_a_quarter_of_runs_rolls_back_on_the_failure_rate() {
 }
 
 #[tokio::test]
-async fn a_canary_fifty_percent_slower_on_one_step_rolls_back_on_latency() {
+async fn a_canary_twice_as_slow_on_one_step_rolls_back_on_latency() {
     let shops = Shops::start().await;
     shops.baseline.handle().set_fault("products", "slow:40").expect("valid fault");
-    shops.canary.handle().set_fault("products", "slow:60").expect("valid fault");
+    shops.canary.handle().set_fault("products", "slow:80").expect("valid fault");
     // 30 runs: p95 is the second slowest, so one answer delayed by a loaded machine cannot hide
-    // the canary's 20 ms (at 12 runs p95 is the slowest).
+    // the canary's 40 ms (at 12 runs p95 is the slowest). A difference of tens of ms is what a
+    // busy 2-core machine adds to an answer now and then, so the canary's is larger than that.
     let (code, analysis) = shops.analyse(30).await;
     assert_eq!((code, analysis["verdict"].as_str()), (1, Some("rollback")), "{analysis:#}");
     // Products decides; a loaded machine can make the login step a few ms slower on one side too.
