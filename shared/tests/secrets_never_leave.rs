@@ -65,7 +65,12 @@ fn answer() -> impl Strategy<Value = Answer> {
     ]
 }
 
-fn journey(form_body: bool, basic: bool) -> String {
+/// The login's token is taken by a JSON pointer or by a JSONPath: either way it is scrubbed.
+fn journey(form_body: bool, basic: bool, by_path: bool) -> String {
+    let token = match by_path {
+        true => r#"jsonpath = "$.access_token""#,
+        false => r#"json = "/access_token""#,
+    };
     let body = match form_body {
         true => r#"form = { email = "{{secret.email}}", password = "{{secret.password}}" }"#,
         false => r#"json = { email = "{{secret.email}}", password = "{{secret.password}}" }"#,
@@ -86,7 +91,7 @@ path = "/login"
 {basic}
 expect_status = 200
 rejected_status = 401
-capture = {{ token = {{ json = "/access_token" }} }}
+capture = {{ token = {{ {token} }} }}
 [[steps]]
 name = "me"
 path = "/me/{{{{secret.email}}}}?key={{{{secret.api_key}}}}"
@@ -193,10 +198,10 @@ impl Case {
     }
 }
 
-fn run(case: &Case, form_body: bool, answers: &[Answer]) -> RunResult {
+fn run(case: &Case, form_body: bool, by_path: bool, answers: &[Answer]) -> RunResult {
     let v = &case.values;
     let account = serde_json::json!({"email": v.email, "password": v.password, "api_key": v.api_key});
-    let journey_def = JourneyDef::parse(&journey(form_body, case.basic)).unwrap_or_else(|p| panic!("{p}"));
+    let journey_def = JourneyDef::parse(&journey(form_body, case.basic, by_path)).unwrap_or_else(|p| panic!("{p}"));
     let mut script = ScriptedTarget::default();
     for answer in answers {
         script = script.then_after(Duration::ZERO, case.response(answer));
@@ -266,10 +271,11 @@ proptest! {
         values in values(),
         form_body in any::<bool>(),
         basic in any::<bool>(),
+        by_path in any::<bool>(),
         answers in prop::collection::vec(answer(), 4),
     ) {
         let case = Case { values, basic };
-        let run = run(&case, form_body, &answers);
+        let run = run(&case, form_body, by_path, &answers);
         let secrets = case.secret_forms();
         let pieces = pieces(&secrets);
         for text in outputs(&run) {

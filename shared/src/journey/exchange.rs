@@ -215,6 +215,11 @@ impl StepRecorder {
         &self.setup.run_id
     }
 
+    /// The run's cookies so far: what a `cookie` capture reads.
+    pub fn cookies(&self) -> &CookieJar {
+        &self.cookies
+    }
+
     /// From now on, these values are cut out of every error message the journey records.
     pub fn scrub<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
         self.scrubber.add_all(values);
@@ -286,7 +291,7 @@ impl StepRecorder {
             if let (StepRole::Login, Ok(response)) = (spec.role, &sent) {
                 self.learn_login_captures(&spec, response);
             }
-            let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber);
+            let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber, &self.cookies);
             if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
                 tokio::time::sleep(self.setup.retry.delay_before(attempt)).await;
                 continue;
@@ -301,7 +306,7 @@ impl StepRecorder {
     /// the login's own error (a token answered with an unexpected status) cannot show it.
     fn learn_login_captures(&mut self, spec: &StepSpec, response: &HttpResponse) {
         for capture in &spec.captures {
-            if let Ok(value) = capture.extract(response) {
+            if let Ok(value) = capture.extract(response, &self.cookies) {
                 self.scrubber.add(&Secret::new(value));
             }
         }
@@ -517,13 +522,18 @@ fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
 /// on every later request of the run, never shared between runs. The run talks to one origin,
 /// so `Domain` and `Path` are not consulted.
 #[derive(Default)]
-struct CookieJar {
+pub struct CookieJar {
     cookies: Vec<(String, Secret<String>)>,
 }
 
 impl CookieJar {
     fn is_empty(&self) -> bool {
         self.cookies.is_empty()
+    }
+
+    /// The value of the cookie `name` (names are case-sensitive, as browsers keep them).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.cookies.iter().find(|(n, _)| n == name).map(|(_, value)| value.expose().as_str())
     }
 
     fn apply(&self, headers: &mut Vec<(String, String)>) {

@@ -7,6 +7,7 @@
 //! again at run time but what only the run can know (the secret's fields, the target's answers).
 //! The format is documented in the README ("Journey files").
 
+use super::extract::{Path, Pattern};
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -42,6 +43,16 @@ pub enum CaptureSource {
     /// A JSON pointer into the body (RFC 6901).
     Json(String),
     Header(String),
+    /// The run's cookie of this name, as the jar holds it after the step (a cookie set on a
+    /// redirect on the way counts).
+    Cookie(String),
+    /// The first group of a regex, on the body or on a header.
+    Regex {
+        pattern: Pattern,
+        header: Option<String>,
+    },
+    /// The first node an RFC 9535 JSONPath selects in the body.
+    JsonPath(Path),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -806,21 +817,64 @@ impl Reader<'_> {
                 continue;
             }
             let Some(source) = self.table(value, &format!("capture {name}")) else { continue };
-            self.known_keys(source, &["json", "header"], &format!("capture {name}"));
-            let source = match (source.get("json"), source.get("header")) {
-                (Some(pointer), None) => self.pointer(pointer).map(CaptureSource::Json),
-                (None, Some(header)) => self.string(header, "header").map(|(h, _)| CaptureSource::Header(h)),
-                _ => {
-                    self.problem(
-                        value.span(),
-                        format!("capture {name} takes one of {{ json = \"/pointer\" }} or {{ header = \"Name\" }}"),
-                    );
-                    None
-                }
-            };
+            let source = self.capture_source(source, value.span(), &name);
             out.extend(source.map(|source| Capture { name, source }));
         }
         out
+    }
+
+    /// One of `{ json }`, `{ header }`, `{ cookie }`, `{ regex [, header] }` or `{ jsonpath }`.
+    fn capture_source(&mut self, source: &DeTable<'_>, span: Range<usize>, name: &str) -> Option<CaptureSource> {
+        let what = format!("capture {name}");
+        self.known_keys(source, &["json", "header", "cookie", "regex", "jsonpath"], &what);
+        let given = |key: &str| source.get(key);
+        let keys: Vec<&str> =
+            ["json", "header", "cookie", "regex", "jsonpath"].into_iter().filter(|k| given(k).is_some()).collect();
+        match (keys.as_slice(), given("header")) {
+            (["json"], _) => given("json").and_then(|p| self.pointer(p)).map(CaptureSource::Json),
+            (["header"], Some(header)) => self.token(header, "header").map(CaptureSource::Header),
+            (["cookie"], _) => given("cookie").and_then(|c| self.token(c, "cookie")).map(CaptureSource::Cookie),
+            (["jsonpath"], _) => given("jsonpath").and_then(|p| self.jsonpath(p)).map(CaptureSource::JsonPath),
+            (["header", "regex"] | ["regex"], header) => {
+                let header = match header {
+                    Some(h) => Some(self.token(h, "header")?),
+                    None => None,
+                };
+                let pattern = given("regex").and_then(|r| self.regex(r))?;
+                Some(CaptureSource::Regex { pattern, header })
+            }
+            _ => {
+                self.problem(
+                    span,
+                    format!(
+                        "{what} takes one of {{ json = \"/pointer\" }}, {{ header = \"Name\" }}, \
+                         {{ cookie = \"name\" }}, {{ regex = \"(...)\" }} (with header = \"Name\" for a header) or \
+                         {{ jsonpath = \"$...\" }}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A header or cookie name: both are HTTP tokens.
+    fn token(&mut self, value: &Value_<'_>, what: &str) -> Option<String> {
+        let (name, span) = self.string(value, what)?;
+        if !crate::http::is_header_name(&name) {
+            self.problem(span, format!("{name:?} is not a valid {what} name"));
+            return None;
+        }
+        Some(name)
+    }
+
+    fn regex(&mut self, value: &Value_<'_>) -> Option<Pattern> {
+        let (text, span) = self.string(value, "regex")?;
+        Pattern::new(&text).map_err(|message| self.problem(span, message)).ok()
+    }
+
+    fn jsonpath(&mut self, value: &Value_<'_>) -> Option<Path> {
+        let (text, span) = self.string(value, "jsonpath")?;
+        Path::parse(&text).map_err(|message| self.problem(span, message)).ok()
     }
 
     fn asserts(&mut self, value: &Value_<'_>, context: &Context) -> Vec<AssertDef> {
@@ -1435,5 +1489,60 @@ assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x
             [AssertDef::Json { pointer: String::new(), optional: false, test: JsonTestDef::MinItems(1) }]
         );
         assert!(!journey.uses_secrets());
+    }
+
+    #[test]
+    fn cookie_regex_and_jsonpath_captures_parse_and_feed_later_steps() {
+        let journey = JourneyDef::parse(
+            r#"check = "c"
+[[steps]]
+name = "form"
+path = "/login"
+capture = { csrf = { cookie = "csrftoken" }, field = { regex = 'name="csrf" value="([^"]+)"' }, loc = { regex = "/orders/(\\d+)", header = "Location" }, kettle = { jsonpath = "$.items[?@.name == 'Kettle'].id" } }
+[[steps]]
+name = "use"
+method = "POST"
+path = "/orders/{{loc}}/{{kettle}}"
+headers = { X-CSRFToken = "{{csrf}}" }
+form = { csrf = "{{field}}" }
+"#,
+        )
+        .unwrap();
+        let sources: Vec<String> = journey.steps[0].captures.iter().map(|c| format!("{:?}", c.source)).collect();
+        assert!(sources[0].starts_with("Cookie(\"csrftoken\")"), "{sources:?}");
+        assert!(matches!(&journey.steps[0].captures[2].source,
+            CaptureSource::Regex { pattern, header: Some(h) } if pattern.as_str() == "/orders/(\\d+)" && h == "Location"));
+        assert!(matches!(&journey.steps[0].captures[3].source,
+            CaptureSource::JsonPath(p) if p.as_str() == "$.items[?@.name == 'Kettle'].id"));
+        assert_eq!(journey.steps[1].captures_used().len(), 4);
+    }
+
+    #[test]
+    fn every_misuse_of_a_capture_is_located() {
+        let source = r#"check = "c"
+[[steps]]
+name = "a"
+path = "/"
+capture = { a = { regex = "id=(" }, b = { regex = "\\d+" }, c = { jsonpath = "$.items[?" }, d = { cookie = "bad name" }, e = { json = "/x", cookie = "s" }, f = { jsonpath = "items" }, g = { regex = "(x)", header = "Bad Header" }, h = { cookie = "s", regexp = "(x)" } }
+"#;
+        let found = problems(source);
+        let column = |needle: &str| source.lines().nth(4).and_then(|l| l.find(needle)).map_or(0, |c| c + 1);
+        let expect = [
+            (column(r#""id=(""#), "regex \"id=(\" is invalid: "),
+            (column(r#""\\d+""#), "has no group"),
+            (column(r#""$.items[?""#), "JSONPath \"$.items[?\" is invalid (RFC 9535)"),
+            (column(r#""bad name""#), "\"bad name\" is not a valid cookie name"),
+            (column(r#"{ json = "/x", cookie"#), "capture e takes one of"),
+            (column(r#""items""#), "JSONPath \"items\" is invalid"),
+            (column(r#""Bad Header""#), "\"Bad Header\" is not a valid header name"),
+            (column("regexp"), "regexp"),
+        ];
+        for (col, message) in expect {
+            assert!(
+                found.iter().any(|p| p.starts_with(&format!("j.toml:5:{col}: ")) && p.contains(message)),
+                "{message:?} at 5:{col} not in {found:#?}"
+            );
+        }
+        assert!(found.iter().all(|p| !p.contains('\n')), "one line each: {found:#?}");
     }
 }

@@ -3,7 +3,7 @@
 //! A status mismatch is an `http_status` failure, a body that cannot be parsed is
 //! `invalid_response`, and a well-formed answer with the wrong content is `assertion`.
 
-use super::exchange::StepSpec;
+use super::exchange::{CookieJar, StepSpec};
 use super::file::{Capture, CaptureSource, StepRole};
 use crate::error::CheckError;
 use crate::http::{HttpResponse, json_at};
@@ -207,12 +207,13 @@ pub(super) fn judge(
     elapsed: Duration,
     timeout: Duration,
     scrubber: &Scrubber,
+    cookies: &CookieJar,
 ) -> Verdict {
     let verdict = match sent {
         Err(error) => Verdict { outcome: Outcome::Failed, status: None, error: Some(error), response: None },
         Ok(response) => {
             let status = Some(response.status);
-            let error = content_error(spec, &response, scrubber).or_else(|| latency_error(timeout, elapsed));
+            let error = content_error(spec, &response, scrubber, cookies).or_else(|| latency_error(timeout, elapsed));
             let outcome = match (&error, elapsed > spec.budget.degraded_after) {
                 (Some(_), _) => Outcome::Failed,
                 (None, true) => Outcome::Degraded,
@@ -238,7 +239,12 @@ pub(super) fn with_role(spec: &StepSpec, verdict: Verdict) -> Verdict {
     }
 }
 
-fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) -> Option<CheckError> {
+fn content_error(
+    spec: &StepSpec,
+    response: &HttpResponse,
+    scrubber: &Scrubber,
+    cookies: &CookieJar,
+) -> Option<CheckError> {
     if spec.rejected_status.as_ref().is_some_and(|rejected| rejected.matches(response.status)) {
         return Some(CheckError::CredentialsRejected { status: response.status });
     }
@@ -250,7 +256,7 @@ fn content_error(spec: &StepSpec, response: &HttpResponse, scrubber: &Scrubber) 
         });
     }
     let assertion = spec.assertions.iter().find_map(|a| a.check(response, scrubber).err());
-    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response).err()))
+    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response, cookies).err()))
 }
 
 fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
@@ -269,21 +275,34 @@ fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
 
 impl Capture {
     /// The value as text: a JSON string as is, a number or boolean as it prints.
-    pub fn extract(&self, response: &HttpResponse) -> Result<String, CheckError> {
+    pub fn extract(&self, response: &HttpResponse, cookies: &CookieJar) -> Result<String, CheckError> {
         let missing = |what: String| CheckError::Assertion(format!("capture {}: {what}", self.name));
+        let scalar = |found: Option<&serde_json::Value>, at: &str| match found {
+            Some(serde_json::Value::String(text)) => Ok(text.clone()),
+            Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
+            Some(other) => Err(missing(format!("JSON {at} is {}, not a string or number", kind(other)))),
+            None => Err(missing(format!("JSON {at} is missing"))),
+        };
         match &self.source {
             CaptureSource::Header(name) => {
                 response.header(name).map(str::to_string).ok_or_else(|| missing(format!("header {name} is missing")))
             }
-            CaptureSource::Json(pointer) => {
-                let json = response.json()?;
-                match json_at(json, pointer) {
-                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
-                    Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
-                    Some(other) => Err(missing(format!("JSON {pointer} is {}, not a string or number", kind(other)))),
-                    None => Err(missing(format!("JSON {pointer} is missing"))),
-                }
+            CaptureSource::Json(pointer) => scalar(json_at(response.json()?, pointer), pointer),
+            CaptureSource::JsonPath(path) => scalar(path.first(response.json()?), path.as_str()),
+            CaptureSource::Cookie(name) => {
+                cookies.value(name).map(str::to_string).ok_or_else(|| missing(format!("no cookie {name} was set")))
             }
+            CaptureSource::Regex { pattern, header: Some(name) } => {
+                let value = response.header(name).ok_or_else(|| missing(format!("header {name} is missing")))?;
+                pattern
+                    .first_group(value)
+                    .map(str::to_string)
+                    .ok_or_else(|| missing(format!("regex {:?} does not match header {name}", pattern.as_str())))
+            }
+            CaptureSource::Regex { pattern, header: None } => pattern
+                .first_group(&String::from_utf8_lossy(&response.body))
+                .map(str::to_string)
+                .ok_or_else(|| missing(format!("regex {:?} does not match the body", pattern.as_str()))),
         }
     }
 }

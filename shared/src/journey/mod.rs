@@ -12,6 +12,7 @@
 //! What a run produces is in [`crate::result`], apart from the code that produces it.
 
 pub mod exchange;
+pub mod extract;
 pub mod file;
 pub mod judge;
 pub mod runner;

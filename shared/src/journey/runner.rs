@@ -177,7 +177,7 @@ async fn run_step(
 /// then judged wrong must still be refunded.
 fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut StepRecorder, scope: &mut RunScope) {
     for capture in &step.captures {
-        if let Ok(value) = capture.extract(response) {
+        if let Ok(value) = capture.extract(response, journey.cookies()) {
             if step.role == StepRole::Login {
                 journey.scrub([&Secret::new(value.clone())]);
             }
@@ -865,5 +865,125 @@ bearer = "{{token}}"
             "misconfigured: secret acct has no string field \"username\" that journey nested uses"
         );
         assert!(target.requests().is_empty());
+    }
+
+    /// A Django-style session login; `{login}` ends the login step, `{order}` is the order's path.
+    fn csrf_login(login: &str, order: &str) -> String {
+        format!(
+            r#"
+check = "csrf"
+[[steps]]
+name = "form"
+path = "/accounts/login/"
+capture = {{ csrf = {{ cookie = "csrftoken" }}, field = {{ regex = 'name="csrfmiddlewaretoken" value="([^"]+)"' }} }}
+[[steps]]
+name = "login"
+role = "login"
+method = "POST"
+path = "/accounts/login/"
+headers = {{ X-CSRFToken = "{{{{csrf}}}}" }}
+form = {{ csrfmiddlewaretoken = "{{{{field}}}}", username = "{{{{secret.email}}}}", password = "{{{{secret.password}}}}" }}
+{login}
+[[steps]]
+name = "order"
+path = "{order}"
+capture = {{ kettle = {{ jsonpath = "$.items[?@.name == 'Kettle'].id" }} }}
+[[steps]]
+name = "use"
+path = "/items/{{{{kettle}}}}"
+headers = {{ X-Session = "{{{{session}}}}" }}
+"#
+        )
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<HttpResponse, CheckError> {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Ok(HttpResponse::new(status, headers, body.as_bytes().to_vec()))
+    }
+
+    fn header(request: &HttpRequest, name: &str) -> Option<String> {
+        request.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[tokio::test]
+    async fn cookie_regex_and_jsonpath_captures_feed_later_steps_and_login_ones_are_scrubbed() {
+        // GIVEN a Django-style form (CSRF cookie and hidden field), a login whose redirect sets
+        // the session cookie on the way, and a listing where the wanted item is not the first
+        let form = r#"<form><input type="hidden" name="csrfmiddlewaretoken" value="field-tok-1"></form>"#;
+        let items = r#"{"items":[{"name":"Mug","id":7},{"name":"Kettle","id":42},{"name":"Kettle","id":43}]}"#;
+        let broke = "session sess-9f8e and item 42 broke";
+        let target = ScriptedTarget::default()
+            .then_after(Duration::ZERO, answer(200, &[("set-cookie", "csrftoken=cookie-tok-1; Path=/")], form))
+            .then_after(Duration::ZERO, answer(302, &[("set-cookie", "sessionid=sess-9f8e"), ("location", "/")], ""))
+            .then_after(Duration::ZERO, answer(200, &[], "welcome"))
+            .then_after(Duration::ZERO, answer(200, &[], items))
+            .then_after(Duration::ZERO, answer(500, &[], broke))
+            .then_after(Duration::ZERO, answer(500, &[], broke));
+        let journey = csrf_login(r#"capture = { session = { cookie = "sessionid" } }"#, "/orders/1");
+        let ran = run_journey(&journey, target).await;
+        let [_, login, _, _, used, ..] = ran.requests.as_slice() else { panic!("{:#?}", ran.requests) };
+        // THEN the cookie and the hidden field are sent back where the journey puts them
+        assert_eq!(header(login, "X-CSRFToken").as_deref(), Some("cookie-tok-1"));
+        assert_eq!(form_fields(login)[0], ("csrfmiddlewaretoken".to_string(), "field-tok-1".to_string()));
+        // AND the JSONPath filter picked the first Kettle; the cookie set on the redirect went on
+        assert_eq!(used.url.path(), "/items/42");
+        assert_eq!(header(used, "X-Session").as_deref(), Some("sess-9f8e"));
+        // AND what the login handed back is scrubbed from the failure that quotes it
+        let error = ran.run.steps[3].error.clone().unwrap();
+        assert!(error.contains("item 42") && !error.contains("sess-9f8e"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_regex_on_a_header_takes_its_first_group_and_a_login_one_is_scrubbed() {
+        // GIVEN a login answering 201 Created, its Location naming the order
+        let target = Arc::new(
+            ScriptedTarget::default()
+                .then_after(
+                    Duration::ZERO,
+                    answer(200, &[("set-cookie", "csrftoken=c1")], r#"name="csrfmiddlewaretoken" value="f1""#),
+                )
+                .then_after(
+                    Duration::ZERO,
+                    answer(201, &[("set-cookie", "sessionid=s1"), ("location", "/orders/9731")], ""),
+                )
+                .then_after(Duration::ZERO, answer(200, &[], r#"{"items":[{"name":"Kettle","id":"k-1"}]}"#))
+                .then_after(Duration::ZERO, answer(500, &[], "order 9731 broke"))
+                .then_after(Duration::ZERO, answer(500, &[], "order 9731 broke")),
+        );
+        let login = "expect_status = 201\ncapture = { session = { cookie = \"sessionid\" }, next = { regex = \"^/orders/(\\\\d+)$\", header = \"Location\" } }";
+        let journey_def = JourneyDef::parse(&csrf_login(login, "/orders/{{next}}")).unwrap_or_else(|p| panic!("{p}"));
+        let store =
+            CredentialStore::new(Arc::new(InMemorySecrets::with("acct", ACCOUNT)), "acct", Duration::from_secs(300));
+        let mut journey = StepRecorder::new(setup(target.clone(), "csrf"));
+        run(&journey_def, &mut journey, Some(&store)).await.unwrap();
+        let run = journey.finish();
+        let requests = target.requests();
+        // THEN the first group of the header's match is the path segment
+        assert_eq!(requests[2].url.path(), "/orders/9731");
+        assert_eq!(requests[3].url.path(), "/items/k-1");
+        // AND a value captured at login is scrubbed like a token
+        let error = run.steps[3].error.clone().unwrap();
+        assert!(!error.contains("9731"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_capture_that_finds_nothing_fails_the_step_naming_what_it_looked_for() {
+        let cases = [
+            (r#"{ c = { cookie = "csrftoken" } }"#, "capture c: no cookie csrftoken was set"),
+            (r#"{ c = { regex = "id=(\\d+)" } }"#, r#"capture c: regex "id=(\\d+)" does not match the body"#),
+            (r#"{ c = { regex = "(\\d+)", header = "X-Id" } }"#, "capture c: header X-Id is missing"),
+            (
+                r#"{ c = { jsonpath = "$.items[?@.name == 'Kettle'].id" } }"#,
+                "capture c: JSON $.items[?@.name == 'Kettle'].id is missing",
+            ),
+            (r#"{ c = { jsonpath = "$.items" } }"#, "capture c: JSON $.items is an array, not a string or number"),
+        ];
+        for (capture, expected) in cases {
+            let source = format!("check = \"c\"\n[[steps]]\nname = \"a\"\npath = \"/\"\ncapture = {capture}\n");
+            let target = ScriptedTarget::default().then(200, r#"{"items":[]}"#).then(200, r#"{"items":[]}"#);
+            let ran = run_journey(&source, target).await;
+            assert_eq!(outcomes(&ran.run), [("a", Outcome::Failed, Some(Cause::Assertion))], "{capture}");
+            assert_eq!(ran.run.steps[0].error.as_deref(), Some(expected), "{capture}");
+        }
     }
 }

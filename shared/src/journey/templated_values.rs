@@ -1,6 +1,6 @@
-//! The promise of templates, held over generated values: no templated value (a capture, a var,
-//! a secret field, the run id) changes a request's origin, or its path outside its own segment,
-//! or adds a header, a query parameter or a form field.
+//! The promise of templates, held over generated values: no templated value (a capture by JSON
+//! pointer, JSONPath or regex, a var, a secret field, the run id) changes a request's origin, or its
+//! path outside its own segment, or adds a header, a query parameter or a form field.
 //!
 //! Each case writes a journey that puts one value, from one source, into one place (a path
 //! segment and a query value, a header, a form field of a table or of a form body written by hand,
@@ -23,6 +23,10 @@ const TARGET: &str = "http://api.test/shop/";
 #[derive(Clone, Copy, Debug)]
 enum Source {
     Capture,
+    /// Captured by an RFC 9535 JSONPath filter.
+    JsonPathCapture,
+    /// Captured by a regex's first group on the body.
+    RegexCapture,
     Var,
     Secret,
     RunId,
@@ -31,10 +35,25 @@ enum Source {
 impl Source {
     fn template(self) -> &'static str {
         match self {
-            Source::Capture => "{{v}}",
+            Source::Capture | Source::JsonPathCapture | Source::RegexCapture => "{{v}}",
             Source::Var => "{{vars.v}}",
             Source::Secret => "{{secret.v}}",
             Source::RunId => "{{run.id}}",
+        }
+    }
+}
+
+impl Source {
+    /// How the seed step captures `v`, and the body it answers with `value` in it.
+    fn seed(self, value: &str) -> (&'static str, String) {
+        match self {
+            Source::JsonPathCapture => (
+                r#"{ jsonpath = "$.items[?@.name == 'v'].v" }"#,
+                json!({ "items": [{ "name": "w", "v": "other" }, { "name": "v", "v": value }] }).to_string(),
+            ),
+            // Greedy between the first opening and the last closing tag: the value, whatever it holds.
+            Source::RegexCapture => ("{ regex = '(?s)^<v>(.*)</v>$' }", format!("<v>{value}</v>")),
+            _ => (r#"{ json = "/v" }"#, json!({ "v": value }).to_string()),
         }
     }
 }
@@ -128,8 +147,9 @@ struct Ran {
 }
 
 fn run_case(source: Source, place: Place, value: &str) -> Ran {
+    let (capture, seed) = source.seed(value);
     let journey = format!(
-        "check = \"prop\"\n[vars]\nv = {}\n[[steps]]\nname = \"seed\"\npath = \"/seed\"\ncapture = {{ v = {{ json = \"/v\" }} }}\n\
+        "check = \"prop\"\n[vars]\nv = {}\n[[steps]]\nname = \"seed\"\npath = \"/seed\"\ncapture = {{ v = {capture} }}\n\
          [[steps]]\nname = \"use\"\n{}",
         toml_string(value),
         place.step(source.template())
@@ -137,7 +157,7 @@ fn run_case(source: Source, place: Place, value: &str) -> Ran {
     let Ok(journey) = JourneyDef::parse(&journey) else {
         return Ran { parsed: false, requests: Vec::new() };
     };
-    let target = Arc::new(ScriptedTarget::default().then(200, &json!({ "v": value }).to_string()).then(200, "{}"));
+    let target = Arc::new(ScriptedTarget::default().then(200, &seed).then(200, "{}"));
     let secrets = Arc::new(InMemorySecrets::with("acct", &json!({ "v": value }).to_string()));
     let store = CredentialStore::new(secrets, "acct", Duration::from_secs(300));
     let run_id = match source {
@@ -227,7 +247,9 @@ proptest! {
     #[test]
     fn no_templated_value_moves_a_request_or_adds_to_it(
         value in value(),
-        source in prop::sample::select(vec![Source::Capture, Source::Var, Source::Secret, Source::RunId]),
+        source in prop::sample::select(vec![
+            Source::Capture, Source::JsonPathCapture, Source::RegexCapture, Source::Var, Source::Secret, Source::RunId,
+        ]),
         place in prop::sample::select(vec![Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm]),
     ) {
         let ran = run_case(source, place, &value);
