@@ -9,7 +9,7 @@ use serde_json_path::JsonPath;
 /// (`(a{100}){100}`) is refused at load, not left to a Lambda's 128 MB.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// A regex with at least one group, as the file wrote it; its first group is what it finds.
+/// A regex as the file wrote it; a capture's has a group, and its first group is what it finds.
 /// The `regex` crate matches in linear time, so a huge or hostile body cannot stall a step.
 #[derive(Clone, Debug)]
 pub struct Pattern(Regex);
@@ -21,11 +21,18 @@ impl PartialEq for Pattern {
 }
 
 impl Pattern {
-    pub fn new(text: &str) -> Result<Self, String> {
-        let regex = RegexBuilder::new(text)
+    /// A regex to match, with or without groups.
+    pub fn any(text: &str) -> Result<Self, String> {
+        RegexBuilder::new(text)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| format!("regex {text:?} is invalid: {}", last_line(&e.to_string())))?;
+            .map(Pattern)
+            .map_err(|e| format!("regex {text:?} is invalid: {}", last_line(&e.to_string())))
+    }
+
+    /// A regex to capture with: it needs a group.
+    pub fn capturing(text: &str) -> Result<Self, String> {
+        let Pattern(regex) = Pattern::any(text)?;
         if regex.captures_len() < 2 {
             return Err(format!("regex {text:?} has no group: a capture takes its first group, as in \"id=(\\d+)\""));
         }
@@ -34,6 +41,10 @@ impl Pattern {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    pub fn is_match(&self, haystack: &str) -> bool {
+        self.0.is_match(haystack)
     }
 
     /// The first group of the first match where that group takes part.
@@ -79,19 +90,19 @@ mod tests {
 
     #[test]
     fn a_pattern_finds_its_first_group_of_the_first_match_where_it_takes_part() {
-        let p = Pattern::new(r#"name="csrf" value="([^"]+)""#).unwrap();
+        let p = Pattern::capturing(r#"name="csrf" value="([^"]+)""#).unwrap();
         assert_eq!(p.first_group(r#"<input name="csrf" value="abc123"><input name="csrf" value="z">"#), Some("abc123"));
         assert_eq!(p.first_group("nothing"), None);
-        let alternation = Pattern::new(r"a=x|b=(\d+)").unwrap();
+        let alternation = Pattern::capturing(r"a=x|b=(\d+)").unwrap();
         assert_eq!(alternation.first_group("a=x b=7"), Some("7"), "a match without the group is passed over");
     }
 
     #[test]
     fn a_pattern_without_a_group_or_invalid_or_too_big_is_refused_in_one_line() {
-        assert!(Pattern::new(r"\d+").unwrap_err().contains("has no group"));
-        let invalid = Pattern::new("id=(").unwrap_err();
+        assert!(Pattern::capturing(r"\d+").unwrap_err().contains("has no group"));
+        let invalid = Pattern::capturing("id=(").unwrap_err();
         assert_eq!(invalid, "regex \"id=(\" is invalid: unclosed group");
-        let big = Pattern::new(r"((a{100}){100}){100}(x)").unwrap_err();
+        let big = Pattern::capturing(r"((a{100}){100}){100}(x)").unwrap_err();
         assert!(big.contains("is invalid") && !big.contains('\n'), "{big}");
     }
 

@@ -8,6 +8,7 @@
 //! The format is documented in the README ("Journey files").
 
 use super::extract::{Path, Pattern};
+pub use super::judge::Comparison;
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -175,9 +176,24 @@ pub enum JsonTemplate {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AssertDef {
-    Json { pointer: String, optional: bool, test: JsonTestDef },
-    Header { name: String, test: HeaderTestDef },
+    Json {
+        pointer: String,
+        optional: bool,
+        test: JsonTestDef,
+    },
+    /// The first node an RFC 9535 JSONPath selects, judged as a pointer's value is.
+    JsonPath {
+        path: Path,
+        optional: bool,
+        test: JsonTestDef,
+    },
+    Header {
+        name: String,
+        test: HeaderTestDef,
+    },
     BodyContains(Template),
+    BodyNotContains(Template),
+    BodyMatches(Pattern),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -188,12 +204,32 @@ pub enum JsonTestDef {
     NotIn(Vec<JsonTemplate>),
     NonEmpty,
     MinItems(usize),
+    Compare(Comparison, serde_json::Number),
+    Matches(Pattern),
+    NotEquals(JsonTemplate),
+    Contains(JsonTemplate),
+    Length { min: Option<usize>, max: Option<usize> },
+}
+
+impl JsonTestDef {
+    fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        match self {
+            JsonTestDef::Equals(json) | JsonTestDef::NotEquals(json) | JsonTestDef::Contains(json) => {
+                json.templates(out)
+            }
+            JsonTestDef::OneOf(list) | JsonTestDef::NotIn(list) => list.iter().for_each(|json| json.templates(out)),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum HeaderTestDef {
     Equals(Template),
     Contains(Template),
+    NotContains(Template),
+    Exists(bool),
+    Matches(Pattern),
 }
 
 /// The step is not run when this capture holds one of these values (case-insensitive).
@@ -293,13 +329,13 @@ impl StepDef {
         }
         for assertion in &self.asserts {
             match assertion {
-                AssertDef::Json { test: JsonTestDef::Equals(json), .. } => json.templates(&mut out),
-                AssertDef::Json { test: JsonTestDef::OneOf(list) | JsonTestDef::NotIn(list), .. } => {
-                    list.iter().for_each(|json| json.templates(&mut out))
-                }
-                AssertDef::Json { .. } => {}
-                AssertDef::Header { test: HeaderTestDef::Equals(t) | HeaderTestDef::Contains(t), .. } => out.push(t),
-                AssertDef::BodyContains(t) => out.push(t),
+                AssertDef::Json { test, .. } | AssertDef::JsonPath { test, .. } => test.templates(&mut out),
+                AssertDef::Header {
+                    test: HeaderTestDef::Equals(t) | HeaderTestDef::Contains(t) | HeaderTestDef::NotContains(t),
+                    ..
+                } => out.push(t),
+                AssertDef::Header { .. } | AssertDef::BodyMatches(_) => {}
+                AssertDef::BodyContains(t) | AssertDef::BodyNotContains(t) => out.push(t),
             }
         }
         out
@@ -869,12 +905,65 @@ impl Reader<'_> {
 
     fn regex(&mut self, value: &Value_<'_>) -> Option<Pattern> {
         let (text, span) = self.string(value, "regex")?;
-        Pattern::new(&text).map_err(|message| self.problem(span, message)).ok()
+        Pattern::capturing(&text).map_err(|message| self.problem(span, message)).ok()
     }
 
     fn jsonpath(&mut self, value: &Value_<'_>) -> Option<Path> {
         let (text, span) = self.string(value, "jsonpath")?;
         Path::parse(&text).map_err(|message| self.problem(span, message)).ok()
+    }
+
+    /// A regex an assertion matches: no group needed.
+    fn any_regex(&mut self, value: &Value_<'_>, what: &str) -> Option<Pattern> {
+        let (text, span) = self.string(value, what)?;
+        Pattern::any(&text).map_err(|message| self.problem(span, message)).ok()
+    }
+
+    /// A number to compare with, as written (an integer stays exact).
+    fn number(&mut self, value: &Value_<'_>, what: &str) -> Option<serde_json::Number> {
+        let number = match value.get_ref() {
+            DeValue::Integer(i) => toml_integer(i).map(serde_json::Number::from),
+            DeValue::Float(f) => {
+                let text = f.as_str().replace('_', "");
+                text.trim_start_matches('+').parse::<serde_json::Number>().ok()
+            }
+            _ => None,
+        };
+        if number.is_none() {
+            self.problem(value.span(), format!("{what} must be a finite number"));
+        }
+        number
+    }
+
+    /// `length = 3`, or `length = { min = 1, max = 10 }` (either bound may be left out).
+    fn length(&mut self, value: &Value_<'_>) -> Option<JsonTestDef> {
+        let count = |reader: &mut Self, v: &Value_<'_>, what: &str| {
+            let n = v.get_ref().as_integer().and_then(toml_integer).and_then(|n| usize::try_from(n).ok());
+            if n.is_none() {
+                reader.problem(v.span(), format!("{what} must be a whole number, 0 or more"));
+            }
+            n
+        };
+        if let DeValue::Integer(_) = value.get_ref() {
+            let n = count(self, value, "length")?;
+            return Some(JsonTestDef::Length { min: Some(n), max: Some(n) });
+        }
+        let table = self.table(value, "length")?;
+        self.known_keys(table, &["min", "max"], "length");
+        let min = table.get("min").map(|v| count(self, v, "length.min"));
+        let max = table.get("max").map(|v| count(self, v, "length.max"));
+        match (min, max) {
+            (None, None) => {
+                self.problem(value.span(), "length takes a number or { min = n, max = m }".into());
+                None
+            }
+            (Some(Some(min)), Some(Some(max))) if min > max => {
+                self.problem(value.span(), format!("length range {min}..{max} is empty"));
+                None
+            }
+            (Some(None), _) | (_, Some(None)) => None,
+            (min, max) => Some(JsonTestDef::Length { min: min.flatten(), max: max.flatten() }),
+        }
     }
 
     fn asserts(&mut self, value: &Value_<'_>, context: &Context) -> Vec<AssertDef> {
@@ -890,23 +979,20 @@ impl Reader<'_> {
 
     fn assertion(&mut self, value: &Value_<'_>, context: &Context) -> Option<AssertDef> {
         let table = self.table(value, "an assertion")?;
-        if let Some(pointer) = table.get("json") {
-            self.known_keys(
-                table,
-                &["json", "optional", "exists", "equals", "one_of", "not_in", "non_empty", "min_items"],
-                "a json assertion",
-            );
-            let pointer = self.pointer(pointer);
+        if let Some(locator) = table.get("json").or_else(|| table.get("jsonpath")) {
+            self.known_keys(table, &[&["json", "jsonpath", "optional"][..], JSON_TESTS].concat(), "a json assertion");
+            let (pointer, path) = match (table.get("json"), table.get("jsonpath")) {
+                (Some(_), Some(both)) => {
+                    self.problem(both.span(), "an assertion takes json or jsonpath, not both".into());
+                    return None;
+                }
+                (Some(_), None) => (self.pointer(locator), None),
+                (None, _) => (None, Some(self.jsonpath(locator))),
+            };
             let optional = table.get("optional").and_then(|v| self.boolean(v, "optional")).unwrap_or(false);
-            let tests: Vec<&str> = ["exists", "equals", "one_of", "not_in", "non_empty", "min_items"]
-                .into_iter()
-                .filter(|k| table.get(*k).is_some())
-                .collect();
+            let tests: Vec<&str> = JSON_TESTS.iter().copied().filter(|k| table.get(*k).is_some()).collect();
             let [test] = tests.as_slice() else {
-                self.problem(
-                    value.span(),
-                    "a json assertion takes exactly one of exists, equals, one_of, not_in, non_empty, min_items".into(),
-                );
+                self.problem(value.span(), format!("a json assertion takes exactly one of {}", JSON_TESTS.join(", ")));
                 return None;
             };
             let arg = table.get(*test)?;
@@ -930,6 +1016,14 @@ impl Reader<'_> {
                     }
                 }
                 "equals" => self.json_template(arg, context).map(JsonTestDef::Equals),
+                "not_equals" => self.json_template(arg, context).map(JsonTestDef::NotEquals),
+                "contains" => self.json_template(arg, context).map(JsonTestDef::Contains),
+                "matches" => self.any_regex(arg, "matches").map(JsonTestDef::Matches),
+                "length" => self.length(arg),
+                "greater_than" | "at_least" | "less_than" | "at_most" => {
+                    let comparison = Comparison::parse(test).unwrap_or(Comparison::AtLeast);
+                    self.number(arg, test).map(|n| JsonTestDef::Compare(comparison, n))
+                }
                 list => {
                     let DeValue::Array(items) = arg.get_ref() else {
                         self.problem(arg.span(), format!("{list} must be a list of values"));
@@ -939,28 +1033,53 @@ impl Reader<'_> {
                     values.map(|v| if list == "one_of" { JsonTestDef::OneOf(v) } else { JsonTestDef::NotIn(v) })
                 }
             };
-            return Some(AssertDef::Json { pointer: pointer?, optional, test: test? });
+            return match path {
+                Some(path) => Some(AssertDef::JsonPath { path: path?, optional, test: test? }),
+                None => Some(AssertDef::Json { pointer: pointer?, optional, test: test? }),
+            };
         }
         if let Some(header) = table.get("header") {
-            self.known_keys(table, &["header", "equals", "contains"], "a header assertion");
-            let name = self.string(header, "header").map(|(h, _)| h);
-            let test = match (table.get("equals"), table.get("contains")) {
-                (Some(v), None) => self.template(v, "equals", context).map(HeaderTestDef::Equals),
-                (None, Some(v)) => self.template(v, "contains", context).map(HeaderTestDef::Contains),
+            const HEADER_TESTS: &[&str] = &["equals", "contains", "not_contains", "exists", "matches"];
+            self.known_keys(table, &[&["header"][..], HEADER_TESTS].concat(), "a header assertion");
+            let name = self.token(header, "header");
+            let tests: Vec<&str> = HEADER_TESTS.iter().copied().filter(|k| table.get(*k).is_some()).collect();
+            let test = match (tests.as_slice(), tests.first().and_then(|t| table.get(*t))) {
+                ([test], Some(v)) => match *test {
+                    "equals" => self.template(v, "equals", context).map(HeaderTestDef::Equals),
+                    "contains" => self.template(v, "contains", context).map(HeaderTestDef::Contains),
+                    "not_contains" => self.template(v, "not_contains", context).map(HeaderTestDef::NotContains),
+                    "exists" => self.boolean(v, "exists").map(HeaderTestDef::Exists),
+                    _ => self.any_regex(v, "matches").map(HeaderTestDef::Matches),
+                },
                 _ => {
-                    self.problem(value.span(), "a header assertion takes one of equals or contains".into());
+                    self.problem(
+                        value.span(),
+                        format!("a header assertion takes exactly one of {}", HEADER_TESTS.join(", ")),
+                    );
                     None
                 }
             };
             return Some(AssertDef::Header { name: name?, test: test? });
         }
-        if let Some(needle) = table.get("body_contains") {
-            self.known_keys(table, &["body_contains"], "a body assertion");
-            return self.template(needle, "body_contains", context).map(AssertDef::BodyContains);
+        let body: Vec<&str> = BODY_TESTS.iter().copied().filter(|k| table.get(*k).is_some()).collect();
+        if let Some(first) = body.first() {
+            self.known_keys(table, BODY_TESTS, "a body assertion");
+            if body.len() > 1 {
+                self.problem(value.span(), format!("a body assertion takes one of {}", BODY_TESTS.join(", ")));
+                return None;
+            }
+            let arg = table.get(*first)?;
+            return match *first {
+                "body_contains" => self.template(arg, first, context).map(AssertDef::BodyContains),
+                "body_not_contains" => self.template(arg, first, context).map(AssertDef::BodyNotContains),
+                _ => self.any_regex(arg, first).map(AssertDef::BodyMatches),
+            };
         }
         self.problem(
             value.span(),
-            "an assertion starts with json = \"/pointer\", header = \"Name\" or body_contains = \"text\"".into(),
+            "an assertion starts with json = \"/pointer\", jsonpath = \"$...\", header = \"Name\", \
+             body_contains, body_not_contains or body_matches"
+                .into(),
         );
         None
     }
@@ -1157,6 +1276,26 @@ const STEP_KEYS: &[&str] = &[
 
 /// A TOML integer's value in the radix it was written in: `0x64` is 100, never 64. Every integer
 /// of a TOML file the project reads (journeys, canary policies) is read through here.
+/// What a json/jsonpath assertion may test, one per assertion.
+const JSON_TESTS: &[&str] = &[
+    "exists",
+    "equals",
+    "not_equals",
+    "one_of",
+    "not_in",
+    "non_empty",
+    "min_items",
+    "greater_than",
+    "at_least",
+    "less_than",
+    "at_most",
+    "matches",
+    "contains",
+    "length",
+];
+
+const BODY_TESTS: &[&str] = &["body_contains", "body_not_contains", "body_matches"];
+
 pub(crate) fn toml_integer(i: &DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
@@ -1544,5 +1683,101 @@ capture = { a = { regex = "id=(" }, b = { regex = "\\d+" }, c = { jsonpath = "$.
             );
         }
         assert!(found.iter().all(|p| !p.contains('\n')), "one line each: {found:#?}");
+    }
+
+    #[test]
+    fn the_new_assertions_parse() {
+        let journey = JourneyDef::parse(
+            r#"check = "a"
+[[steps]]
+name = "a"
+path = "/"
+capture = { id = { json = "/id" } }
+assert = [
+  { json = "/total", greater_than = 0 },
+  { json = "/total", at_most = 99.5 },
+  { jsonpath = "$.items[?@.name == 'Kettle'].price", at_least = 1e1 },
+  { json = "/id", matches = "^ord_" },
+  { json = "/status", not_equals = "failed" },
+  { json = "/tags", contains = "new" },
+  { json = "/items", length = { min = 1, max = 10 } },
+  { json = "/code", length = 6 },
+  { header = "Cache-Control", exists = true },
+  { header = "Server", matches = "^nginx" },
+  { header = "X-Debug", not_contains = "stack" },
+  { body_matches = "ok|healthy" },
+  { body_not_contains = "Exception" },
+]
+[[steps]]
+name = "b"
+path = "/"
+assert = [{ json = "/id", not_equals = "{{id}}" }, { json = "/ids", contains = "{{id}}" }, { header = "X", not_contains = "{{id}}" }, { body_not_contains = "{{id}}" }]
+"#,
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
+        let a = &journey.steps[0].asserts;
+        assert_eq!(a.len(), 13);
+        assert!(
+            matches!(&a[0], AssertDef::Json { test: JsonTestDef::Compare(Comparison::GreaterThan, n), .. } if n.as_i64() == Some(0))
+        );
+        assert!(
+            matches!(&a[1], AssertDef::Json { test: JsonTestDef::Compare(Comparison::AtMost, n), .. } if n.as_f64() == Some(99.5))
+        );
+        assert!(
+            matches!(&a[2], AssertDef::JsonPath { test: JsonTestDef::Compare(Comparison::AtLeast, n), .. } if n.as_f64() == Some(10.0))
+        );
+        assert!(matches!(&a[6], AssertDef::Json { test: JsonTestDef::Length { min: Some(1), max: Some(10) }, .. }));
+        assert!(matches!(&a[7], AssertDef::Json { test: JsonTestDef::Length { min: Some(6), max: Some(6) }, .. }));
+        assert!(matches!(&a[8], AssertDef::Header { test: HeaderTestDef::Exists(true), .. }));
+        assert!(matches!(&a[12], AssertDef::BodyNotContains(_)));
+        assert_eq!(journey.steps[1].captures_used().iter().collect::<Vec<_>>(), ["id"], "templates in the new tests");
+    }
+
+    #[test]
+    fn every_misuse_of_an_assertion_is_located() {
+        let lines = [
+            r#"{ json = "/a", greater_than = "ten" }"#,
+            r#"{ json = "/a", at_least = inf }"#,
+            r#"{ json = "/a", matches = "(" }"#,
+            r#"{ json = "/a", length = { min = 5, max = 2 } }"#,
+            r#"{ json = "/a", length = -1 }"#,
+            r#"{ json = "/a", length = {} }"#,
+            r#"{ jsonpath = "$[", exists = true }"#,
+            r#"{ json = "/a", jsonpath = "$.a", exists = true }"#,
+            r#"{ json = "/a", less_than = 1, at_most = 2 }"#,
+            r#"{ header = "X", exists = "yes" }"#,
+            r#"{ header = "X", matches = "[" }"#,
+            r#"{ header = "X", not_contains = "a", equals = "b" }"#,
+            r#"{ body_matches = "(" }"#,
+            r#"{ body_contains = "a", body_not_contains = "b" }"#,
+            r#"{ json = "/a", not_equals = "{{nope}}" }"#,
+        ];
+        let source =
+            format!("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nassert = [\n{}\n]\n", lines.join(",\n"));
+        let found = problems(&source);
+        let expected = [
+            "greater_than must be a finite number",
+            "at_least must be a finite number",
+            "regex \"(\" is invalid",
+            "length range 5..2 is empty",
+            "length must be a whole number, 0 or more",
+            "length takes a number or { min = n, max = m }",
+            "JSONPath \"$[\" is invalid",
+            "an assertion takes json or jsonpath, not both",
+            "a json assertion takes exactly one of",
+            "exists must be",
+            "regex \"[\" is invalid",
+            "a header assertion takes exactly one of",
+            "regex \"(\" is invalid",
+            "a body assertion takes one of",
+            "{{nope}} names a capture that no earlier step makes",
+        ];
+        for (i, message) in expected.iter().enumerate() {
+            let line = i + 6;
+            assert!(
+                found.iter().any(|p| p.starts_with(&format!("j.toml:{line}:")) && p.contains(message)),
+                "{message:?} on line {line} not in {found:#?}"
+            );
+        }
     }
 }

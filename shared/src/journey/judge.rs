@@ -4,6 +4,7 @@
 //! `invalid_response`, and a well-formed answer with the wrong content is `assertion`.
 
 use super::exchange::{CookieJar, StepSpec};
+use super::extract::{Path, Pattern};
 use super::file::{Capture, CaptureSource, StepRole};
 use crate::error::CheckError;
 use crate::http::{HttpResponse, json_at};
@@ -28,12 +29,67 @@ pub enum JsonTest {
     NonEmpty,
     /// An array of at least this many items.
     MinItems(usize),
+    /// A number (or a string holding one) compared with this one.
+    Compare(Comparison, serde_json::Number),
+    /// A string, number or boolean whose text the regex matches somewhere.
+    Matches(Pattern),
+    /// Anything but this value (compared as `Equals` does).
+    NotEquals(Value),
+    /// An array holding this value, or a string holding this text.
+    Contains(Value),
+    /// A string (in characters), array or object of this many items, bounds included.
+    Length { min: Option<usize>, max: Option<usize> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    GreaterThan,
+    AtLeast,
+    LessThan,
+    AtMost,
+}
+
+impl Comparison {
+    /// The assertion key that asks for it.
+    pub fn parse(key: &str) -> Option<Self> {
+        Some(match key {
+            "greater_than" => Comparison::GreaterThan,
+            "at_least" => Comparison::AtLeast,
+            "less_than" => Comparison::LessThan,
+            "at_most" => Comparison::AtMost,
+            _ => return None,
+        })
+    }
+
+    fn holds(self, order: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            Comparison::GreaterThan => order == Greater,
+            Comparison::AtLeast => matches!(order, Greater | Equal),
+            Comparison::LessThan => order == Less,
+            Comparison::AtMost => matches!(order, Less | Equal),
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Comparison::GreaterThan => "greater than",
+            Comparison::AtLeast => "at least",
+            Comparison::LessThan => "less than",
+            Comparison::AtMost => "at most",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum HeaderTest {
     Equals(String),
     Contains(String),
+    /// Passes when the header is absent too.
+    NotContains(String),
+    /// `true`: the header is there; `false`: it is not.
+    Exists(bool),
+    Matches(Pattern),
 }
 
 /// One rendered assertion of a step.
@@ -47,11 +103,19 @@ pub enum Assertion {
         optional: bool,
         test: JsonTest,
     },
+    /// At the first node an RFC 9535 JSONPath selects; judged as `Json` is.
+    JsonPath {
+        path: Path,
+        optional: bool,
+        test: JsonTest,
+    },
     Header {
         name: String,
         test: HeaderTest,
     },
     BodyContains(String),
+    BodyNotContains(String),
+    BodyMatches(Pattern),
 }
 
 impl Assertion {
@@ -61,25 +125,10 @@ impl Assertion {
         let fail = |message: String| Err(CheckError::Assertion(message));
         match self {
             Assertion::Json { pointer, optional, test } => {
-                let json = match response.json() {
-                    Ok(json) => json,
-                    Err(_) if *optional && !response.claims_json() => return Ok(()),
-                    Err(error) => return Err(error),
-                };
-                match (json_at(json, pointer), test) {
-                    (None, JsonTest::Exists(false)) => Ok(()),
-                    (None, _) if *optional => Ok(()),
-                    (None, _) => fail(format!("JSON {} is missing{}", shown(pointer), test.expectation(scrubber))),
-                    (Some(actual), test) => match test.holds(actual) {
-                        true => Ok(()),
-                        false => fail(format!(
-                            "JSON {} is {}{}",
-                            shown(pointer),
-                            describe(actual, scrubber),
-                            test.expectation(scrubber)
-                        )),
-                    },
-                }
+                judge_json(response, *optional, test, shown(pointer), |json| json_at(json, pointer), scrubber)
+            }
+            Assertion::JsonPath { path, optional, test } => {
+                judge_json(response, *optional, test, path.as_str(), |json| path.first(json), scrubber)
             }
             Assertion::Header { name, test } => match (response.header(name), test) {
                 (Some(actual), HeaderTest::Equals(expected)) if actual == expected => Ok(()),
@@ -94,6 +143,20 @@ impl Assertion {
                     scrubber.cut(actual, 60),
                     scrubber.scrub(needle)
                 )),
+                (Some(actual), HeaderTest::NotContains(needle)) if actual.contains(needle.as_str()) => fail(format!(
+                    "header {name} is {:?}, expected it not to contain {:?}",
+                    scrubber.cut(actual, 60),
+                    scrubber.scrub(needle)
+                )),
+                (Some(actual), HeaderTest::Matches(pattern)) if !pattern.is_match(actual) => fail(format!(
+                    "header {name} is {:?}, expected it to match {:?}",
+                    scrubber.cut(actual, 60),
+                    pattern.as_str()
+                )),
+                (Some(actual), HeaderTest::Exists(false)) => {
+                    fail(format!("header {name} is {:?}, expected it to be absent", scrubber.cut(actual, 60)))
+                }
+                (Some(_), _) | (None, HeaderTest::NotContains(_) | HeaderTest::Exists(false)) => Ok(()),
                 (None, _) => fail(format!("header {name} is missing")),
             },
             Assertion::BodyContains(needle) => {
@@ -103,7 +166,60 @@ impl Assertion {
                     fail(format!("body does not contain {:?}", scrubber.scrub(needle)))
                 }
             }
+            Assertion::BodyNotContains(needle) => {
+                let body = String::from_utf8_lossy(&response.body);
+                match body.find(needle.as_str()) {
+                    None => Ok(()),
+                    // The text around it says which of the places the needle could be it was.
+                    Some(at) => fail(format!(
+                        "body contains {:?}, expected it not to, at: {:?}",
+                        scrubber.scrub(needle),
+                        scrubber.cut(&body[floor(&body, at.saturating_sub(30))..], 80)
+                    )),
+                }
+            }
+            Assertion::BodyMatches(pattern) => {
+                if pattern.is_match(&String::from_utf8_lossy(&response.body)) {
+                    Ok(())
+                } else {
+                    fail(format!("body does not match {:?}{}", pattern.as_str(), excerpt(&response.body, scrubber)))
+                }
+            }
         }
+    }
+}
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Judges the value `find` locates (shown in messages as `at`) in the body's JSON.
+fn judge_json(
+    response: &HttpResponse,
+    optional: bool,
+    test: &JsonTest,
+    at: &str,
+    find: impl for<'v> Fn(&'v Value) -> Option<&'v Value>,
+    scrubber: &Scrubber,
+) -> Result<(), CheckError> {
+    let json = match response.json() {
+        Ok(json) => json,
+        Err(_) if optional && !response.claims_json() => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    let fail = |message: String| Err(CheckError::Assertion(message));
+    match (find(json), test) {
+        (None, JsonTest::Exists(false)) => Ok(()),
+        (None, _) if optional => Ok(()),
+        (None, _) => fail(format!("JSON {at} is missing{}", test.expectation(scrubber))),
+        (Some(actual), test) => match test.holds(actual) {
+            true => Ok(()),
+            false => fail(format!("JSON {at} is {}{}", describe(actual, scrubber), test.expectation(scrubber))),
+        },
     }
 }
 
@@ -122,6 +238,30 @@ impl JsonTest {
                 Value::Bool(_) | Value::Number(_) => true,
             },
             JsonTest::MinItems(min) => matches!(actual, Value::Array(items) if items.len() >= *min),
+            JsonTest::Compare(comparison, bound) => {
+                number_of(actual).and_then(|n| order(&n, bound)).is_some_and(|o| comparison.holds(o))
+            }
+            JsonTest::Matches(pattern) => match actual {
+                Value::String(text) => pattern.is_match(text),
+                Value::Number(_) | Value::Bool(_) => pattern.is_match(&actual.to_string()),
+                _ => false,
+            },
+            JsonTest::NotEquals(expected) => !same(actual, expected),
+            JsonTest::Contains(expected) => match (actual, expected) {
+                (Value::Array(items), expected) => items.iter().any(|item| same(item, expected)),
+                (Value::String(text), Value::String(needle)) => text.contains(needle.as_str()),
+                (Value::String(text), Value::Number(_) | Value::Bool(_)) => text.contains(&expected.to_string()),
+                _ => false,
+            },
+            JsonTest::Length { min, max } => {
+                let length = match actual {
+                    Value::String(text) => text.chars().count(),
+                    Value::Array(items) => items.len(),
+                    Value::Object(fields) => fields.len(),
+                    _ => return false,
+                };
+                min.is_none_or(|min| length >= min) && max.is_none_or(|max| length <= max)
+            }
         }
     }
 
@@ -136,7 +276,35 @@ impl JsonTest {
             JsonTest::NotIn(forbidden) => format!(", which is one of {}", list(forbidden)),
             JsonTest::NonEmpty => ", expected a non-empty value".into(),
             JsonTest::MinItems(min) => format!(", expected an array of at least {min} item(s)"),
+            JsonTest::Compare(comparison, bound) => format!(", expected a number {} {bound}", comparison.words()),
+            JsonTest::Matches(pattern) => format!(", expected text matching {:?}", pattern.as_str()),
+            JsonTest::NotEquals(forbidden) => format!(", expected anything but {}", short(forbidden, scrubber)),
+            JsonTest::Contains(needle) => format!(", expected it to contain {}", short(needle, scrubber)),
+            JsonTest::Length { min, max } => match (min, max) {
+                (Some(min), Some(max)) if min == max => format!(", expected a length of {min}"),
+                (Some(min), Some(max)) => format!(", expected a length of {min} to {max}"),
+                (Some(min), None) => format!(", expected a length of at least {min}"),
+                (None, Some(max)) => format!(", expected a length of at most {max}"),
+                (None, None) => String::new(),
+            },
         }
+    }
+}
+
+/// A number, or a string holding one (`"12.50"`, as many APIs send amounts).
+fn number_of(value: &Value) -> Option<serde_json::Number> {
+    match value {
+        Value::Number(n) => Some(n.clone()),
+        Value::String(text) => text.trim().parse::<serde_json::Number>().ok(),
+        _ => None,
+    }
+}
+
+/// Whole numbers in order exactly (beyond f64's 2^53 too), the rest as f64.
+fn order(a: &serde_json::Number, b: &serde_json::Number) -> Option<std::cmp::Ordering> {
+    match (whole(a), whole(b)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
     }
 }
 
@@ -176,11 +344,11 @@ fn alike(actual: &Value, expected: &Value) -> bool {
     }
 }
 
-/// The actual value for a message: arrays by their length, the rest as short JSON.
+/// The actual value for a message: compact JSON, scrubbed then cut; an array also by its
+/// length, which the cut may hide.
 fn describe(value: &Value, scrubber: &Scrubber) -> String {
     match value {
-        Value::Array(items) => format!("an array of {} item(s)", items.len()),
-        Value::Object(_) => "an object".into(),
+        Value::Array(items) => format!("an array of {} item(s) {}", items.len(), short(value, scrubber)),
         other => short(other, scrubber),
     }
 }
@@ -255,8 +423,21 @@ fn content_error(
             excerpt: excerpt(&response.body, scrubber),
         });
     }
-    let assertion = spec.assertions.iter().find_map(|a| a.check(response, scrubber).err());
-    assertion.or_else(|| spec.captures.iter().find_map(|c| c.extract(response, cookies).err()))
+    // Every failure is listed, so one run says all that is wrong; a body that cannot be read
+    // (not JSON) is the one cause when it comes first.
+    let failures: Vec<CheckError> = spec
+        .assertions
+        .iter()
+        .filter_map(|a| a.check(response, scrubber).err())
+        .chain(spec.captures.iter().filter_map(|c| c.extract(response, cookies).err()))
+        .collect();
+    match failures.first() {
+        None => None,
+        Some(CheckError::Assertion(_)) if failures.len() > 1 => {
+            Some(CheckError::Assertion(failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")))
+        }
+        Some(_) => failures.into_iter().next(),
+    }
 }
 
 fn latency_error(timeout: Duration, elapsed: Duration) -> Option<CheckError> {
@@ -403,7 +584,7 @@ mod tests {
         let error = listing.check(&response("application/json", "[]"), &Scrubber::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
-            r#"JSON "" (the whole body) is an array of 0 item(s), expected an array of at least 1 item(s)"#
+            r#"JSON "" (the whole body) is an array of 0 item(s) [], expected an array of at least 1 item(s)"#
         );
     }
 
@@ -459,7 +640,7 @@ mod tests {
             .check(&response("application/json", r#"{"data":[]}"#), &Scrubber::default());
         assert_eq!(
             error.unwrap_err().to_string(),
-            "JSON /data is an array of 0 item(s), expected an array of at least 1 item(s)"
+            "JSON /data is an array of 0 item(s) [], expected an array of at least 1 item(s)"
         );
         let error = json_at("/status", JsonTest::NotIn(vec![json!("declined")]))
             .check(&response("application/json", r#"{"status":"declined"}"#), &Scrubber::default());
@@ -473,5 +654,193 @@ mod tests {
             .check(&response("application/json", &long), &Scrubber::default())
             .unwrap_err();
         assert!(err.to_string().len() < 200);
+    }
+
+    fn regex(text: &str) -> Pattern {
+        Pattern::any(text).unwrap()
+    }
+
+    fn number(n: serde_json::Value) -> serde_json::Number {
+        serde_json::from_value(n).unwrap()
+    }
+
+    #[test]
+    fn numeric_comparisons_take_numbers_and_numeric_strings() {
+        let body = r#"{"n":100.0,"s":"12.50","big":9007199254740993,"t":"abc","b":true}"#;
+        let compare = |at: &str, c: Comparison, bound: serde_json::Value| {
+            cause(json_at(at, JsonTest::Compare(c, number(bound))), body)
+        };
+        assert_eq!(compare("/n", Comparison::AtLeast, json!(100)), None, "100.0 is at least 100");
+        assert_eq!(compare("/n", Comparison::GreaterThan, json!(100)), Some(Cause::Assertion));
+        assert_eq!(compare("/n", Comparison::AtMost, json!(100)), None);
+        assert_eq!(compare("/n", Comparison::LessThan, json!(100.5)), None);
+        assert_eq!(compare("/s", Comparison::GreaterThan, json!(12)), None, "a numeric string compares as its number");
+        assert_eq!(compare("/s", Comparison::LessThan, json!(12.5)), Some(Cause::Assertion));
+        assert_eq!(compare("/big", Comparison::GreaterThan, json!(9007199254740992u64)), None, "exact beyond 2^53");
+        assert_eq!(compare("/t", Comparison::AtLeast, json!(0)), Some(Cause::Assertion), "text is not a number");
+        assert_eq!(compare("/b", Comparison::AtLeast, json!(0)), Some(Cause::Assertion));
+        let error = json_at("/s", JsonTest::Compare(Comparison::GreaterThan, number(json!(20))))
+            .check(&response("application/json", body), &Scrubber::default())
+            .unwrap_err();
+        assert_eq!(error.to_string(), r#"JSON /s is "12.50", expected a number greater than 20"#);
+    }
+
+    #[test]
+    fn matches_not_equals_contains_and_length() {
+        let body = r#"{"id":"ord_123","n":42,"tags":["a",{"k":1},3],"name":"Kettle","obj":{"a":1,"b":2},"e":""}"#;
+        assert_eq!(cause(json_at("/id", JsonTest::Matches(regex("^ord_\\d+$"))), body), None);
+        assert_eq!(cause(json_at("/n", JsonTest::Matches(regex("^4"))), body), None, "a number by its text");
+        assert_eq!(cause(json_at("/obj", JsonTest::Matches(regex("a"))), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/id", JsonTest::NotEquals(json!("ord_124"))), body), None);
+        assert_eq!(cause(json_at("/n", JsonTest::NotEquals(json!(42.0))), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/tags", JsonTest::Contains(json!({"k": 1.0}))), body), None, "an array holds it");
+        assert_eq!(cause(json_at("/tags", JsonTest::Contains(json!(3))), body), None);
+        assert_eq!(cause(json_at("/tags", JsonTest::Contains(json!("b"))), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/name", JsonTest::Contains(json!("ettl"))), body), None, "a string holds it");
+        assert_eq!(cause(json_at("/id", JsonTest::Contains(json!(123))), body), None);
+        assert_eq!(cause(json_at("/n", JsonTest::Contains(json!(4))), body), Some(Cause::Assertion));
+        let length = |min, max| JsonTest::Length { min, max };
+        assert_eq!(cause(json_at("/tags", length(Some(3), Some(3))), body), None);
+        assert_eq!(cause(json_at("/tags", length(Some(4), None)), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/name", length(None, Some(6))), body), None, "characters");
+        assert_eq!(cause(json_at("/obj", length(Some(1), Some(2))), body), None, "an object's fields");
+        assert_eq!(cause(json_at("/e", length(Some(1), None)), body), Some(Cause::Assertion));
+        assert_eq!(cause(json_at("/n", length(Some(0), None)), body), Some(Cause::Assertion), "a number has none");
+    }
+
+    #[test]
+    fn a_jsonpath_judges_the_first_node_it_selects() {
+        let body = r#"{"items":[{"name":"Mug","price":3},{"name":"Kettle","price":"25.00"}]}"#;
+        let path =
+            |p: &str, optional: bool, test| Assertion::JsonPath { path: Path::parse(p).unwrap(), optional, test };
+        let kettle = "$.items[?@.name == 'Kettle'].price";
+        let check = |a: Assertion| a.check(&response("application/json", body), &Scrubber::default());
+        assert!(check(path(kettle, false, JsonTest::Compare(Comparison::AtLeast, number(json!(20))))).is_ok());
+        let missing = check(path("$.items[?@.name == 'Toaster'].price", false, JsonTest::Exists(true))).unwrap_err();
+        assert_eq!(missing.to_string(), "JSON $.items[?@.name == 'Toaster'].price is missing");
+        assert!(check(path("$.items[?@.name == 'Toaster']", false, JsonTest::Exists(false))).is_ok());
+        assert!(check(path("$.items[?@.name == 'Toaster']", true, JsonTest::NonEmpty)).is_ok());
+    }
+
+    #[test]
+    fn header_exists_matches_not_contains_and_body_matches_not_contains() {
+        let r = HttpResponse::new(
+            200,
+            vec![("content-type".into(), "application/json".into()), ("cache-control".into(), "no-store".into())],
+            b"{\"status\":\"ok\"} trace-id=abc".to_vec(),
+        );
+        let ok = |a: Assertion| a.check(&r, &Scrubber::default()).map_err(|e| e.to_string());
+        let header = |name: &str, test| Assertion::Header { name: name.into(), test };
+        assert_eq!(ok(header("Cache-Control", HeaderTest::Exists(true))), Ok(()));
+        assert_eq!(ok(header("X-Debug", HeaderTest::Exists(false))), Ok(()));
+        assert_eq!(ok(header("X-Debug", HeaderTest::Exists(true))), Err("header X-Debug is missing".into()));
+        assert_eq!(
+            ok(header("cache-control", HeaderTest::Exists(false))),
+            Err(r#"header cache-control is "no-store", expected it to be absent"#.into())
+        );
+        assert_eq!(ok(header("cache-control", HeaderTest::Matches(regex("^no-(store|cache)$")))), Ok(()));
+        assert_eq!(
+            ok(header("cache-control", HeaderTest::Matches(regex("max-age=\\d+")))),
+            Err(r#"header cache-control is "no-store", expected it to match "max-age=\\d+""#.into())
+        );
+        assert_eq!(ok(header("cache-control", HeaderTest::NotContains("public".into()))), Ok(()));
+        assert_eq!(ok(header("x-absent", HeaderTest::NotContains("public".into()))), Ok(()), "absent holds nothing");
+        assert!(ok(header("cache-control", HeaderTest::NotContains("store".into()))).is_err());
+        assert_eq!(ok(Assertion::BodyMatches(regex("trace-id=[a-z]+"))), Ok(()));
+        assert!(
+            ok(Assertion::BodyMatches(regex("^<html"))).unwrap_err().starts_with(r#"body does not match "^<html": "#)
+        );
+        assert_eq!(ok(Assertion::BodyNotContains("error".into())), Ok(()));
+        assert_eq!(
+            ok(Assertion::BodyNotContains("trace".into())),
+            Err(r#"body contains "trace", expected it not to, at: "{\"status\":\"ok\"} trace-id=abc""#.into())
+        );
+    }
+
+    fn spec_with(assertions: Vec<Assertion>) -> StepSpec {
+        let budget =
+            crate::journey::Budget { degraded_after: Duration::from_secs(1), fail_after: Duration::from_secs(2) };
+        let expected = crate::journey::ExpectedStatus::Range(200, 299);
+        let mut spec = StepSpec::new("s", crate::http::Method::Get, "/", expected, budget);
+        spec.assertions = assertions;
+        spec
+    }
+
+    #[test]
+    fn a_step_lists_every_failed_assertion_with_the_value_it_saw_as_compact_json() {
+        let body = r#"{"status":"pending","items":[{"id":1}],"order":{"total":5,"currency":"EUR"}}"#;
+        let spec = spec_with(vec![
+            json_at("/status", JsonTest::OneOf(vec![json!("succeeded")])),
+            json_at("/items", JsonTest::MinItems(2)),
+            json_at("/order", JsonTest::Equals(json!({"total": 5, "currency": "USD"}))),
+            Assertion::BodyContains("pending".into()),
+        ]);
+        let verdict = judge(
+            &spec,
+            Ok(response("application/json", body)),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            &Scrubber::default(),
+            &CookieJar::default(),
+        );
+        assert_eq!(
+            verdict.error.unwrap().to_string(),
+            r#"JSON /status is "pending", expected one of "succeeded"; JSON /items is an array of 1 item(s) [{"id":1}], expected an array of at least 2 item(s); JSON /order is {"currency":"EUR","total":5}, expected {"currency":"USD","total":5}"#
+        );
+        // A body that cannot be read is the one cause, not one failure among others.
+        let verdict = judge(
+            &spec,
+            Ok(response("application/json", "<html>")),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            &Scrubber::default(),
+            &CookieJar::default(),
+        );
+        assert_eq!(verdict.error.unwrap().cause(), Cause::InvalidResponse);
+    }
+
+    #[test]
+    fn a_secret_inside_a_value_seen_is_scrubbed_before_the_value_is_cut() {
+        let mut scrubber = Scrubber::default();
+        scrubber.add(&crate::secret::Secret::new("tok-0123456789abcdef".to_string()));
+        let body = format!(r#"{{"session":{{"pad":"{}","token":"tok-0123456789abcdef"}}}}"#, "x".repeat(30));
+        let error = json_at("/session", JsonTest::Length { min: Some(5), max: None })
+            .check(&response("application/json", &body), &scrubber)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("tok-0123") && error.contains("\"pad\""), "{error}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference model of numbers as values: each comparison holds exactly when
+        /// it holds of the values, whether the actual number is written as an integer, a float or
+        /// a numeric string, and the bound as an integer or a float.
+        #[test]
+        fn comparisons_hold_exactly_when_they_hold_of_the_values(
+            a in -(1i64 << 50)..(1i64 << 50),
+            b in -(1i64 << 50)..(1i64 << 50),
+            frac in proptest::sample::select(vec![0.0f64, 0.25, 0.5]),
+            written in 0usize..3,
+        ) {
+            let actual_value = a as f64 + frac;
+            let actual = match (written, frac == 0.0) {
+                (0, true) => json!(a),
+                (1, _) => json!(actual_value.to_string()),
+                _ => json!(actual_value),
+            };
+            for (comparison, model) in [
+                (Comparison::GreaterThan, actual_value > b as f64),
+                (Comparison::AtLeast, actual_value >= b as f64),
+                (Comparison::LessThan, actual_value < b as f64),
+                (Comparison::AtMost, actual_value <= b as f64),
+            ] {
+                for bound in [json!(b), json!(b as f64)] {
+                    let holds = JsonTest::Compare(comparison, number(bound.clone())).holds(&actual);
+                    proptest::prop_assert_eq!(holds, model, "{} {:?} {}", actual, comparison, bound);
+                }
+            }
+        }
     }
 }

@@ -331,27 +331,41 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
 
 fn assertion_for(assertion: &AssertDef, scope: &RunScope) -> Result<Assertion, RenderError> {
     let list = |values: &[JsonTemplate]| values.iter().map(|v| json_value(v, scope)).collect::<Result<Vec<_>, _>>();
+    let json_test = |test: &JsonTestDef| -> Result<JsonTest, RenderError> {
+        Ok(match test {
+            JsonTestDef::Exists(should) => JsonTest::Exists(*should),
+            JsonTestDef::Equals(value) => JsonTest::Equals(json_value(value, scope)?),
+            JsonTestDef::OneOf(values) => JsonTest::OneOf(list(values)?),
+            JsonTestDef::NotIn(values) => JsonTest::NotIn(list(values)?),
+            JsonTestDef::NonEmpty => JsonTest::NonEmpty,
+            JsonTestDef::MinItems(min) => JsonTest::MinItems(*min),
+            JsonTestDef::Compare(comparison, bound) => JsonTest::Compare(*comparison, bound.clone()),
+            JsonTestDef::Matches(pattern) => JsonTest::Matches(pattern.clone()),
+            JsonTestDef::NotEquals(value) => JsonTest::NotEquals(json_value(value, scope)?),
+            JsonTestDef::Contains(value) => JsonTest::Contains(json_value(value, scope)?),
+            JsonTestDef::Length { min, max } => JsonTest::Length { min: *min, max: *max },
+        })
+    };
     Ok(match assertion {
-        AssertDef::Json { pointer, optional, test } => Assertion::Json {
-            pointer: pointer.clone(),
-            optional: *optional,
-            test: match test {
-                JsonTestDef::Exists(should) => JsonTest::Exists(*should),
-                JsonTestDef::Equals(value) => JsonTest::Equals(json_value(value, scope)?),
-                JsonTestDef::OneOf(values) => JsonTest::OneOf(list(values)?),
-                JsonTestDef::NotIn(values) => JsonTest::NotIn(list(values)?),
-                JsonTestDef::NonEmpty => JsonTest::NonEmpty,
-                JsonTestDef::MinItems(min) => JsonTest::MinItems(*min),
-            },
-        },
+        AssertDef::Json { pointer, optional, test } => {
+            Assertion::Json { pointer: pointer.clone(), optional: *optional, test: json_test(test)? }
+        }
+        AssertDef::JsonPath { path, optional, test } => {
+            Assertion::JsonPath { path: path.clone(), optional: *optional, test: json_test(test)? }
+        }
         AssertDef::Header { name, test } => Assertion::Header {
             name: name.clone(),
             test: match test {
                 HeaderTestDef::Equals(t) => HeaderTest::Equals(raw(t, scope)?),
                 HeaderTestDef::Contains(t) => HeaderTest::Contains(raw(t, scope)?),
+                HeaderTestDef::NotContains(t) => HeaderTest::NotContains(raw(t, scope)?),
+                HeaderTestDef::Exists(should) => HeaderTest::Exists(*should),
+                HeaderTestDef::Matches(pattern) => HeaderTest::Matches(pattern.clone()),
             },
         },
         AssertDef::BodyContains(t) => Assertion::BodyContains(raw(t, scope)?),
+        AssertDef::BodyNotContains(t) => Assertion::BodyNotContains(raw(t, scope)?),
+        AssertDef::BodyMatches(pattern) => Assertion::BodyMatches(pattern.clone()),
     })
 }
 
