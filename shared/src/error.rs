@@ -78,6 +78,11 @@ pub enum CheckError {
         "the synthetic account was rejected (HTTP {status}): the monitor's own account is locked, expired or rotated; this is not a target outage"
     )]
     CredentialsRejected { status: u16 },
+    /// A login's answer met its `rejected_when` (`written`, as the file has it), whatever the status.
+    #[error(
+        "the synthetic account was rejected (HTTP {status} matching rejected_when = {written}): the monitor's own account is locked, expired or rotated; this is not a target outage"
+    )]
+    CredentialsRejectedWhen { status: u16, written: String },
     #[error("misconfigured: {0}")]
     Misconfigured(String),
     #[error("cleanup failed, a sandbox write may be left live: {0}")]
@@ -101,7 +106,9 @@ impl CheckError {
             CheckError::HttpStatus { .. } => Cause::HttpStatus,
             CheckError::Assertion(_) => Cause::Assertion,
             CheckError::InvalidResponse(_) => Cause::InvalidResponse,
-            CheckError::CredentialsRejected { .. } => Cause::CredentialsRejected,
+            CheckError::CredentialsRejected { .. } | CheckError::CredentialsRejectedWhen { .. } => {
+                Cause::CredentialsRejected
+            }
             CheckError::CleanupFailed(_) => Cause::CleanupFailed,
             CheckError::Misconfigured(_)
             | CheckError::SecretUnavailable { .. }
@@ -119,7 +126,9 @@ impl CheckError {
             CheckError::HttpStatus { .. } => "HttpStatus",
             CheckError::Assertion(_) => "Assertion",
             CheckError::InvalidResponse(_) => "InvalidResponse",
-            CheckError::CredentialsRejected { .. } => "CredentialsRejected",
+            CheckError::CredentialsRejected { .. } | CheckError::CredentialsRejectedWhen { .. } => {
+                "CredentialsRejected"
+            }
             CheckError::Misconfigured(_) => "Misconfigured",
             CheckError::CleanupFailed(_) => "CleanupFailed",
             CheckError::SecretUnavailable { .. } => "SecretUnavailable",

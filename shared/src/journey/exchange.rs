@@ -6,7 +6,7 @@
 //! decides the run's status; the first failing step decides its cause.
 
 use super::file::{Budget, Capture, ExpectedStatus, StepRole};
-use super::judge::{Assertion, Verdict, judge, with_role};
+use super::judge::{Assertion, RejectedWhen, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
 use crate::http::{
     Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER, without_query,
@@ -53,6 +53,8 @@ pub struct StepSpec {
     pub expect_status: ExpectedStatus,
     /// Login steps only: statuses that mean the synthetic account was rejected.
     pub rejected_status: Option<ExpectedStatus>,
+    /// Login steps only: when all these hold, the account was rejected, whatever the status.
+    pub rejected_when: Option<RejectedWhen>,
     pub assertions: Vec<Assertion>,
     /// Values the step must yield; a passing answer without them fails.
     pub captures: Vec<Capture>,
@@ -73,6 +75,7 @@ impl StepSpec {
             body: None,
             expect_status,
             rejected_status: None,
+            rejected_when: None,
             assertions: Vec::new(),
             captures: Vec::new(),
             budget,

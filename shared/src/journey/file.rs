@@ -142,6 +142,8 @@ pub struct StepDef {
     pub expect_status: ExpectedStatus,
     /// Login steps only.
     pub rejected_status: Option<ExpectedStatus>,
+    /// Login steps only: assertions that, when they all hold, mean the account was rejected.
+    pub rejected_when: Option<RejectedWhenDef>,
     pub captures: Vec<Capture>,
     pub asserts: Vec<AssertDef>,
     /// Sends an `Idempotency-Key` unique to the run and step, which makes a POST retryable.
@@ -230,6 +232,14 @@ pub enum HeaderTestDef {
     NotContains(Template),
     Exists(bool),
     Matches(Pattern),
+}
+
+/// A login's `rejected_when`: its assertions, and the text as written, which names the cause in
+/// the message (it holds template names, never their values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RejectedWhenDef {
+    pub asserts: Vec<AssertDef>,
+    pub written: String,
 }
 
 /// The step is not run when this capture holds one of these values (case-insensitive).
@@ -327,7 +337,8 @@ impl StepDef {
             Some(BodyDef::Raw { text, .. }) => out.push(text),
             None => {}
         }
-        for assertion in &self.asserts {
+        let rejected_when = self.rejected_when.iter().flat_map(|r| &r.asserts);
+        for assertion in self.asserts.iter().chain(rejected_when) {
             match assertion {
                 AssertDef::Json { test, .. } | AssertDef::JsonPath { test, .. } => test.templates(&mut out),
                 AssertDef::Header {
@@ -621,6 +632,9 @@ impl Reader<'_> {
                 self.problem(v.span(), "rejected_status belongs to a step with role = \"login\" only".into());
                 None
             }
+            // A login that says how its rejection reads is judged by that: 401/403 could be a
+            // CSRF failure, not the account.
+            (None, Some(StepRole::Login)) if table.get("rejected_when").is_some() => None,
             (None, Some(StepRole::Login)) => Some(ExpectedStatus::Set(DEFAULT_REJECTED.to_vec())),
             (None, _) => None,
         };
@@ -631,6 +645,14 @@ impl Reader<'_> {
             self.problem(v.span(), format!("rejected_status {rejected} overlaps expect_status {expected}"));
         }
         let asserts = table.get("assert").map(|v| self.asserts(v, context)).unwrap_or_default();
+        let rejected_when = match (table.get("rejected_when"), role) {
+            (Some(v), Some(StepRole::Login)) => self.rejected_when(v, context),
+            (Some(v), _) => {
+                self.problem(v.span(), "rejected_when belongs to a step with role = \"login\" only".into());
+                None
+            }
+            (None, _) => None,
+        };
         let idempotent = table.get("idempotent").and_then(|v| self.boolean(v, "idempotent")).unwrap_or(false);
         let skip_if = table.get("skip_if").and_then(|v| self.skip_if(v, context));
         let budget = self.budget(table, defaults);
@@ -649,6 +671,7 @@ impl Reader<'_> {
             body,
             expect_status: expect_status?,
             rejected_status,
+            rejected_when,
             captures,
             asserts,
             idempotent,
@@ -966,6 +989,22 @@ impl Reader<'_> {
         }
     }
 
+    fn rejected_when(&mut self, value: &Value_<'_>, context: &Context) -> Option<RejectedWhenDef> {
+        let asserts = self.asserts(value, context);
+        match value.get_ref() {
+            DeValue::Array(items) if items.is_empty() => {
+                self.problem(value.span(), "rejected_when needs at least one assertion".into());
+                None
+            }
+            DeValue::Array(items) if asserts.len() == items.len() => {
+                let span = value.span();
+                let written = self.source.get(span).map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "));
+                Some(RejectedWhenDef { asserts, written: written.unwrap_or_default() })
+            }
+            _ => None,
+        }
+    }
+
     fn asserts(&mut self, value: &Value_<'_>, context: &Context) -> Vec<AssertDef> {
         let DeValue::Array(items) = value.get_ref() else {
             self.problem(
@@ -1266,6 +1305,7 @@ const STEP_KEYS: &[&str] = &[
     "content_type",
     "expect_status",
     "rejected_status",
+    "rejected_when",
     "capture",
     "assert",
     "idempotent",
@@ -1778,6 +1818,36 @@ assert = [{ json = "/id", not_equals = "{{id}}" }, { json = "/ids", contains = "
                 found.iter().any(|p| p.starts_with(&format!("j.toml:{line}:")) && p.contains(message)),
                 "{message:?} on line {line} not in {found:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn rejected_when_belongs_to_a_login_and_replaces_the_default_rejected_statuses() {
+        let journey = JourneyDef::parse(
+            "check = \"a\"\n[[steps]]\nname = \"login\"\nrole = \"login\"\nmethod = \"POST\"\npath = \"/login\"\n\
+             rejected_when = [ { body_contains = \"Invalid password\" },\n  { header = \"X-Login\", exists = false } ]\n",
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
+        let login = &journey.steps[0];
+        assert_eq!(login.rejected_status, None, "a 403 may be a CSRF failure, not the account");
+        let when = login.rejected_when.as_ref().unwrap();
+        assert_eq!(when.asserts.len(), 2);
+        assert_eq!(
+            when.written,
+            r#"[ { body_contains = "Invalid password" }, { header = "X-Login", exists = false } ]"#
+        );
+        let source = "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nrejected_when = [{ body_contains = \"x\" }]\n\
+                      [[steps]]\nname = \"b\"\nrole = \"login\"\npath = \"/\"\nrejected_when = []\n\
+                      [[steps]]\nname = \"c\"\nrole = \"login\"\npath = \"/\"\nrejected_when = [{ body_matches = \"(\" }]\n\
+                      [[steps]]\nname = \"d\"\nrole = \"login\"\npath = \"/\"\nrejected_when = [{ json = \"/e\", equals = \"{{nope}}\" }]\n";
+        let found = problems(source);
+        for expected in [
+            "j.toml:5:17: rejected_when belongs to a step with role = \"login\" only",
+            "j.toml:10:17: rejected_when needs at least one assertion",
+            "j.toml:15:35: regex \"(\" is invalid",
+            "j.toml:20:42: {{nope}} names a capture that no earlier step makes",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(expected)), "{expected:?} not in {found:#?}");
         }
     }
 }

@@ -362,6 +362,14 @@ fn short(value: &Value, scrubber: &Scrubber) -> String {
     scrubber.cut(&value.to_string(), 60)
 }
 
+/// A login's `rejected_when`, rendered: when every assertion holds, the account was rejected.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RejectedWhen {
+    pub assertions: Vec<Assertion>,
+    /// As the file has it, to name the cause.
+    pub written: String,
+}
+
 pub(super) struct Verdict {
     pub outcome: Outcome,
     pub status: Option<u16>,
@@ -413,6 +421,11 @@ fn content_error(
     scrubber: &Scrubber,
     cookies: &CookieJar,
 ) -> Option<CheckError> {
+    if let Some(when) = &spec.rejected_when
+        && when.assertions.iter().all(|a| a.check(response, scrubber).is_ok())
+    {
+        return Some(CheckError::CredentialsRejectedWhen { status: response.status, written: when.written.clone() });
+    }
     if spec.rejected_status.as_ref().is_some_and(|rejected| rejected.matches(response.status)) {
         return Some(CheckError::CredentialsRejected { status: response.status });
     }

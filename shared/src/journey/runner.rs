@@ -18,7 +18,7 @@ use crate::http::{Auth, Body, HttpResponse};
 use crate::journey::file::{
     AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
 };
-use crate::journey::judge::{Assertion, HeaderTest, JsonTest};
+use crate::journey::judge::{Assertion, HeaderTest, JsonTest, RejectedWhen};
 use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
 use crate::journey::{StepFailed, StepRecorder, StepRole, StepSpec};
 use crate::result::Account;
@@ -290,6 +290,10 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
     }
     if let Some(rejected) = &step.rejected_status {
         spec = spec.rejected(rejected.clone());
+    }
+    if let Some(when) = &step.rejected_when {
+        let assertions = when.asserts.iter().map(|a| assertion_for(a, scope)).collect::<Result<_, _>>()?;
+        spec.rejected_when = Some(RejectedWhen { assertions, written: when.written.clone() });
     }
     match &step.auth {
         Some(AuthDef::Bearer(token)) => {
@@ -999,5 +1003,53 @@ headers = {{ X-Session = "{{{{session}}}}" }}
             assert_eq!(outcomes(&ran.run), [("a", Outcome::Failed, Some(Cause::Assertion))], "{capture}");
             assert_eq!(ran.run.steps[0].error.as_deref(), Some(expected), "{capture}");
         }
+    }
+
+    const FORM_LOGIN: &str = r#"
+check = "form-login"
+[[steps]]
+name = "login"
+role = "login"
+method = "POST"
+path = "/login"
+form = { username = "{{secret.email}}", password = "{{secret.password}}" }
+rejected_when = [{ body_contains = "Invalid password" }]
+[[steps]]
+name = "me"
+path = "/me"
+"#;
+
+    #[tokio::test]
+    async fn a_login_answering_200_with_its_form_is_a_rejected_account_by_rejected_when() {
+        // GIVEN a login that answers 200 with the form and "Invalid password"
+        let form = r#"<form><p class="error">Invalid password</p></form>"#;
+        let ran = run_journey(FORM_LOGIN, ScriptedTarget::default().then(200, form).then(200, form)).await;
+        // THEN it is the account, not an outage: credentials_rejected, secret re-read, no retry
+        assert_eq!(outcomes(&ran.run), [("login", Outcome::Failed, Some(Cause::CredentialsRejected))]);
+        assert_eq!(ran.requests.len(), 1, "a rejected account is not hammered");
+        assert_eq!(ran.secrets.reads(), 2, "one load, one re-read");
+        let error = ran.run.steps[0].error.clone().unwrap();
+        assert!(
+            error.contains(r#"HTTP 200 matching rejected_when = [{ body_contains = "Invalid password" }]"#),
+            "{error}"
+        );
+
+        // AND after a rotation, the login is rerun with the new secret and passes
+        let target = ScriptedTarget::default().then(200, form).then(200, "welcome").then(200, "{}");
+        let ran = run_with(FORM_LOGIN, target, |secrets| {
+            secrets.put("acct", r#"{"email":"mon@example.com","password":"rotated-pw"}"#)
+        })
+        .await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:#?}", ran.run);
+        assert_eq!(form_fields(&ran.requests[1])[1], ("password".to_string(), "rotated-pw".to_string()));
+    }
+
+    #[tokio::test]
+    async fn with_rejected_when_a_csrf_403_is_a_failure_of_the_target_not_a_locked_account() {
+        let target =
+            ScriptedTarget::default().then(403, "CSRF verification failed").then(403, "CSRF verification failed");
+        let ran = run_journey(FORM_LOGIN, target).await;
+        assert_eq!(outcomes(&ran.run), [("login", Outcome::Failed, Some(Cause::HttpStatus))]);
+        assert_eq!(ran.secrets.reads(), 1, "the secret is not re-read for the target's failure");
     }
 }
