@@ -714,6 +714,75 @@ mod tests {
         port
     }
 
+    /// `body` compressed with `encoding` as a target sends it.
+    fn compressed(encoding: &str, body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match encoding {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            "deflate" => {
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(body).unwrap();
+                e.finish().unwrap()
+            }
+            "br" => {
+                let mut out = Vec::new();
+                let mut e = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
+                e.write_all(body).unwrap();
+                drop(e);
+                out
+            }
+            "zstd" => zstd::encode_all(body, 3).unwrap(),
+            other => panic!("no encoder for {other}"),
+        }
+    }
+
+    /// A server answering every request with `body` compressed as `encoding`.
+    async fn answering_compressed(encoding: &str, body: &[u8]) -> u16 {
+        let payload = compressed(encoding, body);
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            payload.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(&payload);
+        answering(answer.leak()).await
+    }
+
+    #[tokio::test]
+    async fn gzip_deflate_brotli_and_zstd_bodies_are_read_decompressed() {
+        for encoding in ["gzip", "deflate", "br", "zstd"] {
+            // GIVEN a target answering JSON compressed with this encoding
+            let port = answering_compressed(encoding, br#"{"data":[1,2,3]}"#).await;
+            let target = ReqwestTarget::new(&HttpSettings::default()).unwrap();
+            // WHEN it is read
+            let response = target.send(&get(&format!("http://127.0.0.1:{port}/"))).await.unwrap();
+            // THEN the body is the JSON, and no header claims it is still compressed
+            assert_eq!(response.json().unwrap(), &serde_json::json!({"data": [1, 2, 3]}), "{encoding}");
+            assert_eq!(response.header("content-encoding"), None, "{encoding}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decompression_bomb_fails_at_the_body_cap_on_what_it_decompresses_to() {
+        for encoding in ["gzip", "br", "zstd"] {
+            // GIVEN 10 MB of zeros, compressed to a few kB, behind a 1 MB cap
+            let port = answering_compressed(encoding, &vec![0u8; 10 << 20]).await;
+            let settings = HttpSettings { max_body_bytes: 1 << 20, ..HttpSettings::default() };
+            let target = ReqwestTarget::new(&settings).unwrap();
+            // WHEN it is read
+            let Err(error) = target.send(&get(&format!("http://127.0.0.1:{port}/"))).await else {
+                panic!("{encoding}: the bomb was read whole");
+            };
+            // THEN the step fails on the cap; the 10 MB were never held
+            assert_eq!(error.cause(), crate::Cause::InvalidResponse, "{encoding}: {error:?}");
+            assert!(error.to_string().contains(&format!("{} byte cap", 1 << 20)), "{encoding}: {error}");
+        }
+    }
+
     #[test]
     fn json_at_finds_what_serde_json_pointer_finds() {
         let value: serde_json::Value =
