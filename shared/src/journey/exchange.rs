@@ -5,7 +5,7 @@
 //! retries a failure when that is safe, and records exactly one [`StepResult`]. The worst step
 //! decides the run's status; the first failing step decides its cause.
 
-use super::file::{Budget, Capture, ExpectedStatus, StepRole};
+use super::file::{Budget, Capture, ExpectedStatus, StepRole, Until};
 use super::judge::{Assertion, RejectedWhen, Verdict, judge, with_role};
 use crate::error::{Cause, CheckError};
 use crate::http::{
@@ -61,6 +61,8 @@ pub struct StepSpec {
     pub budget: Budget,
     /// A POST with no side effect worth protecting (issuing a token) may be retried like a GET.
     pub repeatable: bool,
+    /// Sent again while the answer is not yet what the assertions and captures want.
+    pub until: Option<Until>,
 }
 
 impl StepSpec {
@@ -80,6 +82,7 @@ impl StepSpec {
             captures: Vec::new(),
             budget,
             repeatable: false,
+            until: None,
         }
     }
 
@@ -275,7 +278,9 @@ impl StepRecorder {
             self.scrubber.add_basic(username, password);
         }
         let mut attempt = 0;
+        let mut polls = 0;
         let mut possibly_written = false;
+        let window = spec.until.map(|until| Instant::now() + until.within);
         loop {
             let Some(timeout) = self.attempt_timeout(&spec) else {
                 let error = CheckError::OutOfTime { left_ms: self.time_left(&spec).as_millis() as u64 };
@@ -286,7 +291,12 @@ impl StepRecorder {
             };
             attempt += 1;
             let started = Instant::now();
-            request.timeout = timeout;
+            // A poll ends by the end of its window too.
+            request.timeout = match window {
+                Some(end) => timeout.min(end.saturating_duration_since(started).max(MIN_ATTEMPT)),
+                None => timeout,
+            };
+            let timeout = request.timeout;
             let sent = self.exchange(&spec, &request).await;
             // A GET or HEAD reads; only the other methods can leave a write behind.
             possibly_written |= !matches!(spec.method, Method::Get | Method::Head) && may_have_written(&sent);
@@ -295,7 +305,14 @@ impl StepRecorder {
                 self.learn_login_captures(&spec, response);
             }
             let verdict = judge(&spec, sent, elapsed, timeout, &self.scrubber, &self.cookies);
-            if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt) {
+            if let (Outcome::Failed, Some(until), Some(end)) = (verdict.outcome, spec.until, window)
+                && self.may_poll(&spec, &verdict, until, end)
+            {
+                polls += 1;
+                tokio::time::sleep(until.every).await;
+                continue;
+            }
+            if verdict.outcome == Outcome::Failed && self.may_retry(&spec, &verdict, attempt - polls) {
                 tokio::time::sleep(self.setup.retry.delay_before(attempt)).await;
                 continue;
             }
@@ -436,6 +453,16 @@ impl StepRecorder {
             body: spec.body.clone(),
             timeout: spec.budget.fail_after,
         })
+    }
+
+    /// Whether a step with `until` is sent again: its answer was not yet the one wanted (an
+    /// assertion, a capture or the status), and another poll fits in its window and in the run.
+    fn may_poll(&self, spec: &StepSpec, verdict: &Verdict, until: Until, window_end: Instant) -> bool {
+        let not_yet =
+            matches!(verdict.error.as_ref().map(CheckError::cause), Some(Cause::Assertion | Cause::HttpStatus));
+        let next = Instant::now() + until.every;
+        let fits = next + MIN_ATTEMPT <= window_end && self.time_left(spec) >= until.every + MIN_ATTEMPT;
+        not_yet && fits && spec.safe_to_repeat()
     }
 
     fn may_retry(&self, spec: &StepSpec, verdict: &Verdict, attempt: u32) -> bool {

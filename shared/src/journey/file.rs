@@ -27,6 +27,17 @@ pub struct Budget {
     pub fail_after: Duration,
 }
 
+/// `until = { every_ms, within_ms }`: a step sent again, `every` apart, while its answer is not
+/// yet what its assertions and captures want (a payment still `pending`), for at most `within`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Until {
+    pub every: Duration,
+    pub within: Duration,
+}
+
+/// Polls closer than this would hammer the target (and could not be told from a retry storm).
+const MIN_POLL_MS: u64 = 100;
+
 /// What a step is for changes how its failure reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepRole {
@@ -150,6 +161,8 @@ pub struct StepDef {
     pub idempotent: bool,
     pub skip_if: Option<SkipIf>,
     pub budget: Budget,
+    /// Polls the step until its captures and assertions hold.
+    pub until: Option<Until>,
     /// The captures of earlier steps the templates name, worked out once.
     uses: BTreeSet<String>,
 }
@@ -656,6 +669,7 @@ impl Reader<'_> {
         let idempotent = table.get("idempotent").and_then(|v| self.boolean(v, "idempotent")).unwrap_or(false);
         let skip_if = table.get("skip_if").and_then(|v| self.skip_if(v, context));
         let budget = self.budget(table, defaults);
+        let until = table.get("until").and_then(|v| self.until(v, table, method));
         // Captures become available to the steps after this one only.
         let captures = table.get("capture").map(|v| self.captures(v)).unwrap_or_default();
         for capture in &captures {
@@ -677,6 +691,7 @@ impl Reader<'_> {
             idempotent,
             skip_if,
             budget: budget?,
+            until,
             uses: BTreeSet::new(),
         };
         step.uses =
@@ -934,6 +949,36 @@ impl Reader<'_> {
     fn jsonpath(&mut self, value: &Value_<'_>) -> Option<Path> {
         let (text, span) = self.string(value, "jsonpath")?;
         Path::parse(&text).map_err(|message| self.problem(span, message)).ok()
+    }
+
+    fn until(&mut self, value: &Value_<'_>, step: &DeTable<'_>, method: Option<Method>) -> Option<Until> {
+        let fields = self.table(value, "until")?;
+        self.known_keys(fields, &["every_ms", "within_ms"], "until");
+        let field = |reader: &mut Self, key: &str| match fields.get(key) {
+            Some(v) => reader.millis(v, key),
+            None => {
+                reader.problem(value.span(), format!("until needs {key}"));
+                None
+            }
+        };
+        let (every, within) = (field(self, "every_ms"), field(self, "within_ms"));
+        let (every, within) = (every?, within?);
+        let problem = if every < MIN_POLL_MS {
+            Some(format!("until.every_ms must be at least {MIN_POLL_MS}"))
+        } else if within < every {
+            Some(format!("until.within_ms ({within}) must be at least every_ms ({every})"))
+        } else if step.get("assert").is_none() && step.get("capture").is_none() {
+            Some("until needs an assert or a capture to wait for".into())
+        } else if method.is_some_and(|m| !m.is_idempotent()) && step.get("idempotent").is_none() {
+            Some("until repeats the request: a POST or PATCH needs idempotent = true".into())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.problem(value.span(), problem);
+            return None;
+        }
+        Some(Until { every: Duration::from_millis(every), within: Duration::from_millis(within) })
     }
 
     /// A regex an assertion matches: no group needed.
@@ -1310,6 +1355,7 @@ const STEP_KEYS: &[&str] = &[
     "assert",
     "idempotent",
     "skip_if",
+    "until",
     "degraded_after_ms",
     "fail_after_ms",
 ];
@@ -1846,6 +1892,44 @@ assert = [{ json = "/id", not_equals = "{{id}}" }, { json = "/ids", contains = "
             "j.toml:10:17: rejected_when needs at least one assertion",
             "j.toml:15:35: regex \"(\" is invalid",
             "j.toml:20:42: {{nope}} names a capture that no earlier step makes",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(expected)), "{expected:?} not in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn until_parses_and_every_misuse_is_located() {
+        let journey = JourneyDef::parse(
+            "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nuntil = { every_ms = 1000, within_ms = 30000 }\n\
+             assert = [{ json = \"/status\", equals = \"succeeded\" }]\n",
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(
+            journey.steps[0].until,
+            Some(Until { every: Duration::from_secs(1), within: Duration::from_secs(30) })
+        );
+        let steps = [
+            ("{ every_ms = 1000, within_ms = 30000 }", ""),
+            ("{ every_ms = 10, within_ms = 30000 }", "capture = { a = { json = \"/a\" } }\n"),
+            ("{ every_ms = 1000, within_ms = 500 }", "capture = { b = { json = \"/a\" } }\n"),
+            ("{ every_ms = 1000, within_ms = 5000 }", "method = \"POST\"\ncapture = { c = { json = \"/a\" } }\n"),
+            ("{ every_ms = 1000 }", "capture = { d = { json = \"/a\" } }\n"),
+            ("{ every_ms = 1000, within_ms = 5000, tries = 3 }", "capture = { e = { json = \"/a\" } }\n"),
+        ];
+        let source: String =
+            std::iter::once("check = \"a\"\n".to_string())
+                .chain(steps.iter().enumerate().map(|(n, (until, rest))| {
+                    format!("[[steps]]\nname = \"s{n}\"\n{rest}path = \"/\"\nuntil = {until}\n")
+                }))
+                .collect();
+        let found = problems(&source);
+        for expected in [
+            "j.toml:5:9: until needs an assert or a capture to wait for",
+            "j.toml:10:9: until.every_ms must be at least 100",
+            "j.toml:15:9: until.within_ms (500) must be at least every_ms (1000)",
+            "j.toml:21:9: until repeats the request: a POST or PATCH needs idempotent = true",
+            "j.toml:26:9: until needs within_ms",
+            "j.toml:31:46: unknown key \"tries\" in until",
         ] {
             assert!(found.iter().any(|p| p.starts_with(expected)), "{expected:?} not in {found:#?}");
         }

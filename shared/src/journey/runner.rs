@@ -291,6 +291,7 @@ fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
     if let Some(rejected) = &step.rejected_status {
         spec = spec.rejected(rejected.clone());
     }
+    spec.until = step.until;
     if let Some(when) = &step.rejected_when {
         let assertions = when.asserts.iter().map(|a| assertion_for(a, scope)).collect::<Result<_, _>>()?;
         spec.rejected_when = Some(RejectedWhen { assertions, written: when.written.clone() });
@@ -1051,5 +1052,79 @@ path = "/me"
         let ran = run_journey(FORM_LOGIN, target).await;
         assert_eq!(outcomes(&ran.run), [("login", Outcome::Failed, Some(Cause::HttpStatus))]);
         assert_eq!(ran.secrets.reads(), 1, "the secret is not re-read for the target's failure");
+    }
+
+    const POLLED_PAYMENT: &str = r#"
+check = "async-payment"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/payments"
+idempotent = true
+capture = { id = { json = "/id" } }
+[[steps]]
+name = "settled"
+path = "/payments/{{id}}"
+until = { every_ms = 100, within_ms = 1000 }
+assert = [{ json = "/status", equals = "succeeded" }]
+[[steps]]
+name = "refund"
+role = "cleanup"
+method = "POST"
+path = "/payments/{{id}}/refund"
+idempotent = true
+"#;
+
+    #[tokio::test]
+    async fn a_step_with_until_is_polled_until_its_assertions_hold_and_is_one_result() {
+        // GIVEN a payment that is pending twice, then succeeded
+        let target = ScriptedTarget::default()
+            .then(201, r#"{"id":"pay_1","status":"pending"}"#)
+            .then(200, r#"{"id":"pay_1","status":"pending"}"#)
+            .then(202, r#"{"id":"pay_1","status":"processing"}"#)
+            .then(200, r#"{"id":"pay_1","status":"succeeded"}"#)
+            .then(200, r#"{"id":"re_1"}"#);
+        let ran = run_journey(POLLED_PAYMENT, target).await;
+        // THEN it passes, the poll is one step with its attempt count, and each poll was a request
+        assert_eq!(ran.run.status, Outcome::Passed, "{:#?}", ran.run);
+        let names: Vec<&str> = ran.run.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["create", "settled", "refund"]);
+        assert_eq!(ran.run.steps[1].attempts, 3);
+        assert_eq!(ran.requests.len(), 5);
+        assert!(ran.requests[1..4].iter().all(|r| r.url.path() == "/payments/pay_1"));
+    }
+
+    #[tokio::test]
+    async fn a_poll_that_never_holds_ends_by_its_window_with_the_last_polls_message() {
+        // GIVEN a payment that stays pending (the script answers 500 once it runs out, so every
+        // poll is listed)
+        let mut target = ScriptedTarget::default().then(201, r#"{"id":"pay_1"}"#);
+        for n in 0..50 {
+            target = target.then(200, &format!(r#"{{"id":"pay_1","status":"pending","poll":{n}}}"#));
+        }
+        let journey = POLLED_PAYMENT.replace("within_ms = 1000", "within_ms = 350");
+        let ran = run_journey(&journey, target).await;
+        // THEN the step fails as the last poll read, after the polls its window had room for,
+        // and the refund still runs
+        let settled = &ran.run.steps[1];
+        assert_eq!((settled.outcome, settled.cause), (Outcome::Failed, Some(Cause::Assertion)));
+        let polls = settled.attempts as usize;
+        assert!((2..=4).contains(&polls), "{polls} polls in a 350 ms window 100 ms apart");
+        assert_eq!(settled.error.as_deref(), Some(r#"JSON /status is "pending", expected "succeeded""#));
+        assert_eq!(ran.requests.len(), 1 + polls + 1, "create, the polls, the refund");
+        assert_eq!(ran.run.steps[2].name, "refund");
+    }
+
+    #[tokio::test]
+    async fn a_poll_is_not_repeated_for_a_failure_that_waiting_does_not_cure() {
+        let target = ScriptedTarget::default()
+            .then(201, r#"{"id":"pay_1"}"#)
+            .then(200, "<html>not json</html>")
+            .then(200, "<html>not json</html>")
+            .then(200, "{}");
+        let ran = run_journey(POLLED_PAYMENT, target).await;
+        let settled = &ran.run.steps[1];
+        assert_eq!(settled.cause, Some(Cause::InvalidResponse));
+        assert_eq!(settled.attempts, 2, "the retry policy's attempts, not polls");
     }
 }
