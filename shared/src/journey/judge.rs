@@ -166,16 +166,12 @@ impl Assertion {
                     fail(format!("body does not contain {:?}", scrubber.scrub(needle)))
                 }
             }
+            // Not quoted where it was found: a window of the body could begin inside a secret,
+            // whose tail the scrubber would no longer recognise.
             Assertion::BodyNotContains(needle) => {
-                let body = String::from_utf8_lossy(&response.body);
-                match body.find(needle.as_str()) {
-                    None => Ok(()),
-                    // The text around it says which of the places the needle could be it was.
-                    Some(at) => fail(format!(
-                        "body contains {:?}, expected it not to, at: {:?}",
-                        scrubber.scrub(needle),
-                        scrubber.cut(&body[floor(&body, at.saturating_sub(30))..], 80)
-                    )),
+                match String::from_utf8_lossy(&response.body).contains(needle.as_str()) {
+                    false => Ok(()),
+                    true => fail(format!("body contains {:?}, expected it not to", scrubber.scrub(needle))),
                 }
             }
             Assertion::BodyMatches(pattern) => {
@@ -187,14 +183,6 @@ impl Assertion {
             }
         }
     }
-}
-
-/// The largest char boundary of `text` at or before `at`.
-fn floor(text: &str, mut at: usize) -> usize {
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 /// Judges the value `find` locates (shown in messages as `at`) in the body's JSON.
@@ -766,7 +754,7 @@ mod tests {
         assert_eq!(ok(Assertion::BodyNotContains("error".into())), Ok(()));
         assert_eq!(
             ok(Assertion::BodyNotContains("trace".into())),
-            Err(r#"body contains "trace", expected it not to, at: "{\"status\":\"ok\"} trace-id=abc""#.into())
+            Err(r#"body contains "trace", expected it not to"#.into())
         );
     }
 
