@@ -1127,4 +1127,30 @@ idempotent = true
         assert_eq!(settled.cause, Some(Cause::InvalidResponse));
         assert_eq!(settled.attempts, 2, "the retry policy's attempts, not polls");
     }
+
+    #[tokio::test]
+    async fn a_poll_window_longer_than_the_run_stops_at_the_run_deadline() {
+        // GIVEN a 30 s poll window in a run that must end within 1 s (200 ms of it kept for the
+        // refund), against a payment that never settles
+        let mut target = ScriptedTarget::default().then(201, r#"{"id":"pay_1"}"#);
+        for _ in 0..50 {
+            target = target.then(200, r#"{"id":"pay_1","status":"pending"}"#);
+        }
+        let target = Arc::new(target);
+        let journey = POLLED_PAYMENT
+            .replace("within_ms = 1000", "within_ms = 30000")
+            .replace("refund\"\nidempotent = true", "refund\"\nidempotent = true\nfail_after_ms = 200");
+        let journey_def = JourneyDef::parse(&journey).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let mut journey =
+            StepRecorder::new(RunSetup { deadline: Some(deadline), ..setup(target.clone(), "async-payment") });
+        run(&journey_def, &mut journey, None).await.unwrap();
+        let run = journey.finish();
+        // THEN the polls stop with the run's time (100 ms apart: at most 8 fit), the step fails
+        // as its last poll read, and the refund still has its time
+        let settled = run.steps.get(1).unwrap_or_else(|| panic!("{run:#?}"));
+        assert_eq!((settled.outcome, settled.cause), (Outcome::Failed, Some(Cause::Assertion)), "{run:#?}");
+        assert!((1..=8).contains(&settled.attempts), "{settled:#?}");
+        assert_eq!(outcomes(&run)[2], ("refund", Outcome::Passed, None), "{run:#?}");
+    }
 }
