@@ -45,8 +45,10 @@ pub struct StepSpec {
     pub name: String,
     pub role: StepRole,
     pub method: Method,
-    /// Relative to the target's base URL, already encoded.
+    /// Relative to the base URL, already encoded.
     pub path: String,
+    /// The base URL of the step's named target; `None`: the run's main target.
+    pub base: Option<Url>,
     pub headers: Vec<(String, String)>,
     pub auth: Option<Auth>,
     pub body: Option<Body>,
@@ -68,6 +70,7 @@ impl StepSpec {
             role: StepRole::Normal,
             method,
             path: path.to_string(),
+            base: None,
             headers: Vec::new(),
             auth: None,
             body: None,
@@ -345,12 +348,13 @@ impl StepRecorder {
             if changed.is_none() && !self.cookies.is_empty() {
                 changed = Some(request.clone());
             }
+            let origin = changed.as_ref().unwrap_or(request).url.origin();
             let response = match changed.as_mut() {
                 None => self.setup.http.send(request).await?,
                 Some(owned) => {
                     owned.timeout = left;
                     let mut sent = owned.clone();
-                    self.cookies.apply(&mut sent.headers);
+                    self.cookies.apply(&origin, &mut sent.headers);
                     self.setup.http.send(&sent).await?
                 }
             };
@@ -358,7 +362,7 @@ impl StepRecorder {
                 self.certificate = Some((spec.name.clone(), certificate.clone()));
             }
             // Every cookie is sent back as a credential, so each is scrubbed like one.
-            let fresh = self.cookies.store(&response);
+            let fresh = self.cookies.store(&origin, &response);
             self.scrubber.add_all(&fresh);
             let location = match response.status {
                 301 | 302 | 303 | 307 | 308 => response.header("location"),
@@ -406,7 +410,7 @@ impl StepRecorder {
     }
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
-        let url = join(&self.setup.target, &spec.path)?;
+        let url = join(spec.base.as_ref().unwrap_or(&self.setup.target), &spec.path)?;
         // What the step's auth and body, and the engine itself, set goes out once, as they set
         // it: a header of the same name (from [defaults], say) yields, as two Authorization or
         // Content-Type headers are refused by some servers and read differently by others.
@@ -513,12 +517,13 @@ fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
     }
 }
 
-/// The cookies of one run, as a browser keeps them for one site: set by the target, sent back
-/// on every later request of the run, never shared between runs. The run talks to one origin,
-/// so `Domain` and `Path` are not consulted.
+/// The cookies of one run, as a browser keeps them for one site: set by an origin, sent back
+/// to that origin on every later request of the run, never shared between runs. Each origin
+/// (the main target, each named one) has its own cookies: a session cookie of the identity
+/// provider is a credential the API must never see. `Domain` and `Path` are not consulted.
 #[derive(Default)]
 struct CookieJar {
-    cookies: Vec<(String, Secret<String>)>,
+    cookies: Vec<(url::Origin, String, Secret<String>)>,
 }
 
 impl CookieJar {
@@ -526,11 +531,16 @@ impl CookieJar {
         self.cookies.is_empty()
     }
 
-    fn apply(&self, headers: &mut Vec<(String, String)>) {
-        if self.cookies.is_empty() {
+    fn apply(&self, origin: &url::Origin, headers: &mut Vec<(String, String)>) {
+        let ours: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|(set_by, _, _)| set_by == origin)
+            .map(|(_, name, value)| format!("{name}={}", value.expose()))
+            .collect();
+        if ours.is_empty() {
             return;
         }
-        let ours: Vec<String> = self.cookies.iter().map(|(name, value)| format!("{name}={}", value.expose())).collect();
         match headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
             Some((_, existing)) => *existing = format!("{existing}; {}", ours.join("; ")),
             None => headers.push(("cookie".into(), ours.join("; "))),
@@ -538,7 +548,7 @@ impl CookieJar {
     }
 
     /// Keeps the response's cookies; returns the values it set, for scrubbing.
-    fn store(&mut self, response: &HttpResponse) -> Vec<Secret<String>> {
+    fn store(&mut self, origin: &url::Origin, response: &HttpResponse) -> Vec<Secret<String>> {
         let mut fresh = Vec::new();
         for line in response.header_values("set-cookie") {
             let mut attributes = line.split(';');
@@ -562,11 +572,11 @@ impl CookieJar {
                 (None, Some(at)) => at <= OffsetDateTime::now_utc(),
                 (None, None) => false,
             };
-            self.cookies.retain(|(existing, _)| *existing != name);
+            self.cookies.retain(|(set_by, existing, _)| set_by != origin || *existing != name);
             if !expired && !value.is_empty() {
                 let value = Secret::new(value);
                 fresh.push(value.clone());
-                self.cookies.push((name, value));
+                self.cookies.push((origin.clone(), name, value));
             }
         }
         fresh

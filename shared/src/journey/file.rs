@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeInteger, DeTable, DeValue};
+use url::Url;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -114,6 +115,9 @@ pub struct JourneyDef {
     pub check: String,
     pub description: String,
     pub steps: Vec<StepDef>,
+    /// `[targets]`: the named origins steps may talk to besides the main target. With the main
+    /// target, these are the only places the journey sends requests and credentials to.
+    targets: BTreeMap<String, Url>,
     /// The secret's fields the steps name, worked out once: every run asks.
     secrets: BTreeSet<String>,
 }
@@ -122,6 +126,8 @@ pub struct JourneyDef {
 pub struct StepDef {
     pub name: String,
     pub role: StepRole,
+    /// The `[targets]` name the step talks to; `None`: the main target.
+    pub target: Option<String>,
     pub method: Method,
     pub path: Template,
     pub headers: Vec<(String, Template)>,
@@ -262,6 +268,28 @@ impl JourneyDef {
     pub fn step_mut(&mut self, name: &str) -> Option<&mut StepDef> {
         self.steps.iter_mut().find(|s| s.name == name)
     }
+
+    /// The named targets of `[targets]` and their base URLs, by name.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &Url)> {
+        self.targets.iter().map(|(name, url)| (name.as_str(), url))
+    }
+
+    /// The base URL of the named target `name`, if the journey declares it.
+    pub fn target(&self, name: &str) -> Option<&Url> {
+        self.targets.get(name)
+    }
+
+    /// Points the declared target `name` at `url` (a deployment's override). A name the journey
+    /// does not declare is refused: a journey talks to its declared origins only.
+    pub fn set_target(&mut self, name: &str, url: Url) -> Result<(), Url> {
+        match self.targets.get_mut(name) {
+            Some(slot) => {
+                *slot = url;
+                Ok(())
+            }
+            None => Err(url),
+        }
+    }
 }
 
 impl StepDef {
@@ -353,6 +381,8 @@ impl LineStarts {
 struct Context {
     vars: BTreeMap<String, String>,
     captures: BTreeSet<String>,
+    /// The names `[targets]` declares.
+    targets: BTreeSet<String>,
 }
 
 impl Reader<'_> {
@@ -371,7 +401,7 @@ impl Reader<'_> {
     }
 
     fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
-        self.known_keys(root, &["check", "description", "vars", "defaults", "steps"], "the journey");
+        self.known_keys(root, &["check", "description", "vars", "targets", "defaults", "steps"], "the journey");
         let check = match root.get("check") {
             Some(value) => self.string(value, "check").and_then(|(name, span)| {
                 let valid = !name.is_empty()
@@ -390,7 +420,8 @@ impl Reader<'_> {
         let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
         let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
-        let mut context = Context { vars, captures: BTreeSet::new() };
+        let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
+        let mut context = Context { vars, captures: BTreeSet::new(), targets: targets.keys().cloned().collect() };
         let steps = match root.get("steps").map(|v| (v.get_ref(), v.span())) {
             Some((DeValue::Array(items), _)) if !items.is_empty() => {
                 let mut names: BTreeSet<String> = BTreeSet::new();
@@ -416,7 +447,7 @@ impl Reader<'_> {
             .iter()
             .flat_map(|s| s.refs().filter_map(|r| if let Ref::Secret(name) = r { Some(name.clone()) } else { None }))
             .collect();
-        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, secrets })
+        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, targets, secrets })
     }
 
     fn vars(&mut self, value: &Value_<'_>) -> BTreeMap<String, String> {
@@ -464,7 +495,7 @@ impl Reader<'_> {
             );
         }
         defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
-        let context = Context { vars: vars.clone(), captures: BTreeSet::new() };
+        let context = Context { vars: vars.clone(), captures: BTreeSet::new(), targets: BTreeSet::new() };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
         defaults
     }
@@ -520,6 +551,7 @@ impl Reader<'_> {
                 parsed
             }),
         };
+        let target = table.get("target").and_then(|v| self.step_target(v, context));
         let path = match table.get("path") {
             Some(v) => self.string(v, "path").and_then(|(path, span)| {
                 if !path.starts_with('/') {
@@ -595,6 +627,7 @@ impl Reader<'_> {
         let mut step = StepDef {
             name: name?,
             role: role?,
+            target,
             method: method?,
             path: path?,
             headers,
@@ -1079,9 +1112,68 @@ impl Reader<'_> {
     }
 }
 
+/// `[targets]`: `name = "https://base.example.com/"`. A name becomes the variable that overrides
+/// it (`idp`: `TARGET_IDP_URL`), so it is what a variable name can hold, and not `base`, whose
+/// variable is the main target's own.
+impl Reader<'_> {
+    fn targets(&mut self, value: &Value_<'_>) -> BTreeMap<String, Url> {
+        let mut targets = BTreeMap::new();
+        let Some(table) = self.table(value, "[targets]") else {
+            return targets;
+        };
+        for (key, value) in table.iter() {
+            let name = key.get_ref().to_string();
+            let valid = name.len() <= 32
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                self.problem(
+                    key.span(),
+                    format!("target name {name:?} must be 1 to 32 of a-z, 0-9 or '_', starting with a letter"),
+                );
+                continue;
+            }
+            if name == "base" {
+                self.problem(
+                    key.span(),
+                    "target name \"base\" is taken: TARGET_BASE_URL is the main target's variable".into(),
+                );
+                continue;
+            }
+            let Some((raw, span)) = self.string(value, &format!("targets.{name}")) else {
+                continue;
+            };
+            // The same rules as TARGET_BASE_URL; the message names the part at fault, never the value.
+            match crate::config::parse_target(&format!("targets.{name}"), &raw) {
+                Ok(url) => {
+                    targets.insert(name, url);
+                }
+                Err(crate::error::CheckError::Misconfigured(why)) => self.problem(span, why),
+                Err(other) => self.problem(span, other.to_string()),
+            }
+        }
+        targets
+    }
+
+    /// A step's `target = "name"`, which `[targets]` must declare.
+    fn step_target(&mut self, value: &Value_<'_>, context: &Context) -> Option<String> {
+        let (name, span) = self.string(value, "target")?;
+        if context.targets.contains(&name) {
+            return Some(name);
+        }
+        let declared = match context.targets.is_empty() {
+            true => "no [targets] are declared".to_string(),
+            false => format!("[targets] declares {}", context.targets.iter().cloned().collect::<Vec<_>>().join(", ")),
+        };
+        self.problem(span, format!("target {name:?} is not declared in [targets] ({declared})"));
+        None
+    }
+}
+
 const STEP_KEYS: &[&str] = &[
     "name",
     "role",
+    "target",
     "method",
     "path",
     "headers",
@@ -1220,7 +1312,7 @@ capture = { item_id = { json = "/id" } }
         assert_eq!(
             problems(source),
             [
-                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, defaults, steps",
+                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, targets, defaults, steps",
                 "j.toml:7:19: rejected_status belongs to a step with role = \"login\" only",
                 "j.toml:11:8: {{item_id}} names a capture that no earlier step makes",
                 "j.toml:12:17: expect_status must be an HTTP status (100-599), a list like [200, 201], or a range like \"2xx\" or \"200-299\"",
@@ -1435,5 +1527,69 @@ assert = [{ json = "/items", min_items = 0b10 }, { json = "/amount", equals = 0x
             [AssertDef::Json { pointer: String::new(), optional: false, test: JsonTestDef::MinItems(1) }]
         );
         assert!(!journey.uses_secrets());
+    }
+
+    const TWO_ORIGINS: &str = r#"check = "oauth"
+targets = { idp = "https://login.example.com/tenant/" }
+steps = [{ name = "token", target = "idp", path = "/token" }, { name = "orders", path = "/orders" }]
+"#;
+
+    #[test]
+    fn named_targets_are_declared_once_and_named_by_steps() {
+        let journey = JourneyDef::parse(TWO_ORIGINS).unwrap();
+        assert_eq!(
+            journey.targets().map(|(n, u)| (n, u.as_str())).collect::<Vec<_>>(),
+            [("idp", "https://login.example.com/tenant/")]
+        );
+        assert_eq!(journey.steps[0].target.as_deref(), Some("idp"));
+        assert_eq!(journey.steps[1].target, None, "the main target by default");
+        let mut moved = journey.clone();
+        assert!(moved.set_target("idp", "https://login.staging.example.com/".parse().unwrap()).is_ok());
+        assert_eq!(moved.target("idp").unwrap().host_str(), Some("login.staging.example.com"));
+        assert!(moved.set_target("api", "https://x.example.com/".parse().unwrap()).is_err(), "undeclared");
+        assert!(moved.target("api").is_none());
+    }
+
+    #[test]
+    fn every_misuse_of_targets_is_located() {
+        let source = r#"check = "oauth"
+[targets]
+idp = "https://deploy:hunter2@login.example.com/"
+Billing = "https://billing.example.com/"
+base = "https://other.example.com/"
+ftp = "ftp://files.example.com/"
+bare = "login.example.com"
+num = 5
+ok = "https://ok.example.com/"
+[[steps]]
+name = "a"
+target = "api"
+path = "/x"
+[[steps]]
+name = "b"
+target = 1
+path = "/y"
+"#;
+        let found = problems(source);
+        let expect = [
+            "j.toml:3:7: targets.idp must be an absolute http(s) URL without credentials; it carries credentials",
+            "j.toml:4:1: target name \"Billing\" must be 1 to 32 of a-z",
+            "j.toml:5:1: target name \"base\" is taken: TARGET_BASE_URL",
+            "j.toml:6:7: targets.ftp must be an absolute http(s) URL without credentials; its scheme is \"ftp\"",
+            "j.toml:7:8: targets.bare must be an absolute http(s) URL",
+            "j.toml:8:7: targets.num must be",
+            "j.toml:12:10: target \"api\" is not declared in [targets] ([targets] declares ok)",
+            "j.toml:16:10: target must be",
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (line, expected) in found.iter().zip(expect) {
+            assert!(line.starts_with(expected), "{line:?} should start with {expected:?}");
+        }
+        assert!(found.iter().all(|line| !line.contains("hunter2")), "a URL's credentials are never echoed");
+        let without = "check = \"c\"\n[[steps]]\nname = \"a\"\ntarget = \"idp\"\npath = \"/x\"\n";
+        assert_eq!(
+            problems(without),
+            ["j.toml:4:10: target \"idp\" is not declared in [targets] (no [targets] are declared)"]
+        );
     }
 }

@@ -129,7 +129,7 @@ async fn run_step(
     scope: &mut RunScope,
     credentials: Option<&CredentialStore>,
 ) -> Result<(), StepFailed> {
-    let spec = match render(step, scope) {
+    let spec = match render(journey_def, step, scope) {
         Ok(spec) => spec,
         Err(error) => return Err(journey.fail(&stub(step), unrenderable(&error))),
     };
@@ -147,7 +147,7 @@ async fn run_step(
         };
         match refreshed {
             Ok(true) => {
-                result = match render(step, scope) {
+                result = match render(journey_def, step, scope) {
                     Ok(spec) => journey.rerun(spec).await,
                     Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
                 }
@@ -224,7 +224,7 @@ async fn learn_what_to_clean_up(
             )),
         );
     }
-    let replayed = match render(step, scope) {
+    let replayed = match render(journey_def, step, scope) {
         Err(error) => error.to_string(),
         Ok(spec) => match journey.replay(&spec).await {
             Ok(response) => {
@@ -256,6 +256,17 @@ fn idempotency_key(scope: &RunScope, step: &StepDef) -> String {
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// The base URL of the step's named target (`None`: the main target). A name the journey does
+/// not declare is an error, never the main target: credentials go to declared origins only.
+fn step_origin(journey_def: &JourneyDef, step: &StepDef) -> Result<Option<url::Url>, RenderError> {
+    match &step.target {
+        None => Ok(None),
+        Some(name) => {
+            journey_def.target(name).cloned().map(Some).ok_or_else(|| RenderError::UnknownTarget(name.clone()))
+        }
+    }
+}
+
 /// A spec to record a step that could not be rendered.
 fn stub(step: &StepDef) -> StepSpec {
     StepSpec::new(&step.name, step.method, "/", step.expect_status.clone(), step.budget).role(step.role)
@@ -266,6 +277,7 @@ fn stub(step: &StepDef) -> StepSpec {
 fn unrenderable(error: &RenderError) -> CheckError {
     match error {
         RenderError::MissingSecret(_)
+        | RenderError::UnknownTarget(_)
         | RenderError::DotSegment(Ref::Secret(_) | Ref::Var { .. })
         | RenderError::ControlCharacter(Ref::Secret(_) | Ref::Var { .. }) => {
             CheckError::Misconfigured(error.to_string())
@@ -274,10 +286,11 @@ fn unrenderable(error: &RenderError) -> CheckError {
     }
 }
 
-fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
+fn render(journey_def: &JourneyDef, step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
     let path = step.path.render(scope, Encoding::Url)?;
     let mut spec =
         StepSpec::new(&step.name, step.method, &path, step.expect_status.clone(), step.budget).role(step.role);
+    spec.base = step_origin(journey_def, step)?;
     for (name, value) in &step.headers {
         spec = spec.header(name, &value.render(scope, Encoding::Header)?);
     }
@@ -865,5 +878,75 @@ bearer = "{{token}}"
             "misconfigured: secret acct has no string field \"username\" that journey nested uses"
         );
         assert!(target.requests().is_empty());
+    }
+
+    const TWO_ORIGINS: &str = r#"check = "oauth"
+[targets]
+idp = "http://login.test/tenant/"
+[[steps]]
+name = "token"
+role = "login"
+target = "idp"
+method = "POST"
+path = "/oauth2/token"
+form = { client_secret = "{{secret.api_key}}" }
+capture = { token = { json = "/access_token" } }
+[[steps]]
+name = "orders"
+path = "/api/orders"
+bearer = "{{token}}"
+[[steps]]
+name = "userinfo"
+target = "idp"
+path = "/userinfo"
+"#;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<HttpResponse, CheckError> {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Ok(HttpResponse::new(status, headers, body.as_bytes().to_vec()))
+    }
+
+    #[tokio::test]
+    async fn each_step_goes_to_its_own_origin_with_that_origins_credentials_only() {
+        // GIVEN a token from the identity provider, which also sets its session cookie
+        let token = answer(200, &[("set-cookie", "idp_session=idp-cookie-1; Path=/")], r#"{"access_token":"tok_1"}"#);
+        let target = ScriptedTarget::default()
+            .then_after(Duration::ZERO, token)
+            .then_after(Duration::ZERO, answer(200, &[("set-cookie", "api_session=api-cookie-1")], "{}"))
+            .then(200, "{}");
+        // WHEN the journey runs
+        let ran = run_journey(TWO_ORIGINS, target).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let [token, orders, userinfo] = ran.requests.as_slice() else { panic!("three requests") };
+        // THEN each request went to its step's origin, under the declared base path
+        assert_eq!(token.url.as_str(), "http://login.test/tenant/oauth2/token");
+        assert_eq!(orders.url.as_str(), "http://api.test/api/orders");
+        assert_eq!(userinfo.url.as_str(), "http://login.test/tenant/userinfo");
+        // AND the client secret went to the identity provider only, the token to the API only
+        assert!(body(token).contains("sk_test_4eC39Hq"));
+        assert!(!body(orders).contains("sk_test") && orders.url.query().is_none());
+        assert!(matches!(&orders.auth, Some(Auth::Bearer(t)) if t.expose() == "tok_1"));
+        assert!(userinfo.auth.is_none());
+        // AND each origin got back its own cookies, never the other's
+        let cookie = |r: &HttpRequest| r.headers.iter().find(|(k, _)| k == "cookie").map(|(_, v)| v.clone());
+        assert_eq!(cookie(orders), None, "the identity provider's session is not the API's");
+        assert_eq!(cookie(userinfo).as_deref(), Some("idp_session=idp-cookie-1"));
+    }
+
+    #[tokio::test]
+    async fn a_named_origin_redirecting_to_another_declared_origin_is_not_followed() {
+        // GIVEN an identity provider that redirects the token request to the API's origin
+        let moved = || answer(307, &[("location", "http://api.test/steal")], "");
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, moved()).then_after(Duration::ZERO, moved());
+        // WHEN the journey runs
+        let ran = run_journey(TWO_ORIGINS, target).await;
+        // THEN the step fails and the secret was sent nowhere else
+        // (a login is retried: each attempt went to the identity provider again, and only there)
+        assert!(!ran.requests.is_empty());
+        for sent in &ran.requests {
+            assert_eq!(sent.url.as_str(), "http://login.test/tenant/oauth2/token", "nothing followed the redirect");
+        }
+        assert_eq!(ran.run.steps[0].cause, Some(Cause::InvalidResponse));
+        assert!(ran.run.steps[0].error.as_deref().unwrap_or_default().contains("outside the target"));
     }
 }

@@ -78,6 +78,10 @@ pub enum RenderError {
     DotSegment(Ref),
     #[error("{0} holds a control character (CR, LF, NUL, DEL or another), which a header value cannot carry")]
     ControlCharacter(Ref),
+    /// A step names a target its journey does not declare (validation refuses this; a journey
+    /// changed after it was read must still never fall back to another origin).
+    #[error("target \"{0}\" is not declared in [targets]")]
+    UnknownTarget(String),
 }
 
 impl Template {
