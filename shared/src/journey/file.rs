@@ -162,7 +162,12 @@ pub enum BodyDef {
 /// A JSON value whose strings may hold templates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JsonTemplate {
+    /// A JSON string: text with templates in it, or one template forced to a string
+    /// (`"{{order_id | string}}"`).
     Text(Template),
+    /// A string that is exactly one template (`"{{order_id}}"`): sent with the value's own JSON
+    /// type (a captured number stays a number, a captured object an object).
+    Typed(Template),
     Value(Value),
     Array(Vec<JsonTemplate>),
     Object(Vec<(String, JsonTemplate)>),
@@ -336,7 +341,7 @@ impl StepDef {
 impl JsonTemplate {
     fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
         match self {
-            JsonTemplate::Text(t) => out.push(t),
+            JsonTemplate::Text(t) | JsonTemplate::Typed(t) => out.push(t),
             JsonTemplate::Value(_) => {}
             JsonTemplate::Array(items) => items.iter().for_each(|i| i.templates(out)),
             JsonTemplate::Object(fields) => fields.iter().for_each(|(_, v)| v.templates(out)),
@@ -383,6 +388,8 @@ struct Context {
     captures: BTreeSet<String>,
     /// The names `[targets]` declares.
     targets: BTreeSet<String>,
+    /// `[vars]` with their TOML types, for a JSON value that is exactly one var.
+    typed_vars: BTreeMap<String, Value>,
 }
 
 impl Reader<'_> {
@@ -421,7 +428,9 @@ impl Reader<'_> {
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
         let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
         let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
-        let mut context = Context { vars, captures: BTreeSet::new(), targets: targets.keys().cloned().collect() };
+        let typed_vars = root.get("vars").map(typed_vars).unwrap_or_default();
+        let mut context =
+            Context { vars, captures: BTreeSet::new(), targets: targets.keys().cloned().collect(), typed_vars };
         let steps = match root.get("steps").map(|v| (v.get_ref(), v.span())) {
             Some((DeValue::Array(items), _)) if !items.is_empty() => {
                 let mut names: BTreeSet<String> = BTreeSet::new();
@@ -495,7 +504,12 @@ impl Reader<'_> {
             );
         }
         defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
-        let context = Context { vars: vars.clone(), captures: BTreeSet::new(), targets: BTreeSet::new() };
+        let context = Context {
+            vars: vars.clone(),
+            captures: BTreeSet::new(),
+            targets: BTreeSet::new(),
+            typed_vars: BTreeMap::new(),
+        };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
         defaults
     }
@@ -753,7 +767,7 @@ impl Reader<'_> {
 
     fn json_template(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
         Some(match value.get_ref() {
-            DeValue::String(_) => JsonTemplate::Text(self.template(value, "a JSON string", context)?),
+            DeValue::String(_) => self.json_string(value, context)?,
             DeValue::Integer(i) => match toml_integer(i) {
                 Some(n) => JsonTemplate::Value(Value::from(n)),
                 None => {
@@ -786,6 +800,24 @@ impl Reader<'_> {
                     .collect();
                 JsonTemplate::Object(fields.into_iter().collect::<Option<_>>()?)
             }
+        })
+    }
+
+    /// A JSON string of the file: exactly one template is sent typed (a var as the TOML value it
+    /// is, now); `{{NAME | string}}` forces a string; text around a template keeps it text.
+    fn json_string(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
+        let (text, span) = self.string(value, "a JSON string")?;
+        if let Some(inner) = forced_string(&text) {
+            return Some(JsonTemplate::Text(self.template_text(&format!("{{{{{inner}}}}}"), span, context)?));
+        }
+        let template = self.template_text(&text, span, context)?;
+        Some(match template.sole_ref() {
+            Some(Ref::Var { name, .. }) => match context.typed_vars.get(name) {
+                Some(typed) => JsonTemplate::Value(typed.clone()),
+                None => JsonTemplate::Text(template),
+            },
+            Some(_) => JsonTemplate::Typed(template),
+            None => JsonTemplate::Text(template),
         })
     }
 
@@ -1110,6 +1142,31 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// `{{NAME | string}}`, the whole text: the reference inside, to be sent as a JSON string.
+fn forced_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let (name, filter) = inner.rsplit_once('|')?;
+    (filter.trim() == "string" && !name.contains("{{") && !name.contains("}}")).then_some(name.trim())
+}
+
+/// `[vars]` as the JSON values they are (a string, number or boolean); what cannot be one was
+/// reported by `Reader::vars`.
+fn typed_vars(value: &Value_<'_>) -> BTreeMap<String, Value> {
+    let Some(table) = value.get_ref().as_table() else {
+        return BTreeMap::new();
+    };
+    let typed = |value: &DeValue<'_>| match value {
+        DeValue::String(s) => Some(Value::String(s.to_string())),
+        DeValue::Integer(i) => toml_integer(i).map(Value::from),
+        DeValue::Float(f) => {
+            f.as_str().replace('_', "").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+        }
+        DeValue::Boolean(b) => Some(Value::Bool(*b)),
+        _ => None,
+    };
+    table.iter().filter_map(|(k, v)| Some((k.get_ref().to_string(), typed(v.get_ref())?))).collect()
 }
 
 /// `[targets]`: `name = "https://base.example.com/"`. A name becomes the variable that overrides
@@ -1591,5 +1648,54 @@ path = "/y"
             problems(without),
             ["j.toml:4:10: target \"idp\" is not declared in [targets] (no [targets] are declared)"]
         );
+    }
+
+    #[test]
+    fn a_sole_template_in_json_is_typed_and_only_json_can_force_a_string() {
+        let source = "check = \"t\"\n[vars]\nn = 0x10\nf = 1.5\nb = false\ns = \"x\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\n\
+                      capture = { id = { json = \"/id\" } }\n[[steps]]\nname = \"b\"\npath = \"/b\"\n\
+                      json = { n = \"{{vars.n}}\", f = \"{{vars.f}}\", b = \"{{vars.b}}\", s = \"{{vars.s}}\", id = \"{{id}}\", \
+                      t = \"#{{id}}\", forced = \"{{ id | string }}\" }\n";
+        let journey = JourneyDef::parse(source).unwrap();
+        let Some(BodyDef::Json(JsonTemplate::Object(fields))) = &journey.steps[1].body else { panic!("a JSON body") };
+        let kinds: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| {
+                let kind = match v {
+                    JsonTemplate::Value(Value::Number(n)) if n.as_i64() == Some(16) => "16",
+                    JsonTemplate::Value(Value::Number(n)) if n.as_f64() == Some(1.5) => "1.5",
+                    JsonTemplate::Value(Value::Bool(false)) => "false",
+                    JsonTemplate::Value(Value::String(s)) if s == "x" => "\"x\"",
+                    JsonTemplate::Typed(_) => "typed",
+                    JsonTemplate::Text(_) => "text",
+                    _ => "other",
+                };
+                (k.as_str(), kind)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("n", "16"),
+                ("f", "1.5"),
+                ("b", "false"),
+                ("s", "\"x\""),
+                ("id", "typed"),
+                ("t", "text"),
+                ("forced", "text")
+            ]
+        );
+        // `| string` is for a JSON value only, of a value a template may name
+        let misuse = "check = \"t\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{x | string}}\"\n\
+                      [[steps]]\nname = \"b\"\npath = \"/b\"\njson = { y = \"{{nope | string}}\", z = \"{{ a|number }}\" }\n";
+        let found = problems(misuse);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("j.toml:4:8: {{x | string}} is not a template"), "{}", found[0]);
+        assert!(
+            found[1].starts_with("j.toml:8:14: {{nope}} names a capture that no earlier step makes"),
+            "{}",
+            found[1]
+        );
+        assert!(found[2].starts_with("j.toml:8:39: {{a|number}} is not a template"), "{}", found[2]);
     }
 }

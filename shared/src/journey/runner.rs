@@ -14,9 +14,9 @@
 //!   and the cleanup steps still run.
 
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, HttpResponse};
+use crate::http::{Auth, Body, HttpResponse, json_at};
 use crate::journey::file::{
-    AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
+    AssertDef, AuthDef, BodyDef, Capture, CaptureSource, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
 };
 use crate::journey::judge::{Assertion, HeaderTest, JsonTest};
 use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
@@ -37,7 +37,12 @@ pub async fn run(
     journey: &mut StepRecorder,
     credentials: Option<&CredentialStore>,
 ) -> Result<(), CheckError> {
-    let mut scope = RunScope { secrets: None, captures: HashMap::new(), run_id: journey.run_id().to_string() };
+    let mut scope = RunScope {
+        secrets: None,
+        captures: HashMap::new(),
+        typed: HashMap::new(),
+        run_id: journey.run_id().to_string(),
+    };
     if journey_def.uses_secrets() {
         let store = credentials.ok_or_else(|| {
             CheckError::Misconfigured(format!(
@@ -81,6 +86,9 @@ pub fn longest_cleanup(journey_def: &JourneyDef) -> Option<&StepDef> {
 struct RunScope {
     secrets: Option<Arc<Credentials>>,
     captures: HashMap<String, String>,
+    /// The JSON value of each capture taken from a JSON body, for a JSON value that is exactly
+    /// that capture.
+    typed: HashMap<String, Value>,
     run_id: String,
 }
 
@@ -181,6 +189,10 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut StepReco
             if step.role == StepRole::Login {
                 journey.scrub([&Secret::new(value.clone())]);
             }
+            match captured_json(capture, response) {
+                Some(typed) => scope.typed.insert(capture.name.clone(), typed),
+                None => scope.typed.remove(&capture.name),
+            };
             scope.captures.insert(capture.name.clone(), value);
         }
     }
@@ -372,10 +384,30 @@ fn raw(template: &Template, scope: &RunScope) -> Result<String, RenderError> {
     template.render(scope, Encoding::Raw)
 }
 
+/// The JSON value a capture from a JSON body took; `None` for one from a header (text).
+fn captured_json(capture: &Capture, response: &HttpResponse) -> Option<Value> {
+    match &capture.source {
+        CaptureSource::Json(pointer) => json_at(response.json().ok()?, pointer).cloned(),
+        CaptureSource::Header(_) => None,
+    }
+}
+
+/// A JSON value that is exactly one template: a capture from a JSON body as the JSON value it
+/// was; a header capture, a secret field or the run id as a string.
+fn typed_value(template: &Template, scope: &RunScope) -> Result<Value, RenderError> {
+    if let Some(Ref::Capture(name)) = template.sole_ref()
+        && let Some(value) = scope.typed.get(name)
+    {
+        return Ok(value.clone());
+    }
+    Ok(Value::String(raw(template, scope)?))
+}
+
 /// JSON strings are rendered raw: serde_json escapes them when the body is serialized.
 fn json_value(template: &JsonTemplate, scope: &RunScope) -> Result<Value, RenderError> {
     Ok(match template {
         JsonTemplate::Text(t) => Value::String(raw(t, scope)?),
+        JsonTemplate::Typed(t) => typed_value(t, scope)?,
         JsonTemplate::Value(v) => v.clone(),
         JsonTemplate::Array(items) => {
             Value::Array(items.iter().map(|i| json_value(i, scope)).collect::<Result<_, _>>()?)
@@ -948,5 +980,43 @@ path = "/userinfo"
         }
         assert_eq!(ran.run.steps[0].cause, Some(Cause::InvalidResponse));
         assert!(ran.run.steps[0].error.as_deref().unwrap_or_default().contains("outside the target"));
+    }
+
+    #[tokio::test]
+    async fn a_json_value_that_is_one_template_keeps_its_type_and_text_around_it_keeps_it_text() {
+        // GIVEN captured numbers, an object and a string, and vars of each TOML type
+        let source = r##"check = "typed"
+[vars]
+count = 3
+ratio = 0.5
+flag = true
+label = "7"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/graphql"
+capture = { id = { json = "/data/id" }, meta = { json = "/data/meta" }, name = { json = "/data/name" } }
+[[steps]]
+name = "cleanup"
+role = "cleanup"
+method = "POST"
+path = "/graphql"
+json = { id = "{{id}}", meta = "{{meta}}", name = "{{name}}", count = "{{vars.count}}", ratio = "{{vars.ratio}}", flag = "{{vars.flag}}", label = "{{vars.label}}", text = "#{{id}}", forced = "{{id | string}}", var_forced = "{{ vars.flag | string }}", nested = ["{{id}}", { n = "{{vars.count}}" }] }
+"##;
+        let created = r#"{"data":{"id":42,"meta":{"tags":["a",1,true],"n":null},"name":"Kettle"}}"#;
+        let target = ScriptedTarget::default().then(200, created).then(200, "{}");
+        // WHEN the cleanup sends them back
+        let ran = run_journey(source, target).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let sent: Value = serde_json::from_str(&body(&ran.requests[1])).unwrap();
+        // THEN each keeps its own JSON type, unless text surrounds it or it is forced to a string
+        assert_eq!(
+            sent,
+            serde_json::json!({
+                "id": 42, "meta": {"tags": ["a", 1, true], "n": null}, "name": "Kettle",
+                "count": 3, "ratio": 0.5, "flag": true, "label": "7",
+                "text": "#42", "forced": "42", "var_forced": "true", "nested": [42, {"n": 3}]
+            })
+        );
     }
 }

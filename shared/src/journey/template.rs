@@ -119,6 +119,15 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// The one reference the template is, with no text around it (`"{{order_id}}"`): in a JSON
+    /// body such a value is sent with its own JSON type.
+    pub fn sole_ref(&self) -> Option<&Ref> {
+        match self.parts.as_slice() {
+            [Part::Ref(r)] => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn refs(&self) -> impl Iterator<Item = &Ref> {
         self.parts.iter().filter_map(|p| match p {
             Part::Ref(Ref::Var { .. }) | Part::Text(_) => None,

@@ -125,7 +125,7 @@ fn value() -> impl Strategy<Value = String> {
 
 /// A TOML basic string holding `text`: JSON's escapes are TOML's, but for DEL, which TOML wants
 /// escaped too.
-fn toml_string(text: &str) -> String {
+pub(super) fn toml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default().replace('\u{7f}', "\\u007F")
 }
 
