@@ -9,6 +9,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A literal `{{` in a journey's text is written `{{"{{"}}`: the template whose content is the
+/// quoted text `{{`. (`}}` alone needs no escape: only `{{` opens a template.)
+pub const ESCAPED_OPEN: &str = r#"{{"{{"}}"#;
+const QUOTED_OPEN: &str = r#""{{""#;
+
 /// What a `{{...}}` names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ref {
@@ -97,8 +102,15 @@ impl Template {
         while let Some(open) = rest.find("{{") {
             push_text(&mut parts, &rest[..open]);
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| format!("\"{{{{\" at {:?} is never closed", shorten(rest)))?;
+            let close = after.find("}}").ok_or_else(|| {
+                format!("\"{{{{\" at {:?} is never closed (a literal {{{{ is written {ESCAPED_OPEN})", shorten(rest))
+            })?;
             let name = after[..close].trim();
+            if name == QUOTED_OPEN {
+                push_text(&mut parts, "{{");
+                rest = &after[close + 2..];
+                continue;
+            }
             match reference(name) {
                 Some(Reference::Var(var)) => match vars.get(var) {
                     // Kept apart from the text around it, so it is encoded like any other value.
@@ -335,6 +347,20 @@ mod tests {
             let error = Template::parse(text, &vars()).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_literal_open_brace_pair_is_escaped_and_stays_text() {
+        // GIVEN the escape, alone, beside text and beside a template
+        let t = Template::parse(r#"a {{"{{"}}b}} {{ "{{" }}{{id}}}}"#, &vars()).unwrap();
+        // THEN it is text, never a template, and only the real template is a reference
+        assert_eq!(t.refs().cloned().collect::<Vec<_>>(), [Ref::Capture("id".into())]);
+        assert_eq!(t.render(&Values, Encoding::Raw).unwrap(), "a {{b}} {{../admin?x=1}}");
+        assert_eq!(Template::parse(ESCAPED_OPEN, &vars()).unwrap().as_literal().as_deref(), Some("{{"));
+        assert_eq!(Template::parse(ESCAPED_OPEN, &vars()).unwrap().sole_ref(), None, "a JSON string, not typed");
+        // AND an unclosed one says how to write a literal one
+        let error = Template::parse("x {{ y", &vars()).unwrap_err();
+        assert!(error.ends_with(r#"(a literal {{ is written {{"{{"}})"#), "{error}");
     }
 
     #[test]
