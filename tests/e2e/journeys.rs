@@ -624,6 +624,7 @@ async fn validate_accepts_every_shipped_journey() {
         "nested-login.toml",
         "oauth-client-credentials.toml",
         "idp-and-api.toml",
+        "next-link.toml",
         "cookie-session.toml",
         "array-listing.toml",
         "hostile-path.toml",

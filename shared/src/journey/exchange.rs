@@ -49,6 +49,11 @@ pub struct StepSpec {
     pub path: String,
     /// The base URL of the step's named target; `None`: the run's main target.
     pub base: Option<Url>,
+    /// `path` is a whole URL or an absolute path (a next link), resolved against the base's
+    /// origin and refused if it leaves it.
+    pub whole_url: bool,
+    /// `false`: a redirect is the answer, judged as it is.
+    pub follow_redirects: bool,
     pub headers: Vec<(String, String)>,
     pub auth: Option<Auth>,
     pub body: Option<Body>,
@@ -71,6 +76,8 @@ impl StepSpec {
             method,
             path: path.to_string(),
             base: None,
+            whole_url: false,
+            follow_redirects: true,
             headers: Vec::new(),
             auth: None,
             body: None,
@@ -365,7 +372,7 @@ impl StepRecorder {
             let fresh = self.cookies.store(&origin, &response);
             self.scrubber.add_all(&fresh);
             let location = match response.status {
-                301 | 302 | 303 | 307 | 308 => response.header("location"),
+                301 | 302 | 303 | 307 | 308 if spec.follow_redirects => response.header("location"),
                 _ => None,
             };
             let Some(location) = location else {
@@ -410,7 +417,11 @@ impl StepRecorder {
     }
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
-        let url = join(spec.base.as_ref().unwrap_or(&self.setup.target), &spec.path)?;
+        let base = spec.base.as_ref().unwrap_or(&self.setup.target);
+        let url = match spec.whole_url {
+            true => within_origin(base, &spec.path)?,
+            false => join(base, &spec.path)?,
+        };
         // What the step's auth and body, and the engine itself, set goes out once, as they set
         // it: a header of the same name (from [defaults], say) yields, as two Authorization or
         // Content-Type headers are refused by some servers and read differently by others.
@@ -650,6 +661,25 @@ fn month_named(token: &str) -> Option<time::Month> {
     let prefix = token.get(..3)?;
     let index = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(prefix))?;
     time::Month::try_from(index as u8 + 1).ok()
+}
+
+/// A whole URL or an absolute path a step was handed (a next link), resolved against `base`;
+/// refused, before anything is sent, when it leaves the base's origin. The target handed it
+/// over, so a bad one is the target's invalid response. Neither message quotes a query.
+pub fn within_origin(base: &Url, link: &str) -> Result<Url, CheckError> {
+    let mut url = base.join(link).map_err(|e| {
+        CheckError::InvalidResponse(format!("the step's url does not form a URL ({e}); nothing was sent"))
+    })?;
+    // A fragment is the client's own, never sent: a link that carries one is the same request.
+    url.set_fragment(None);
+    if url.origin() != base.origin() {
+        return Err(CheckError::InvalidResponse(format!(
+            "the step's url {} leaves its origin {}; nothing was sent there",
+            without_query(&url),
+            base.origin().ascii_serialization()
+        )));
+    }
+    Ok(url)
 }
 
 /// Joins a step path onto the base URL, keeping any path prefix the base has

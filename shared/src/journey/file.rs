@@ -130,6 +130,11 @@ pub struct StepDef {
     pub target: Option<String>,
     pub method: Method,
     pub path: Template,
+    /// Written as `url` instead of `path`: the template renders a whole URL or an absolute path
+    /// (a captured next link), taken as it is and resolved against the step's origin.
+    pub whole_url: bool,
+    /// `false`: a redirect is the step's answer, to assert on (status, `Location`).
+    pub follow_redirects: bool,
     pub headers: Vec<(String, Template)>,
     pub auth: Option<AuthDef>,
     pub body: Option<BodyDef>,
@@ -566,23 +571,17 @@ impl Reader<'_> {
             }),
         };
         let target = table.get("target").and_then(|v| self.step_target(v, context));
-        let path = match table.get("path") {
-            Some(v) => self.string(v, "path").and_then(|(path, span)| {
-                if !path.starts_with('/') {
-                    self.problem(
-                        span.clone(),
-                        format!("path {path:?} must start with '/': it is relative to the target"),
-                    );
-                    return None;
-                }
-                let template = self.template_text(&path, span.clone(), context)?;
-                self.fits(template, Encoding::Url, span)
-            }),
-            None => {
-                self.problem(value.span(), "this step has no `path`".into());
+        let path = match (table.get("path"), table.get("url")) {
+            (Some(_), Some(url)) => {
+                self.problem(url.span(), "a step takes `path` or `url`, not both".into());
                 None
             }
+            (None, Some(url)) => self.template(url, "url", context),
+            (path, None) => self.path(path, value, context),
         };
+        let whole_url = table.get("url").is_some();
+        let follow_redirects =
+            table.get("follow_redirects").and_then(|v| self.boolean(v, "follow_redirects")).unwrap_or(true);
         let mut headers = defaults.headers.clone();
         if let Some(v) = table.get("headers") {
             for (name, template) in self.headers(v, context) {
@@ -644,6 +643,8 @@ impl Reader<'_> {
             target,
             method: method?,
             path: path?,
+            whole_url,
+            follow_redirects,
             headers,
             auth,
             body,
@@ -801,6 +802,27 @@ impl Reader<'_> {
                 JsonTemplate::Object(fields.into_iter().collect::<Option<_>>()?)
             }
         })
+    }
+
+    /// A step's `path`, relative to its target.
+    fn path(&mut self, path: Option<&Value_<'_>>, step: &Value_<'_>, context: &Context) -> Option<Template> {
+        match path {
+            Some(v) => self.string(v, "path").and_then(|(path, span)| {
+                if !path.starts_with('/') {
+                    self.problem(
+                        span.clone(),
+                        format!("path {path:?} must start with '/': it is relative to the target"),
+                    );
+                    return None;
+                }
+                let template = self.template_text(&path, span.clone(), context)?;
+                self.fits(template, Encoding::Url, span)
+            }),
+            None => {
+                self.problem(step.span(), "this step has no `path` (or `url`)".into());
+                None
+            }
+        }
     }
 
     /// A JSON string of the file: exactly one template is sent typed (a var as the TOML value it
@@ -1233,6 +1255,8 @@ const STEP_KEYS: &[&str] = &[
     "target",
     "method",
     "path",
+    "url",
+    "follow_redirects",
     "headers",
     "bearer",
     "basic",
@@ -1697,5 +1721,28 @@ path = "/y"
             found[1]
         );
         assert!(found[2].starts_with("j.toml:8:39: {{a|number}} is not a template"), "{}", found[2]);
+    }
+
+    #[test]
+    fn url_stands_instead_of_path_and_follow_redirects_is_a_boolean() {
+        let source = "check = \"l\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\ncapture = { next = { json = \"/next\" } }\n\
+                      [[steps]]\nname = \"b\"\nurl = \"{{next}}\"\nfollow_redirects = false\n";
+        let journey = JourneyDef::parse(source).unwrap();
+        let [a, b] = journey.steps.as_slice() else { panic!("two steps") };
+        assert!(!a.whole_url && a.follow_redirects, "path, and redirects followed, by default");
+        assert!(b.whole_url && !b.follow_redirects);
+        assert_eq!(b.captures_used().iter().collect::<Vec<_>>(), ["next"]);
+        let misuse = "check = \"l\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\nurl = \"/b\"\n\
+                      [[steps]]\nname = \"b\"\nfollow_redirects = \"no\"\n\
+                      [[steps]]\nname = \"c\"\nurl = \"{{later}}\"\n";
+        assert_eq!(
+            problems(misuse),
+            [
+                "j.toml:5:7: a step takes `path` or `url`, not both",
+                "j.toml:6:1: this step has no `path` (or `url`)",
+                "j.toml:8:20: follow_redirects must be true or false",
+                "j.toml:11:7: {{later}} names a capture that no earlier step makes",
+            ]
+        );
     }
 }

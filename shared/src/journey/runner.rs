@@ -299,10 +299,13 @@ fn unrenderable(error: &RenderError) -> CheckError {
 }
 
 fn render(journey_def: &JourneyDef, step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
-    let path = step.path.render(scope, Encoding::Url)?;
+    // A whole URL (a next link) goes as it is: the origin check before sending guards it.
+    let path = step.path.render(scope, if step.whole_url { Encoding::Raw } else { Encoding::Url })?;
     let mut spec =
         StepSpec::new(&step.name, step.method, &path, step.expect_status.clone(), step.budget).role(step.role);
     spec.base = step_origin(journey_def, step)?;
+    spec.whole_url = step.whole_url;
+    spec.follow_redirects = step.follow_redirects;
     for (name, value) in &step.headers {
         spec = spec.header(name, &value.render(scope, Encoding::Header)?);
     }
@@ -1018,5 +1021,77 @@ json = { id = "{{id}}", meta = "{{meta}}", name = "{{name}}", count = "{{vars.co
                 "text": "#42", "forced": "42", "var_forced": "true", "nested": [42, {"n": 3}]
             })
         );
+    }
+
+    const NEXT_LINK: &str = r#"check = "listing"
+targets = { idp = "http://login.test/" }
+steps = [
+  { name = "first", path = "/shop/items?page=1", capture = { next = { json = "/links/next" } } },
+  { name = "second", url = "{{next}}", assert = [{ json = "/page", equals = 2 }] },
+]
+"#;
+
+    #[tokio::test]
+    async fn a_captured_next_link_is_followed_whole_within_the_steps_origin() {
+        for (next, expected) in [
+            ("http://api.test/shop/items?page=2&cursor=a%2Fb", "http://api.test/shop/items?page=2&cursor=a%2Fb"),
+            ("/shop/items?page=2", "http://api.test/shop/items?page=2"),
+            ("HTTP://API.TEST:80/shop/items?page=2", "http://api.test/shop/items?page=2"),
+        ] {
+            // GIVEN a first page whose next link is a whole URL, or an absolute path
+            let first = serde_json::json!({ "links": { "next": next } }).to_string();
+            let target = ScriptedTarget::default().then(200, &first).then(200, r#"{"page":2}"#);
+            // WHEN the journey follows it
+            let ran = run_journey(NEXT_LINK, target).await;
+            // THEN the link is requested as it is, not as one encoded path segment
+            assert_eq!(ran.run.status, Outcome::Passed, "{next}: {:?}", ran.run.steps);
+            assert_eq!(ran.requests[1].url.as_str(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_next_link_leaving_the_steps_origin_fails_the_step_with_nothing_sent() {
+        for next in [
+            "http://evil.test/shop/items?page=2&token=abc",
+            "//evil.test/x",
+            "http://login.test/declared-but-not-this-steps",
+            "https://api.test/shop/items",
+            "http://api.test:8080/shop/items",
+            "http://[::1",
+        ] {
+            // GIVEN a next link pointing at another origin (declared or not), or no URL at all
+            let first = serde_json::json!({ "links": { "next": next } }).to_string();
+            let target = ScriptedTarget::default().then(200, &first).then(200, "{}");
+            // WHEN the journey runs
+            let ran = run_journey(NEXT_LINK, target).await;
+            // THEN only the first page was requested, and the step failed as the target's bad value
+            assert_eq!(ran.requests.len(), 1, "{next}: nothing was sent there");
+            let second = &ran.run.steps[1];
+            assert_eq!((second.outcome, second.cause), (Outcome::Failed, Some(Cause::InvalidResponse)), "{next}");
+            let error = second.error.as_deref().unwrap_or_default();
+            assert!(error.contains("nothing was sent"), "{next}: {error}");
+            assert!(!error.contains("token=abc"), "a query is never quoted: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_not_followed_is_the_answer_to_assert_on() {
+        let source = r#"check = "moved"
+[[steps]]
+name = "old"
+path = "/old-shop"
+follow_redirects = false
+expect_status = 301
+assert = [{ header = "Location", equals = "https://shop.example.com/" }]
+"#;
+        // GIVEN a 301 to another origin, which would be refused if followed
+        let moved = || answer(301, &[("location", "https://shop.example.com/")], "");
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, moved()).then_after(Duration::ZERO, moved());
+        // WHEN the step does not follow redirects
+        let ran = run_journey(source, target).await;
+        // THEN the 301 and its Location are the step's answer, and nothing else was requested
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        assert_eq!(ran.requests.len(), 1);
+        assert_eq!(ran.run.steps[0].status, Some(301));
     }
 }

@@ -55,6 +55,8 @@ enum Place {
     Json,
     /// `note=<value>&k=1`, written by hand as a raw form body
     RawForm,
+    /// `url = "<value>"`: the whole URL, a next link
+    WholeUrl,
 }
 
 impl Place {
@@ -64,6 +66,7 @@ impl Place {
             Place::Header => format!("path = \"/use\"\nheaders = {{ X-Note = \"n={t}\" }}\n"),
             Place::Form => format!("method = \"POST\"\npath = \"/use\"\nform = {{ note = \"{t}\", k = 1 }}\n"),
             Place::Json => format!("method = \"POST\"\npath = \"/use\"\njson = {{ note = \"{t}\", k = 1 }}\n"),
+            Place::WholeUrl => format!("url = \"{t}\"\n"),
             Place::RawForm => format!(
                 "method = \"POST\"\npath = \"/use\"\nbody = \"note={t}&k=1\"\ncontent_type = \"application/x-www-form-urlencoded\"\n"
             ),
@@ -77,6 +80,8 @@ impl Place {
             // HTTP takes no control character in a header value but the tab (RFC 9110, 5.5).
             Place::Header => value.chars().any(|c| c.is_ascii_control() && c != '\t'),
             Place::Form | Place::Json | Place::RawForm => false,
+            // Any value may be no URL, or one on another origin: then nothing is sent.
+            Place::WholeUrl => true,
         }
     }
 }
@@ -230,6 +235,15 @@ fn check_use(place: Place, value: &str, on_idp: bool, sent: &HttpRequest) -> Res
                 serde_json::from_slice(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(sent_json, json!({ "note": value, "k": 1 }));
         }
+        // Sent at all, it is on the step's own origin (checked by the caller) and is that URL.
+        Place::WholeUrl => {
+            let base = url::Url::parse(if on_idp { IDP } else { TARGET }).expect("a URL");
+            let expected = base.join(value).ok().map(|mut url| {
+                url.set_fragment(None);
+                url
+            });
+            prop_assert_eq!(Some(sent.url.clone()), expected);
+        }
     }
     expected_headers.sort();
     prop_assert_eq!(header_names(sent), expected_headers);
@@ -243,7 +257,9 @@ proptest! {
     fn no_templated_value_moves_a_request_or_adds_to_it(
         value in value(),
         source in prop::sample::select(vec![Source::Capture, Source::Var, Source::Secret, Source::RunId]),
-        place in prop::sample::select(vec![Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm]),
+        place in prop::sample::select(vec![
+            Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm, Place::WholeUrl,
+        ]),
         on_idp in any::<bool>(),
     ) {
         let ran = run_case(source, place, &value, on_idp);
