@@ -884,11 +884,14 @@ impl Reader<'_> {
             let name = key.get_ref().to_string();
             if name.is_empty()
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                || matches!(name.as_str(), "secret" | "vars" | "run")
+                || matches!(name.as_str(), "secret" | "vars" | "run" | "now" | "uuid")
             {
                 self.problem(
                     key.span(),
-                    format!("capture name {name:?} must be letters, digits, '_' or '-', and not secret, vars or run"),
+                    format!(
+                        "capture name {name:?} must be letters, digits, '_' or '-', and not secret, vars, run, now \
+                         or uuid"
+                    ),
                 );
                 continue;
             }
@@ -1744,5 +1747,20 @@ path = "/y"
                 "j.toml:11:7: {{later}} names a capture that no earlier step makes",
             ]
         );
+    }
+
+    #[test]
+    fn generated_values_need_no_capture_and_their_names_are_reserved() {
+        let ok =
+            "check = \"g\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{uuid}}\"\nheaders = { X-At = \"{{now.iso}}\" }\n";
+        let journey = JourneyDef::parse(ok).unwrap();
+        assert!(journey.steps[0].captures_used().is_empty() && !journey.uses_secrets());
+        let misuse = "check = \"g\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{now.year}}\"\n\
+                      capture = { uuid = { json = \"/id\" }, now = { json = \"/now\" } }\n";
+        let found = problems(misuse);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("j.toml:4:8: {{now.year}} is not a template"), "{}", found[0]);
+        assert!(found[1].starts_with("j.toml:5:13: capture name \"uuid\" must be"), "{}", found[1]);
+        assert!(found[2].starts_with("j.toml:5:38: capture name \"now\" must be"), "{}", found[2]);
     }
 }

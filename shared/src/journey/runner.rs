@@ -19,7 +19,7 @@ use crate::journey::file::{
     AssertDef, AuthDef, BodyDef, Capture, CaptureSource, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
 };
 use crate::journey::judge::{Assertion, HeaderTest, JsonTest};
-use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
+use crate::journey::template::{Encoding, GeneratedValues, Ref, RenderError, Scope, Template};
 use crate::journey::{StepFailed, StepRecorder, StepRole, StepSpec};
 use crate::result::Account;
 use crate::secret::{CredentialStore, Credentials, Secret};
@@ -42,6 +42,7 @@ pub async fn run(
         captures: HashMap::new(),
         typed: HashMap::new(),
         run_id: journey.run_id().to_string(),
+        generated: GeneratedValues::default(),
     };
     if journey_def.uses_secrets() {
         let store = credentials.ok_or_else(|| {
@@ -90,6 +91,8 @@ struct RunScope {
     /// that capture.
     typed: HashMap<String, Value>,
     run_id: String,
+    /// Made anew for each step rendered.
+    generated: GeneratedValues,
 }
 
 impl Scope for RunScope {
@@ -103,6 +106,10 @@ impl Scope for RunScope {
 
     fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    fn generated(&self) -> &GeneratedValues {
+        &self.generated
     }
 }
 
@@ -298,7 +305,9 @@ fn unrenderable(error: &RenderError) -> CheckError {
     }
 }
 
-fn render(journey_def: &JourneyDef, step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
+fn render(journey_def: &JourneyDef, step: &StepDef, scope: &mut RunScope) -> Result<StepSpec, RenderError> {
+    scope.generated = GeneratedValues::now();
+    let scope = &*scope;
     // A whole URL (a next link) goes as it is: the origin check before sending guards it.
     let path = step.path.render(scope, if step.whole_url { Encoding::Raw } else { Encoding::Url })?;
     let mut spec =
@@ -398,10 +407,14 @@ fn captured_json(capture: &Capture, response: &HttpResponse) -> Option<Value> {
 /// A JSON value that is exactly one template: a capture from a JSON body as the JSON value it
 /// was; a header capture, a secret field or the run id as a string.
 fn typed_value(template: &Template, scope: &RunScope) -> Result<Value, RenderError> {
-    if let Some(Ref::Capture(name)) = template.sole_ref()
-        && let Some(value) = scope.typed.get(name)
-    {
-        return Ok(value.clone());
+    match template.sole_ref() {
+        Some(Ref::Capture(name)) if let Some(value) = scope.typed.get(name) => return Ok(value.clone()),
+        Some(Ref::Generated(which)) if which.is_number() => {
+            if let Ok(number) = scope.generated.get(*which).parse::<i64>() {
+                return Ok(Value::from(number));
+            }
+        }
+        _ => {}
     }
     Ok(Value::String(raw(template, scope)?))
 }
@@ -429,6 +442,7 @@ mod tests {
     use crate::result::{Outcome, RunResult};
     use crate::secret::InMemorySecrets;
     use std::time::Duration;
+    use time::format_description::well_known::Rfc3339;
 
     const ACCOUNT: &str = r#"{"api_key":"sk_test_4eC39Hq","email":"mon@example.com","password":"pw \"1\"\nx"}"#;
 
@@ -1077,12 +1091,9 @@ steps = [
     #[tokio::test]
     async fn a_redirect_not_followed_is_the_answer_to_assert_on() {
         let source = r#"check = "moved"
-[[steps]]
-name = "old"
-path = "/old-shop"
-follow_redirects = false
-expect_status = 301
-assert = [{ header = "Location", equals = "https://shop.example.com/" }]
+steps = [{ name = "old", path = "/old-shop", follow_redirects = false, expect_status = 301, assert = [
+  { header = "Location", equals = "https://shop.example.com/" },
+] }]
 "#;
         // GIVEN a 301 to another origin, which would be refused if followed
         let moved = || answer(301, &[("location", "https://shop.example.com/")], "");
@@ -1093,5 +1104,51 @@ assert = [{ header = "Location", equals = "https://shop.example.com/" }]
         assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
         assert_eq!(ran.requests.len(), 1);
         assert_eq!(ran.run.steps[0].status, Some(301));
+    }
+
+    #[tokio::test]
+    async fn generated_values_are_one_instant_and_one_uuid_per_step_wherever_they_land() {
+        let source = r#"check = "gen"
+[[steps]]
+name = "a"
+method = "POST"
+path = "/a/{{uuid}}?at={{now.iso}}&s={{now.unix}}"
+headers = { X-Request-Id = "{{uuid}}", X-At = "{{now.unix_ms}}" }
+json = { id = "{{uuid}}", s = "{{now.unix}}", ms = "{{now.unix_ms}}", iso = "{{now.iso}}", text = "t={{now.unix}}" }
+[[steps]]
+name = "b"
+method = "POST"
+path = "/b"
+form = { id = "{{uuid}}", ms = "{{now.unix_ms}}" }
+"#;
+        let before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let ran = run_journey(source, ScriptedTarget::default().then(200, "{}").then(200, "{}")).await;
+        let after = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let [a, b] = ran.requests.as_slice() else { panic!("two requests") };
+        // THEN step a's values agree wherever they land, typed in JSON when alone
+        let sent: Value = serde_json::from_str(&body(a)).unwrap();
+        let uuid = sent["id"].as_str().unwrap().to_string();
+        let parsed = uuid::Uuid::parse_str(&uuid).unwrap();
+        assert_eq!((parsed.get_version_num(), parsed.hyphenated().to_string()), (4, uuid.clone()));
+        let ms = sent["ms"].as_i64().expect("a number");
+        assert!((before..=after).contains(&i128::from(ms)), "{before} <= {ms} <= {after}");
+        assert_eq!(sent["s"].as_i64(), Some(ms / 1000));
+        assert_eq!(sent["text"], format!("t={}", ms / 1000));
+        let iso = time::OffsetDateTime::parse(sent["iso"].as_str().unwrap(), &Rfc3339).unwrap();
+        assert_eq!(iso.unix_timestamp_nanos() / 1_000_000, i128::from(ms), "one instant");
+        assert_eq!(sent.as_object().unwrap().len(), 5, "no field added");
+        let header = |name: &str| a.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(header("X-Request-Id"), Some(uuid.clone()));
+        assert_eq!(header("X-At"), Some(ms.to_string()));
+        assert_eq!(a.url.path(), format!("/a/{uuid}"));
+        let query: Vec<(String, String)> = a.url.query_pairs().into_owned().collect();
+        assert_eq!(query, [("at".into(), sent["iso"].as_str().unwrap().into()), ("s".into(), (ms / 1000).to_string())]);
+        // AND the next step has its own
+        let form = form_fields(b);
+        assert_eq!(form.len(), 2);
+        assert_ne!(form[0].1, uuid, "a fresh uuid per step");
+        assert!(uuid::Uuid::parse_str(&form[0].1).is_ok());
+        assert!(form[1].1.parse::<i64>().unwrap() >= ms);
     }
 }
