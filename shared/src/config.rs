@@ -95,13 +95,17 @@ impl MonitorConfig {
             true => Some(env.required("CREDENTIALS_SECRET_ID")?),
             false => env.optional("CREDENTIALS_SECRET_ID"),
         };
-        let override_allowed_hosts = match env.optional("TARGET_OVERRIDE_ALLOWED_HOSTS") {
-            Some(list) => list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect(),
-            None => target.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default(),
-        };
+        let listed_hosts: Option<Vec<String>> = env
+            .optional("TARGET_OVERRIDE_ALLOWED_HOSTS")
+            .map(|list| list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect());
         let override_allowed_origins = match env.optional("TARGET_OVERRIDE_ALLOWED_ORIGINS") {
             Some(list) => allowed_origins("TARGET_OVERRIDE_ALLOWED_ORIGINS", &list)?,
             None => Vec::new(),
+        };
+        apply_target_overrides(&env, &mut journey, listed_hosts.as_deref(), &override_allowed_origins)?;
+        let override_allowed_hosts = match listed_hosts {
+            Some(hosts) => hosts,
+            None => target.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default(),
         };
         let synthetic_header = env.optional("SYNTHETIC_HEADER").unwrap_or_else(|| "X-Synthetic-Check".into());
         if !is_header_name(&synthetic_header) || SET_OTHERWISE.iter().any(|h| h.eq_ignore_ascii_case(&synthetic_header))
@@ -157,30 +161,86 @@ impl MonitorConfig {
             return Ok(self.target.clone());
         };
         let url = parse_target("target_base_url", raw).map_err(|e| CheckError::InvalidEvent(e.to_string()))?;
-        if self.override_allowed_origins.contains(&url.origin()) {
+        let moved = Moved { name: "target_base_url", from: &self.target, from_name: "TARGET_BASE_URL" };
+        moved
+            .allowed(url, &self.override_allowed_hosts, &self.override_allowed_origins)
+            .map_err(CheckError::InvalidEvent)
+    }
+}
+
+/// A base URL moved from where it was declared (the main target by the event, a named target
+/// by its deployment variable). The synthetic account's credentials go wherever a target is,
+/// so a move is allowed to a listed origin as it is, or to a listed host with the declared
+/// scheme and port only.
+struct Moved<'a> {
+    /// The variable or event field that moves it.
+    name: &'a str,
+    from: &'a Url,
+    /// Where `from` was declared.
+    from_name: &'a str,
+}
+
+impl Moved<'_> {
+    fn allowed(&self, url: Url, hosts: &[String], origins: &[url::Origin]) -> Result<Url, String> {
+        if origins.contains(&url.origin()) {
             return Ok(url);
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        if !self.override_allowed_hosts.contains(&host) {
-            return Err(CheckError::InvalidEvent(format!(
-                "target_base_url host {host:?} is not in TARGET_OVERRIDE_ALLOWED_HOSTS ({}), nor its origin in \
+        if !hosts.contains(&host) {
+            return Err(format!(
+                "{} host {host:?} is not in TARGET_OVERRIDE_ALLOWED_HOSTS ({}), nor its origin in \
                  TARGET_OVERRIDE_ALLOWED_ORIGINS",
-                self.override_allowed_hosts.join(", ")
-            )));
+                self.name,
+                hosts.join(", ")
+            ));
         }
-        // An allowed host is allowed with the target's scheme and port only: `http://` would send
+        // An allowed host is allowed with the declared scheme and port only: `http://` would send
         // the password in cleartext, another port may be another service.
-        if url.scheme() != self.target.scheme() || url.port_or_known_default() != self.target.port_or_known_default() {
-            return Err(CheckError::InvalidEvent(format!(
-                "target_base_url {} must keep the scheme and port of TARGET_BASE_URL ({}://…:{}); list another \
-                 origin in TARGET_OVERRIDE_ALLOWED_ORIGINS to allow it",
+        if url.scheme() != self.from.scheme() || url.port_or_known_default() != self.from.port_or_known_default() {
+            return Err(format!(
+                "{} {} must keep the scheme and port of {} ({}://…:{}); list another origin in \
+                 TARGET_OVERRIDE_ALLOWED_ORIGINS to allow it",
+                self.name,
                 url.origin().ascii_serialization(),
-                self.target.scheme(),
-                self.target.port_or_known_default().unwrap_or_default()
-            )));
+                self.from_name,
+                self.from.scheme(),
+                self.from.port_or_known_default().unwrap_or_default()
+            ));
         }
         Ok(url)
     }
+}
+
+/// `TARGET_<NAME>_URL` points the journey's named target `name` elsewhere for one deployment
+/// (a staging identity provider), under the rules of any override: a listed origin, or a host
+/// listed in TARGET_OVERRIDE_ALLOWED_HOSTS (by default the declared one) with the declared scheme
+/// and port. A journey never talks to an origin neither its file nor its deployment allows.
+fn apply_target_overrides(
+    env: &Env,
+    journey: &mut JourneyDef,
+    hosts: Option<&[String]>,
+    origins: &[url::Origin],
+) -> Result<(), CheckError> {
+    let declared: Vec<(String, Url)> = journey.targets().map(|(name, url)| (name.to_string(), url.clone())).collect();
+    for (name, from) in declared {
+        let variable = target_variable(&name);
+        let Some(raw) = env.optional(&variable) else {
+            continue;
+        };
+        let url = parse_target(&variable, &raw)?;
+        let own_host = from.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default();
+        let from_name = format!("targets.{name} in the journey");
+        let moved = Moved { name: &variable, from: &from, from_name: &from_name };
+        let url = moved.allowed(url, hosts.unwrap_or(&own_host), origins).map_err(CheckError::Misconfigured)?;
+        // Cannot fail: `name` is one the journey declares.
+        let _ = journey.set_target(&name, url);
+    }
+    Ok(())
+}
+
+/// The variable that overrides the named target `name` (`idp`: `TARGET_IDP_URL`).
+pub fn target_variable(name: &str) -> String {
+    format!("TARGET_{}_URL", name.to_ascii_uppercase())
 }
 
 /// Variables the journey file replaced. A deployment that still sets one would silently lose
@@ -603,5 +663,59 @@ mod tests {
         let mut vars = base();
         vars.insert("SYNTHETIC_HEADER", "X-Monitor_1");
         assert_eq!(load(Check::Health, &vars).unwrap().synthetic_header, "X-Monitor_1");
+    }
+
+    fn two_origins() -> JourneyDef {
+        let source = "check = \"oauth\"\n[targets]\nidp = \"https://login.example.com/t/\"\n\
+                      [[steps]]\nname = \"token\"\ntarget = \"idp\"\npath = \"/token\"\n";
+        JourneyDef::parse(source).unwrap()
+    }
+
+    fn load_two(vars: &HashMap<&str, &str>) -> Result<MonitorConfig, CheckError> {
+        MonitorConfig::from_lookup(two_origins(), &|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    fn idp(config: &MonitorConfig) -> String {
+        config.journey.target("idp").unwrap().to_string()
+    }
+
+    #[test]
+    fn a_named_target_is_overridable_per_deployment_within_the_override_rules() {
+        // GIVEN no override: the declared URL
+        assert_eq!(idp(&load_two(&base()).unwrap()), "https://login.example.com/t/");
+        assert_eq!(target_variable("idp"), "TARGET_IDP_URL");
+        // WHEN TARGET_IDP_URL keeps the declared host, scheme and port, THEN it is used
+        let mut vars = base();
+        vars.insert("TARGET_IDP_URL", "https://login.example.com/staging/");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "https://login.example.com/staging/");
+        // WHEN it moves elsewhere without an allowlist, THEN the deployment is refused, named
+        for moved in ["https://login.attacker.example/", "http://login.example.com/", "https://login.example.com:8443/"]
+        {
+            vars.insert("TARGET_IDP_URL", moved);
+            let error = load_two(&vars).unwrap_err();
+            assert_eq!(error.error_type(), "Misconfigured", "{moved}");
+            assert!(error.to_string().contains("TARGET_IDP_URL"), "{moved}: {error}");
+        }
+        // AND the main target's own host is not allowed for it either
+        vars.insert("TARGET_IDP_URL", "https://shop.example.com/");
+        assert!(load_two(&vars).is_err(), "only the declared host by default");
+        // WHEN the host is listed, or the origin, THEN it is allowed exactly as listed
+        vars.insert("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.example.com, login.staging.example.com");
+        vars.insert("TARGET_IDP_URL", "https://login.staging.example.com/");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "https://login.staging.example.com/");
+        vars.insert("TARGET_IDP_URL", "http://login.staging.example.com/");
+        assert!(load_two(&vars).is_err(), "a listed host keeps the declared scheme");
+        vars.insert("TARGET_OVERRIDE_ALLOWED_ORIGINS", "http://127.0.0.1:9000");
+        vars.insert("TARGET_IDP_URL", "http://127.0.0.1:9000/");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "http://127.0.0.1:9000/");
+    }
+
+    #[test]
+    fn a_rejected_named_target_never_echoes_its_value() {
+        let mut vars = base();
+        vars.insert("TARGET_IDP_URL", "https://deploy:hunter2@login.example.com/");
+        let error = load_two(&vars).unwrap_err().to_string();
+        assert!(error.starts_with("misconfigured: TARGET_IDP_URL must be"), "{error}");
+        assert!(!error.contains("hunter2") && !error.contains("deploy"), "{error}");
     }
 }

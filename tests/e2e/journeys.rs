@@ -316,6 +316,50 @@ async fn oauth_client_credentials_passes_with_basic_client_auth_and_a_form_grant
     assert_eq!((state.clients_rejected, state.bad_requests, state.account_unauthorized), (0, 0, 0), "{state:?}");
 }
 
+/// The identity provider on one origin, the API on another: the fake serves both, reached as
+/// `localhost` for the identity provider and `127.0.0.1` for the API (two origins, one server).
+#[tokio::test]
+async fn a_token_from_a_named_idp_origin_then_the_api_on_the_main_target() {
+    let cfg = OAuthConfig::default();
+    let fake = oauth::spawn(cfg.clone()).await.expect("fake");
+    let api = fake.base_url().to_string();
+    let port = api.rsplit(':').next().expect("a port").trim_end_matches('/').to_string();
+    let idp_origin = format!("http://localhost:{port}");
+    let idp = format!("idp={idp_origin}/");
+    let credentials = Credentials::new(json!({ "client_id": cfg.client_id, "client_secret": cfg.client_secret }));
+    let file = journey("idp-and-api.toml");
+    let cred = credentials.path();
+    let argv = ["run", "--journey", &file, "--target", &api, "--target-url", &idp, "--credentials-file", &cred];
+    let mut with_format = argv.to_vec();
+    with_format.extend(["--format", "json"]);
+    // WHEN the identity provider is moved to an origin the deployment does not allow
+    let refused = synthetic(&with_format, &[]).await;
+    // THEN nothing is sent, and the variable it stands for is named
+    refused.assert_none_of(&[&cfg.client_secret]).expect(3);
+    assert!(refused.stderr.contains("TARGET_IDP_URL host \"localhost\" is not in"), "{}", refused.stderr);
+    assert_eq!(fake.handle().state().tokens_issued + fake.handle().state().clients_rejected, 0);
+    // WHEN its origin is allowed
+    let exited = synthetic(&with_format, &[("TARGET_OVERRIDE_ALLOWED_ORIGINS", &idp_origin)]).await;
+    // THEN the token comes from the identity provider and the account from the API
+    exited.assert_none_of(&[&cfg.client_secret]).expect(0);
+    let run = exited.result();
+    assert_eq!(outcomes(&run), [("token", Outcome::Passed), ("account", Outcome::Passed)], "{run:#?}");
+    let state = fake.handle().state();
+    assert_eq!((state.tokens_issued, state.client_auth_basic, state.account_ok), (1, 1, 1), "{state:?}");
+    // WHEN the identity provider's origin has nothing listening
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port();
+    let dead_origin = format!("http://localhost:{closed}");
+    let dead = format!("idp={dead_origin}/");
+    let argv = ["run", "--journey", &file, "--target", &api, "--target-url", &dead, "--credentials-file", &cred];
+    let mut with_format = argv.to_vec();
+    with_format.extend(["--format", "json"]);
+    let exited = synthetic(&with_format, &[("TARGET_OVERRIDE_ALLOWED_ORIGINS", &dead_origin)]).await;
+    // THEN the token step fails there, and the client secret never reached the API's origin
+    exited.assert_none_of(&[&cfg.client_secret]).expect(1);
+    assert_eq!(step(&exited.result(), "token").cause, Some(Cause::Connect));
+    assert_eq!(fake.handle().state(), state, "the API saw nothing more");
+}
+
 #[tokio::test]
 async fn oauth_secret_rotated_mid_run_is_picked_up_by_the_one_re_read() {
     // GIVEN the client secret was rotated on the API, and the credentials file is updated only
@@ -579,6 +623,8 @@ async fn validate_accepts_every_shipped_journey() {
         "stripe-payment.toml",
         "nested-login.toml",
         "oauth-client-credentials.toml",
+        "idp-and-api.toml",
+        "next-link.toml",
         "cookie-session.toml",
         "array-listing.toml",
         "hostile-path.toml",

@@ -32,6 +32,7 @@ pub async fn execute(args: CanaryArgs) -> Exit {
         check: args.check.iter().copied().collect::<Vec<CheckArg>>(),
         journey: args.journey.iter().cloned().collect(),
         target: target.to_string(),
+        target_url: Vec::new(),
         secret_id: args.secret_id.clone(),
         credentials_file: args.credentials_file.clone(),
         env: args.env.clone(),

@@ -151,6 +151,10 @@ pub struct RunArgs {
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
     #[arg(long, value_name = "URL")]
     pub target: String,
+    /// Base URL of a journey's named target, e.g. --target-url idp=https://login.staging.example.com/
+    /// (repeatable): TARGET_<NAME>_URL of the Lambda, with the same allowlist rules.
+    #[arg(long, value_name = "NAME=URL")]
+    pub target_url: Vec<String>,
     /// Secrets Manager id or ARN of the synthetic account.
     #[arg(long, value_name = "ID", conflicts_with = "credentials_file")]
     pub secret_id: Option<String>,

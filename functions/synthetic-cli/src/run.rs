@@ -10,11 +10,12 @@ use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
 use crate::{Exit, RunArgs, RunFormat, fail, history, print_report, scrubbed, selected_checks};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use synthetic_checks::alert::Notifier;
 use synthetic_checks::aws::{sdk_config, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
-use synthetic_checks::config::AlertTopic;
+use synthetic_checks::config::{AlertTopic, target_variable};
 use synthetic_checks::discard::Discard;
 use synthetic_checks::http::ReqwestTarget;
 use synthetic_checks::secret::{CredentialStore, SecretSource};
@@ -178,6 +179,30 @@ pub(crate) fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
     }
 }
 
+/// `--target-url NAME=URL` values by the variable they set (`TARGET_IDP_URL`). A name no
+/// selected journey declares is refused: it would silently change nothing.
+fn named_target_urls(values: &[String], journeys: &[JourneyDef]) -> Result<BTreeMap<String, String>, String> {
+    let mut named = BTreeMap::new();
+    for value in values {
+        let Some((name, url)) = value.split_once('=') else {
+            return Err("--target-url takes NAME=URL, e.g. idp=https://login.example.com/".into());
+        };
+        let name = name.trim();
+        if !journeys.iter().any(|j| j.target(name).is_some()) {
+            return Err(format!("--target-url {name}: no selected journey declares target {name:?} in [targets]"));
+        }
+        if named.insert(target_variable(name), url.trim().to_string()).is_some() {
+            return Err(format!("--target-url {name} is given twice"));
+        }
+    }
+    Ok(named)
+}
+
+/// Whether `name` is the variable of a named target (`TARGET_<NAME>_URL`, not the main one).
+fn named_target_variable(name: &str) -> bool {
+    name != "TARGET_BASE_URL" && name.starts_with("TARGET_") && name.ends_with("_URL")
+}
+
 /// Everything checked before the first request: arguments, credentials, every check's
 /// configuration and the history file. An error here exits 3 with nothing sent.
 pub(crate) async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result<Vec<Monitor>, String> {
@@ -198,8 +223,11 @@ pub(crate) async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result
     let secret_id = file.as_ref().map(CredentialsFile::id).or_else(|| args.secret_id.clone());
     // The deployment settings come from the arguments only, so a stray CREDENTIALS_SECRET_ID or
     // ALERT_TOPIC_ARN in the shell cannot redirect the run; the rest is the Lambda's environment.
+    let named = named_target_urls(&args.target_url, &journeys)?;
     let lookup = |name: &str| match name {
         "TARGET_BASE_URL" => Some(args.target.clone()),
+        // Named targets come from --target-url only, like the main one from --target.
+        _ if named_target_variable(name) => named.get(name).cloned(),
         "CHECK_ENV" => Some(args.env.clone()),
         "CREDENTIALS_SECRET_ID" => secret_id.clone(),
         "ALERT_TOPIC_ARN" => topic_arn.clone(),
@@ -271,5 +299,49 @@ mod tests {
         assert_eq!(verdict(&[degraded, broke()], true), Exit::Error);
         assert_eq!(verdict(&[passed, failed, broke()], true), Exit::Failed);
         assert_eq!(verdict(&[ran("x", Outcome::Failed)], true), Exit::Failed);
+    }
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["synthetic", "run", "--target", "https://shop.example.com/"];
+        argv.extend(extra);
+        let cli = <crate::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let crate::Command::Run(args) = cli.command else { panic!("expected run") };
+        args
+    }
+
+    fn two_origins() -> JourneyDef {
+        let source = "check = \"oauth\"\n[targets]\nidp = \"https://login.example.com/\"\n\
+                      [[steps]]\nname = \"token\"\ntarget = \"idp\"\npath = \"/token\"\n";
+        JourneyDef::parse(source).unwrap()
+    }
+
+    #[tokio::test]
+    async fn target_url_sets_a_named_target_under_the_lambdas_rules() {
+        // GIVEN --target-url for the declared target, on its declared host
+        let args = run_args(&["--target-url", "idp=https://login.example.com/staging/"]);
+        let monitors = prepare(&args, vec![two_origins()]).await.unwrap();
+        // THEN the journey talks to it there
+        assert_eq!(monitors[0].config().journey.target("idp").unwrap().as_str(), "https://login.example.com/staging/");
+        // AND another host is refused as TARGET_IDP_URL would be in the Lambda
+        let args = run_args(&["--target-url", "idp=https://login.attacker.example/"]);
+        let error = prepare(&args, vec![two_origins()]).await.err().unwrap();
+        assert!(error.contains("TARGET_IDP_URL host \"login.attacker.example\" is not in"), "{error}");
+        // AND a name no journey declares, a value without '=', or a name twice are refused
+        for (extra, expected) in [
+            (vec!["--target-url", "api=https://api.example.com/"], "no selected journey declares target \"api\""),
+            (vec!["--target-url", "https://login.example.com/"], "--target-url takes NAME=URL"),
+            (
+                vec![
+                    "--target-url",
+                    "idp=https://login.example.com/",
+                    "--target-url",
+                    "idp=https://login.example.com/",
+                ],
+                "--target-url idp is given twice",
+            ),
+        ] {
+            let error = prepare(&run_args(&extra), vec![two_origins()]).await.err().unwrap();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }

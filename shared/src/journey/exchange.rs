@@ -45,8 +45,15 @@ pub struct StepSpec {
     pub name: String,
     pub role: StepRole,
     pub method: Method,
-    /// Relative to the target's base URL, already encoded.
+    /// Relative to the base URL, already encoded.
     pub path: String,
+    /// The base URL of the step's named target; `None`: the run's main target.
+    pub base: Option<Url>,
+    /// `path` is a whole URL or an absolute path (a next link), resolved against the base's
+    /// origin and refused if it leaves it.
+    pub whole_url: bool,
+    /// `false`: a redirect is the answer, judged as it is.
+    pub follow_redirects: bool,
     pub headers: Vec<(String, String)>,
     pub auth: Option<Auth>,
     pub body: Option<Body>,
@@ -72,6 +79,9 @@ impl StepSpec {
             role: StepRole::Normal,
             method,
             path: path.to_string(),
+            base: None,
+            whole_url: false,
+            follow_redirects: true,
             headers: Vec::new(),
             auth: None,
             body: None,
@@ -370,12 +380,13 @@ impl StepRecorder {
             if changed.is_none() && !self.cookies.is_empty() {
                 changed = Some(request.clone());
             }
+            let origin = changed.as_ref().unwrap_or(request).url.origin();
             let response = match changed.as_mut() {
                 None => self.setup.http.send(request).await?,
                 Some(owned) => {
                     owned.timeout = left;
                     let mut sent = owned.clone();
-                    self.cookies.apply(&mut sent.headers);
+                    self.cookies.apply(&origin, &mut sent.headers);
                     self.setup.http.send(&sent).await?
                 }
             };
@@ -383,10 +394,10 @@ impl StepRecorder {
                 self.certificate = Some((spec.name.clone(), certificate.clone()));
             }
             // Every cookie is sent back as a credential, so each is scrubbed like one.
-            let fresh = self.cookies.store(&response);
+            let fresh = self.cookies.store(&origin, &response);
             self.scrubber.add_all(&fresh);
             let location = match response.status {
-                301 | 302 | 303 | 307 | 308 => response.header("location"),
+                301 | 302 | 303 | 307 | 308 if spec.follow_redirects => response.header("location"),
                 _ => None,
             };
             let Some(location) = location else {
@@ -431,7 +442,11 @@ impl StepRecorder {
     }
 
     fn request_for(&self, spec: &StepSpec) -> Result<HttpRequest, CheckError> {
-        let url = join(&self.setup.target, &spec.path)?;
+        let base = spec.base.as_ref().unwrap_or(&self.setup.target);
+        let url = match spec.whole_url {
+            true => within_origin(base, &spec.path)?,
+            false => join(base, &spec.path)?,
+        };
         // What the step's auth and body, and the engine itself, set goes out once, as they set
         // it: a header of the same name (from [defaults], say) yields, as two Authorization or
         // Content-Type headers are refused by some servers and read differently by others.
@@ -548,12 +563,16 @@ fn may_have_written(sent: &Result<HttpResponse, CheckError>) -> bool {
     }
 }
 
-/// The cookies of one run, as a browser keeps them for one site: set by the target, sent back
-/// on every later request of the run, never shared between runs. The run talks to one origin,
-/// so `Domain` and `Path` are not consulted.
+/// The cookies of one run, as a browser keeps them for one site: set by an origin, sent back
+/// to that origin on every later request of the run, never shared between runs. Each origin
+/// (the main target, each named one) has its own cookies: a session cookie of the identity
+/// provider is a credential the API must never see. `Domain` and `Path` are not consulted.
 #[derive(Default)]
 pub struct CookieJar {
-    cookies: Vec<(String, Secret<String>)>,
+    cookies: Vec<(url::Origin, String, Secret<String>)>,
+    /// The origin of the latest answer. A `cookie` capture is read right after its step's
+    /// answer, and a step's redirects stay within its origin, so this is the step's origin.
+    last: Option<url::Origin>,
 }
 
 impl CookieJar {
@@ -561,16 +580,26 @@ impl CookieJar {
         self.cookies.is_empty()
     }
 
-    /// The value of the cookie `name` (names are case-sensitive, as browsers keep them).
+    /// The value of the cookie `name` that the origin of the latest answer set (names are
+    /// case-sensitive, as browsers keep them): another origin's cookie of that name is never it.
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.cookies.iter().find(|(n, _)| n == name).map(|(_, value)| value.expose().as_str())
+        let origin = self.last.as_ref()?;
+        self.cookies
+            .iter()
+            .find(|(set_by, n, _)| set_by == origin && n == name)
+            .map(|(_, _, value)| value.expose().as_str())
     }
 
-    fn apply(&self, headers: &mut Vec<(String, String)>) {
-        if self.cookies.is_empty() {
+    fn apply(&self, origin: &url::Origin, headers: &mut Vec<(String, String)>) {
+        let ours: Vec<String> = self
+            .cookies
+            .iter()
+            .filter(|(set_by, _, _)| set_by == origin)
+            .map(|(_, name, value)| format!("{name}={}", value.expose()))
+            .collect();
+        if ours.is_empty() {
             return;
         }
-        let ours: Vec<String> = self.cookies.iter().map(|(name, value)| format!("{name}={}", value.expose())).collect();
         match headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
             Some((_, existing)) => *existing = format!("{existing}; {}", ours.join("; ")),
             None => headers.push(("cookie".into(), ours.join("; "))),
@@ -578,7 +607,8 @@ impl CookieJar {
     }
 
     /// Keeps the response's cookies; returns the values it set, for scrubbing.
-    fn store(&mut self, response: &HttpResponse) -> Vec<Secret<String>> {
+    fn store(&mut self, origin: &url::Origin, response: &HttpResponse) -> Vec<Secret<String>> {
+        self.last = Some(origin.clone());
         let mut fresh = Vec::new();
         for line in response.header_values("set-cookie") {
             let mut attributes = line.split(';');
@@ -602,11 +632,11 @@ impl CookieJar {
                 (None, Some(at)) => at <= OffsetDateTime::now_utc(),
                 (None, None) => false,
             };
-            self.cookies.retain(|(existing, _)| *existing != name);
+            self.cookies.retain(|(set_by, existing, _)| set_by != origin || *existing != name);
             if !expired && !value.is_empty() {
                 let value = Secret::new(value);
                 fresh.push(value.clone());
-                self.cookies.push((name, value));
+                self.cookies.push((origin.clone(), name, value));
             }
         }
         fresh
@@ -680,6 +710,25 @@ fn month_named(token: &str) -> Option<time::Month> {
     let prefix = token.get(..3)?;
     let index = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(prefix))?;
     time::Month::try_from(index as u8 + 1).ok()
+}
+
+/// A whole URL or an absolute path a step was handed (a next link), resolved against `base`;
+/// refused, before anything is sent, when it leaves the base's origin. The target handed it
+/// over, so a bad one is the target's invalid response. Neither message quotes a query.
+pub fn within_origin(base: &Url, link: &str) -> Result<Url, CheckError> {
+    let mut url = base.join(link).map_err(|e| {
+        CheckError::InvalidResponse(format!("the step's url does not form a URL ({e}); nothing was sent"))
+    })?;
+    // A fragment is the client's own, never sent: a link that carries one is the same request.
+    url.set_fragment(None);
+    if url.origin() != base.origin() {
+        return Err(CheckError::InvalidResponse(format!(
+            "the step's url {} leaves its origin {}; nothing was sent there",
+            without_query(&url),
+            base.origin().ascii_serialization()
+        )));
+    }
+    Ok(url)
 }
 
 /// Joins a step path onto the base URL, keeping any path prefix the base has

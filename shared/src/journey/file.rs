@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeInteger, DeTable, DeValue};
+use url::Url;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -137,6 +138,9 @@ pub struct JourneyDef {
     pub check: String,
     pub description: String,
     pub steps: Vec<StepDef>,
+    /// `[targets]`: the named origins steps may talk to besides the main target. With the main
+    /// target, these are the only places the journey sends requests and credentials to.
+    targets: BTreeMap<String, Url>,
     /// The secret's fields the steps name, worked out once: every run asks.
     secrets: BTreeSet<String>,
 }
@@ -145,8 +149,15 @@ pub struct JourneyDef {
 pub struct StepDef {
     pub name: String,
     pub role: StepRole,
+    /// The `[targets]` name the step talks to; `None`: the main target.
+    pub target: Option<String>,
     pub method: Method,
     pub path: Template,
+    /// Written as `url` instead of `path`: the template renders a whole URL or an absolute path
+    /// (a captured next link), taken as it is and resolved against the step's origin.
+    pub whole_url: bool,
+    /// `false`: a redirect is the step's answer, to assert on (status, `Location`).
+    pub follow_redirects: bool,
     pub headers: Vec<(String, Template)>,
     pub auth: Option<AuthDef>,
     pub body: Option<BodyDef>,
@@ -183,7 +194,12 @@ pub enum BodyDef {
 /// A JSON value whose strings may hold templates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JsonTemplate {
+    /// A JSON string: text with templates in it, or one template forced to a string
+    /// (`"{{order_id | string}}"`).
     Text(Template),
+    /// A string that is exactly one template (`"{{order_id}}"`): sent with the value's own JSON
+    /// type (a captured number stays a number, a captured object an object).
+    Typed(Template),
     Value(Value),
     Array(Vec<JsonTemplate>),
     Object(Vec<(String, JsonTemplate)>),
@@ -332,6 +348,28 @@ impl JourneyDef {
     pub fn step_mut(&mut self, name: &str) -> Option<&mut StepDef> {
         self.steps.iter_mut().find(|s| s.name == name)
     }
+
+    /// The named targets of `[targets]` and their base URLs, by name.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &Url)> {
+        self.targets.iter().map(|(name, url)| (name.as_str(), url))
+    }
+
+    /// The base URL of the named target `name`, if the journey declares it.
+    pub fn target(&self, name: &str) -> Option<&Url> {
+        self.targets.get(name)
+    }
+
+    /// Points the declared target `name` at `url` (a deployment's override). A name the journey
+    /// does not declare is refused: a journey talks to its declared origins only.
+    pub fn set_target(&mut self, name: &str, url: Url) -> Result<(), Url> {
+        match self.targets.get_mut(name) {
+            Some(slot) => {
+                *slot = url;
+                Ok(())
+            }
+            None => Err(url),
+        }
+    }
 }
 
 impl StepDef {
@@ -379,7 +417,7 @@ impl StepDef {
 impl JsonTemplate {
     fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
         match self {
-            JsonTemplate::Text(t) => out.push(t),
+            JsonTemplate::Text(t) | JsonTemplate::Typed(t) => out.push(t),
             JsonTemplate::Value(_) => {}
             JsonTemplate::Array(items) => items.iter().for_each(|i| i.templates(out)),
             JsonTemplate::Object(fields) => fields.iter().for_each(|(_, v)| v.templates(out)),
@@ -424,6 +462,10 @@ impl LineStarts {
 struct Context {
     vars: BTreeMap<String, String>,
     captures: BTreeSet<String>,
+    /// The names `[targets]` declares.
+    targets: BTreeSet<String>,
+    /// `[vars]` with their TOML types, for a JSON value that is exactly one var.
+    typed_vars: BTreeMap<String, Value>,
 }
 
 impl Reader<'_> {
@@ -442,7 +484,7 @@ impl Reader<'_> {
     }
 
     fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
-        self.known_keys(root, &["check", "description", "vars", "defaults", "steps"], "the journey");
+        self.known_keys(root, &["check", "description", "vars", "targets", "defaults", "steps"], "the journey");
         let check = match root.get("check") {
             Some(value) => self.string(value, "check").and_then(|(name, span)| {
                 let valid = !name.is_empty()
@@ -461,7 +503,10 @@ impl Reader<'_> {
         let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
         let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
-        let mut context = Context { vars, captures: BTreeSet::new() };
+        let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
+        let typed_vars = root.get("vars").map(typed_vars).unwrap_or_default();
+        let mut context =
+            Context { vars, captures: BTreeSet::new(), targets: targets.keys().cloned().collect(), typed_vars };
         let steps = match root.get("steps").map(|v| (v.get_ref(), v.span())) {
             Some((DeValue::Array(items), _)) if !items.is_empty() => {
                 let mut names: BTreeSet<String> = BTreeSet::new();
@@ -487,7 +532,7 @@ impl Reader<'_> {
             .iter()
             .flat_map(|s| s.refs().filter_map(|r| if let Ref::Secret(name) = r { Some(name.clone()) } else { None }))
             .collect();
-        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, secrets })
+        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, targets, secrets })
     }
 
     fn vars(&mut self, value: &Value_<'_>) -> BTreeMap<String, String> {
@@ -535,7 +580,12 @@ impl Reader<'_> {
             );
         }
         defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
-        let context = Context { vars: vars.clone(), captures: BTreeSet::new() };
+        let context = Context {
+            vars: vars.clone(),
+            captures: BTreeSet::new(),
+            targets: BTreeSet::new(),
+            typed_vars: BTreeMap::new(),
+        };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
         defaults
     }
@@ -591,23 +641,18 @@ impl Reader<'_> {
                 parsed
             }),
         };
-        let path = match table.get("path") {
-            Some(v) => self.string(v, "path").and_then(|(path, span)| {
-                if !path.starts_with('/') {
-                    self.problem(
-                        span.clone(),
-                        format!("path {path:?} must start with '/': it is relative to the target"),
-                    );
-                    return None;
-                }
-                let template = self.template_text(&path, span.clone(), context)?;
-                self.fits(template, Encoding::Url, span)
-            }),
-            None => {
-                self.problem(value.span(), "this step has no `path`".into());
+        let target = table.get("target").and_then(|v| self.step_target(v, context));
+        let path = match (table.get("path"), table.get("url")) {
+            (Some(_), Some(url)) => {
+                self.problem(url.span(), "a step takes `path` or `url`, not both".into());
                 None
             }
+            (None, Some(url)) => self.template(url, "url", context),
+            (path, None) => self.path(path, value, context),
         };
+        let whole_url = table.get("url").is_some();
+        let follow_redirects =
+            table.get("follow_redirects").and_then(|v| self.boolean(v, "follow_redirects")).unwrap_or(true);
         let mut headers = defaults.headers.clone();
         if let Some(v) = table.get("headers") {
             for (name, template) in self.headers(v, context) {
@@ -678,8 +723,11 @@ impl Reader<'_> {
         let mut step = StepDef {
             name: name?,
             role: role?,
+            target,
             method: method?,
             path: path?,
+            whole_url,
+            follow_redirects,
             headers,
             auth,
             body,
@@ -805,7 +853,7 @@ impl Reader<'_> {
 
     fn json_template(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
         Some(match value.get_ref() {
-            DeValue::String(_) => JsonTemplate::Text(self.template(value, "a JSON string", context)?),
+            DeValue::String(_) => self.json_string(value, context)?,
             DeValue::Integer(i) => match toml_integer(i) {
                 Some(n) => JsonTemplate::Value(Value::from(n)),
                 None => {
@@ -838,6 +886,45 @@ impl Reader<'_> {
                     .collect();
                 JsonTemplate::Object(fields.into_iter().collect::<Option<_>>()?)
             }
+        })
+    }
+
+    /// A step's `path`, relative to its target.
+    fn path(&mut self, path: Option<&Value_<'_>>, step: &Value_<'_>, context: &Context) -> Option<Template> {
+        match path {
+            Some(v) => self.string(v, "path").and_then(|(path, span)| {
+                if !path.starts_with('/') {
+                    self.problem(
+                        span.clone(),
+                        format!("path {path:?} must start with '/': it is relative to the target"),
+                    );
+                    return None;
+                }
+                let template = self.template_text(&path, span.clone(), context)?;
+                self.fits(template, Encoding::Url, span)
+            }),
+            None => {
+                self.problem(step.span(), "this step has no `path` (or `url`)".into());
+                None
+            }
+        }
+    }
+
+    /// A JSON string of the file: exactly one template is sent typed (a var as the TOML value it
+    /// is, now); `{{NAME | string}}` forces a string; text around a template keeps it text.
+    fn json_string(&mut self, value: &Value_<'_>, context: &Context) -> Option<JsonTemplate> {
+        let (text, span) = self.string(value, "a JSON string")?;
+        if let Some(inner) = forced_string(&text) {
+            return Some(JsonTemplate::Text(self.template_text(&format!("{{{{{inner}}}}}"), span, context)?));
+        }
+        let template = self.template_text(&text, span, context)?;
+        Some(match template.sole_ref() {
+            Some(Ref::Var { name, .. }) => match context.typed_vars.get(name) {
+                Some(typed) => JsonTemplate::Value(typed.clone()),
+                None => JsonTemplate::Text(template),
+            },
+            Some(_) => JsonTemplate::Typed(template),
+            None => JsonTemplate::Text(template),
         })
     }
 
@@ -882,11 +969,14 @@ impl Reader<'_> {
             let name = key.get_ref().to_string();
             if name.is_empty()
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                || matches!(name.as_str(), "secret" | "vars" | "run")
+                || matches!(name.as_str(), "secret" | "vars" | "run" | "now" | "uuid")
             {
                 self.problem(
                     key.span(),
-                    format!("capture name {name:?} must be letters, digits, '_' or '-', and not secret, vars or run"),
+                    format!(
+                        "capture name {name:?} must be letters, digits, '_' or '-', and not secret, vars, run, now \
+                         or uuid"
+                    ),
                 );
                 continue;
             }
@@ -1336,11 +1426,97 @@ impl Reader<'_> {
     }
 }
 
+/// `{{NAME | string}}`, the whole text: the reference inside, to be sent as a JSON string.
+fn forced_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
+    let (name, filter) = inner.rsplit_once('|')?;
+    (filter.trim() == "string" && !name.contains("{{") && !name.contains("}}")).then_some(name.trim())
+}
+
+/// `[vars]` as the JSON values they are (a string, number or boolean); what cannot be one was
+/// reported by `Reader::vars`.
+fn typed_vars(value: &Value_<'_>) -> BTreeMap<String, Value> {
+    let Some(table) = value.get_ref().as_table() else {
+        return BTreeMap::new();
+    };
+    let typed = |value: &DeValue<'_>| match value {
+        DeValue::String(s) => Some(Value::String(s.to_string())),
+        DeValue::Integer(i) => toml_integer(i).map(Value::from),
+        DeValue::Float(f) => {
+            f.as_str().replace('_', "").parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+        }
+        DeValue::Boolean(b) => Some(Value::Bool(*b)),
+        _ => None,
+    };
+    table.iter().filter_map(|(k, v)| Some((k.get_ref().to_string(), typed(v.get_ref())?))).collect()
+}
+
+/// `[targets]`: `name = "https://base.example.com/"`. A name becomes the variable that overrides
+/// it (`idp`: `TARGET_IDP_URL`), so it is what a variable name can hold, and not `base`, whose
+/// variable is the main target's own.
+impl Reader<'_> {
+    fn targets(&mut self, value: &Value_<'_>) -> BTreeMap<String, Url> {
+        let mut targets = BTreeMap::new();
+        let Some(table) = self.table(value, "[targets]") else {
+            return targets;
+        };
+        for (key, value) in table.iter() {
+            let name = key.get_ref().to_string();
+            let valid = name.len() <= 32
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                self.problem(
+                    key.span(),
+                    format!("target name {name:?} must be 1 to 32 of a-z, 0-9 or '_', starting with a letter"),
+                );
+                continue;
+            }
+            if name == "base" {
+                self.problem(
+                    key.span(),
+                    "target name \"base\" is taken: TARGET_BASE_URL is the main target's variable".into(),
+                );
+                continue;
+            }
+            let Some((raw, span)) = self.string(value, &format!("targets.{name}")) else {
+                continue;
+            };
+            // The same rules as TARGET_BASE_URL; the message names the part at fault, never the value.
+            match crate::config::parse_target(&format!("targets.{name}"), &raw) {
+                Ok(url) => {
+                    targets.insert(name, url);
+                }
+                Err(crate::error::CheckError::Misconfigured(why)) => self.problem(span, why),
+                Err(other) => self.problem(span, other.to_string()),
+            }
+        }
+        targets
+    }
+
+    /// A step's `target = "name"`, which `[targets]` must declare.
+    fn step_target(&mut self, value: &Value_<'_>, context: &Context) -> Option<String> {
+        let (name, span) = self.string(value, "target")?;
+        if context.targets.contains(&name) {
+            return Some(name);
+        }
+        let declared = match context.targets.is_empty() {
+            true => "no [targets] are declared".to_string(),
+            false => format!("[targets] declares {}", context.targets.iter().cloned().collect::<Vec<_>>().join(", ")),
+        };
+        self.problem(span, format!("target {name:?} is not declared in [targets] ({declared})"));
+        None
+    }
+}
+
 const STEP_KEYS: &[&str] = &[
     "name",
     "role",
+    "target",
     "method",
     "path",
+    "url",
+    "follow_redirects",
     "headers",
     "bearer",
     "basic",
@@ -1499,7 +1675,7 @@ capture = { item_id = { json = "/id" } }
         assert_eq!(
             problems(source),
             [
-                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, defaults, steps",
+                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, targets, defaults, steps",
                 "j.toml:7:19: rejected_status belongs to a step with role = \"login\" only",
                 "j.toml:11:8: {{item_id}} names a capture that no earlier step makes",
                 "j.toml:12:17: expect_status must be an HTTP status (100-599), a list like [200, 201], or a range like \"2xx\" or \"200-299\"",
@@ -1933,5 +2109,156 @@ assert = [{ json = "/id", not_equals = "{{id}}" }, { json = "/ids", contains = "
         ] {
             assert!(found.iter().any(|p| p.starts_with(expected)), "{expected:?} not in {found:#?}");
         }
+    }
+
+    const TWO_ORIGINS: &str = r#"check = "oauth"
+targets = { idp = "https://login.example.com/tenant/" }
+steps = [{ name = "token", target = "idp", path = "/token" }, { name = "orders", path = "/orders" }]
+"#;
+
+    #[test]
+    fn named_targets_are_declared_once_and_named_by_steps() {
+        let journey = JourneyDef::parse(TWO_ORIGINS).unwrap();
+        assert_eq!(
+            journey.targets().map(|(n, u)| (n, u.as_str())).collect::<Vec<_>>(),
+            [("idp", "https://login.example.com/tenant/")]
+        );
+        assert_eq!(journey.steps[0].target.as_deref(), Some("idp"));
+        assert_eq!(journey.steps[1].target, None, "the main target by default");
+        let mut moved = journey.clone();
+        assert!(moved.set_target("idp", "https://login.staging.example.com/".parse().unwrap()).is_ok());
+        assert_eq!(moved.target("idp").unwrap().host_str(), Some("login.staging.example.com"));
+        assert!(moved.set_target("api", "https://x.example.com/".parse().unwrap()).is_err(), "undeclared");
+        assert!(moved.target("api").is_none());
+    }
+
+    #[test]
+    fn every_misuse_of_targets_is_located() {
+        let source = r#"check = "oauth"
+[targets]
+idp = "https://deploy:hunter2@login.example.com/"
+Billing = "https://billing.example.com/"
+base = "https://other.example.com/"
+ftp = "ftp://files.example.com/"
+bare = "login.example.com"
+num = 5
+ok = "https://ok.example.com/"
+[[steps]]
+name = "a"
+target = "api"
+path = "/x"
+[[steps]]
+name = "b"
+target = 1
+path = "/y"
+"#;
+        let found = problems(source);
+        let expect = [
+            "j.toml:3:7: targets.idp must be an absolute http(s) URL without credentials; it carries credentials",
+            "j.toml:4:1: target name \"Billing\" must be 1 to 32 of a-z",
+            "j.toml:5:1: target name \"base\" is taken: TARGET_BASE_URL",
+            "j.toml:6:7: targets.ftp must be an absolute http(s) URL without credentials; its scheme is \"ftp\"",
+            "j.toml:7:8: targets.bare must be an absolute http(s) URL",
+            "j.toml:8:7: targets.num must be",
+            "j.toml:12:10: target \"api\" is not declared in [targets] ([targets] declares ok)",
+            "j.toml:16:10: target must be",
+        ];
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        for (line, expected) in found.iter().zip(expect) {
+            assert!(line.starts_with(expected), "{line:?} should start with {expected:?}");
+        }
+        assert!(found.iter().all(|line| !line.contains("hunter2")), "a URL's credentials are never echoed");
+        let without = "check = \"c\"\n[[steps]]\nname = \"a\"\ntarget = \"idp\"\npath = \"/x\"\n";
+        assert_eq!(
+            problems(without),
+            ["j.toml:4:10: target \"idp\" is not declared in [targets] (no [targets] are declared)"]
+        );
+    }
+
+    #[test]
+    fn a_sole_template_in_json_is_typed_and_only_json_can_force_a_string() {
+        let source = "check = \"t\"\n[vars]\nn = 0x10\nf = 1.5\nb = false\ns = \"x\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\n\
+                      capture = { id = { json = \"/id\" } }\n[[steps]]\nname = \"b\"\npath = \"/b\"\n\
+                      json = { n = \"{{vars.n}}\", f = \"{{vars.f}}\", b = \"{{vars.b}}\", s = \"{{vars.s}}\", id = \"{{id}}\", \
+                      t = \"#{{id}}\", forced = \"{{ id | string }}\" }\n";
+        let journey = JourneyDef::parse(source).unwrap();
+        let Some(BodyDef::Json(JsonTemplate::Object(fields))) = &journey.steps[1].body else { panic!("a JSON body") };
+        let kinds: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| {
+                let kind = match v {
+                    JsonTemplate::Value(Value::Number(n)) if n.as_i64() == Some(16) => "16",
+                    JsonTemplate::Value(Value::Number(n)) if n.as_f64() == Some(1.5) => "1.5",
+                    JsonTemplate::Value(Value::Bool(false)) => "false",
+                    JsonTemplate::Value(Value::String(s)) if s == "x" => "\"x\"",
+                    JsonTemplate::Typed(_) => "typed",
+                    JsonTemplate::Text(_) => "text",
+                    _ => "other",
+                };
+                (k.as_str(), kind)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("n", "16"),
+                ("f", "1.5"),
+                ("b", "false"),
+                ("s", "\"x\""),
+                ("id", "typed"),
+                ("t", "text"),
+                ("forced", "text")
+            ]
+        );
+        // `| string` is for a JSON value only, of a value a template may name
+        let misuse = "check = \"t\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{x | string}}\"\n\
+                      [[steps]]\nname = \"b\"\npath = \"/b\"\njson = { y = \"{{nope | string}}\", z = \"{{ a|number }}\" }\n";
+        let found = problems(misuse);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("j.toml:4:8: {{x | string}} is not a template"), "{}", found[0]);
+        assert!(
+            found[1].starts_with("j.toml:8:14: {{nope}} names a capture that no earlier step makes"),
+            "{}",
+            found[1]
+        );
+        assert!(found[2].starts_with("j.toml:8:39: {{a|number}} is not a template"), "{}", found[2]);
+    }
+
+    #[test]
+    fn url_stands_instead_of_path_and_follow_redirects_is_a_boolean() {
+        let source = "check = \"l\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\ncapture = { next = { json = \"/next\" } }\n\
+                      [[steps]]\nname = \"b\"\nurl = \"{{next}}\"\nfollow_redirects = false\n";
+        let journey = JourneyDef::parse(source).unwrap();
+        let [a, b] = journey.steps.as_slice() else { panic!("two steps") };
+        assert!(!a.whole_url && a.follow_redirects, "path, and redirects followed, by default");
+        assert!(b.whole_url && !b.follow_redirects);
+        assert_eq!(b.captures_used().iter().collect::<Vec<_>>(), ["next"]);
+        let misuse = "check = \"l\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\nurl = \"/b\"\n\
+                      [[steps]]\nname = \"b\"\nfollow_redirects = \"no\"\n\
+                      [[steps]]\nname = \"c\"\nurl = \"{{later}}\"\n";
+        assert_eq!(
+            problems(misuse),
+            [
+                "j.toml:5:7: a step takes `path` or `url`, not both",
+                "j.toml:6:1: this step has no `path` (or `url`)",
+                "j.toml:8:20: follow_redirects must be true or false",
+                "j.toml:11:7: {{later}} names a capture that no earlier step makes",
+            ]
+        );
+    }
+
+    #[test]
+    fn generated_values_need_no_capture_and_their_names_are_reserved() {
+        let ok =
+            "check = \"g\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{uuid}}\"\nheaders = { X-At = \"{{now.iso}}\" }\n";
+        let journey = JourneyDef::parse(ok).unwrap();
+        assert!(journey.steps[0].captures_used().is_empty() && !journey.uses_secrets());
+        let misuse = "check = \"g\"\n[[steps]]\nname = \"a\"\npath = \"/a/{{now.year}}\"\n\
+                      capture = { uuid = { json = \"/id\" }, now = { json = \"/now\" } }\n";
+        let found = problems(misuse);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("j.toml:4:8: {{now.year}} is not a template"), "{}", found[0]);
+        assert!(found[1].starts_with("j.toml:5:13: capture name \"uuid\" must be"), "{}", found[1]);
+        assert!(found[2].starts_with("j.toml:5:38: capture name \"now\" must be"), "{}", found[2]);
     }
 }

@@ -456,13 +456,19 @@ fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
 }
 
 impl Capture {
-    /// The value as text: a JSON string as is, a number or boolean as it prints.
+    /// The value as text: a JSON string as is, a number or boolean as it prints, an object or
+    /// an array as compact JSON (a JSON body sends it as itself: see `runner`).
     pub fn extract(&self, response: &HttpResponse, cookies: &CookieJar) -> Result<String, CheckError> {
         let missing = |what: String| CheckError::Assertion(format!("capture {}: {what}", self.name));
         let scalar = |found: Option<&serde_json::Value>, at: &str| match found {
             Some(serde_json::Value::String(text)) => Ok(text.clone()),
-            Some(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(value.to_string()),
-            Some(other) => Err(missing(format!("JSON {at} is {}, not a string or number", kind(other)))),
+            Some(
+                value @ (serde_json::Value::Number(_)
+                | serde_json::Value::Bool(_)
+                | serde_json::Value::Object(_)
+                | serde_json::Value::Array(_)),
+            ) => Ok(value.to_string()),
+            Some(other) => Err(missing(format!("JSON {at} is {}, not a value to capture", kind(other)))),
             None => Err(missing(format!("JSON {at} is missing"))),
         };
         match &self.source {

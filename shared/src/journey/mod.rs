@@ -20,6 +20,8 @@ pub mod template;
 #[cfg(test)]
 mod templated_values;
 #[cfg(test)]
+mod typed_values;
+#[cfg(test)]
 mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};

@@ -14,12 +14,12 @@
 //!   and the cleanup steps still run.
 
 use crate::error::{Cause, CheckError};
-use crate::http::{Auth, Body, HttpResponse};
+use crate::http::{Auth, Body, HttpResponse, json_at};
 use crate::journey::file::{
-    AssertDef, AuthDef, BodyDef, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
+    AssertDef, AuthDef, BodyDef, Capture, CaptureSource, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
 };
 use crate::journey::judge::{Assertion, HeaderTest, JsonTest, RejectedWhen};
-use crate::journey::template::{Encoding, Ref, RenderError, Scope, Template};
+use crate::journey::template::{Encoding, GeneratedValues, Ref, RenderError, Scope, Template};
 use crate::journey::{StepFailed, StepRecorder, StepRole, StepSpec};
 use crate::result::Account;
 use crate::secret::{CredentialStore, Credentials, Secret};
@@ -37,7 +37,13 @@ pub async fn run(
     journey: &mut StepRecorder,
     credentials: Option<&CredentialStore>,
 ) -> Result<(), CheckError> {
-    let mut scope = RunScope { secrets: None, captures: HashMap::new(), run_id: journey.run_id().to_string() };
+    let mut scope = RunScope {
+        secrets: None,
+        captures: HashMap::new(),
+        typed: HashMap::new(),
+        run_id: journey.run_id().to_string(),
+        generated: GeneratedValues::default(),
+    };
     if journey_def.uses_secrets() {
         let store = credentials.ok_or_else(|| {
             CheckError::Misconfigured(format!(
@@ -81,7 +87,12 @@ pub fn longest_cleanup(journey_def: &JourneyDef) -> Option<&StepDef> {
 struct RunScope {
     secrets: Option<Arc<Credentials>>,
     captures: HashMap<String, String>,
+    /// The JSON value of each capture taken from a JSON body, for a JSON value that is exactly
+    /// that capture.
+    typed: HashMap<String, Value>,
     run_id: String,
+    /// Made anew for each step rendered.
+    generated: GeneratedValues,
 }
 
 impl Scope for RunScope {
@@ -95,6 +106,10 @@ impl Scope for RunScope {
 
     fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    fn generated(&self) -> &GeneratedValues {
+        &self.generated
     }
 }
 
@@ -129,7 +144,7 @@ async fn run_step(
     scope: &mut RunScope,
     credentials: Option<&CredentialStore>,
 ) -> Result<(), StepFailed> {
-    let spec = match render(step, scope) {
+    let spec = match render(journey_def, step, scope) {
         Ok(spec) => spec,
         Err(error) => return Err(journey.fail(&stub(step), unrenderable(&error))),
     };
@@ -147,7 +162,7 @@ async fn run_step(
         };
         match refreshed {
             Ok(true) => {
-                result = match render(step, scope) {
+                result = match render(journey_def, step, scope) {
                     Ok(spec) => journey.rerun(spec).await,
                     Err(error) => Err(journey.fail(&stub(step), unrenderable(&error))),
                 }
@@ -181,6 +196,10 @@ fn keep_captures(step: &StepDef, response: &HttpResponse, journey: &mut StepReco
             if step.role == StepRole::Login {
                 journey.scrub([&Secret::new(value.clone())]);
             }
+            match captured_json(capture, response) {
+                Some(typed) => scope.typed.insert(capture.name.clone(), typed),
+                None => scope.typed.remove(&capture.name),
+            };
             scope.captures.insert(capture.name.clone(), value);
         }
     }
@@ -224,7 +243,7 @@ async fn learn_what_to_clean_up(
             )),
         );
     }
-    let replayed = match render(step, scope) {
+    let replayed = match render(journey_def, step, scope) {
         Err(error) => error.to_string(),
         Ok(spec) => match journey.replay(&spec).await {
             Ok(response) => {
@@ -256,6 +275,17 @@ fn idempotency_key(scope: &RunScope, step: &StepDef) -> String {
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const FORM: &str = "application/x-www-form-urlencoded";
 
+/// The base URL of the step's named target (`None`: the main target). A name the journey does
+/// not declare is an error, never the main target: credentials go to declared origins only.
+fn step_origin(journey_def: &JourneyDef, step: &StepDef) -> Result<Option<url::Url>, RenderError> {
+    match &step.target {
+        None => Ok(None),
+        Some(name) => {
+            journey_def.target(name).cloned().map(Some).ok_or_else(|| RenderError::UnknownTarget(name.clone()))
+        }
+    }
+}
+
 /// A spec to record a step that could not be rendered.
 fn stub(step: &StepDef) -> StepSpec {
     StepSpec::new(&step.name, step.method, "/", step.expect_status.clone(), step.budget).role(step.role)
@@ -266,6 +296,7 @@ fn stub(step: &StepDef) -> StepSpec {
 fn unrenderable(error: &RenderError) -> CheckError {
     match error {
         RenderError::MissingSecret(_)
+        | RenderError::UnknownTarget(_)
         | RenderError::DotSegment(Ref::Secret(_) | Ref::Var { .. })
         | RenderError::ControlCharacter(Ref::Secret(_) | Ref::Var { .. }) => {
             CheckError::Misconfigured(error.to_string())
@@ -274,10 +305,16 @@ fn unrenderable(error: &RenderError) -> CheckError {
     }
 }
 
-fn render(step: &StepDef, scope: &RunScope) -> Result<StepSpec, RenderError> {
-    let path = step.path.render(scope, Encoding::Url)?;
+fn render(journey_def: &JourneyDef, step: &StepDef, scope: &mut RunScope) -> Result<StepSpec, RenderError> {
+    scope.generated = GeneratedValues::now();
+    let scope = &*scope;
+    // A whole URL (a next link) goes as it is: the origin check before sending guards it.
+    let path = step.path.render(scope, if step.whole_url { Encoding::Raw } else { Encoding::Url })?;
     let mut spec =
         StepSpec::new(&step.name, step.method, &path, step.expect_status.clone(), step.budget).role(step.role);
+    spec.base = step_origin(journey_def, step)?;
+    spec.whole_url = step.whole_url;
+    spec.follow_redirects = step.follow_redirects;
     for (name, value) in &step.headers {
         spec = spec.header(name, &value.render(scope, Encoding::Header)?);
     }
@@ -378,10 +415,36 @@ fn raw(template: &Template, scope: &RunScope) -> Result<String, RenderError> {
     template.render(scope, Encoding::Raw)
 }
 
+/// The JSON value a capture from a JSON body took (by pointer or JSONPath); `None` for one
+/// from a header, a cookie or a regex (text).
+fn captured_json(capture: &Capture, response: &HttpResponse) -> Option<Value> {
+    match &capture.source {
+        CaptureSource::Json(pointer) => json_at(response.json().ok()?, pointer).cloned(),
+        CaptureSource::JsonPath(path) => path.first(response.json().ok()?).cloned(),
+        CaptureSource::Header(_) | CaptureSource::Cookie(_) | CaptureSource::Regex { .. } => None,
+    }
+}
+
+/// A JSON value that is exactly one template: a capture from a JSON body as the JSON value it
+/// was; a header capture, a secret field or the run id as a string.
+fn typed_value(template: &Template, scope: &RunScope) -> Result<Value, RenderError> {
+    match template.sole_ref() {
+        Some(Ref::Capture(name)) if let Some(value) = scope.typed.get(name) => return Ok(value.clone()),
+        Some(Ref::Generated(which)) if which.is_number() => {
+            if let Ok(number) = scope.generated.get(*which).parse::<i64>() {
+                return Ok(Value::from(number));
+            }
+        }
+        _ => {}
+    }
+    Ok(Value::String(raw(template, scope)?))
+}
+
 /// JSON strings are rendered raw: serde_json escapes them when the body is serialized.
 fn json_value(template: &JsonTemplate, scope: &RunScope) -> Result<Value, RenderError> {
     Ok(match template {
         JsonTemplate::Text(t) => Value::String(raw(t, scope)?),
+        JsonTemplate::Typed(t) => typed_value(t, scope)?,
         JsonTemplate::Value(v) => v.clone(),
         JsonTemplate::Array(items) => {
             Value::Array(items.iter().map(|i| json_value(i, scope)).collect::<Result<_, _>>()?)
@@ -400,6 +463,7 @@ mod tests {
     use crate::result::{Outcome, RunResult};
     use crate::secret::InMemorySecrets;
     use std::time::Duration;
+    use time::format_description::well_known::Rfc3339;
 
     const ACCOUNT: &str = r#"{"api_key":"sk_test_4eC39Hq","email":"mon@example.com","password":"pw \"1\"\nx"}"#;
 
@@ -915,6 +979,27 @@ headers = {{ X-Session = "{{{{session}}}}" }}
         )
     }
 
+    const TWO_ORIGINS: &str = r#"check = "oauth"
+[targets]
+idp = "http://login.test/tenant/"
+[[steps]]
+name = "token"
+role = "login"
+target = "idp"
+method = "POST"
+path = "/oauth2/token"
+form = { client_secret = "{{secret.api_key}}" }
+capture = { token = { json = "/access_token" } }
+[[steps]]
+name = "orders"
+path = "/api/orders"
+bearer = "{{token}}"
+[[steps]]
+name = "userinfo"
+target = "idp"
+path = "/userinfo"
+"#;
+
     fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<HttpResponse, CheckError> {
         let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Ok(HttpResponse::new(status, headers, body.as_bytes().to_vec()))
@@ -995,11 +1080,12 @@ headers = {{ X-Session = "{{{{session}}}}" }}
                 r#"{ c = { jsonpath = "$.items[?@.name == 'Kettle'].id" } }"#,
                 "capture c: JSON $.items[?@.name == 'Kettle'].id is missing",
             ),
-            (r#"{ c = { jsonpath = "$.items" } }"#, "capture c: JSON $.items is an array, not a string or number"),
+            (r#"{ c = { jsonpath = "$.gone" } }"#, "capture c: JSON $.gone is null, not a value to capture"),
         ];
         for (capture, expected) in cases {
             let source = format!("check = \"c\"\n[[steps]]\nname = \"a\"\npath = \"/\"\ncapture = {capture}\n");
-            let target = ScriptedTarget::default().then(200, r#"{"items":[]}"#).then(200, r#"{"items":[]}"#);
+            let body = r#"{"items":[],"gone":null}"#;
+            let target = ScriptedTarget::default().then(200, body).then(200, body);
             let ran = run_journey(&source, target).await;
             assert_eq!(outcomes(&ran.run), [("a", Outcome::Failed, Some(Cause::Assertion))], "{capture}");
             assert_eq!(ran.run.steps[0].error.as_deref(), Some(expected), "{capture}");
@@ -1152,5 +1238,202 @@ idempotent = true
         assert_eq!((settled.outcome, settled.cause), (Outcome::Failed, Some(Cause::Assertion)), "{run:#?}");
         assert!((1..=8).contains(&settled.attempts), "{settled:#?}");
         assert_eq!(outcomes(&run)[2], ("refund", Outcome::Passed, None), "{run:#?}");
+    }
+
+    #[tokio::test]
+    async fn each_step_goes_to_its_own_origin_with_that_origins_credentials_only() {
+        // GIVEN a token from the identity provider, which also sets its session cookie
+        let token = answer(200, &[("set-cookie", "idp_session=idp-cookie-1; Path=/")], r#"{"access_token":"tok_1"}"#);
+        let target = ScriptedTarget::default()
+            .then_after(Duration::ZERO, token)
+            .then_after(Duration::ZERO, answer(200, &[("set-cookie", "api_session=api-cookie-1")], "{}"))
+            .then(200, "{}");
+        // WHEN the journey runs
+        let ran = run_journey(TWO_ORIGINS, target).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let [token, orders, userinfo] = ran.requests.as_slice() else { panic!("three requests") };
+        // THEN each request went to its step's origin, under the declared base path
+        assert_eq!(token.url.as_str(), "http://login.test/tenant/oauth2/token");
+        assert_eq!(orders.url.as_str(), "http://api.test/api/orders");
+        assert_eq!(userinfo.url.as_str(), "http://login.test/tenant/userinfo");
+        // AND the client secret went to the identity provider only, the token to the API only
+        assert!(body(token).contains("sk_test_4eC39Hq"));
+        assert!(!body(orders).contains("sk_test") && orders.url.query().is_none());
+        assert!(matches!(&orders.auth, Some(Auth::Bearer(t)) if t.expose() == "tok_1"));
+        assert!(userinfo.auth.is_none());
+        // AND each origin got back its own cookies, never the other's
+        let cookie = |r: &HttpRequest| r.headers.iter().find(|(k, _)| k == "cookie").map(|(_, v)| v.clone());
+        assert_eq!(cookie(orders), None, "the identity provider's session is not the API's");
+        assert_eq!(cookie(userinfo).as_deref(), Some("idp_session=idp-cookie-1"));
+    }
+
+    #[tokio::test]
+    async fn a_named_origin_redirecting_to_another_declared_origin_is_not_followed() {
+        // GIVEN an identity provider that redirects the token request to the API's origin
+        let moved = || answer(307, &[("location", "http://api.test/steal")], "");
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, moved()).then_after(Duration::ZERO, moved());
+        // WHEN the journey runs
+        let ran = run_journey(TWO_ORIGINS, target).await;
+        // THEN the step fails and the secret was sent nowhere else
+        // (a login is retried: each attempt went to the identity provider again, and only there)
+        assert!(!ran.requests.is_empty());
+        for sent in &ran.requests {
+            assert_eq!(sent.url.as_str(), "http://login.test/tenant/oauth2/token", "nothing followed the redirect");
+        }
+        assert_eq!(ran.run.steps[0].cause, Some(Cause::InvalidResponse));
+        assert!(ran.run.steps[0].error.as_deref().unwrap_or_default().contains("outside the target"));
+    }
+
+    #[tokio::test]
+    async fn a_json_value_that_is_one_template_keeps_its_type_and_text_around_it_keeps_it_text() {
+        // GIVEN captured numbers, an object and a string, and vars of each TOML type
+        let source = r##"check = "typed"
+[vars]
+count = 3
+ratio = 0.5
+flag = true
+label = "7"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/graphql"
+capture = { id = { json = "/data/id" }, meta = { json = "/data/meta" }, name = { json = "/data/name" } }
+[[steps]]
+name = "cleanup"
+role = "cleanup"
+method = "POST"
+path = "/graphql"
+json = { id = "{{id}}", meta = "{{meta}}", name = "{{name}}", count = "{{vars.count}}", ratio = "{{vars.ratio}}", flag = "{{vars.flag}}", label = "{{vars.label}}", text = "#{{id}}", forced = "{{id | string}}", var_forced = "{{ vars.flag | string }}", nested = ["{{id}}", { n = "{{vars.count}}" }] }
+"##;
+        let created = r#"{"data":{"id":42,"meta":{"tags":["a",1,true],"n":null},"name":"Kettle"}}"#;
+        let target = ScriptedTarget::default().then(200, created).then(200, "{}");
+        // WHEN the cleanup sends them back
+        let ran = run_journey(source, target).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let sent: Value = serde_json::from_str(&body(&ran.requests[1])).unwrap();
+        // THEN each keeps its own JSON type, unless text surrounds it or it is forced to a string
+        assert_eq!(
+            sent,
+            serde_json::json!({
+                "id": 42, "meta": {"tags": ["a", 1, true], "n": null}, "name": "Kettle",
+                "count": 3, "ratio": 0.5, "flag": true, "label": "7",
+                "text": "#42", "forced": "42", "var_forced": "true", "nested": [42, {"n": 3}]
+            })
+        );
+    }
+
+    const NEXT_LINK: &str = r#"check = "listing"
+targets = { idp = "http://login.test/" }
+steps = [
+  { name = "first", path = "/shop/items?page=1", capture = { next = { json = "/links/next" } } },
+  { name = "second", url = "{{next}}", assert = [{ json = "/page", equals = 2 }] },
+]
+"#;
+
+    #[tokio::test]
+    async fn a_captured_next_link_is_followed_whole_within_the_steps_origin() {
+        for (next, expected) in [
+            ("http://api.test/shop/items?page=2&cursor=a%2Fb", "http://api.test/shop/items?page=2&cursor=a%2Fb"),
+            ("/shop/items?page=2", "http://api.test/shop/items?page=2"),
+            ("HTTP://API.TEST:80/shop/items?page=2", "http://api.test/shop/items?page=2"),
+        ] {
+            // GIVEN a first page whose next link is a whole URL, or an absolute path
+            let first = serde_json::json!({ "links": { "next": next } }).to_string();
+            let target = ScriptedTarget::default().then(200, &first).then(200, r#"{"page":2}"#);
+            // WHEN the journey follows it
+            let ran = run_journey(NEXT_LINK, target).await;
+            // THEN the link is requested as it is, not as one encoded path segment
+            assert_eq!(ran.run.status, Outcome::Passed, "{next}: {:?}", ran.run.steps);
+            assert_eq!(ran.requests[1].url.as_str(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_next_link_leaving_the_steps_origin_fails_the_step_with_nothing_sent() {
+        for next in [
+            "http://evil.test/shop/items?page=2&token=abc",
+            "//evil.test/x",
+            "http://login.test/declared-but-not-this-steps",
+            "https://api.test/shop/items",
+            "http://api.test:8080/shop/items",
+            "http://[::1",
+        ] {
+            // GIVEN a next link pointing at another origin (declared or not), or no URL at all
+            let first = serde_json::json!({ "links": { "next": next } }).to_string();
+            let target = ScriptedTarget::default().then(200, &first).then(200, "{}");
+            // WHEN the journey runs
+            let ran = run_journey(NEXT_LINK, target).await;
+            // THEN only the first page was requested, and the step failed as the target's bad value
+            assert_eq!(ran.requests.len(), 1, "{next}: nothing was sent there");
+            let second = &ran.run.steps[1];
+            assert_eq!((second.outcome, second.cause), (Outcome::Failed, Some(Cause::InvalidResponse)), "{next}");
+            let error = second.error.as_deref().unwrap_or_default();
+            assert!(error.contains("nothing was sent"), "{next}: {error}");
+            assert!(!error.contains("token=abc"), "a query is never quoted: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_not_followed_is_the_answer_to_assert_on() {
+        let source = r#"check = "moved"
+steps = [{ name = "old", path = "/old-shop", follow_redirects = false, expect_status = 301, assert = [
+  { header = "Location", equals = "https://shop.example.com/" },
+] }]
+"#;
+        // GIVEN a 301 to another origin, which would be refused if followed
+        let moved = || answer(301, &[("location", "https://shop.example.com/")], "");
+        let target = ScriptedTarget::default().then_after(Duration::ZERO, moved()).then_after(Duration::ZERO, moved());
+        // WHEN the step does not follow redirects
+        let ran = run_journey(source, target).await;
+        // THEN the 301 and its Location are the step's answer, and nothing else was requested
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        assert_eq!(ran.requests.len(), 1);
+        assert_eq!(ran.run.steps[0].status, Some(301));
+    }
+
+    #[tokio::test]
+    async fn generated_values_are_one_instant_and_one_uuid_per_step_wherever_they_land() {
+        let source = r#"check = "gen"
+[[steps]]
+name = "a"
+method = "POST"
+path = "/a/{{uuid}}?at={{now.iso}}&s={{now.unix}}"
+headers = { X-Request-Id = "{{uuid}}", X-At = "{{now.unix_ms}}" }
+json = { id = "{{uuid}}", s = "{{now.unix}}", ms = "{{now.unix_ms}}", iso = "{{now.iso}}", text = "t={{now.unix}}" }
+[[steps]]
+name = "b"
+method = "POST"
+path = "/b"
+form = { id = "{{uuid}}", ms = "{{now.unix_ms}}" }
+"#;
+        let before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let ran = run_journey(source, ScriptedTarget::default().then(200, "{}").then(200, "{}")).await;
+        let after = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:?}", ran.run.steps);
+        let [a, b] = ran.requests.as_slice() else { panic!("two requests") };
+        // THEN step a's values agree wherever they land, typed in JSON when alone
+        let sent: Value = serde_json::from_str(&body(a)).unwrap();
+        let uuid = sent["id"].as_str().unwrap().to_string();
+        let parsed = uuid::Uuid::parse_str(&uuid).unwrap();
+        assert_eq!((parsed.get_version_num(), parsed.hyphenated().to_string()), (4, uuid.clone()));
+        let ms = sent["ms"].as_i64().expect("a number");
+        assert!((before..=after).contains(&i128::from(ms)), "{before} <= {ms} <= {after}");
+        assert_eq!(sent["s"].as_i64(), Some(ms / 1000));
+        assert_eq!(sent["text"], format!("t={}", ms / 1000));
+        let iso = time::OffsetDateTime::parse(sent["iso"].as_str().unwrap(), &Rfc3339).unwrap();
+        assert_eq!(iso.unix_timestamp_nanos() / 1_000_000, i128::from(ms), "one instant");
+        assert_eq!(sent.as_object().unwrap().len(), 5, "no field added");
+        let header = |name: &str| a.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        assert_eq!(header("X-Request-Id"), Some(uuid.clone()));
+        assert_eq!(header("X-At"), Some(ms.to_string()));
+        assert_eq!(a.url.path(), format!("/a/{uuid}"));
+        let query: Vec<(String, String)> = a.url.query_pairs().into_owned().collect();
+        assert_eq!(query, [("at".into(), sent["iso"].as_str().unwrap().into()), ("s".into(), (ms / 1000).to_string())]);
+        // AND the next step has its own
+        let form = form_fields(b);
+        assert_eq!(form.len(), 2);
+        assert_ne!(form[0].1, uuid, "a fresh uuid per step");
+        assert!(uuid::Uuid::parse_str(&form[0].1).is_ok());
+        assert!(form[1].1.parse::<i64>().unwrap() >= ms);
     }
 }

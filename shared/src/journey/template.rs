@@ -9,12 +9,78 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A literal `{{` in a journey's text is written `{{"{{"}}`: the template whose content is the
+/// quoted text `{{`. (`}}` alone needs no escape: only `{{` opens a template.)
+pub const ESCAPED_OPEN: &str = r#"{{"{{"}}"#;
+const QUOTED_OPEN: &str = r#""{{""#;
+
+/// The values a step's render makes: `{{now.iso}}`, `{{now.unix}}`, `{{now.unix_ms}}`, `{{uuid}}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Generated {
+    /// RFC 3339 in UTC to the millisecond: `2025-12-04T23:53:00.123Z`.
+    NowIso,
+    /// Whole seconds since the Unix epoch.
+    NowUnix,
+    /// Milliseconds since the Unix epoch.
+    NowUnixMs,
+    /// A random (version 4) UUID, hyphenated, lower case.
+    Uuid,
+}
+
+impl Generated {
+    pub const ALL: [Generated; 4] = [Generated::NowIso, Generated::NowUnix, Generated::NowUnixMs, Generated::Uuid];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Generated::NowIso => "now.iso",
+            Generated::NowUnix => "now.unix",
+            Generated::NowUnixMs => "now.unix_ms",
+            Generated::Uuid => "uuid",
+        }
+    }
+
+    /// Whether a JSON value that is exactly this template is sent as a number.
+    pub fn is_number(self) -> bool {
+        matches!(self, Generated::NowUnix | Generated::NowUnixMs)
+    }
+}
+
+/// One step's generated values, made together so `{{now.unix}}` and `{{now.iso}}` name the same
+/// instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GeneratedValues([String; 4]);
+
+impl GeneratedValues {
+    pub fn new(now: time::OffsetDateTime, uuid: uuid::Uuid) -> Self {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let millis = now.unix_timestamp_nanos() / 1_000_000;
+        let iso = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .ok()
+            .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        GeneratedValues([iso, now.unix_timestamp().to_string(), millis.to_string(), uuid.hyphenated().to_string()])
+    }
+
+    pub fn now() -> Self {
+        Self::new(time::OffsetDateTime::now_utc(), uuid::Uuid::new_v4())
+    }
+
+    pub fn get(&self, which: Generated) -> &str {
+        let index = Generated::ALL.iter().position(|g| *g == which).unwrap_or_default();
+        &self.0[index]
+    }
+}
+
 /// What a `{{...}}` names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ref {
     Secret(String),
     Capture(String),
     RunId,
+    /// A value made when the step is rendered: one of each per step, the same wherever the step
+    /// uses it, fresh for the next step.
+    Generated(Generated),
     /// A constant of `[vars]`, its value looked up when the file was loaded: a run supplies
     /// nothing for it, so [`Template::refs`] does not list it.
     Var {
@@ -29,6 +95,7 @@ impl fmt::Display for Ref {
             Ref::Secret(name) => write!(f, "{{{{secret.{name}}}}}"),
             Ref::Capture(name) => write!(f, "{{{{{name}}}}}"),
             Ref::RunId => f.write_str("{{run.id}}"),
+            Ref::Generated(which) => write!(f, "{{{{{}}}}}", which.name()),
             Ref::Var { name, .. } => write!(f, "{{{{vars.{name}}}}}"),
         }
     }
@@ -65,6 +132,8 @@ pub trait Scope {
     fn secret(&self, name: &str) -> Option<&str>;
     fn capture(&self, name: &str) -> Option<&str>;
     fn run_id(&self) -> &str;
+    /// The values generated for the step being rendered.
+    fn generated(&self) -> &GeneratedValues;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +147,10 @@ pub enum RenderError {
     DotSegment(Ref),
     #[error("{0} holds a control character (CR, LF, NUL, DEL or another), which a header value cannot carry")]
     ControlCharacter(Ref),
+    /// A step names a target its journey does not declare (validation refuses this; a journey
+    /// changed after it was read must still never fall back to another origin).
+    #[error("target \"{0}\" is not declared in [targets]")]
+    UnknownTarget(String),
 }
 
 impl Template {
@@ -93,8 +166,15 @@ impl Template {
         while let Some(open) = rest.find("{{") {
             push_text(&mut parts, &rest[..open]);
             let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| format!("\"{{{{\" at {:?} is never closed", shorten(rest)))?;
+            let close = after.find("}}").ok_or_else(|| {
+                format!("\"{{{{\" at {:?} is never closed (a literal {{{{ is written {ESCAPED_OPEN})", shorten(rest))
+            })?;
             let name = after[..close].trim();
+            if name == QUOTED_OPEN {
+                push_text(&mut parts, "{{");
+                rest = &after[close + 2..];
+                continue;
+            }
             match reference(name) {
                 Some(Reference::Var(var)) => match vars.get(var) {
                     // Kept apart from the text around it, so it is encoded like any other value.
@@ -113,6 +193,15 @@ impl Template {
         }
         push_text(&mut parts, rest);
         Ok(Template { parts })
+    }
+
+    /// The one reference the template is, with no text around it (`"{{order_id}}"`): in a JSON
+    /// body such a value is sent with its own JSON type.
+    pub fn sole_ref(&self) -> Option<&Ref> {
+        match self.parts.as_slice() {
+            [Part::Ref(r)] => Some(r),
+            _ => None,
+        }
     }
 
     pub fn refs(&self) -> impl Iterator<Item = &Ref> {
@@ -167,6 +256,7 @@ impl Template {
                             scope.capture(name).ok_or_else(|| RenderError::MissingCapture(name.clone()))?
                         }
                         Ref::RunId => scope.run_id(),
+                        Ref::Generated(which) => scope.generated().get(*which),
                         Ref::Var { value, .. } => value,
                     };
                     encode_value(&mut out, value, r, encoding)?;
@@ -216,6 +306,9 @@ fn reference(name: &str) -> Option<Reference<'_>> {
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if name == "run.id" {
         return Some(Reference::Ref(Ref::RunId));
+    }
+    if let Some(which) = Generated::ALL.into_iter().find(|g| g.name() == name) {
+        return Some(Reference::Ref(Ref::Generated(which)));
     }
     if let Some(field) = name.strip_prefix("secret.") {
         return ident(field).then(|| Reference::Ref(Ref::Secret(field.to_string())));
@@ -273,6 +366,15 @@ mod tests {
         fn run_id(&self) -> &str {
             "run-7"
         }
+        fn generated(&self) -> &GeneratedValues {
+            static VALUES: std::sync::OnceLock<GeneratedValues> = std::sync::OnceLock::new();
+            VALUES.get_or_init(|| {
+                GeneratedValues::new(
+                    time::OffsetDateTime::from_unix_timestamp_nanos(1_764_892_380_123_456_789).unwrap(),
+                    uuid::Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef),
+                )
+            })
+        }
     }
 
     fn vars() -> BTreeMap<String, String> {
@@ -322,6 +424,32 @@ mod tests {
             let error = Template::parse(text, &vars()).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_literal_open_brace_pair_is_escaped_and_stays_text() {
+        // GIVEN the escape, alone, beside text and beside a template
+        let t = Template::parse(r#"a {{"{{"}}b}} {{ "{{" }}{{id}}}}"#, &vars()).unwrap();
+        // THEN it is text, never a template, and only the real template is a reference
+        assert_eq!(t.refs().cloned().collect::<Vec<_>>(), [Ref::Capture("id".into())]);
+        assert_eq!(t.render(&Values, Encoding::Raw).unwrap(), "a {{b}} {{../admin?x=1}}");
+        assert_eq!(Template::parse(ESCAPED_OPEN, &vars()).unwrap().as_literal().as_deref(), Some("{{"));
+        assert_eq!(Template::parse(ESCAPED_OPEN, &vars()).unwrap().sole_ref(), None, "a JSON string, not typed");
+        // AND an unclosed one says how to write a literal one
+        let error = Template::parse("x {{ y", &vars()).unwrap_err();
+        assert!(error.ends_with(r#"(a literal {{ is written {{"{{"}})"#), "{error}");
+    }
+
+    #[test]
+    fn generated_values_name_one_instant_and_are_encoded_like_any_value() {
+        let t = Template::parse("/at/{{now.iso}}?s={{ now.unix }}&ms={{now.unix_ms}}&id={{uuid}}", &vars()).unwrap();
+        assert_eq!(t.refs().count(), 4, "made at run time");
+        assert_eq!(
+            t.render(&Values, Encoding::Url).unwrap(),
+            "/at/2025-12-04T23%3A53%3A00.123Z?s=1764892380&ms=1764892380123&id=01234567-89ab-4def-8123-456789abcdef"
+        );
+        assert_eq!(Ref::Generated(Generated::NowUnixMs).to_string(), "{{now.unix_ms}}");
+        assert!(Template::parse("{{now.year}}", &vars()).unwrap_err().contains("is not a template"));
     }
 
     #[test]

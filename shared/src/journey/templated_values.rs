@@ -1,6 +1,8 @@
 //! The promise of templates, held over generated values: no templated value (a capture by JSON
-//! pointer, JSONPath or regex, a var, a secret field, the run id) changes a request's origin, or its
-//! path outside its own segment, or adds a header, a query parameter or a form field.
+//! pointer, JSONPath or regex, a var, a secret field, the run id) changes a request's origin, or
+//! its path outside its own segment, or adds a header, a query parameter or a form field. The
+//! step is on the main target or on a named one: either way every request goes to its own step's
+//! origin, never to the other declared one, nor to one the value names.
 //!
 //! Each case writes a journey that puts one value, from one source, into one place (a path
 //! segment and a query value, a header, a form field of a table or of a form body written by hand,
@@ -19,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const TARGET: &str = "http://api.test/shop/";
+/// The named target `idp` of every case's journey.
+const IDP: &str = "http://idp.test/auth/";
 
 #[derive(Clone, Copy, Debug)]
 enum Source {
@@ -70,6 +74,8 @@ enum Place {
     Json,
     /// `note=<value>&k=1`, written by hand as a raw form body
     RawForm,
+    /// `url = "<value>"`: the whole URL, a next link
+    WholeUrl,
 }
 
 impl Place {
@@ -79,6 +85,7 @@ impl Place {
             Place::Header => format!("path = \"/use\"\nheaders = {{ X-Note = \"n={t}\" }}\n"),
             Place::Form => format!("method = \"POST\"\npath = \"/use\"\nform = {{ note = \"{t}\", k = 1 }}\n"),
             Place::Json => format!("method = \"POST\"\npath = \"/use\"\njson = {{ note = \"{t}\", k = 1 }}\n"),
+            Place::WholeUrl => format!("url = \"{t}\"\n"),
             Place::RawForm => format!(
                 "method = \"POST\"\npath = \"/use\"\nbody = \"note={t}&k=1\"\ncontent_type = \"application/x-www-form-urlencoded\"\n"
             ),
@@ -92,6 +99,8 @@ impl Place {
             // HTTP takes no control character in a header value but the tab (RFC 9110, 5.5).
             Place::Header => value.chars().any(|c| c.is_ascii_control() && c != '\t'),
             Place::Form | Place::Json | Place::RawForm => false,
+            // Any value may be no URL, or one on another origin: then nothing is sent.
+            Place::WholeUrl => true,
         }
     }
 }
@@ -125,6 +134,14 @@ fn value() -> impl Strategy<Value = String> {
         "\0",
         "\t",
         "//evil.example",
+        "{{",
+        "{{v}}",
+        "{{\"{{\"}}",
+        "}}",
+        "//idp.test",
+        "http://idp.test/",
+        "//api.test",
+        "http://api.test/",
         "X-Evil: 1",
         "\u{7f}",
     ]);
@@ -136,7 +153,7 @@ fn value() -> impl Strategy<Value = String> {
 
 /// A TOML basic string holding `text`: JSON's escapes are TOML's, but for DEL, which TOML wants
 /// escaped too.
-fn toml_string(text: &str) -> String {
+pub(super) fn toml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default().replace('\u{7f}', "\\u007F")
 }
 
@@ -146,12 +163,14 @@ struct Ran {
     requests: Vec<HttpRequest>,
 }
 
-fn run_case(source: Source, place: Place, value: &str) -> Ran {
+fn run_case(source: Source, place: Place, value: &str, on_idp: bool) -> Ran {
     let (capture, seed) = source.seed(value);
     let journey = format!(
-        "check = \"prop\"\n[vars]\nv = {}\n[[steps]]\nname = \"seed\"\npath = \"/seed\"\ncapture = {{ v = {capture} }}\n\
-         [[steps]]\nname = \"use\"\n{}",
+        "check = \"prop\"\n[vars]\nv = {}\n[targets]\nidp = \"{IDP}\"\n\
+         [[steps]]\nname = \"seed\"\npath = \"/seed\"\ncapture = {{ v = {capture} }}\n\
+         [[steps]]\nname = \"use\"\n{}{}",
         toml_string(value),
+        if on_idp { "target = \"idp\"\n" } else { "" },
         place.step(source.template())
     );
     let Ok(journey) = JourneyDef::parse(&journey) else {
@@ -208,13 +227,14 @@ fn header_names(request: &HttpRequest) -> Vec<String> {
 }
 
 /// What the `use` request must look like with `value` in it.
-fn check_use(place: Place, value: &str, sent: &HttpRequest) -> Result<(), TestCaseError> {
+fn check_use(place: Place, value: &str, on_idp: bool, sent: &HttpRequest) -> Result<(), TestCaseError> {
     let mut expected_headers = vec!["x-synthetic-check".to_string(), "x-synthetic-run-id".to_string()];
+    let prefix = if on_idp { "auth" } else { "shop" };
     match place {
         Place::PathAndQuery => {
             let segments: Vec<&str> = sent.url.path_segments().map(Iterator::collect).unwrap_or_default();
             prop_assert_eq!(segments.len(), 4, "{}", sent.url);
-            prop_assert_eq!((segments[0], segments[1], segments[3]), ("shop", "base", "detail"));
+            prop_assert_eq!((segments[0], segments[1], segments[3]), (prefix, "base", "detail"));
             prop_assert_eq!(percent_decoded(segments[2]), value.as_bytes().to_vec());
             let query: Vec<(String, String)> = sent.url.query_pairs().into_owned().collect();
             prop_assert_eq!(query, vec![("q".to_string(), value.to_string()), ("page".into(), "1".into())]);
@@ -235,6 +255,15 @@ fn check_use(place: Place, value: &str, sent: &HttpRequest) -> Result<(), TestCa
                 serde_json::from_slice(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(sent_json, json!({ "note": value, "k": 1 }));
         }
+        // Sent at all, it is on the step's own origin (checked by the caller) and is that URL.
+        Place::WholeUrl => {
+            let base = url::Url::parse(if on_idp { IDP } else { TARGET }).expect("a URL");
+            let expected = base.join(value).ok().map(|mut url| {
+                url.set_fragment(None);
+                url
+            });
+            prop_assert_eq!(Some(sent.url.clone()), expected);
+        }
     }
     expected_headers.sort();
     prop_assert_eq!(header_names(sent), expected_headers);
@@ -250,22 +279,28 @@ proptest! {
         source in prop::sample::select(vec![
             Source::Capture, Source::JsonPathCapture, Source::RegexCapture, Source::Var, Source::Secret, Source::RunId,
         ]),
-        place in prop::sample::select(vec![Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm]),
+        place in prop::sample::select(vec![
+            Place::PathAndQuery, Place::Header, Place::Form, Place::Json, Place::RawForm, Place::WholeUrl,
+        ]),
+        on_idp in any::<bool>(),
     ) {
-        let ran = run_case(source, place, &value);
+        let ran = run_case(source, place, &value, on_idp);
         // A journey is refused at load only for a var that cannot go where it is used.
         if !ran.parsed {
             prop_assert!(matches!(source, Source::Var) && place.may_refuse(&value), "refused: {:?} in {:?}", value, place);
             return Ok(());
         }
-        for sent in &ran.requests {
-            prop_assert_eq!(sent.url.origin(), url::Url::parse(TARGET).expect("a URL").origin(), "{}", sent.url);
+        let origin = |base: &str| url::Url::parse(base).expect("a URL").origin();
+        // The seed step is on the main target; the use step on its own (the idp, or the main one).
+        let own_origins = [origin(TARGET), origin(if on_idp { IDP } else { TARGET })];
+        for (sent, own) in ran.requests.iter().zip(own_origins.iter().chain(std::iter::repeat(&own_origins[1]))) {
+            prop_assert_eq!(&sent.url.origin(), own, "{}", sent.url);
             prop_assert_eq!(sent.url.fragment(), None);
         }
         let seed = ran.requests.first().ok_or_else(|| TestCaseError::fail("the seed step was not sent"))?;
         prop_assert_eq!(seed.url.as_str(), "http://api.test/shop/seed");
         match ran.requests.get(1) {
-            Some(sent) => check_use(place, &value, sent)?,
+            Some(sent) => check_use(place, &value, on_idp, sent)?,
             // Not sent: only a value that cannot go there (or a secret field too empty to use).
             None => prop_assert!(
                 place.may_refuse(&value) || (matches!(source, Source::Secret) && value.is_empty()),
