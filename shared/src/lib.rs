@@ -21,6 +21,7 @@ pub mod journey;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
+pub mod plan;
 pub mod result;
 pub mod secret;
 pub mod text;
