@@ -300,9 +300,9 @@ fn apply_budget_overrides(env: &Env, journey: &mut JourneyDef) -> Result<(), Che
     Ok(())
 }
 
-/// Headers the monitor sets itself, which `SYNTHETIC_HEADER` must not name: it would be sent twice
-/// or replace one of them.
-const SET_OTHERWISE: &[&str] = &[
+/// Headers the monitor sets itself, which `SYNTHETIC_HEADER` (and a step's `sign.header`) must not
+/// name: it would be sent twice or replace one of them.
+pub(crate) const SET_OTHERWISE: &[&str] = &[
     "authorization",
     "content-type",
     "content-length",

@@ -47,14 +47,19 @@ impl Method {
     pub const NAMES: &str = "GET, POST, PUT, PATCH, DELETE or HEAD";
 
     pub fn parse(name: &str) -> Option<Method> {
-        match name {
-            "GET" => Some(Method::Get),
-            "POST" => Some(Method::Post),
-            "PUT" => Some(Method::Put),
-            "PATCH" => Some(Method::Patch),
-            "DELETE" => Some(Method::Delete),
-            "HEAD" => Some(Method::Head),
-            _ => None,
+        const ALL: [Method; 6] = [Method::Get, Method::Post, Method::Put, Method::Patch, Method::Delete, Method::Head];
+        ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// The method's name as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
         }
     }
 

@@ -7,6 +7,8 @@
 
 use super::file::{Budget, Capture, ExpectedStatus, StepRole, Until};
 use super::judge::{Assertion, RejectedWhen, Verdict, judge, with_role};
+use super::sign::Signing;
+use super::template::GeneratedValues;
 use crate::error::{Cause, CheckError};
 use crate::http::{
     Auth, Body, Certificate, HttpRequest, HttpResponse, HttpTarget, Method, RUN_ID_HEADER, without_query,
@@ -70,6 +72,8 @@ pub struct StepSpec {
     pub repeatable: bool,
     /// Sent again while the answer is not yet what the assertions and captures want.
     pub until: Option<Until>,
+    /// Signs each attempt as it is sent.
+    pub sign: Option<Signing>,
 }
 
 impl StepSpec {
@@ -93,6 +97,7 @@ impl StepSpec {
             budget,
             repeatable: false,
             until: None,
+            sign: None,
         }
     }
 
@@ -287,6 +292,9 @@ impl StepRecorder {
         if let Some(Auth::Basic { username, password }) = &request.auth {
             self.scrubber.add_basic(username, password);
         }
+        if let Some(signing) = &spec.sign {
+            self.scrubber.add(&signing.key);
+        }
         let mut attempt = 0;
         let mut polls = 0;
         let mut possibly_written = false;
@@ -307,6 +315,12 @@ impl StepRecorder {
                 None => timeout,
             };
             let timeout = request.timeout;
+            if let Some(signing) = &spec.sign {
+                // The first attempt names the instant the step was rendered with; each later one
+                // its own, so a server's timestamp window holds for every retry and poll.
+                let now = if attempt == 1 { signing.rendered.clone() } else { GeneratedValues::now() };
+                signing.sign(&mut request, &now);
+            }
             let sent = self.exchange(&spec, &request).await;
             // A GET or HEAD reads; only the other methods can leave a write behind.
             possibly_written |= !matches!(spec.method, Method::Get | Method::Head) && may_have_written(&sent);
@@ -351,6 +365,10 @@ impl StepRecorder {
             .ok_or(CheckError::OutOfTime { left_ms: self.time_left(&as_cleanup).as_millis() as u64 })?;
         let mut request = self.request_for(spec)?;
         request.timeout = timeout;
+        if let Some(signing) = &spec.sign {
+            self.scrubber.add(&signing.key);
+            signing.sign(&mut request, &GeneratedValues::now());
+        }
         self.exchange(spec, &request).await
     }
 

@@ -8,7 +8,9 @@
 //! The format is documented in the README ("Journey files").
 
 use super::extract::{Path, Pattern};
+use super::files::{JourneyFiles, NoFiles, relative_path};
 pub use super::judge::Comparison;
+use super::schema::Schema;
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -174,8 +176,30 @@ pub struct StepDef {
     pub budget: Budget,
     /// Polls the step until its captures and assertions hold.
     pub until: Option<Until>,
+    /// Adds an HMAC-SHA256 of the request to it, as each attempt is sent.
+    pub sign: Option<SignDef>,
     /// The captures of earlier steps the templates name, worked out once.
     uses: BTreeSet<String>,
+}
+
+/// `sign = { key, message, header, encoding, prefix }`: an HMAC-SHA256 with `key` over `message`
+/// (which alone may name `{{request.*}}`), sent in `header` as `prefix` then the encoded tag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignDef {
+    pub key: Template,
+    pub message: Template,
+    pub header: String,
+    pub prefix: Template,
+    pub encoding: SignEncoding,
+}
+
+/// How a signature's bytes are written in its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignEncoding {
+    /// Lower-case hex, as GitHub and Stripe send it.
+    Hex,
+    /// Standard base64 with padding (RFC 4648 §4).
+    Base64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -239,7 +263,12 @@ pub enum JsonTestDef {
     Matches(Pattern),
     NotEquals(JsonTemplate),
     Contains(JsonTemplate),
-    Length { min: Option<usize>, max: Option<usize> },
+    Length {
+        min: Option<usize>,
+        max: Option<usize>,
+    },
+    /// Valid against the JSON Schema of this file beside the journey.
+    Schema(Schema),
 }
 
 impl JsonTestDef {
@@ -318,9 +347,17 @@ const MAX_BUDGET_MS: u64 = 900_000;
 const DEFAULT_REJECTED: [u16; 2] = [401, 403];
 
 impl JourneyDef {
-    /// Parses and validates a journey file, reporting every mistake found.
+    /// Parses and validates a journey that has no folder (compiled into a binary): one that
+    /// names a file beside it (a `schema`) is a mistake.
     pub fn parse(source: &str) -> Result<JourneyDef, Problems> {
-        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new() };
+        Self::parse_with(source, &NoFiles)
+    }
+
+    /// Parses and validates a journey file, reporting every mistake found; the files it names
+    /// (a `schema`) are read through `files`, from the journey's folder, and compiled now.
+    pub fn parse_with(source: &str, files: &dyn JourneyFiles) -> Result<JourneyDef, Problems> {
+        let mut reader =
+            Reader { source, lines: LineStarts::new(source), problems: Vec::new(), files, schemas: BTreeMap::new() };
         let (document, syntax) = DeTable::parse_recoverable(source);
         for error in syntax {
             let span = error.span().unwrap_or(0..0);
@@ -382,6 +419,9 @@ impl StepDef {
             Some(AuthDef::Basic { username, password }) => out.extend([username, password]),
             None => {}
         }
+        if let Some(sign) = &self.sign {
+            out.extend([&sign.key, &sign.message, &sign.prefix]);
+        }
         match &self.body {
             Some(BodyDef::Json(json)) => json.templates(&mut out),
             Some(BodyDef::Form(fields)) => out.extend(fields.iter().map(|(_, t)| t)),
@@ -439,6 +479,10 @@ struct Reader<'s> {
     source: &'s str,
     lines: LineStarts,
     problems: Vec<Problem>,
+    /// The journey's folder, for the files it names.
+    files: &'s dyn JourneyFiles,
+    /// Each schema file compiled once, however many assertions name it.
+    schemas: BTreeMap<String, Schema>,
 }
 
 /// Where each line of the source starts, found once: a mistake is located by a binary search,
@@ -715,6 +759,7 @@ impl Reader<'_> {
         let skip_if = table.get("skip_if").and_then(|v| self.skip_if(v, context));
         let budget = self.budget(table, defaults);
         let until = table.get("until").and_then(|v| self.until(v, table, method));
+        let sign = table.get("sign").and_then(|v| self.sign(v, context, &headers, auth.is_some(), body.is_some()));
         // Captures become available to the steps after this one only.
         let captures = table.get("capture").map(|v| self.captures(v)).unwrap_or_default();
         for capture in &captures {
@@ -740,6 +785,7 @@ impl Reader<'_> {
             skip_if,
             budget: budget?,
             until,
+            sign,
             uses: BTreeSet::new(),
         };
         step.uses =
@@ -1194,6 +1240,7 @@ impl Reader<'_> {
                 "contains" => self.json_template(arg, context).map(JsonTestDef::Contains),
                 "matches" => self.any_regex(arg, "matches").map(JsonTestDef::Matches),
                 "length" => self.length(arg),
+                "schema" => self.schema(arg).map(JsonTestDef::Schema),
                 "greater_than" | "at_least" | "less_than" | "at_most" => {
                     let comparison = Comparison::parse(test).unwrap_or(Comparison::AtLeast);
                     self.number(arg, test).map(|n| JsonTestDef::Compare(comparison, n))
@@ -1357,6 +1404,11 @@ impl Reader<'_> {
     }
 
     fn template_text(&mut self, text: &str, span: Range<usize>, context: &Context) -> Option<Template> {
+        self.template_in(text, span, context, false)
+    }
+
+    /// A template; `signing`: it is a `sign.message`, the one place `{{request.*}}` may stand.
+    fn template_in(&mut self, text: &str, span: Range<usize>, context: &Context, signing: bool) -> Option<Template> {
         let template = match Template::parse(text, &context.vars) {
             Ok(template) => template,
             Err(why) => {
@@ -1369,6 +1421,13 @@ impl Reader<'_> {
             match r {
                 Ref::Capture(name) if !context.captures.contains(name) => {
                     self.problem(span.clone(), format!("{r} names a capture that no earlier step makes"));
+                    ok = false;
+                }
+                Ref::Request(_) if !signing => {
+                    self.problem(
+                        span.clone(),
+                        format!("{r} stands in sign.message only: it is the request being signed"),
+                    );
                     ok = false;
                 }
                 _ => {}
@@ -1509,6 +1568,110 @@ impl Reader<'_> {
     }
 }
 
+/// `schema` and `sign`: what a step adds beyond what it sends and expects.
+impl Reader<'_> {
+    /// A JSON Schema file beside the journey, read and compiled now (once per file).
+    fn schema(&mut self, value: &Value_<'_>) -> Option<Schema> {
+        let (file, span) = self.string(value, "schema")?;
+        if let Some(schema) = self.schemas.get(&file) {
+            return Some(schema.clone());
+        }
+        let compiled = relative_path(&file)
+            .and_then(|()| self.files.read(&file).map_err(|why| format!("schema {why}")))
+            .and_then(|text| Schema::compile(&file, &text));
+        match compiled {
+            Ok(schema) => {
+                self.schemas.insert(file, schema.clone());
+                Some(schema)
+            }
+            Err(why) => {
+                self.problem(span, why);
+                None
+            }
+        }
+    }
+
+    /// `sign = { key, message, header, encoding = "hex" | "base64", prefix }`. The header must be
+    /// one nothing else sets: the step (its headers, [defaults]'s), its auth or body, or the
+    /// monitor.
+    fn sign(
+        &mut self,
+        value: &Value_<'_>,
+        context: &Context,
+        headers: &[(String, Template)],
+        has_auth: bool,
+        has_body: bool,
+    ) -> Option<SignDef> {
+        let table = self.table(value, "sign")?;
+        self.known_keys(table, &["key", "message", "header", "encoding", "prefix"], "sign");
+        let required = |reader: &mut Self, key: &str| {
+            let found = table.get(key);
+            if found.is_none() {
+                reader.problem(
+                    value.span(),
+                    format!(
+                        "sign needs {key}: sign = {{ key = \"{{{{secret.signing_key}}}}\", message = \"{{{{now.unix}}}}.{{{{request.body}}}}\", header = \"X-Signature\" }}"
+                    ),
+                );
+            }
+            found
+        };
+        let key = required(self, "key").and_then(|v| self.template(v, "sign.key", context));
+        let message = required(self, "message").and_then(|v| {
+            let (text, span) = self.string(v, "sign.message")?;
+            self.template_in(&text, span, context, true)
+        });
+        let header = required(self, "header").and_then(|v| {
+            let name = self.token(v, "header")?;
+            let lower = name.to_ascii_lowercase();
+            let taken = if headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(&name)) {
+                Some("the step already sets it (in headers or [defaults])")
+            } else if lower == "authorization" && has_auth {
+                Some("the step's bearer or basic sets it")
+            } else if lower == "content-type" && has_body {
+                Some("the step's body sets it")
+            } else if lower != "authorization"
+                && (crate::config::SET_OTHERWISE.contains(&lower.as_str())
+                    || lower == "x-synthetic-check"
+                    || lower == "accept-encoding")
+            {
+                Some("the monitor sets it on every request")
+            } else {
+                None
+            };
+            match taken {
+                Some(why) => {
+                    self.problem(v.span(), format!("sign.header {name} cannot carry the signature: {why}"));
+                    None
+                }
+                None => Some(name),
+            }
+        });
+        let encoding = match table.get("encoding") {
+            None => Some(SignEncoding::Hex),
+            Some(v) => self.string(v, "sign.encoding").and_then(|(text, span)| match text.as_str() {
+                "hex" => Some(SignEncoding::Hex),
+                "base64" => Some(SignEncoding::Base64),
+                other => {
+                    self.problem(span, format!("sign.encoding {other:?} must be \"hex\" or \"base64\""));
+                    None
+                }
+            }),
+        };
+        let prefix = match table.get("prefix") {
+            None => Some(Template::literal("")),
+            Some(v) => self.template(v, "sign.prefix", context).and_then(|t| {
+                if !t.text_fits_in_header() {
+                    self.problem(v.span(), header_control_character("sign.prefix"));
+                    return None;
+                }
+                self.fits(t, Encoding::Header, v.span())
+            }),
+        };
+        Some(SignDef { key: key?, message: message?, header: header?, prefix: prefix?, encoding: encoding? })
+    }
+}
+
 const STEP_KEYS: &[&str] = &[
     "name",
     "role",
@@ -1532,6 +1695,7 @@ const STEP_KEYS: &[&str] = &[
     "idempotent",
     "skip_if",
     "until",
+    "sign",
     "degraded_after_ms",
     "fail_after_ms",
 ];
@@ -1554,6 +1718,7 @@ const JSON_TESTS: &[&str] = &[
     "matches",
     "contains",
     "length",
+    "schema",
 ];
 
 const BODY_TESTS: &[&str] = &["body_contains", "body_not_contains", "body_matches"];
@@ -2260,5 +2425,136 @@ path = "/y"
         assert!(found[0].starts_with("j.toml:4:8: {{now.year}} is not a template"), "{}", found[0]);
         assert!(found[1].starts_with("j.toml:5:13: capture name \"uuid\" must be"), "{}", found[1]);
         assert!(found[2].starts_with("j.toml:5:38: capture name \"now\" must be"), "{}", found[2]);
+    }
+
+    const PRODUCT_SCHEMA: &str = r#"{"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}"#;
+
+    #[test]
+    fn a_schema_beside_the_journey_is_read_and_compiled_once_when_the_journey_is_loaded() {
+        let source = "check = \"s\"\n[[steps]]\nname = \"a\"\npath = \"/p\"\n\
+                      assert = [{ json = \"\", schema = \"schemas/product.json\" },\n\
+                      { jsonpath = \"$.items[0]\", schema = \"schemas/product.json\", optional = true }]\n";
+        let files = super::super::files::InMemoryFiles::default().with("schemas/product.json", PRODUCT_SCHEMA);
+        let journey = JourneyDef::parse_with(source, &files).unwrap_or_else(|p| panic!("{p}"));
+        let [
+            AssertDef::Json { test: JsonTestDef::Schema(a), .. },
+            AssertDef::JsonPath { test: JsonTestDef::Schema(b), .. },
+        ] = journey.steps[0].asserts.as_slice()
+        else {
+            panic!("{:?}", journey.steps[0].asserts)
+        };
+        assert_eq!((a.file(), b.file()), ("schemas/product.json", "schemas/product.json"));
+        assert!(a.is_valid(&serde_json::json!({"id": 1})) && !a.is_valid(&serde_json::json!({"id": "1"})));
+    }
+
+    #[test]
+    fn a_missing_invalid_or_escaping_schema_is_located_at_its_key() {
+        let lines = [
+            r#"{ json = "", schema = "schemas/none.json" }"#,
+            r#"{ json = "", schema = "schemas/broken.json" }"#,
+            r#"{ json = "", schema = "schemas/not-a-schema.json" }"#,
+            r#"{ json = "", schema = "../outside.json" }"#,
+            r#"{ json = "", schema = "/etc/passwd" }"#,
+            r#"{ json = "", schema = 5 }"#,
+        ];
+        let source =
+            format!("check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nassert = [\n{}\n]\n", lines.join(",\n"));
+        let files = super::super::files::InMemoryFiles::default()
+            .with("schemas/broken.json", "{ \"type\": ")
+            .with("schemas/not-a-schema.json", r#"{"type": "thing"}"#);
+        let found = JourneyDef::parse_with(&source, &files).unwrap_err().located("j.toml");
+        let expected = [
+            "j.toml:6:23: schema \"schemas/none.json\" does not exist beside the journey",
+            "j.toml:7:23: schema \"schemas/broken.json\" is not JSON",
+            "j.toml:8:23: schema \"schemas/not-a-schema.json\" is not a valid JSON Schema",
+            "j.toml:9:23: \"../outside.json\" must be a path inside the journey's folder",
+            "j.toml:10:23: \"/etc/passwd\" must be a path inside the journey's folder",
+            "j.toml:11:23: schema must be a string",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (line, expected) in found.iter().zip(expected) {
+            assert!(line.starts_with(expected), "{line:?} should start with {expected:?}");
+        }
+        // Text alone has no folder: naming a schema is then a clear mistake.
+        let alone = problems(
+            "check = \"a\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nassert = [{ json = \"\", schema = \"p.json\" }]\n",
+        );
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert!(
+            alone[0].starts_with(
+                "j.toml:5:33: schema \"p.json\" cannot be read: this journey was loaded without its folder"
+            ),
+            "{alone:?}"
+        );
+    }
+
+    #[test]
+    fn sign_parses_and_its_templates_count_as_the_step_s() {
+        let source = "check = \"s\"\n[[steps]]\nname = \"login\"\npath = \"/k\"\ncapture = { k = { json = \"/k\" } }\n\
+                      [[steps]]\nname = \"a\"\nmethod = \"POST\"\npath = \"/p\"\nbody = \"x\"\n\
+                      sign = { key = \"{{secret.signing_key}}\", message = \"{{now.unix}}.{{request.method}} {{request.path}}.{{request.body}}{{k}}\", header = \"X-Signature\", encoding = \"base64\", prefix = \"t={{now.unix}},v1=\" }\n\
+                      [[steps]]\nname = \"b\"\npath = \"/p\"\nsign = { key = \"{{vars.k}}\", message = \"{{request.body}}\", header = \"Authorization\" }\n\
+                      [vars]\nk = \"key-1\"\n";
+        let journey = JourneyDef::parse(source).unwrap_or_else(|p| panic!("{p}"));
+        let sign = journey.steps[1].sign.as_ref().unwrap();
+        assert_eq!((sign.header.as_str(), sign.encoding), ("X-Signature", SignEncoding::Base64));
+        assert_eq!(journey.secret_fields().collect::<Vec<_>>(), ["signing_key"], "the key's secret is fetched");
+        assert_eq!(journey.steps[1].captures_used().iter().collect::<Vec<_>>(), ["k"]);
+        let plain = journey.steps[2].sign.as_ref().unwrap();
+        assert_eq!((plain.encoding, plain.prefix.as_literal().as_deref()), (SignEncoding::Hex, Some("")), "defaults");
+    }
+
+    #[test]
+    fn every_misuse_of_sign_is_located() {
+        let signs = [
+            r#"{ message = "m", header = "X-Sig" }"#,
+            r#"{ key = "k", header = "X-Sig" }"#,
+            r#"{ key = "k", message = "m" }"#,
+            r#"{ key = "k", message = "m", header = "X-Sig", encoding = "hex64" }"#,
+            r#"{ key = "k", message = "m", header = "X-Mine" }"#,
+            r#"{ key = "k", message = "m", header = "Content-Type" }"#,
+            r#"{ key = "k", message = "m", header = "Idempotency-Key" }"#,
+            r#"{ key = "k", message = "m", header = "x-synthetic-check" }"#,
+            r#"{ key = "k", message = "m", header = "Authorization" }"#,
+            r#"{ key = "{{request.body}}", message = "m", header = "X-Sig" }"#,
+            r#"{ key = "k", message = "m", header = "X-Sig", salt = "x" }"#,
+            r#"{ key = "k", message = "{{nope}}", header = "X-Sig" }"#,
+            r#"{ key = "k", message = "m", header = "X Sig" }"#,
+        ];
+        let mut source = "check = \"a\"\n[defaults]\nheaders = { X-Mine = \"1\" }\n".to_string();
+        for (n, sign) in signs.iter().enumerate() {
+            source.push_str(&format!(
+                "[[steps]]\nname = \"s{n}\"\npath = \"/\"\nbody = \"b\"\nbearer = \"t\"\nsign = {sign}\n"
+            ));
+        }
+        source.push_str(
+            "[[steps]]\nname = \"x\"\npath = \"/{{request.path}}\"\nheaders = { X-B = \"{{request.body}}\" }\n",
+        );
+        let found = problems(&source);
+        let line = |n: usize| 4 + 6 * n + 5;
+        let expected = [
+            (line(0), "sign needs key"),
+            (line(1), "sign needs message"),
+            (line(2), "sign needs header"),
+            (line(3), "sign.encoding \"hex64\" must be \"hex\" or \"base64\""),
+            (line(4), "sign.header X-Mine cannot carry the signature: the step already sets it"),
+            (line(5), "sign.header Content-Type cannot carry the signature: the step's body sets it"),
+            (line(6), "sign.header Idempotency-Key cannot carry the signature: the monitor sets it"),
+            (line(7), "sign.header x-synthetic-check cannot carry the signature: the monitor sets it"),
+            (line(8), "sign.header Authorization cannot carry the signature: the step's bearer or basic sets it"),
+            (line(9), "{{request.body}} stands in sign.message only"),
+            (line(10), "unknown key \"salt\" in sign"),
+            (line(11), "{{nope}} names a capture that no earlier step makes"),
+            (line(12), "\"X Sig\" is not a valid header name"),
+            (line(13) - 3, "{{request.path}} stands in sign.message only"),
+            (line(13) - 2, "{{request.body}} stands in sign.message only"),
+        ];
+        for (at, message) in expected {
+            assert!(
+                found.iter().any(|p| p.starts_with(&format!("j.toml:{at}:")) && p.contains(message)),
+                "{message:?} on line {at} not in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
     }
 }

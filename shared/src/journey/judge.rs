@@ -6,6 +6,7 @@
 use super::exchange::{CookieJar, StepSpec};
 use super::extract::{Path, Pattern};
 use super::file::{Capture, CaptureSource, StepRole};
+use super::schema::Schema;
 use crate::error::CheckError;
 use crate::http::{HttpResponse, json_at};
 use crate::result::Outcome;
@@ -39,6 +40,8 @@ pub enum JsonTest {
     Contains(Value),
     /// A string (in characters), array or object of this many items, bounds included.
     Length { min: Option<usize>, max: Option<usize> },
+    /// Valid against a JSON Schema.
+    Schema(Schema),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +207,8 @@ fn judge_json(
         (None, JsonTest::Exists(false)) => Ok(()),
         (None, _) if optional => Ok(()),
         (None, _) => fail(format!("JSON {at} is missing{}", test.expectation(scrubber))),
+        (Some(actual), JsonTest::Schema(schema)) => schema_failure(schema, actual, scrubber)
+            .map_or(Ok(()), |errors| fail(format!("JSON {at} does not match schema {}{errors}", schema.file()))),
         (Some(actual), test) => match test.holds(actual) {
             true => Ok(()),
             false => fail(format!("JSON {at} is {}{}", describe(actual, scrubber), test.expectation(scrubber))),
@@ -250,6 +255,7 @@ impl JsonTest {
                 };
                 min.is_none_or(|min| length >= min) && max.is_none_or(|max| length <= max)
             }
+            JsonTest::Schema(schema) => schema.is_valid(actual),
         }
     }
 
@@ -275,8 +281,33 @@ impl JsonTest {
                 (None, Some(max)) => format!(", expected a length of at most {max}"),
                 (None, None) => String::new(),
             },
+            JsonTest::Schema(schema) => format!(", expected a value valid against schema {}", schema.file()),
         }
     }
+}
+
+/// The most schema errors a message lists; the rest are counted.
+const SCHEMA_ERRORS_SHOWN: usize = 10;
+
+/// Every way `value` fails `schema`, for a message: each where it is and what is wrong, scrubbed
+/// then cut (a schema message may quote the value); `None` when it passes.
+fn schema_failure(schema: &Schema, value: &Value, scrubber: &Scrubber) -> Option<String> {
+    let errors = schema.errors(value);
+    if errors.is_empty() {
+        return None;
+    }
+    let mut shown: Vec<String> = errors
+        .iter()
+        .take(SCHEMA_ERRORS_SHOWN)
+        .map(|e| {
+            let at = if e.at.is_empty() { "(root)" } else { e.at.as_str() };
+            format!("at {}: {}", scrubber.cut(at, 60), scrubber.cut(&e.message, 120))
+        })
+        .collect();
+    if errors.len() > SCHEMA_ERRORS_SHOWN {
+        shown.push(format!("and {} more", errors.len() - SCHEMA_ERRORS_SHOWN));
+    }
+    Some(format!(" ({} error(s)): {}", errors.len(), shown.join(" | ")))
 }
 
 /// A number, or a string holding one (`"12.50"`, as many APIs send amounts).
@@ -850,4 +881,49 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_schema_failure_lists_every_error_scrubbed_then_cut() {
+        let schema = Schema::compile(
+            "schemas/order.json",
+            r#"{"type":"object","required":["id","total"],"properties":{"id":{"type":"integer"},"note":{"maxLength":3},
+                "items":{"type":"array","items":{"type":"object","required":["sku"]}}}}"#,
+        )
+        .unwrap();
+        let mut scrubber = Scrubber::default();
+        scrubber.add(&crate::secret::Secret::new("tok-0123456789abcdef".to_string()));
+        let body = format!(r#"{{"id":"7","note":"tok-0123456789abcdef {}","items":[{{}},{{}}]}}"#, "x".repeat(300));
+        let schema_at = |pointer: &str| json_at(pointer, JsonTest::Schema(schema.clone()));
+        let error = schema_at("").check(&response("application/json", &body), &scrubber).unwrap_err();
+        assert_eq!(error.cause(), Cause::Assertion);
+        let text = error.to_string();
+        assert!(
+            text.starts_with(r#"JSON "" (the whole body) does not match schema schemas/order.json (5 error(s)): "#),
+            "{text}"
+        );
+        for expected in [
+            "at (root): \"total\" is a required property",
+            "at /id: \"7\" is not of type \"integer\"",
+            "at /note: ",
+            "at /items/0: \"sku\" is a required property",
+            "at /items/1: ",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+        assert!(!text.contains("tok-0123") && text.contains(REDACTED_MARK), "scrubbed before it was cut: {text}");
+        assert!(text.chars().count() < 800, "every error cut: {}", text.chars().count());
+        assert!(schema_at("").check(&response("application/json", r#"{"id":1,"total":2}"#), &scrubber).is_ok());
+        // Many errors: the first ten, and how many more.
+        let many = Schema::compile("m.json", r#"{"type":"array","items":{"type":"string"}}"#).unwrap();
+        let error = json_at("", JsonTest::Schema(many))
+            .check(
+                &response("application/json", &serde_json::to_string(&(0..25).collect::<Vec<_>>()).unwrap()),
+                &scrubber,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("(25 error(s))") && error.ends_with("| and 15 more"), "{error}");
+    }
+
+    const REDACTED_MARK: &str = crate::secret::REDACTED;
 }

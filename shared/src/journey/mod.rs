@@ -14,8 +14,11 @@
 pub mod exchange;
 pub mod extract;
 pub mod file;
+pub mod files;
 pub mod judge;
 pub mod runner;
+pub mod schema;
+pub mod sign;
 pub mod template;
 #[cfg(test)]
 mod templated_values;

@@ -16,9 +16,11 @@
 use crate::error::{Cause, CheckError};
 use crate::http::{Auth, Body, HttpResponse, json_at};
 use crate::journey::file::{
-    AssertDef, AuthDef, BodyDef, Capture, CaptureSource, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, StepDef,
+    AssertDef, AuthDef, BodyDef, Capture, CaptureSource, HeaderTestDef, JourneyDef, JsonTemplate, JsonTestDef, SignDef,
+    StepDef,
 };
 use crate::journey::judge::{Assertion, HeaderTest, JsonTest, RejectedWhen};
+use crate::journey::sign::Signing;
 use crate::journey::template::{Encoding, GeneratedValues, Ref, RenderError, Scope, Template};
 use crate::journey::{StepFailed, StepRecorder, StepRole, StepSpec};
 use crate::result::Account;
@@ -297,6 +299,7 @@ fn unrenderable(error: &RenderError) -> CheckError {
     match error {
         RenderError::MissingSecret(_)
         | RenderError::UnknownTarget(_)
+        | RenderError::NotSigning(_)
         | RenderError::DotSegment(Ref::Secret(_) | Ref::Var { .. })
         | RenderError::ControlCharacter(Ref::Secret(_) | Ref::Var { .. }) => {
             CheckError::Misconfigured(error.to_string())
@@ -368,7 +371,29 @@ fn render(journey_def: &JourneyDef, step: &StepDef, scope: &mut RunScope) -> Res
         spec = spec.assert(assertion_for(assertion, scope)?);
     }
     spec.captures = step.captures.clone();
+    if let Some(sign) = &step.sign {
+        spec.sign = Some(signing(step, sign, scope)?);
+    }
     Ok(spec)
+}
+
+/// The step's `sign`, rendered but for what each attempt supplies (its instant, the request).
+fn signing(step: &StepDef, sign: &SignDef, scope: &RunScope) -> Result<Signing, RenderError> {
+    let moving_headers = step
+        .headers
+        .iter()
+        .filter(|(_, value)| value.names_now())
+        .map(|(name, value)| Ok((name.clone(), value.render_per_attempt(scope, Encoding::Header)?)))
+        .collect::<Result<_, RenderError>>()?;
+    Ok(Signing {
+        key: Secret::new(raw(&sign.key, scope)?),
+        message: sign.message.render_per_attempt(scope, Encoding::Raw)?,
+        header: sign.header.clone(),
+        prefix: sign.prefix.render_per_attempt(scope, Encoding::Header)?,
+        encoding: sign.encoding,
+        moving_headers,
+        rendered: scope.generated.clone(),
+    })
 }
 
 fn assertion_for(assertion: &AssertDef, scope: &RunScope) -> Result<Assertion, RenderError> {
@@ -386,6 +411,7 @@ fn assertion_for(assertion: &AssertDef, scope: &RunScope) -> Result<Assertion, R
             JsonTestDef::NotEquals(value) => JsonTest::NotEquals(json_value(value, scope)?),
             JsonTestDef::Contains(value) => JsonTest::Contains(json_value(value, scope)?),
             JsonTestDef::Length { min, max } => JsonTest::Length { min: *min, max: *max },
+            JsonTestDef::Schema(schema) => JsonTest::Schema(schema.clone()),
         })
     };
     Ok(match assertion {
@@ -1435,5 +1461,92 @@ form = { id = "{{uuid}}", ms = "{{now.unix_ms}}" }
         assert_ne!(form[0].1, uuid, "a fresh uuid per step");
         assert!(uuid::Uuid::parse_str(&form[0].1).is_ok());
         assert!(form[1].1.parse::<i64>().unwrap() >= ms);
+    }
+
+    const SIGNED: &str = r#"
+check = "signed"
+[[steps]]
+name = "create"
+method = "POST"
+path = "/v1/orders"
+idempotent = true
+headers = { X-Timestamp = "{{now.unix}}" }
+json = { at = "{{now.unix}}", ref = "{{uuid}}" }
+sign = { key = "{{secret.api_key}}", message = "{{now.unix}}.{{request.method}} {{request.path}}.{{request.body}}", header = "X-Signature", prefix = "v1=" }
+"#;
+
+    /// An independent HMAC-SHA256 (RustCrypto), hex.
+    fn reference_hmac(key: &str, message: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(message);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_signed_over_its_own_timestamp_and_the_exact_body() {
+        // GIVEN a signed write that fails once, then passes
+        let ran = run_journey(SIGNED, ScriptedTarget::default().then(500, "down").then(200, "{}")).await;
+        assert_eq!(ran.run.status, Outcome::Passed, "{:#?}", ran.run);
+        let [first, second] = ran.requests.as_slice() else { panic!("{:?}", ran.requests) };
+        for sent in [first, second] {
+            let header = |name: &str| sent.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
+            // THEN each attempt carries the HMAC of its own timestamp header, method, path and body bytes
+            let message = format!("{}.POST /v1/orders.{}", header("X-Timestamp"), body(sent));
+            assert_eq!(header("X-Signature"), format!("v1={}", reference_hmac("sk_test_4eC39Hq", message.as_bytes())));
+            assert_eq!(sent.headers.iter().filter(|(k, _)| k == "X-Signature").count(), 1, "signed once");
+        }
+        // AND the first attempt's timestamp is the one its body names; the retry sends the same body
+        let json: Value = serde_json::from_str(&body(first)).unwrap();
+        let stamp = first.headers.iter().find(|(k, _)| k == "X-Timestamp").unwrap().1.clone();
+        assert_eq!(json["at"].to_string(), stamp);
+        assert_eq!(body(first), body(second), "an idempotent retry sends the same write");
+        // AND the key is nowhere in the result
+        assert!(!format!("{:?}{}", ran.run, serde_json::to_string(&ran.run).unwrap()).contains("sk_test_4eC39Hq"));
+    }
+
+    #[test]
+    fn a_later_attempt_moves_the_timestamp_headers_and_the_signature_with_it() {
+        let journey = JourneyDef::parse(SIGNED).unwrap();
+        let secrets = Credentials::parse("acct", &Secret::new(ACCOUNT.to_string())).unwrap();
+        let mut scope = RunScope {
+            secrets: Some(Arc::new(secrets)),
+            captures: HashMap::new(),
+            typed: HashMap::new(),
+            run_id: "run-1".into(),
+            generated: GeneratedValues::default(),
+        };
+        let spec = render(&journey, &journey.steps[0], &mut scope).unwrap();
+        let signing = spec.sign.clone().unwrap();
+        assert!(!format!("{spec:?}").contains("sk_test_4eC39Hq"), "Debug never shows the key");
+        let request = |at: i64| {
+            let mut request = HttpRequest {
+                method: spec.method,
+                url: "http://api.test/v1/orders".parse().unwrap(),
+                headers: spec.headers.clone(),
+                auth: None,
+                body: spec.body.clone(),
+                timeout: Duration::from_secs(1),
+            };
+            let now = GeneratedValues::new(time::OffsetDateTime::from_unix_timestamp(at).unwrap(), uuid::Uuid::nil());
+            signing.sign(&mut request, &now);
+            request.headers
+        };
+        let (early, late) = (request(1_764_892_380), request(1_764_892_390));
+        let value =
+            |headers: &[(String, String)], name: &str| headers.iter().find(|(k, _)| k == name).unwrap().1.clone();
+        assert_eq!(
+            (value(&early, "X-Timestamp"), value(&late, "X-Timestamp")),
+            ("1764892380".into(), "1764892390".into())
+        );
+        assert_ne!(value(&early, "X-Signature"), value(&late, "X-Signature"));
+        let message = format!(
+            "1764892390.POST /v1/orders.{}",
+            String::from_utf8_lossy(spec.body.as_ref().unwrap().bytes.expose())
+        );
+        assert_eq!(
+            value(&late, "X-Signature"),
+            format!("v1={}", reference_hmac("sk_test_4eC39Hq", message.as_bytes()))
+        );
     }
 }

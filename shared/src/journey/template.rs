@@ -72,6 +72,28 @@ impl GeneratedValues {
     }
 }
 
+/// A part of the request as it is finally sent, which a step's `sign.message` can name:
+/// `{{request.method}}`, `{{request.path}}` (path and query, as sent), `{{request.body}}` (the
+/// exact body bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RequestPart {
+    Method,
+    Path,
+    Body,
+}
+
+impl RequestPart {
+    pub const ALL: [RequestPart; 3] = [RequestPart::Method, RequestPart::Path, RequestPart::Body];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestPart::Method => "request.method",
+            RequestPart::Path => "request.path",
+            RequestPart::Body => "request.body",
+        }
+    }
+}
+
 /// What a `{{...}}` names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ref {
@@ -81,6 +103,8 @@ pub enum Ref {
     /// A value made when the step is rendered: one of each per step, the same wherever the step
     /// uses it, fresh for the next step.
     Generated(Generated),
+    /// The request being signed: only a `sign.message` may name it (validation sees to that).
+    Request(RequestPart),
     /// A constant of `[vars]`, its value looked up when the file was loaded: a run supplies
     /// nothing for it, so [`Template::refs`] does not list it.
     Var {
@@ -96,6 +120,7 @@ impl fmt::Display for Ref {
             Ref::Capture(name) => write!(f, "{{{{{name}}}}}"),
             Ref::RunId => f.write_str("{{run.id}}"),
             Ref::Generated(which) => write!(f, "{{{{{}}}}}", which.name()),
+            Ref::Request(part) => write!(f, "{{{{{}}}}}", part.name()),
             Ref::Var { name, .. } => write!(f, "{{{{vars.{name}}}}}"),
         }
     }
@@ -151,6 +176,9 @@ pub enum RenderError {
     /// changed after it was read must still never fall back to another origin).
     #[error("target \"{0}\" is not declared in [targets]")]
     UnknownTarget(String),
+    /// Only a `sign.message` names the request (validation refuses it anywhere else).
+    #[error("{0} stands in sign.message only")]
+    NotSigning(Ref),
 }
 
 impl Template {
@@ -257,6 +285,7 @@ impl Template {
                         }
                         Ref::RunId => scope.run_id(),
                         Ref::Generated(which) => scope.generated().get(*which),
+                        Ref::Request(_) => return Err(RenderError::NotSigning(r.clone())),
                         Ref::Var { value, .. } => value,
                     };
                     encode_value(&mut out, value, r, encoding)?;
@@ -264,6 +293,76 @@ impl Template {
             }
         }
         Ok(out)
+    }
+
+    /// Whether the template names `{{now.*}}`: a value that moves with each attempt of a signed
+    /// step.
+    pub fn names_now(&self) -> bool {
+        self.refs().any(|r| matches!(r, Ref::Generated(g) if *g != Generated::Uuid))
+    }
+
+    /// Renders what the run supplies now and leaves `{{now.*}}` and `{{request.*}}` to each
+    /// attempt ([`PerAttempt::write`]): a signed step's timestamp moves with its retries and
+    /// polls, and its signature covers the request as it is finally sent.
+    pub fn render_per_attempt(&self, scope: &dyn Scope, encoding: Encoding) -> Result<PerAttempt, RenderError> {
+        let mut parts = Vec::new();
+        for part in &self.parts {
+            let single = Template { parts: vec![part.clone()] };
+            parts.push(match part {
+                Part::Ref(Ref::Generated(which)) if *which != Generated::Uuid => AttemptPart::Now(*which),
+                Part::Ref(Ref::Request(what)) => AttemptPart::Request(*what),
+                _ => AttemptPart::Text(single.render(scope, encoding)?),
+            });
+        }
+        Ok(PerAttempt(parts))
+    }
+}
+
+/// A template rendered but for the values of one attempt: the instant (`{{now.*}}`) and the
+/// request sent (`{{request.*}}`). Its `Debug` shows nothing: the text may hold secrets.
+#[derive(Clone, PartialEq)]
+pub struct PerAttempt(Vec<AttemptPart>);
+
+#[derive(Clone, PartialEq)]
+enum AttemptPart {
+    Text(String),
+    Now(Generated),
+    Request(RequestPart),
+}
+
+/// The request of one attempt, as a signature sees it.
+pub struct Sent<'a> {
+    pub method: &'a str,
+    /// Path and query, percent-encoded as sent.
+    pub path: &'a str,
+    pub body: &'a [u8],
+}
+
+impl PerAttempt {
+    /// Appends the bytes of this attempt: `now`'s instant, `sent`'s method, path and body.
+    pub fn write(&self, out: &mut Vec<u8>, now: &GeneratedValues, sent: &Sent<'_>) {
+        for part in &self.0 {
+            match part {
+                AttemptPart::Text(text) => out.extend_from_slice(text.as_bytes()),
+                AttemptPart::Now(which) => out.extend_from_slice(now.get(*which).as_bytes()),
+                AttemptPart::Request(RequestPart::Method) => out.extend_from_slice(sent.method.as_bytes()),
+                AttemptPart::Request(RequestPart::Path) => out.extend_from_slice(sent.path.as_bytes()),
+                AttemptPart::Request(RequestPart::Body) => out.extend_from_slice(sent.body),
+            }
+        }
+    }
+
+    /// The text of this attempt, for a header (which never names the request).
+    pub fn text(&self, now: &GeneratedValues) -> String {
+        let mut out = Vec::new();
+        self.write(&mut out, now, &Sent { method: "", path: "", body: b"" });
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl fmt::Debug for PerAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PerAttempt(..)")
     }
 }
 
@@ -309,6 +408,9 @@ fn reference(name: &str) -> Option<Reference<'_>> {
     }
     if let Some(which) = Generated::ALL.into_iter().find(|g| g.name() == name) {
         return Some(Reference::Ref(Ref::Generated(which)));
+    }
+    if let Some(part) = RequestPart::ALL.into_iter().find(|p| p.name() == name) {
+        return Some(Reference::Ref(Ref::Request(part)));
     }
     if let Some(field) = name.strip_prefix("secret.") {
         return ident(field).then(|| Reference::Ref(Ref::Secret(field.to_string())));
