@@ -16,6 +16,7 @@ use synthetic_e2e::fake_apis::listing::{self, ListingConfig, ListingFault};
 use synthetic_e2e::fake_apis::nested_login::{self, NestedLoginConfig};
 use synthetic_e2e::fake_apis::oauth::{self, OAuthConfig};
 use synthetic_e2e::fake_apis::percent_decode;
+use synthetic_e2e::fake_apis::signed_events::{self, EventsConfig, EventsFault, EventsState};
 use synthetic_e2e::fake_apis::stripe::{self, StripeConfig, StripeFault};
 use synthetic_e2e::shop::{self, ShopConfig};
 
@@ -653,4 +654,74 @@ async fn validate_accepts_every_shipped_journey() {
     let exited = synthetic(&args, &[]).await;
     exited.expect(0);
     assert!(!exited.stderr.contains(".toml:"), "no located problem: {}", exited.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// An HMAC-signed events API, and the assertion matrix against it
+
+async fn signed_events_run(key: &str, fault: Option<EventsFault>) -> (Exited, RunResult, EventsState, String) {
+    let cfg = EventsConfig::default();
+    let fake = signed_events::spawn(cfg.clone()).await.expect("fake signed events");
+    fake.handle().set_fault(fault);
+    let credentials = Credentials::new(json!({ "signing_key": key }));
+    let exited = run(&journey("signed-events.toml"), fake.base_url(), &credentials).await;
+    exited.assert_none_of(&[key, &cfg.signing_key]);
+    let result = exited.result();
+    let state = fake.handle().state();
+    (exited, result, state, cfg.signing_key)
+}
+
+#[tokio::test]
+async fn a_signed_write_is_verified_by_the_server_and_the_key_is_never_shown() {
+    // WHEN the journey signs every request with the right key
+    let (exited, run, state, key) = signed_events_run(&EventsConfig::default().signing_key, None).await;
+    // THEN the server verified every request (a fresh timestamp, the exact body, in constant time)
+    assert_eq!(run.status, Outcome::Passed, "{run:#?}\n{}", exited.stderr);
+    assert_eq!(outcomes(&run), [("create", Outcome::Passed), ("read", Outcome::Passed), ("delete", Outcome::Passed)]);
+    assert_eq!((state.verified, state.created, state.deleted, state.live), (3, 1, 1, 0), "{state:?}");
+    assert!(state.refused.is_empty(), "{state:?}");
+    // AND the key appears nowhere the run hands on
+    assert!(!serde_json::to_string(&run).unwrap().contains(&key));
+}
+
+#[tokio::test]
+async fn a_wrong_signing_key_fails_with_the_servers_cause_and_neither_key_is_shown() {
+    // WHEN the secret holds a key the server does not know
+    let (_, run, state, _) = signed_events_run("whsec_wrong_key_7Hd93kQz", None).await;
+    // THEN the write fails with the server's answer as its cause, and nothing was created
+    let create = step(&run, "create");
+    assert_eq!((run.status, create.cause), (Outcome::Failed, Some(Cause::HttpStatus)), "{run:#?}");
+    let error = create.error.as_deref().unwrap_or_default();
+    assert!(error.contains("401") && error.contains("signature mismatch"), "{error}");
+    assert_eq!(outcomes(&run), [("create", Outcome::Failed)], "nothing to clean up");
+    assert_eq!((state.verified, state.created, state.live), (0, 0, 0), "{state:?}");
+    assert!(!state.refused.is_empty() && state.refused.iter().all(|r| r == "signature mismatch"), "{state:?}");
+}
+
+#[tokio::test]
+async fn numeric_regex_jsonpath_and_schema_assertions_list_every_failure_and_the_cleanup_still_runs() {
+    // WHEN the read answers an event that breaks its contract in many ways at once
+    let (_, run, state, _) =
+        signed_events_run(&EventsConfig::default().signing_key, Some(EventsFault::Malformed)).await;
+    // THEN the read fails as an assertion, listing every failure with the value it saw
+    let read = step(&run, "read");
+    assert_eq!((read.outcome, read.cause), (Outcome::Failed, Some(Cause::Assertion)), "{run:#?}");
+    let error = read.error.as_deref().unwrap_or_default();
+    for expected in [
+        "JSON \"\" (the whole body) does not match schema schemas/event.json (",
+        "at /id: \"event-evt_1\" does not match \"^evt_[0-9]+$\"",
+        "at /amount: \"twelve\" is not of type \"integer\"",
+        "at /items/0: \"sku\" is a required property",
+        "JSON /amount is \"twelve\", expected a number at least 1000",
+        "JSON /amount_text is \"9.99\", expected a number greater than 12",
+        "JSON /id is \"event-evt_1\", expected text matching \"^evt_[0-9]+$\"",
+        "JSON $.items[?@.sku == 'kettle'].qty is missing, expected 2",
+        "JSON $.items[?@.sku == 'mug'].price is 7, expected a number less than 5",
+    ] {
+        assert!(error.contains(expected), "{expected:?} not in {error}");
+    }
+    assert!(!error.contains("X-Request-Id"), "the assertion that holds is not listed: {error}");
+    // AND the event is still deleted
+    assert_eq!(step(&run, "delete").outcome, Outcome::Passed);
+    assert_eq!((state.created, state.deleted, state.live), (1, 1, 0), "{state:?}");
 }

@@ -115,7 +115,8 @@ fn journey(env: &Env) -> Result<JourneyDef, CheckError> {
         (None, Some(path)) => {
             let source = std::fs::read_to_string(Path::new(&path))
                 .map_err(|e| CheckError::Misconfigured(format!("CANARY_JOURNEY_FILE {path} cannot be read: {e}")))?;
-            JourneyDef::parse(&source).map_err(|problems| {
+            let files = synthetic_checks::journey::FolderFiles::beside(Path::new(&path));
+            JourneyDef::parse_with(&source, &files).map_err(|problems| {
                 CheckError::Misconfigured(format!("CANARY_JOURNEY_FILE: {}", problems.located(&path).join("; ")))
             })
         }

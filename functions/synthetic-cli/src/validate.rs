@@ -6,6 +6,7 @@
 use crate::{Exit, ValidateArgs};
 use std::path::Path;
 use synthetic_checks::JourneyDef;
+use synthetic_checks::journey::FolderFiles;
 
 pub fn execute(args: &ValidateArgs) -> Exit {
     let mut exit = Exit::Passed;
@@ -23,11 +24,11 @@ pub fn execute(args: &ValidateArgs) -> Exit {
     exit
 }
 
-/// Reads and parses a journey file; the error lines name the file, and the line and column of
-/// each mistake.
+/// Reads and parses a journey file, and the files it names beside it (a `schema`); the error
+/// lines name the file, and the line and column of each mistake.
 pub fn load(path: &Path) -> Result<JourneyDef, Vec<String>> {
     let shown = path.display().to_string();
     let source =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{shown}: cannot read the journey file: {e}")])?;
-    JourneyDef::parse(&source).map_err(|problems| problems.located(&shown))
+    JourneyDef::parse_with(&source, &FolderFiles::beside(path)).map_err(|problems| problems.located(&shown))
 }

@@ -7,7 +7,11 @@
 //!    re-reads a rotated secret, and always runs the cleanup steps.
 //! 4. [`exchange`]: one step on the wire through the [`StepRecorder`]: budgets, retries,
 //!    redirects within the target, cookies, and exactly one recorded result per step.
-//! 5. [`judge`]: what an answer means: status, assertions, captures, latency.
+//! 5. [`judge`]: what an answer means: status, assertions (a JSON Schema: [`schema`]),
+//!    captures, latency.
+//!
+//! A journey's companion files (its JSON Schemas) come through the [`files`] port; a signed
+//! step's HMAC is [`sign`]'s.
 //!
 //! What a run produces is in [`crate::result`], apart from the code that produces it.
 
@@ -29,4 +33,5 @@ mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};
 pub use file::{Budget, Capture, CaptureSource, ExpectedStatus, JourneyDef, Problems, StepRole};
+pub use files::{FolderFiles, InMemoryFiles, JourneyFiles, NoFiles};
 pub use runner::run;

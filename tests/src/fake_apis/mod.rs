@@ -1,8 +1,9 @@
 //! Real HTTP fakes of other teams' API shapes, for proving that a journey file can monitor an API
 //! that is not the demo shop: Stripe-style form-encoded payments ([`stripe`]), a nested-JSON login
 //! answering 400 ([`nested_login`]), OAuth2 client credentials ([`oauth`]), a session-cookie
-//! login ([`cookie_session`]), a top-level JSON array ([`listing`]) and values that try to move a
-//! request or break its encoding ([`hostile_values`]).
+//! login ([`cookie_session`]), a top-level JSON array ([`listing`]), values that try to move a
+//! request or break its encoding ([`hostile_values`]) and an API that verifies an HMAC of every
+//! request ([`signed_events`]).
 //!
 //! Each is an axum server on `127.0.0.1` with an OS-chosen port, spawned by its module's `spawn`,
 //! and returns a [`RunningFake`] whose handle injects faults and reports what the fake saw, so a
@@ -13,6 +14,7 @@ pub mod hostile_values;
 pub mod listing;
 pub mod nested_login;
 pub mod oauth;
+pub mod signed_events;
 pub mod stripe;
 
 use std::io;
