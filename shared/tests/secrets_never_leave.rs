@@ -1,5 +1,5 @@
-//! The scrubbing promise over generated input: whatever the secret values, login captures and
-//! cookies hold (quotes, backslashes, non-ASCII, `+ / = % & ~`, spaces), and whatever a target
+//! The scrubbing promise over generated input: whatever the secret values (a signing key among
+//! them, which only ever leaves as an HMAC), login captures and cookies hold (quotes, backslashes, non-ASCII, `+ / = % & ~`, spaces), and whatever a target
 //! echoes back of them, in any encoding the engine itself sends them in (as is, JSON-escaped,
 //! percent- or form-encoded, base64 of `user:password`), anywhere in a long body, no form of any
 //! of them, nor any long piece of one, appears in anything a run hands on: the step errors, the
@@ -34,6 +34,7 @@ struct Values {
     api_key: String,
     token: String,
     cookie: String,
+    signing_key: String,
 }
 
 /// How the target answers one attempt.
@@ -50,8 +51,16 @@ enum Answer {
 
 fn values() -> impl Strategy<Value = Values> {
     let value = |min: usize, max: usize| proptest::string::string_regex(&format!("{VALUE}{{{min},{max}}}")).unwrap();
-    (value(6, 30), value(6, 70), value(6, 70), value(20, 90), "[A-Za-z0-9+/=%-]{8,40}")
-        .prop_map(|(email, password, api_key, token, cookie)| Values { email, password, api_key, token, cookie })
+    (value(6, 30), value(6, 70), value(6, 70), value(20, 90), "[A-Za-z0-9+/=%-]{8,40}", value(6, 70)).prop_map(
+        |(email, password, api_key, token, cookie, signing_key)| Values {
+            email,
+            password,
+            api_key,
+            token,
+            cookie,
+            signing_key,
+        },
+    )
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -96,6 +105,7 @@ capture = {{ token = {{ {token} }} }}
 name = "me"
 path = "/me/{{{{secret.email}}}}?key={{{{secret.api_key}}}}"
 bearer = "{{{{token}}}}"
+sign = {{ key = "{{{{secret.signing_key}}}}", message = "{{{{now.unix}}}}.{{{{request.path}}}}", header = "X-Signature" }}
 assert = [
   {{ json = "/session", equals = "{{{{token}}}}" }},
   {{ header = "x-echo", equals = "{{{{secret.password}}}}" }},
@@ -138,8 +148,10 @@ impl Case {
     /// What must never be shown: every form of every value, and the basic credential.
     fn secret_forms(&self) -> Vec<String> {
         let v = &self.values;
-        let mut all: Vec<String> =
-            [&v.email, &v.password, &v.api_key, &v.token, &v.cookie].iter().flat_map(|value| forms(value)).collect();
+        let mut all: Vec<String> = [&v.email, &v.password, &v.api_key, &v.token, &v.cookie, &v.signing_key]
+            .iter()
+            .flat_map(|value| forms(value))
+            .collect();
         if self.basic {
             all.push(basic_credential(&v.email, &v.password));
         }
@@ -150,7 +162,7 @@ impl Case {
     /// which only a JSON answer carries (where the login captures it).
     fn echoes(&self, with_token: bool) -> Vec<String> {
         let v = &self.values;
-        let mut values = vec![&v.email, &v.password, &v.api_key, &v.cookie];
+        let mut values = vec![&v.email, &v.password, &v.api_key, &v.cookie, &v.signing_key];
         if with_token {
             values.push(&v.token);
         }
@@ -166,7 +178,7 @@ impl Case {
         let cookie = ("set-cookie".to_string(), format!("sid={}; Path=/; HttpOnly", v.cookie));
         match answer {
             Answer::Json { status, session, header, pad } => {
-                let raw = [&v.email, &v.password, &v.api_key, &v.token, &v.cookie];
+                let raw = [&v.email, &v.password, &v.api_key, &v.token, &v.cookie, &v.signing_key];
                 let headers = self.echoes(true).into_iter().filter(|e| !e.contains(['\r', '\n'])).collect::<Vec<_>>();
                 let body = serde_json::json!({
                     "pad": "x".repeat(*pad),
@@ -200,7 +212,9 @@ impl Case {
 
 fn run(case: &Case, form_body: bool, by_path: bool, answers: &[Answer]) -> RunResult {
     let v = &case.values;
-    let account = serde_json::json!({"email": v.email, "password": v.password, "api_key": v.api_key});
+    let account = serde_json::json!({
+        "email": v.email, "password": v.password, "api_key": v.api_key, "signing_key": v.signing_key,
+    });
     let journey_def = JourneyDef::parse(&journey(form_body, case.basic, by_path)).unwrap_or_else(|p| panic!("{p}"));
     let mut script = ScriptedTarget::default();
     for answer in answers {

@@ -926,4 +926,59 @@ mod tests {
     }
 
     const REDACTED_MARK: &str = crate::secret::REDACTED;
+
+    /// Small JSON values of every kind, nested a little.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-5i64..200).prop_map(Value::from),
+            (-5.0f64..200.0).prop_map(Value::from),
+            "[a-z_]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id".to_string()),
+                        Just("sku".to_string()),
+                        Just("qty".to_string()),
+                        "[a-z]{1,3}".prop_map(|s| s)
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const ORDER_SCHEMA: &str = r#"{"type":"object","required":["id"],"properties":{"id":{"type":"integer","minimum":0},
+        "sku":{"type":"string","pattern":"^[a-z]+$"},"qty":{"type":"integer","maximum":99},
+        "items":{"type":"array","items":{"type":"object","required":["sku"]}}},"additionalProperties":{"type":["string","number"]}}"#;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        /// Against the reference (jsonschema's own `is_valid` and error list on the same schema
+        /// and value): a schema assertion passes exactly when the value is valid, and a failure
+        /// counts every error the reference finds.
+        #[test]
+        fn a_schema_assertion_passes_exactly_when_the_value_is_valid(value in any_json()) {
+            let document: Value = serde_json::from_str(ORDER_SCHEMA).unwrap();
+            let schema = Schema::compile("order.json", ORDER_SCHEMA).unwrap();
+            let body = json!({ "order": value });
+            let judged = json_at("/order", JsonTest::Schema(schema)).check(&response("application/json", &body.to_string()), &Scrubber::default());
+            let reference = jsonschema::validator_for(&document).unwrap();
+            proptest::prop_assert_eq!(judged.is_ok(), jsonschema::is_valid(&document, &value));
+            if let Err(error) = judged {
+                let count = reference.iter_errors(&value).count();
+                let text = error.to_string();
+                let counted = format!("({count} error(s))");
+                proptest::prop_assert!(text.contains(&counted), "{} in {}", counted, text);
+            }
+        }
+    }
 }

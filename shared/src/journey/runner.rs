@@ -1549,4 +1549,19 @@ sign = { key = "{{secret.api_key}}", message = "{{now.unix}}.{{request.method}} 
             format!("v1={}", reference_hmac("sk_test_4eC39Hq", message.as_bytes()))
         );
     }
+
+    #[tokio::test]
+    async fn a_signing_key_from_a_capture_is_scrubbed_like_a_secret() {
+        // GIVEN a key handed out by an earlier step (not a login: nothing else makes it secret)
+        let source = "check = \"k\"\n[[steps]]\nname = \"key\"\npath = \"/key\"\ncapture = { k = { json = \"/key\" } }\n\
+                      [[steps]]\nname = \"signed\"\npath = \"/x\"\nsign = { key = \"{{k}}\", message = \"{{request.path}}\", header = \"X-Sig\" }\n";
+        let echo = "bad signature for key kq-SIGNING-9f8e7d";
+        let target =
+            ScriptedTarget::default().then(200, r#"{"key":"kq-SIGNING-9f8e7d"}"#).then(500, echo).then(500, echo);
+        let ran = run_journey(source, target).await;
+        // WHEN the target echoes it in an error THEN the result shows it redacted
+        let error = ran.run.steps[1].error.clone().unwrap_or_default();
+        assert!(error.contains("bad signature for key [REDACTED]"), "{error}");
+        assert!(!format!("{:?}{}", ran.run, serde_json::to_string(&ran.run).unwrap()).contains("kq-SIGNING"));
+    }
 }
