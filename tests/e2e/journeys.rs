@@ -635,6 +635,7 @@ async fn validate_accepts_every_shipped_journey() {
         "shop-search.toml",
         "csrf-session.toml",
         "polling-payment.toml",
+        "signed-events.toml",
     ];
     let files: Vec<String> = names.iter().map(|n| journey(n)).collect();
     // Every file in the folder but invalid.toml is listed here, so a new one cannot skip this.
@@ -654,6 +655,37 @@ async fn validate_accepts_every_shipped_journey() {
     let exited = synthetic(&args, &[]).await;
     exited.expect(0);
     assert!(!exited.stderr.contains(".toml:"), "no located problem: {}", exited.stderr);
+}
+
+#[tokio::test]
+async fn validate_reads_schemas_beside_the_journey_and_locates_a_missing_broken_or_escaping_one() {
+    // GIVEN a journey folder with one good and one broken schema, and a file outside it
+    let dir = std::env::temp_dir().join(format!("synthetic-schemas-e2e-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("checks/schemas")).expect("scratch dir");
+    std::fs::write(dir.join("checks/schemas/ok.json"), r#"{"type":"object"}"#).unwrap();
+    std::fs::write(dir.join("checks/schemas/broken.json"), r#"{"type": 7}"#).unwrap();
+    std::fs::write(dir.join("outside.json"), r#"{"type":"object"}"#).unwrap();
+    let text = "check = \"schemas\"\n[[steps]]\nname = \"a\"\npath = \"/\"\nassert = [\n\
+                { json = \"\", schema = \"schemas/ok.json\" },\n\
+                { json = \"\", schema = \"schemas/missing.json\" },\n\
+                { json = \"\", schema = \"schemas/broken.json\" },\n\
+                { json = \"\", schema = \"../outside.json\" },\n]\n";
+    let file = dir.join("checks/schemas.toml").display().to_string();
+    std::fs::write(&file, text).unwrap();
+    // WHEN it is validated
+    let exited = synthetic(&["validate", &file], &[]).await;
+    // THEN each bad schema is a located mistake, and the good one is none
+    exited.expect(3);
+    let lines: Vec<&str> = exited.stderr.lines().filter(|l| l.starts_with(&format!("{file}:"))).collect();
+    assert_eq!(lines.len(), 3, "{}", exited.stderr);
+    for (line, expected) in lines.iter().zip([
+        ":7:23: schema \"schemas/missing.json\" cannot be read beside the journey",
+        ":8:23: schema \"schemas/broken.json\" is not a valid JSON Schema",
+        ":9:23: \"../outside.json\" must be a path inside the journey's folder",
+    ]) {
+        assert!(line.contains(expected), "{expected:?} not in {line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------------------
