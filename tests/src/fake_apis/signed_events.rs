@@ -118,33 +118,40 @@ fn refuse(inner: &mut Inner, status: StatusCode, why: &str) -> Response {
     (status, axum::Json(json!({ "error": why }))).into_response()
 }
 
-/// Verifies the request's signature; `Err` is the answer to send instead.
-fn verify(service: &Service, inner: &mut Inner, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+/// Verifies the request's signature; `Err` is the status and reason to refuse it with.
+fn verify(service: &Service, headers: &HeaderMap, body: &[u8]) -> Result<(), (StatusCode, &'static str)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let Some(timestamp) = header("x-timestamp").and_then(|t| t.parse::<u64>().ok()) else {
-        return Err(refuse(inner, StatusCode::BAD_REQUEST, "missing or malformed X-Timestamp"));
+        return Err((StatusCode::BAD_REQUEST, "missing or malformed X-Timestamp"));
     };
     if now().abs_diff(timestamp) > TOLERANCE_SECS {
-        return Err(refuse(inner, StatusCode::BAD_REQUEST, "timestamp outside the tolerance window"));
+        return Err((StatusCode::BAD_REQUEST, "timestamp outside the tolerance window"));
     }
     let sent = header("x-signature").and_then(|s| s.strip_prefix("v1=").and_then(|hex| hex::decode(hex).ok()));
     let Some(sent) = sent else {
-        return Err(refuse(inner, StatusCode::UNAUTHORIZED, "missing or malformed X-Signature"));
+        return Err((StatusCode::UNAUTHORIZED, "missing or malformed X-Signature"));
     };
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(service.key.as_bytes()).expect("any key length");
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
     // Constant time, as a real server compares: no timing tells how much of a guess was right.
-    if mac.verify_slice(&sent).is_err() {
-        return Err(refuse(inner, StatusCode::UNAUTHORIZED, "signature mismatch"));
+    mac.verify_slice(&sent).map_err(|_| (StatusCode::UNAUTHORIZED, "signature mismatch"))
+}
+
+/// Verifies the request, counting it; `Some` is the answer to send instead.
+fn admit(service: &Service, inner: &mut Inner, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    match verify(service, headers, body) {
+        Ok(()) => {
+            inner.state.verified += 1;
+            None
+        }
+        Err((status, why)) => Some(refuse(inner, status, why)),
     }
-    inner.state.verified += 1;
-    Ok(())
 }
 
 async fn create(State(service): State<Arc<Service>>, headers: HeaderMap, body: Bytes) -> Response {
     let mut inner = lock(&service.inner);
-    if let Err(refused) = verify(&service, &mut inner, &headers, &body) {
+    if let Some(refused) = admit(&service, &mut inner, &headers, &body) {
         return refused;
     }
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
@@ -169,7 +176,7 @@ async fn create(State(service): State<Arc<Service>>, headers: HeaderMap, body: B
 
 async fn read(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let mut inner = lock(&service.inner);
-    if let Err(refused) = verify(&service, &mut inner, &headers, b"") {
+    if let Some(refused) = admit(&service, &mut inner, &headers, b"") {
         return refused;
     }
     let Some(event) = inner.events.get(&id).cloned() else {
@@ -190,7 +197,7 @@ async fn read(State(service): State<Arc<Service>>, Path(id): Path<String>, heade
 
 async fn delete(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let mut inner = lock(&service.inner);
-    if let Err(refused) = verify(&service, &mut inner, &headers, b"") {
+    if let Some(refused) = admit(&service, &mut inner, &headers, b"") {
         return refused;
     }
     match inner.events.remove(&id) {
