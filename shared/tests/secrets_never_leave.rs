@@ -5,18 +5,17 @@
 //! of them, nor any long piece of one, appears in anything a run hands on: the step errors, the
 //! run result as JSON and as `Debug`, the alert's JSON, summary and subject, and the EMF lines.
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::http::{HttpResponse, ScriptedTarget};
 use synthetic_checks::journey::template::encode_segment;
-use synthetic_checks::journey::{RetryPolicy, RunSetup, StepRecorder};
 use synthetic_checks::metrics::emf_records;
-use synthetic_checks::secret::{CredentialStore, InMemorySecrets};
 use synthetic_checks::{CheckError, JourneyDef, RunResult};
 
 /// Pieces of a secret this long or longer must not appear either: a value cut before it was
@@ -220,27 +219,7 @@ fn run(case: &Case, form_body: bool, by_path: bool, answers: &[Answer]) -> RunRe
     for answer in answers {
         script = script.then_after(Duration::ZERO, case.response(answer));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let store = CredentialStore::new(
-            Arc::new(InMemorySecrets::with("acct", &account.to_string())),
-            "acct",
-            Duration::from_secs(300),
-        );
-        let mut journey = StepRecorder::new(RunSetup {
-            http: Arc::new(script),
-            check: journey_def.check.clone(),
-            env: "test".into(),
-            target: "http://api.test/".parse().unwrap(),
-            run_id: "run-1".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
-            max_redirects: 3,
-            deadline: None,
-        });
-        synthetic_checks::journey::run(&journey_def, &mut journey, Some(&store)).await.unwrap();
-        journey.finish()
-    })
+    common::run_journey(&journey_def, script, "http://api.test/", &account).0
 }
 
 /// Everything the run hands on, one text each.

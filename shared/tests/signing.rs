@@ -4,15 +4,13 @@
 //! implementation (RustCrypto) from what the target received: its method, its path and query as
 //! sent, its exact body bytes and its own timestamp header.
 
+mod common;
+
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use proptest::prelude::*;
-use std::sync::Arc;
-use std::time::Duration;
 use synthetic_checks::JourneyDef;
 use synthetic_checks::http::{HttpRequest, ScriptedTarget};
-use synthetic_checks::journey::{RetryPolicy, RunSetup, StepRecorder};
-use synthetic_checks::secret::{CredentialStore, InMemorySecrets};
 
 /// Characters encodings treat specially, with letters and digits. No control characters: the
 /// key and path are also fine in a header, and the body need not be.
@@ -58,32 +56,6 @@ sign = {{ key = "{{{{secret.key}}}}", message = "{msg}", header = "X-Signature",
     )
 }
 
-fn run(source: &str, account: serde_json::Value) -> Vec<HttpRequest> {
-    let journey_def = JourneyDef::parse(source).unwrap_or_else(|p| panic!("{p}\n{source}"));
-    let target = Arc::new(ScriptedTarget::default().then(503, "busy").then(200, "{}"));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let store = CredentialStore::new(
-            Arc::new(InMemorySecrets::with("acct", &account.to_string())),
-            "acct",
-            Duration::from_secs(300),
-        );
-        let mut recorder = StepRecorder::new(RunSetup {
-            http: target.clone(),
-            check: journey_def.check.clone(),
-            env: "test".into(),
-            target: "http://api.test/base/".parse().unwrap(),
-            run_id: "run-1".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
-            max_redirects: 3,
-            deadline: None,
-        });
-        synthetic_checks::journey::run(&journey_def, &mut recorder, Some(&store)).await.unwrap();
-    });
-    target.requests()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -99,7 +71,10 @@ proptest! {
         prefix in prop::sample::select(vec!["", "v1=", "sha256="]),
     ) {
         let account = serde_json::json!({"key": key, "payload": payload, "segment": segment});
-        let requests = run(&journey(method, message, base64, prefix), account);
+        let source = journey(method, message, base64, prefix);
+        let journey_def = JourneyDef::parse(&source).unwrap_or_else(|p| panic!("{p}\n{source}"));
+        let target = ScriptedTarget::default().then(503, "busy").then(200, "{}");
+        let (_, requests) = common::run_journey(&journey_def, target, "http://api.test/base/", &account);
         prop_assert_eq!(requests.len(), 2, "the first attempt and its retry");
         for sent in &requests {
             let values = |name: &str| sent.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
