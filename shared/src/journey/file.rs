@@ -609,7 +609,11 @@ impl Reader<'_> {
         let Some(table) = self.table(value, "[defaults]") else {
             return defaults;
         };
-        self.known_keys(table, &["degraded_after_ms", "fail_after_ms", "headers", "expect_status"], "[defaults]");
+        self.known_keys(
+            table,
+            &["degraded_after_ms", "fail_after_ms", "headers", "expect_status", "sign"],
+            "[defaults]",
+        );
         defaults.degraded_after_ms =
             table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
         defaults.fail_after_ms = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
@@ -631,6 +635,8 @@ impl Reader<'_> {
             typed_vars: BTreeMap::new(),
         };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
+        // Checked against [defaults]'s own headers here; against each step's, in the step.
+        defaults.sign = table.get("sign").and_then(|v| self.sign(v, &context, &defaults.headers, false, false));
         defaults
     }
 
@@ -759,7 +765,11 @@ impl Reader<'_> {
         let skip_if = table.get("skip_if").and_then(|v| self.skip_if(v, context));
         let budget = self.budget(table, defaults);
         let until = table.get("until").and_then(|v| self.until(v, table, method));
-        let sign = table.get("sign").and_then(|v| self.sign(v, context, &headers, auth.is_some(), body.is_some()));
+        let sign = match table.get("sign") {
+            Some(v) if v.get_ref().as_bool() == Some(false) => None,
+            Some(v) => self.sign(v, context, &headers, auth.is_some(), body.is_some()),
+            None => defaults.sign.clone().filter(|sign| self.default_sign_fits(sign, table)),
+        };
         // Captures become available to the steps after this one only.
         let captures = table.get("capture").map(|v| self.captures(v)).unwrap_or_default();
         for capture in &captures {
@@ -1591,6 +1601,30 @@ impl Reader<'_> {
         }
     }
 
+    /// Whether [defaults]'s `sign` can go on this step: its header must be one the step does not
+    /// set itself (a header, its bearer/basic, its body). A conflict is located at the step's key.
+    fn default_sign_fits(&mut self, sign: &SignDef, step: &DeTable<'_>) -> bool {
+        let header = sign.header.to_ascii_lowercase();
+        let own_header = step
+            .get("headers")
+            .and_then(|h| h.get_ref().as_table())
+            .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case(&header)))
+            .map(|(key, _)| key.span());
+        let auth = ["bearer", "basic"].into_iter().find_map(|k| step.get(k)).filter(|_| header == "authorization");
+        let body = ["json", "form", "body"].into_iter().find_map(|k| step.get(k)).filter(|_| header == "content-type");
+        let Some(span) = own_header.or(auth.map(|v| v.span())).or(body.map(|v| v.span())) else {
+            return true;
+        };
+        self.problem(
+            span,
+            format!(
+                "[defaults] sign puts the signature in {}; this step sets it too (or says sign = false)",
+                sign.header
+            ),
+        );
+        false
+    }
+
     /// `sign = { key, message, header, encoding = "hex" | "base64", prefix }`. The header must be
     /// one nothing else sets: the step (its headers, [defaults]'s), its auth or body, or the
     /// monitor.
@@ -1734,6 +1768,8 @@ struct Defaults {
     fail_after_ms: Option<(Option<u64>, Range<usize>)>,
     expect_status: Option<ExpectedStatus>,
     headers: Vec<(String, Template)>,
+    /// Every step's `sign`, unless the step has its own or says `sign = false`.
+    sign: Option<SignDef>,
 }
 
 #[cfg(test)]
@@ -2556,5 +2592,29 @@ path = "/y"
             );
         }
         assert_eq!(found.len(), expected.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn a_sign_in_defaults_signs_every_step_but_one_that_opts_out_and_a_conflict_is_located() {
+        let source = "check = \"d\"\n[defaults]\nheaders = { X-Timestamp = \"{{now.unix}}\" }\n\
+                      sign = { key = \"{{secret.k}}\", message = \"{{now.unix}}.{{request.body}}\", header = \"X-Signature\" }\n\
+                      [[steps]]\nname = \"a\"\npath = \"/a\"\n\
+                      [[steps]]\nname = \"b\"\npath = \"/b\"\nsign = false\n\
+                      [[steps]]\nname = \"c\"\npath = \"/c\"\nsign = { key = \"{{secret.other}}\", message = \"m\", header = \"X-Other\" }\n";
+        let journey = JourneyDef::parse(source).unwrap_or_else(|p| panic!("{p}"));
+        let headers: Vec<Option<&str>> =
+            journey.steps.iter().map(|s| s.sign.as_ref().map(|sign| sign.header.as_str())).collect();
+        assert_eq!(headers, [Some("X-Signature"), None, Some("X-Other")]);
+        assert_eq!(journey.secret_fields().collect::<Vec<_>>(), ["k", "other"]);
+        let conflict = "check = \"d\"\n[defaults]\nsign = { key = \"k\", message = \"m\", header = \"X-Signature\" }\n\
+                        [[steps]]\nname = \"a\"\npath = \"/a\"\nheaders = { X-Signature = \"mine\" }\n\
+                        [[steps]]\nname = \"b\"\npath = \"/b\"\nsign = true\n";
+        assert_eq!(
+            problems(conflict),
+            [
+                "j.toml:7:13: [defaults] sign puts the signature in X-Signature; this step sets it too (or says sign = false)",
+                "j.toml:11:8: sign must be a table, not boolean",
+            ]
+        );
     }
 }
