@@ -223,6 +223,7 @@ fn run(case: &Case, form_body: bool, by_path: bool, answers: &[Answer]) -> RunRe
             retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
             max_redirects: 3,
             deadline: None,
+            trace: None,
         });
         synthetic_checks::journey::run(&journey_def, &mut journey, Some(&store)).await.unwrap();
         journey.finish()

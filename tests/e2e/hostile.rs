@@ -27,6 +27,7 @@ async fn step_against(base: &str) -> (StepResult, Duration) {
         retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
         max_redirects: 5,
         deadline: None,
+        trace: None,
     });
     let budget = Budget { degraded_after: BUDGET, fail_after: BUDGET };
     let spec = StepSpec::new("probe", Method::Get, "/api/products", ExpectedStatus::one(200), budget)

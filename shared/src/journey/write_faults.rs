@@ -163,6 +163,7 @@ fn run_against(answers: Vec<Fault>) -> (RunResult, Vec<String>, Vec<Option<Strin
             retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
             max_redirects: 0,
             deadline: None,
+            trace: None,
         });
         run(&journey_def, &mut journey, None).await.expect("no monitor failure");
         let requests = target.requests();
