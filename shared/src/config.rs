@@ -303,8 +303,10 @@ fn undeclared(journey: &JourneyDef, name: &str) -> String {
 }
 
 /// `TARGET_URLS`: named targets moved in one variable (`idp=https://login.example.com/,api=...`),
-/// the one a template parameter can carry whatever the journey names. Every name must be one the
-/// journey declares: a misspelt name would otherwise silently move nothing.
+/// the one a template parameter can carry whatever the journeys name. A stack hands the same value
+/// to every check, so an entry may be scoped to one (`auth.idp=...`): other checks skip it. Every
+/// name an entry gives this check must be one its journey declares: a misspelt name would
+/// otherwise silently move nothing.
 fn target_urls(env: &Env, journey: &JourneyDef) -> Result<BTreeMap<String, String>, CheckError> {
     let mut named = BTreeMap::new();
     let Some(list) = env.optional("TARGET_URLS") else {
@@ -317,7 +319,11 @@ fn target_urls(env: &Env, journey: &JourneyDef) -> Result<BTreeMap<String, Strin
                 "TARGET_URLS must be a comma-separated list of NAME=URL, e.g. idp=https://login.example.com/".into(),
             ));
         };
-        let name = name.trim();
+        let name = match name.trim().split_once('.') {
+            Some((check, _)) if check != journey.check => continue,
+            Some((_, name)) => name,
+            None => name.trim(),
+        };
         if journey.target(name).is_none() {
             return Err(CheckError::Misconfigured(format!("TARGET_URLS: {}", undeclared(journey, name))));
         }
@@ -826,6 +832,11 @@ mod tests {
             let error = load_two(&vars).unwrap_err().to_string();
             assert!(error.contains(expected), "{list}: {error}");
         }
+        // An entry scoped to another check is that check's; one scoped to this check is this one's.
+        vars.insert("TARGET_URLS", "payment.api=https://pay.example.com/,oauth.idp=https://login.example.com/c/");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "https://login.example.com/c/");
+        vars.insert("TARGET_URLS", "oauth.api=https://pay.example.com/");
+        assert!(load_two(&vars).unwrap_err().to_string().contains("declares no target \"api\""));
         vars.insert("TARGET_URLS", "idp=https://login.example.com/a/");
         vars.insert("TARGET_IDP_URL", "https://login.example.com/b/");
         let error = load_two(&vars).unwrap_err().to_string();

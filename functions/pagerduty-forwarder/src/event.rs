@@ -357,19 +357,19 @@ mod tests {
 
     #[test]
     fn a_trace_url_template_links_the_run_s_trace_and_a_bad_id_is_no_link() {
-        let config = ForwarderConfig {
+        let linked = ForwarderConfig {
             trace_url: Some(crate::config::TraceUrl::parse("https://ui.example.com/trace/{trace_id}").unwrap()),
             ..config()
         };
         let mut alert = trigger();
         alert.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
-        let event = Event::from_alert(&alert, &config);
+        let event = Event::from_alert(&alert, &linked);
         let last = event.links.last().unwrap();
         assert_eq!(last.href, "https://ui.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(last.text, "Trace 4bf92f3577b34da6a3ce929d0e0e4736");
         for bad in ["../admin", "4BF92F3577B34DA6A3CE929D0E0E4736", ""] {
             alert.trace_id = Some(bad.into());
-            assert_eq!(Event::from_alert(&alert, &config).links.len(), 2, "{bad:?}");
+            assert_eq!(Event::from_alert(&alert, &linked).links.len(), 2, "{bad:?}");
         }
         alert.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
         assert_eq!(Event::from_alert(&alert, &config()).links.len(), 2, "no template, no link");
