@@ -206,3 +206,30 @@ pub async fn serve(router: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}")
 }
+
+/// A journey file in its own scratch directory, removed with it.
+pub struct JourneyFile(std::path::PathBuf);
+
+impl JourneyFile {
+    pub fn new(source: &str) -> JourneyFile {
+        let dir = std::env::temp_dir().join(format!("synthetic-journey-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let file = dir.join("journey.toml");
+        std::fs::write(&file, source).expect("journey file");
+        JourneyFile(file)
+    }
+
+    /// `synthetic run --journey FILE --target TARGET --format json`.
+    pub fn args<'a>(&'a self, target: &'a str) -> Vec<&'a str> {
+        let path = self.0.to_str().expect("a UTF-8 path");
+        vec!["run", "--journey", path, "--target", target, "--format", "json"]
+    }
+}
+
+impl Drop for JourneyFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -128,44 +128,17 @@ async fn plain_http_behind_an_https_url_is_tls() {
 // what the listeners saw is the evidence.
 
 mod journeys {
-    use crate::helpers::{Exited, serve, synthetic, synthetic_peak_rss};
+    use crate::helpers::{Exited, JourneyFile, serve, synthetic, synthetic_peak_rss};
     use axum::Router;
     use axum::body::Bytes;
     use axum::http::{HeaderMap, header};
     use axum::routing::{any, get, post};
     use serde_json::json;
     use std::io::Write;
-    use std::path::PathBuf;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use synthetic_checks::{Cause, Outcome, RunResult, StepResult};
     use synthetic_e2e::fake_apis::percent_decode;
-
-    /// A journey file in its own scratch directory, removed with it.
-    struct JourneyFile(PathBuf);
-
-    impl JourneyFile {
-        fn new(source: &str) -> JourneyFile {
-            let dir = std::env::temp_dir().join(format!("synthetic-hostile-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&dir).expect("scratch dir");
-            let file = dir.join("journey.toml");
-            std::fs::write(&file, source).expect("journey file");
-            JourneyFile(file)
-        }
-
-        fn args<'a>(&'a self, target: &'a str) -> Vec<&'a str> {
-            let path = self.0.to_str().expect("a UTF-8 path");
-            vec!["run", "--journey", path, "--target", target, "--format", "json"]
-        }
-    }
-
-    impl Drop for JourneyFile {
-        fn drop(&mut self) {
-            if let Some(dir) = self.0.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-    }
 
     fn result(exited: &Exited) -> RunResult {
         assert_ne!(exited.code, 101, "a panic: {}", exited.stderr);
