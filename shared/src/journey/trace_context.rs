@@ -4,15 +4,14 @@
 //! pairwise distinct, and `tracestate` marks it synthetic. With trace context off, by the journey
 //! or by the deployment, no request carries either header and the result has no trace id.
 
+use super::write_faults::run_scripted;
 use crate::error::CheckError;
-use crate::http::{HttpRequest, HttpResponse, ScriptedTarget};
-use crate::journey::{JourneyDef, RetryPolicy, RunSetup, StepRecorder, run};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::journey::{JourneyDef, RunSetup};
 use crate::result::RunResult;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext, parse_traceparent};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// A write, a poll on it, and its cleanup: every kind of repeated request the engine sends.
 const STEPS: &str = r#"
@@ -74,27 +73,14 @@ fn answer() -> impl Strategy<Value = Answer> {
 }
 
 fn run_against(answers: &[Answer], in_journey: bool, in_deployment: bool) -> (RunResult, Vec<HttpRequest>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a test runtime");
-    runtime.block_on(async {
-        let target = answers.iter().fold(ScriptedTarget::default(), |t, a| t.then_after(Duration::ZERO, a.answer()));
-        let target = Arc::new(target);
-        let switch = if in_journey { "" } else { "trace_context = false\n" };
-        let journey_def = JourneyDef::parse(&format!("check = \"traced\"\n{switch}{STEPS}")).expect("valid");
-        let mut journey = StepRecorder::new(RunSetup {
-            http: target.clone(),
-            check: "traced".into(),
-            env: "test".into(),
-            target: "http://api.test/".parse().expect("a URL"),
-            run_id: "run-1".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
-            max_redirects: 2,
-            deadline: None,
-            // As the monitor decides it: both the journey and the deployment must want it.
-            trace: (journey_def.trace_context && in_deployment).then(|| TraceContext::new("traced")),
-        });
-        run(&journey_def, &mut journey, None).await.expect("no monitor failure");
-        (journey.finish(), target.requests())
+    let switch = if in_journey { "" } else { "trace_context = false\n" };
+    let journey_def = JourneyDef::parse(&format!("check = \"traced\"\n{switch}{STEPS}")).expect("valid");
+    // As the monitor decides it: both the journey and the deployment must want it.
+    let trace = (journey_def.trace_context && in_deployment).then(|| TraceContext::new("traced"));
+    run_scripted(&journey_def, answers.iter().map(|a| a.answer()), |setup| RunSetup {
+        max_redirects: 2,
+        trace,
+        ..setup
     })
 }
 
