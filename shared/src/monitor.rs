@@ -160,6 +160,7 @@ impl Monitor {
             cause = run.cause.map(|c| c.as_str()),
             duration_ms = run.duration_ms,
             run_id = %run.run_id,
+            trace_id = run.trace_id.as_deref(),
             publish_attempts = attempts,
             "run finished"
         );

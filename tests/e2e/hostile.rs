@@ -297,7 +297,9 @@ mod journeys {
     async fn a_captured_value_cannot_smuggle_a_form_field_or_a_header() {
         // GIVEN an API that hands out a value with a form separator and one with CR/LF
         let note = "a&x=y&amount=999999";
-        let forms: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+        // The fields of each form body posted, in order.
+        type Forms = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+        let forms: Forms = Arc::default();
         let headers: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
         let (form_log, header_log) = (forms.clone(), headers.clone());
         let created = json!({ "note": note, "label": "v\r\nX-Injected: yes" }).to_string();

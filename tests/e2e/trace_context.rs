@@ -103,7 +103,7 @@ async fn trace_context_off_by_the_deployment_or_the_journey_sends_none_of_ours()
     let run = passed(&synthetic(&file.args(&target), &[]).await);
     // THEN the server sees exactly its own, once per request
     assert_eq!(run.trace_id, None);
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().all(|(_, p, s)| p.as_deref() == Some(own) && s.is_none()), "{seen:?}");
 
     // AND a wrong TRACE_CONTEXT is refused before any request, naming the variable
