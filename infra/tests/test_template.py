@@ -514,7 +514,7 @@ def test_functions_follow_the_contract(cfn, child):
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(globals_["Environment"]["Variables"]) == {
         "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
-        "TARGET_OVERRIDE_ALLOWED_HOSTS", "TARGET_OVERRIDE_ALLOWED_ORIGINS"}
+        "TARGET_OVERRIDE_ALLOWED_HOSTS", "TARGET_OVERRIDE_ALLOWED_ORIGINS", "TARGET_URLS", "TRACE_CONTEXT"}
     assert globals_["Environment"]["Variables"]["CREDENTIALS_SECRET_ID"]["Fn::If"][0] == "ReadsSecret"
     # one function per check in the child, each behind its own condition, with its own zip
     stubs = {res["Properties"]["CodeUri"]: (lid, res) for lid, res in sam_child["Resources"].items()
@@ -536,7 +536,7 @@ def test_functions_follow_the_contract(cfn, child):
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]) == {
         "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL",
-        *FORWARDER_INCIDENT_ENV}
+        "TRACE_URL_TEMPLATE", *FORWARDER_INCIDENT_ENV}
     assert sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["CodeUri"] == \
            "../target/lambda/pagerduty-forwarder/bootstrap.zip"
     assert sam["Parameters"]["ScheduleRateMinutes"]["Default"] == "5"
@@ -953,7 +953,8 @@ def test_stack_creates_in_moto(aws, cfn):
         env = fn["Environment"]["Variables"]
         assert env["ALERT_TOPIC_ARN"] == alert_topic and env["CHECK_ENV"] == "prod"
         assert env["METRICS_NAMESPACE"] == "SyntheticMonitoring"
-        assert "TARGET_OVERRIDE_ALLOWED_HOSTS" not in env
+        assert "TARGET_OVERRIDE_ALLOWED_HOSTS" not in env and "TARGET_URLS" not in env
+        assert env["TRACE_CONTEXT"] == "on"
         assert env.get("CREDENTIALS_SECRET_ID") == (aws["secrets"]["synthetic"] if check in SECRET_CHECKS else None)
         # the role as created: GetSecretValue only for the checks that log in
         policy = aws["iam"].get_role_policy(RoleName=child.physical["Role"], PolicyName=f"{check}-check")

@@ -79,6 +79,9 @@ pub struct AlertMessage {
     /// Whether the run signed in: an accepted account resolves the monitor-account incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<Account>,
+    /// The run's W3C trace id, so the page can link to the backend's trace of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 pub fn dedup_key(env: &str, check: &str) -> String {
@@ -122,6 +125,7 @@ impl AlertMessage {
             log_stream: origin.log_stream.clone(),
             region: origin.region.clone(),
             account: run.account,
+            trace_id: run.trace_id.clone(),
         }
     }
 
@@ -328,6 +332,7 @@ mod tests {
             steps,
             account: None,
             certificate: None,
+            trace_id: None,
         }
     }
 

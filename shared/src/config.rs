@@ -11,6 +11,7 @@ use crate::http::tls::CaBundle;
 use crate::http::{HttpSettings, RUN_ID_HEADER, is_header_name};
 use crate::journey::RetryPolicy;
 use crate::journey::file::JourneyDef;
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,11 @@ pub struct MonitorConfig {
     pub override_allowed_hosts: Vec<String>,
     /// Origins (scheme, host, port) an override may point at as they are, whatever the target's.
     pub override_allowed_origins: Vec<url::Origin>,
+    /// Whether `TARGET_OVERRIDE_ALLOWED_HOSTS` is set. If not, a named target may only move
+    /// within its own host, as the main one does within the host of `TARGET_BASE_URL`.
+    pub override_hosts_listed: bool,
+    /// `TRACE_CONTEXT=off`: no W3C trace headers on any journey of this deployment.
+    pub trace_context: bool,
     pub origin: Origin,
 }
 
@@ -103,6 +109,7 @@ impl MonitorConfig {
             None => Vec::new(),
         };
         apply_target_overrides(&env, &mut journey, listed_hosts.as_deref(), &override_allowed_origins)?;
+        let override_hosts_listed = listed_hosts.is_some();
         let override_allowed_hosts = match listed_hosts {
             Some(hosts) => hosts,
             None => target.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default(),
@@ -146,6 +153,12 @@ impl MonitorConfig {
             cert_min_days: env.bounded("CERT_MIN_DAYS", 14, 0, 365)?,
             override_allowed_hosts,
             override_allowed_origins,
+            override_hosts_listed,
+            trace_context: match env.optional("TRACE_CONTEXT").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(misconfigured("TRACE_CONTEXT", "on or off", other)),
+            },
             origin: Origin {
                 function_name: env.optional("AWS_LAMBDA_FUNCTION_NAME"),
                 log_group: env.optional("AWS_LAMBDA_LOG_GROUP_NAME"),
@@ -153,6 +166,25 @@ impl MonitorConfig {
                 region: env.optional("AWS_REGION"),
             },
         })
+    }
+
+    /// The journey for one run: the configured one, or a copy whose named targets the event's
+    /// `target_urls` moved, each under the rules of `TARGET_<NAME>_URL`.
+    pub fn journey_for(&self, named: &BTreeMap<String, String>) -> Result<Arc<JourneyDef>, CheckError> {
+        if named.is_empty() {
+            return Ok(self.journey.clone());
+        }
+        let mut journey = (*self.journey).clone();
+        let hosts = self.override_hosts_listed.then_some(self.override_allowed_hosts.as_slice());
+        for (name, raw) in named {
+            let field = format!("target_urls.{name}");
+            if journey.target(name).is_none() {
+                return Err(CheckError::InvalidEvent(format!("{field}: {}", undeclared(&journey, name))));
+            }
+            move_target(&mut journey, name, &field, raw, hosts, &self.override_allowed_origins)
+                .map_err(CheckError::InvalidEvent)?;
+        }
+        Ok(Arc::new(journey))
     }
 
     /// The target for one run: the configured one, or an allowed override from the event.
@@ -221,21 +253,85 @@ fn apply_target_overrides(
     hosts: Option<&[String]>,
     origins: &[url::Origin],
 ) -> Result<(), CheckError> {
-    let declared: Vec<(String, Url)> = journey.targets().map(|(name, url)| (name.to_string(), url.clone())).collect();
-    for (name, from) in declared {
-        let variable = target_variable(&name);
-        let Some(raw) = env.optional(&variable) else {
-            continue;
+    let declared: Vec<String> = journey.targets().map(|(name, _)| name.to_string()).collect();
+    let mut listed = target_urls(env, journey)?;
+    for name in declared {
+        let own = target_variable(&name);
+        let (variable, raw) = match (env.optional(&own), listed.remove(&name)) {
+            (Some(_), Some(_)) => {
+                return Err(CheckError::Misconfigured(format!(
+                    "the target {name} is set both by {own} and by TARGET_URLS: set it in one of them"
+                )));
+            }
+            (Some(raw), None) => (own, raw),
+            (None, Some(raw)) => (format!("TARGET_URLS ({name})"), raw),
+            (None, None) => continue,
         };
-        let url = parse_target(&variable, &raw)?;
-        let own_host = from.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default();
-        let from_name = format!("targets.{name} in the journey");
-        let moved = Moved { name: &variable, from: &from, from_name: &from_name };
-        let url = moved.allowed(url, hosts.unwrap_or(&own_host), origins).map_err(CheckError::Misconfigured)?;
-        // Cannot fail: `name` is one the journey declares.
-        let _ = journey.set_target(&name, url);
+        move_target(journey, &name, &variable, &raw, hosts, origins).map_err(CheckError::Misconfigured)?;
     }
     Ok(())
+}
+
+/// Moves the declared target `name` to `raw`, set by `setting`, if the allowlist lets it: an
+/// origin in `origins`, or a host in `hosts` (unlisted: the target's own host) with the target's
+/// scheme and port. The error names `setting`, never quoting the URL.
+fn move_target(
+    journey: &mut JourneyDef,
+    name: &str,
+    setting: &str,
+    raw: &str,
+    hosts: Option<&[String]>,
+    origins: &[url::Origin],
+) -> Result<(), String> {
+    let from = journey.target(name).cloned().ok_or_else(|| undeclared(journey, name))?;
+    let url = parse_target(setting, raw).map_err(|error| match error {
+        CheckError::Misconfigured(problem) => problem,
+        other => other.to_string(),
+    })?;
+    let own_host = from.host_str().map(|h| vec![h.to_ascii_lowercase()]).unwrap_or_default();
+    let from_name = format!("targets.{name}");
+    let moved = Moved { name: setting, from: &from, from_name: &from_name };
+    let url = moved.allowed(url, hosts.unwrap_or(&own_host), origins)?;
+    journey.set_target(name, url).map_err(|_| undeclared(journey, name))
+}
+
+/// Why `name` cannot be moved: the journey does not declare it. Lists what it does declare.
+fn undeclared(journey: &JourneyDef, name: &str) -> String {
+    let declared: Vec<&str> = journey.targets().map(|(name, _)| name).collect();
+    let declared = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
+    format!("the {} journey declares no target {name:?} in [targets] (it declares: {declared})", journey.check)
+}
+
+/// `TARGET_URLS`: named targets moved in one variable (`idp=https://login.example.com/,api=...`),
+/// the one a template parameter can carry whatever the journeys name. A stack hands the same value
+/// to every check, so an entry may be scoped to one (`auth.idp=...`): other checks skip it. Every
+/// name an entry gives this check must be one its journey declares: a misspelt name would
+/// otherwise silently move nothing.
+fn target_urls(env: &Env, journey: &JourneyDef) -> Result<BTreeMap<String, String>, CheckError> {
+    let mut named = BTreeMap::new();
+    let Some(list) = env.optional("TARGET_URLS") else {
+        return Ok(named);
+    };
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // Never quoted: the URL may carry a credential.
+        let Some((name, url)) = entry.split_once('=') else {
+            return Err(CheckError::Misconfigured(
+                "TARGET_URLS must be a comma-separated list of NAME=URL, e.g. idp=https://login.example.com/".into(),
+            ));
+        };
+        let name = match name.trim().split_once('.') {
+            Some((check, _)) if check != journey.check => continue,
+            Some((_, name)) => name,
+            None => name.trim(),
+        };
+        if journey.target(name).is_none() {
+            return Err(CheckError::Misconfigured(format!("TARGET_URLS: {}", undeclared(journey, name))));
+        }
+        if named.insert(name.to_string(), url.trim().to_string()).is_some() {
+            return Err(CheckError::Misconfigured(format!("TARGET_URLS names the target {name} twice")));
+        }
+    }
+    Ok(named)
 }
 
 /// The variable that overrides the named target `name` (`idp`: `TARGET_IDP_URL`).
@@ -708,6 +804,87 @@ mod tests {
         vars.insert("TARGET_OVERRIDE_ALLOWED_ORIGINS", "http://127.0.0.1:9000");
         vars.insert("TARGET_IDP_URL", "http://127.0.0.1:9000/");
         assert_eq!(idp(&load_two(&vars).unwrap()), "http://127.0.0.1:9000/");
+    }
+
+    #[test]
+    fn target_urls_moves_named_targets_under_the_same_rules_and_names_both_variables_on_a_clash() {
+        let mut vars = base();
+        vars.insert("TARGET_URLS", " idp = https://login.example.com/staging/ ,");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "https://login.example.com/staging/");
+        vars.insert("TARGET_URLS", "idp=https://login.attacker.example/");
+        let error = load_two(&vars).unwrap_err().to_string();
+        assert!(error.contains("TARGET_URLS (idp) host") && error.contains("TARGET_OVERRIDE_ALLOWED_HOSTS"), "{error}");
+        vars.insert("TARGET_URLS", "idp=https://deploy:hunter2@login.example.com/");
+        let error = load_two(&vars).unwrap_err().to_string();
+        assert!(error.starts_with("misconfigured: TARGET_URLS (idp) must be") && !error.contains("hunter2"), "{error}");
+        for (list, expected) in [
+            (
+                "api=https://api.example.com/",
+                "TARGET_URLS: the oauth journey declares no target \"api\" in [targets] (it declares: idp)",
+            ),
+            ("https://login.example.com/", "TARGET_URLS must be a comma-separated list of NAME=URL"),
+            (
+                "idp=https://login.example.com/a/,idp=https://login.example.com/b/",
+                "TARGET_URLS names the target idp twice",
+            ),
+        ] {
+            vars.insert("TARGET_URLS", list);
+            let error = load_two(&vars).unwrap_err().to_string();
+            assert!(error.contains(expected), "{list}: {error}");
+        }
+        // An entry scoped to another check is that check's; one scoped to this check is this one's.
+        vars.insert("TARGET_URLS", "payment.api=https://pay.example.com/,oauth.idp=https://login.example.com/c/");
+        assert_eq!(idp(&load_two(&vars).unwrap()), "https://login.example.com/c/");
+        vars.insert("TARGET_URLS", "oauth.api=https://pay.example.com/");
+        assert!(load_two(&vars).unwrap_err().to_string().contains("declares no target \"api\""));
+        vars.insert("TARGET_URLS", "idp=https://login.example.com/a/");
+        vars.insert("TARGET_IDP_URL", "https://login.example.com/b/");
+        let error = load_two(&vars).unwrap_err().to_string();
+        assert!(error.contains("TARGET_IDP_URL") && error.contains("TARGET_URLS"), "{error}");
+    }
+
+    #[test]
+    fn an_event_moves_a_named_target_only_where_the_deployment_allows() {
+        let config = load_two(&base()).unwrap();
+        let named = |url: &str| BTreeMap::from([("idp".to_string(), url.to_string())]);
+        assert!(Arc::ptr_eq(&config.journey_for(&BTreeMap::new()).unwrap(), &config.journey), "no copy");
+        let moved = config.journey_for(&named("https://login.example.com/canary/")).unwrap();
+        assert_eq!(moved.target("idp").unwrap().as_str(), "https://login.example.com/canary/");
+        assert_eq!(idp(&config), "https://login.example.com/t/", "for that run only");
+        for (url, expected) in [
+            ("https://login.attacker.example/", "target_urls.idp host \"login.attacker.example\" is not in"),
+            ("http://login.example.com/", "target_urls.idp http://login.example.com must keep the scheme and port"),
+            ("login", "target_urls.idp must be an absolute"),
+        ] {
+            let error = config.journey_for(&named(url)).unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent");
+            assert!(error.to_string().contains(expected), "{url}: {error}");
+        }
+        let api = BTreeMap::from([("api".to_string(), "https://api.example.com/".to_string())]);
+        assert!(config.journey_for(&api).unwrap_err().to_string().contains("declares no target \"api\""));
+        // A listed host or origin is allowed, as for TARGET_<NAME>_URL.
+        let mut vars = base();
+        vars.insert("TARGET_OVERRIDE_ALLOWED_HOSTS", "login.canary.example.com");
+        vars.insert("TARGET_OVERRIDE_ALLOWED_ORIGINS", "http://127.0.0.1:9000");
+        let config = load_two(&vars).unwrap();
+        assert!(config.journey_for(&named("https://login.canary.example.com/")).is_ok());
+        assert!(config.journey_for(&named("http://127.0.0.1:9000/")).is_ok());
+        assert!(
+            config.journey_for(&named("https://login.example.com/")).is_err(),
+            "the listed hosts replace the own one"
+        );
+    }
+
+    #[test]
+    fn trace_context_is_on_by_default_off_by_trace_context_off_and_anything_else_is_named() {
+        assert!(load(Check::Health, &base()).unwrap().trace_context);
+        let mut vars = base();
+        vars.insert("TRACE_CONTEXT", "off");
+        assert!(!load(Check::Health, &vars).unwrap().trace_context);
+        vars.insert("TRACE_CONTEXT", "on");
+        assert!(load(Check::Health, &vars).unwrap().trace_context);
+        vars.insert("TRACE_CONTEXT", "false");
+        assert_eq!(error_of(Check::Health, &vars), "misconfigured: TRACE_CONTEXT must be on or off, got \"false\"");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod result;
 pub mod secret;
 pub mod text;
+pub mod trace;
 
 pub use checks::Check;
 pub use config::MonitorConfig;

@@ -74,7 +74,8 @@ const CERTIFICATE_METRIC: &str = r#",{"Name":"CertificateDaysLeft","Unit":"None"
 
 /// The run record (dimensions check, env) followed by one record per step (plus step), each one
 /// line of JSON. The run record also carries `CertificateDaysLeft` when the run saw the target's
-/// certificate, so an alarm can watch the days left whatever `CERT_MIN_DAYS` says.
+/// certificate, so an alarm can watch the days left whatever `CERT_MIN_DAYS` says. Every record
+/// carries the run's `trace_id` (when trace context is on), to go from a data point to its trace.
 pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
     // What every record of the run ends with, after its directive.
     let tail = format!(
@@ -86,6 +87,7 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
         json_string(&run.run_id)
     );
     let days_left = run.certificate.as_ref().map(|certificate| certificate.days_left);
+    let trace_id = run.trace_id.as_deref().map(json_string);
     let rejected = run.cause == Some(crate::error::Cause::CredentialsRejected);
     let record = |step: Option<&str>, outcome: Outcome, duration_ms: u64| {
         let mut line = String::with_capacity(STEP_DIRECTIVE.len() + CERTIFICATE_METRIC.len() + tail.len() + 128);
@@ -113,6 +115,11 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
         if let Some(step) = step {
             line.push_str(r#","step":"#);
             line.push_str(&json_string(step));
+        }
+        // A property, never a dimension: one per run would make every run its own metric.
+        if let Some(trace_id) = &trace_id {
+            line.push_str(r#","trace_id":"#);
+            line.push_str(trace_id);
         }
         line.push('}');
         line
@@ -185,6 +192,7 @@ mod tests {
             steps: vec![step("login", Outcome::Passed), step("products", Outcome::Degraded)],
             account: None,
             certificate: None,
+            trace_id: None,
         };
         let records = parsed(emf_records(&run, "Synth"));
         assert_eq!(records.len(), 3);
@@ -235,6 +243,7 @@ mod tests {
                 not_after: "2027-11-21T10:00:00Z".into(),
                 subject: "CN=shop".into(),
             }),
+            trace_id: None,
         };
         let record = &parsed(emf_records(&run, "Synth"))[0];
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
@@ -270,6 +279,7 @@ mod tests {
             }],
             account: None,
             certificate: Some(crate::http::Certificate { days_left: 9, not_after: "T".into(), subject: "CN=s".into() }),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         };
 
         // WHEN its records are written
@@ -286,12 +296,14 @@ mod tests {
                 "Namespace": "Synth", "Dimensions": [["check", "env"]], "Metrics": run_metrics }]},
             "check": "products", "env": "pr\"od", "run_id": "r-1",
             "Success": 0, "Degraded": 0, "DurationMs": 250, "CertificateDaysLeft": 9,
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         });
         let expected_step = json!({
             "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
                 "Namespace": "Synth", "Dimensions": [["check", "env", "step"]], "Metrics": counts }]},
             "check": "products", "env": "pr\"od", "run_id": "r-1",
             "Success": 1, "Degraded": 1, "DurationMs": 120, "step": "log\nin",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         });
         assert_eq!(lines, [expected_run.to_string(), expected_step.to_string()]);
     }

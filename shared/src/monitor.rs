@@ -15,8 +15,10 @@ use crate::journey::{RunSetup, StepRecorder};
 use crate::metrics::{MetricsSink, StdoutEmf, emf_records};
 use crate::result::{Outcome, RunResult};
 use crate::secret::{CredentialStore, SecretSource};
+use crate::trace::TraceContext;
 use lambda_runtime::{LambdaEvent, tracing};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,22 +87,34 @@ impl Monitor {
         &self.config
     }
 
-    /// Accepts the EventBridge scheduled event, or `{"target_base_url": "..."}` to run once
-    /// against another (allowed) host, such as a canary after a deploy.
+    /// Accepts the EventBridge scheduled event, or `{"target_base_url": "...", "target_urls":
+    /// {"idp": "..."}}` (either or both) to run once against other (allowed) hosts, such as a
+    /// canary after a deploy.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunResult, CheckError> {
-        let target_override = target_override(&event.payload)?;
+        let overrides = TargetOverrides::from_event(&event.payload)?;
         let reserve = publish_budget(self.config.alert_retry);
         if let Some(left) = time_to_deadline(event.context.deadline) {
             enough_time(&self.config, left, reserve)
                 .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "monitor failure"))?;
         }
         let deadline = deadline_from_epoch_ms(event.context.deadline, reserve);
-        crate::logging::scrubbing_panics(self.run(target_override, deadline)).await
+        crate::logging::scrubbing_panics(self.run_moved(&overrides, deadline)).await
     }
 
     pub async fn run(&self, target_override: Option<&str>, deadline: Option<Instant>) -> Result<RunResult, CheckError> {
+        let overrides = TargetOverrides { base: target_override.map(str::to_string), named: BTreeMap::new() };
+        self.run_moved(&overrides, deadline).await
+    }
+
+    /// One run, with the targets `overrides` moves for it.
+    pub async fn run_moved(
+        &self,
+        overrides: &TargetOverrides,
+        deadline: Option<Instant>,
+    ) -> Result<RunResult, CheckError> {
         let config = &self.config;
-        let target = config.target_for(target_override)?;
+        let target = config.target_for(overrides.base.as_deref())?;
+        let journey_def = config.journey_for(&overrides.named)?;
         let mut journey = StepRecorder::new(RunSetup {
             http: self.http.clone(),
             check: config.journey.check.clone(),
@@ -111,8 +125,10 @@ impl Monitor {
             retry: config.retry,
             max_redirects: config.max_redirects,
             deadline,
+            trace: (config.trace_context && config.journey.trace_context)
+                .then(|| TraceContext::new(&config.journey.check)),
         });
-        if let Err(error) = runner::run(&config.journey, &mut journey, self.credentials.as_deref()).await {
+        if let Err(error) = runner::run(&journey_def, &mut journey, self.credentials.as_deref()).await {
             tracing::error!(check = %config.journey.check, error_type = error.error_type(), %error, "monitor failure");
             return Err(error);
         }
@@ -144,6 +160,7 @@ impl Monitor {
             cause = run.cause.map(|c| c.as_str()),
             duration_ms = run.duration_ms,
             run_id = %run.run_id,
+            trace_id = run.trace_id.as_deref(),
             publish_attempts = attempts,
             "run finished"
         );
@@ -190,17 +207,46 @@ fn certificate_finding(certificate: &Certificate, min_days: u32) -> Option<Strin
     ))
 }
 
-fn target_override(event: &Value) -> Result<Option<&str>, CheckError> {
-    match event {
-        Value::Null => Ok(None),
-        Value::Object(fields) => match fields.get("target_base_url") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(url)) => Ok(Some(url)),
-            Some(_) => Err(CheckError::InvalidEvent("target_base_url must be a string".into())),
-        },
-        _ => Err(CheckError::InvalidEvent(
-            "expected an EventBridge scheduled event or {\"target_base_url\": \"https://...\"}".into(),
-        )),
+/// What an invocation event moves for one run, each under the override allowlist
+/// (`TARGET_OVERRIDE_ALLOWED_HOSTS` / `_ORIGINS`): the main target (`target_base_url`) and named
+/// targets of the journey's `[targets]` (`target_urls`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetOverrides {
+    pub base: Option<String>,
+    pub named: BTreeMap<String, String>,
+}
+
+impl TargetOverrides {
+    pub fn from_event(event: &Value) -> Result<Self, CheckError> {
+        let invalid = |message: &str| CheckError::InvalidEvent(message.into());
+        let fields = match event {
+            Value::Null => return Ok(TargetOverrides::default()),
+            Value::Object(fields) => fields,
+            _ => {
+                return Err(invalid(
+                    "expected an EventBridge scheduled event or {\"target_base_url\": \"https://...\"}",
+                ));
+            }
+        };
+        let base = match fields.get("target_base_url") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(url)) => Some(url.clone()),
+            Some(_) => return Err(invalid("target_base_url must be a string")),
+        };
+        let named = match fields.get("target_urls") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(named)) => named
+                .iter()
+                .map(|(name, url)| match url {
+                    Value::String(url) => Ok((name.clone(), url.clone())),
+                    _ => Err(CheckError::InvalidEvent(format!("target_urls.{name} must be a string"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(invalid("target_urls must be an object of names to URLs, e.g. {\"idp\": \"https://...\"}"));
+            }
+        };
+        Ok(TargetOverrides { base, named })
     }
 }
 
@@ -277,6 +323,11 @@ mod tests {
     }
 
     fn harness(check: Check, target: ScriptedTarget) -> Harness {
+        harness_for(check.journey(), &[], target)
+    }
+
+    /// A monitor of `journey`, configured as every test's, plus `extra` variables.
+    fn harness_for(journey: JourneyDef, extra: &[(&str, &str)], target: ScriptedTarget) -> Harness {
         let vars = [
             ("TARGET_BASE_URL", "http://shop.test"),
             ("CHECK_ENV", "prod"),
@@ -286,8 +337,8 @@ mod tests {
             ("ALERT_PUBLISH_BACKOFF_MS", "1"),
             ("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.test,canary.shop.test"),
         ];
-        let config = MonitorConfig::from_lookup(check.journey(), &|k| {
-            vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+        let config = MonitorConfig::from_lookup(journey, &|k| {
+            extra.iter().chain(&vars).find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
         })
         .unwrap();
         let target = Arc::new(target);
@@ -364,6 +415,70 @@ mod tests {
         }
         assert_eq!(h.target.requests().len(), 1, "refused events send nothing");
         assert_eq!(h.notifier.delivered().len(), 1);
+    }
+
+    const TWO_ORIGINS: &str = "check = \"oauth\"\n[targets]\nidp = \"http://login.test/\"\n[[steps]]\nname = \"token\"\n\
+                               target = \"idp\"\npath = \"/token\"\n[[steps]]\nname = \"api\"\npath = \"/api\"\n";
+
+    #[tokio::test]
+    async fn event_can_move_a_named_target_within_the_allowed_hosts_for_that_run_only() {
+        let target = ScriptedTarget::default().then(200, "{}").then(200, "{}").then(200, "{}").then(200, "{}");
+        let extra = [("TARGET_OVERRIDE_ALLOWED_HOSTS", "shop.test,login.test,login.canary.test")];
+        let h = harness_for(JourneyDef::parse(TWO_ORIGINS).unwrap(), &extra, target);
+        let event = json!({"target_base_url": "http://canary.shop.test/", "target_urls": {"idp": "http://login.canary.test/v2/"}});
+        h.monitor.handle(LambdaEvent::new(event, Context::default())).await.unwrap_err();
+        let event = json!({"target_urls": {"idp": "http://login.canary.test/v2/"}});
+        h.monitor.handle(LambdaEvent::new(event, Context::default())).await.unwrap();
+        h.monitor.handle(scheduled_event()).await.unwrap();
+        let urls: Vec<String> = h.target.requests().iter().map(|r| r.url.to_string()).collect();
+        assert_eq!(
+            urls,
+            [
+                "http://login.canary.test/v2/token",
+                "http://shop.test/api",
+                "http://login.test/token",
+                "http://shop.test/api"
+            ],
+            "the first event named a main host not listed: nothing sent"
+        );
+        for bad in [
+            json!({"target_urls": {"idp": "http://evil.test/"}}),
+            json!({"target_urls": {"api": "http://shop.test/"}}),
+            json!({"target_urls": {"idp": 5}}),
+            json!({"target_urls": "idp=http://login.canary.test/"}),
+        ] {
+            let error = h.monitor.handle(LambdaEvent::new(bad.clone(), Context::default())).await.unwrap_err();
+            assert_eq!(error.error_type(), "InvalidEvent", "{bad}");
+        }
+        assert_eq!(h.target.requests().len(), 4, "refused events send nothing");
+    }
+
+    #[tokio::test]
+    async fn the_run_s_trace_id_is_on_every_request_the_result_the_alert_and_the_emf_records() {
+        let h = harness(Check::Health, ScriptedTarget::default().then(503, "down").then(200, r#"{"status":"ok"}"#));
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        let trace_id = run.trace_id.clone().expect("on by default");
+        for request in h.target.requests() {
+            let parent = request.headers.iter().find(|(k, _)| k == "traceparent").map(|(_, v)| v.clone()).unwrap();
+            assert_eq!(crate::trace::parse_traceparent(&parent).unwrap().0, trace_id);
+        }
+        assert_eq!(h.notifier.delivered()[0].trace_id.as_deref(), Some(trace_id.as_str()));
+        let records = h.metrics.records();
+        assert!(records.iter().all(|r| r["trace_id"] == trace_id.as_str()), "{records:?}");
+        let dimensions = &records[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        assert!(!dimensions.to_string().contains("trace_id"), "a property, not a dimension: {dimensions}");
+
+        // WHEN the deployment turns it off THEN no request, result, alert or record carries it
+        let h = harness_for(
+            Check::Health.journey(),
+            &[("TRACE_CONTEXT", "off")],
+            ScriptedTarget::default().then(200, "{}"),
+        );
+        let run = h.monitor.handle(scheduled_event()).await.unwrap();
+        assert_eq!(run.trace_id, None);
+        assert!(h.target.requests()[0].headers.iter().all(|(k, _)| !crate::trace::is_trace_header(k)));
+        assert_eq!(h.notifier.delivered()[0].trace_id, None);
+        assert!(h.metrics.records().iter().all(|r| r.get("trace_id").is_none()));
     }
 
     #[tokio::test]

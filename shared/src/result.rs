@@ -68,6 +68,9 @@ pub struct RunResult {
     /// HTTP, when no answer came, and in results written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<Certificate>,
+    /// The W3C trace id every request of the run carried; absent when trace context is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl RunResult {

@@ -144,6 +144,43 @@ impl Exited {
 
 /// Runs the `synthetic` CLI with a clean deployment environment, fast retries and `env` on top.
 pub async fn synthetic(args: &[&str], env: &[(&str, &str)]) -> Exited {
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), synthetic_command(args, env).output())
+        .await
+        .expect("synthetic finished within 120 s")
+        .expect("synthetic started");
+    exited(output)
+}
+
+/// Like [`synthetic`], and the peak resident memory (`VmHWM`, KiB) the process reached, read
+/// from /proc while it runs. A high-water mark: the last reading is the peak up to then.
+pub async fn synthetic_peak_rss(args: &[&str], env: &[(&str, &str)]) -> (Exited, u64) {
+    let mut command = synthetic_command(args, env);
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("synthetic started");
+    let status = format!("/proc/{}/status", child.id().expect("a pid"));
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        // Until the process is gone (or a zombie, whose status has no VmHWM line).
+        while let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| vm_hwm_kib(&s)) {
+            peak = peak.max(kib);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        peak
+    });
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("synthetic finished within 120 s")
+        .expect("synthetic ran");
+    let peak = sampler.await.expect("the sampler ran");
+    (exited(output), peak)
+}
+
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+fn synthetic_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let binary = synthetic_e2e::lambda_emulator::workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
     let mut command = tokio::process::Command::new(binary);
     command.args(args).env("RETRY_BACKOFF_MS", "100").kill_on_drop(true);
@@ -151,13 +188,48 @@ pub async fn synthetic(args: &[&str], env: &[(&str, &str)]) -> Exited {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
-    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
-        .await
-        .expect("synthetic finished within 120 s")
-        .expect("synthetic started");
+    command
+}
+
+fn exited(output: std::process::Output) -> Exited {
     Exited {
         code: output.status.code().expect("exited, not killed by a signal"),
         stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
         stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// Serves `router` on a loopback port; returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// A journey file in its own scratch directory, removed with it.
+pub struct JourneyFile(std::path::PathBuf);
+
+impl JourneyFile {
+    pub fn new(source: &str) -> JourneyFile {
+        let dir = std::env::temp_dir().join(format!("synthetic-journey-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let file = dir.join("journey.toml");
+        std::fs::write(&file, source).expect("journey file");
+        JourneyFile(file)
+    }
+
+    /// `synthetic run --journey FILE --target TARGET --format json`.
+    pub fn args<'a>(&'a self, target: &'a str) -> Vec<&'a str> {
+        let path = self.0.to_str().expect("a UTF-8 path");
+        vec!["run", "--journey", path, "--target", target, "--format", "json"]
+    }
+}
+
+impl Drop for JourneyFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

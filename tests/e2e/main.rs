@@ -18,3 +18,4 @@ mod journeys;
 mod pagerduty;
 mod payments;
 mod redirects;
+mod trace_context;

@@ -12,14 +12,6 @@ use std::sync::{Arc, Mutex};
 use synthetic_e2e::shop::ShopConfig;
 use synthetic_e2e::stack::account_json;
 
-/// Serves `router` on a loopback port; returns its base URL.
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn a_login_redirected_to_another_host_is_refused_and_the_other_host_gets_nothing() {
     // GIVEN a host that would steal whatever reaches it

@@ -376,5 +376,6 @@ pub fn run_result(check: &str, at: OffsetDateTime, kind: RunKind) -> RunResult {
         steps,
         account,
         certificate: None,
+        trace_id: None,
     }
 }

@@ -109,6 +109,7 @@ impl AlarmSignal {
             log_stream: None,
             region: Some(self.region.clone()),
             account: None,
+            trace_id: None,
         }
     }
 }

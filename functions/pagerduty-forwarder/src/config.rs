@@ -21,6 +21,8 @@ pub struct ForwarderConfig {
     pub enqueue_url: Url,
     pub runbook_url: Option<Url>,
     pub client_url: Option<Url>,
+    /// `TRACE_URL_TEMPLATE`: the tracing backend's page of one trace, `{trace_id}` in it.
+    pub trace_url: Option<TraceUrl>,
     pub retry: RetryPolicy,
     /// Per attempt: connect, headers and body.
     pub request_timeout: Duration,
@@ -52,6 +54,7 @@ impl ForwarderConfig {
             enqueue_url: enqueue_url(parse_target("PAGERDUTY_EVENTS_URL", &base)?),
             runbook_url: optional_url("RUNBOOK_URL")?,
             client_url: optional_url("PAGERDUTY_CLIENT_URL")?,
+            trace_url: env.optional("TRACE_URL_TEMPLATE").map(|raw| TraceUrl::parse(&raw)).transpose()?,
             retry: RetryPolicy {
                 attempts: env.bounded("PAGERDUTY_ATTEMPTS", 3, 1, 10)?,
                 backoff: env.millis("PAGERDUTY_BACKOFF_MS", 1_000)?,
@@ -108,6 +111,33 @@ fn policy(env: &Env) -> Result<Policy, CheckError> {
         region_incident_after: time::Duration::minutes(env.bounded("REGION_INCIDENT_MINUTES", 60, 10, 24 * 60)?),
         orphan_after: time::Duration::hours(env.bounded("ORPHAN_AFTER_HOURS", 24, 1, 30 * 24)?),
     })
+}
+
+/// Where the tracing backend shows one trace (`https://tracing.example.com/trace/{trace_id}`), for
+/// a link on the page. Checked at cold start: a template that cannot make a URL is a
+/// misconfiguration, not a page with a broken link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceUrl(String);
+
+const TRACE_ID_PLACEHOLDER: &str = "{trace_id}";
+
+impl TraceUrl {
+    pub fn parse(template: &str) -> Result<Self, CheckError> {
+        if !template.contains(TRACE_ID_PLACEHOLDER) {
+            return Err(CheckError::Misconfigured(format!(
+                "TRACE_URL_TEMPLATE must contain {TRACE_ID_PLACEHOLDER}, where the trace id goes"
+            )));
+        }
+        let url = TraceUrl(template.to_string());
+        // A trace id is 32 hex digits: any of them makes the same kind of URL.
+        parse_target("TRACE_URL_TEMPLATE", &url.for_trace(&"0".repeat(32)))?;
+        Ok(url)
+    }
+
+    /// The page of `trace_id`, which the caller has checked is hex (nothing to escape).
+    pub fn for_trace(&self, trace_id: &str) -> String {
+        self.0.replace(TRACE_ID_PLACEHOLDER, trace_id)
+    }
 }
 
 /// The enqueue endpoint under a base URL, which may carry a path prefix (a proxy) or, pasted from
@@ -204,6 +234,8 @@ mod tests {
             ("PAGERDUTY_TIMEOUT_MS", "5"),
             ("MAX_EVENT_AGE_SECS", "30"),
             ("MAX_EVENT_AGE_SECS", "an hour"),
+            ("TRACE_URL_TEMPLATE", "https://tracing.example.com/trace/"),
+            ("TRACE_URL_TEMPLATE", "tracing/{trace_id}"),
         ];
         for (name, value) in cases {
             let error = load(&[SECRET, (name, value)]).unwrap_err();
@@ -225,5 +257,10 @@ mod tests {
             Some("https://wiki.example.com/runbooks/synthetic")
         );
         assert!(config.client_url.is_some());
+        let config = load(&[SECRET, ("TRACE_URL_TEMPLATE", "https://ui.example.com/trace/{trace_id}?env=prod")]);
+        assert_eq!(
+            config.unwrap().trace_url.unwrap().for_trace("4bf92f3577b34da6a3ce929d0e0e4736"),
+            "https://ui.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736?env=prod"
+        );
     }
 }

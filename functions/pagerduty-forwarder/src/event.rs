@@ -92,6 +92,11 @@ impl Event {
             let function = alert.function_name.as_deref().unwrap_or(&alert.check);
             links.push(Link { href: href.clone(), text: label(&format!("CloudWatch logs of {function}")) });
         }
+        // The id comes from a message: only a W3C trace id is put into a URL.
+        let trace = alert.trace_id.as_deref().filter(|id| synthetic_checks::trace::is_trace_id(id));
+        if let (Some(url), Some(trace_id)) = (&config.trace_url, trace) {
+            links.push(Link { href: url.for_trace(trace_id), text: format!("Trace {trace_id}") });
+        }
         let mut event = Event {
             event_action: alert.event_action,
             dedup_key,
@@ -314,6 +319,7 @@ mod tests {
             log_stream: Some("2026/11/21/[$LATEST]0123abcd".into()),
             region: Some("eu-west-1".into()),
             account: None,
+            trace_id: None,
         }
     }
 
@@ -347,6 +353,26 @@ mod tests {
             ])
         );
         assert_eq!(json["client_url"], logs, "logs stand in for a client URL");
+    }
+
+    #[test]
+    fn a_trace_url_template_links_the_run_s_trace_and_a_bad_id_is_no_link() {
+        let linked = ForwarderConfig {
+            trace_url: Some(crate::config::TraceUrl::parse("https://ui.example.com/trace/{trace_id}").unwrap()),
+            ..config()
+        };
+        let mut alert = trigger();
+        alert.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        let event = Event::from_alert(&alert, &linked);
+        let last = event.links.last().unwrap();
+        assert_eq!(last.href, "https://ui.example.com/trace/4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(last.text, "Trace 4bf92f3577b34da6a3ce929d0e0e4736");
+        for bad in ["../admin", "4BF92F3577B34DA6A3CE929D0E0E4736", ""] {
+            alert.trace_id = Some(bad.into());
+            assert_eq!(Event::from_alert(&alert, &linked).links.len(), 2, "{bad:?}");
+        }
+        alert.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        assert_eq!(Event::from_alert(&alert, &config()).links.len(), 2, "no template, no link");
     }
 
     #[test]

@@ -249,6 +249,7 @@ fn orphan_alert(env: &str, subject: &str, now: OffsetDateTime) -> AlertMessage {
         log_stream: None,
         region: None,
         account: None,
+        trace_id: None,
     }
 }
 

@@ -76,6 +76,7 @@ fn payment_alert(failed: bool) -> AlertMessage {
         steps,
         account: None,
         certificate: None,
+        trace_id: None,
     };
     let origin = Origin {
         function_name: Some("synthetic-check-payment".into()),

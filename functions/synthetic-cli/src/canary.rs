@@ -28,21 +28,7 @@ pub async fn execute(args: CanaryArgs) -> Exit {
             return Exit::Error;
         }
     };
-    let side = |target: &str| RunArgs {
-        check: args.check.iter().copied().collect::<Vec<CheckArg>>(),
-        journey: args.journey.iter().cloned().collect(),
-        target: target.to_string(),
-        target_url: Vec::new(),
-        secret_id: args.secret_id.clone(),
-        credentials_file: args.credentials_file.clone(),
-        env: args.env.clone(),
-        format: RunFormat::Json,
-        history: None,
-        publish: false,
-        topic_arn: None,
-        degraded_ok: true,
-    };
-    let (baseline_args, canary_args) = (side(&args.baseline), side(&args.canary));
+    let (baseline_args, canary_args) = (side(&args, &args.baseline), side(&args, &args.canary));
     let journey = match journeys(&baseline_args) {
         Ok(mut journeys) if journeys.len() == 1 => journeys.remove(0),
         Ok(_) => return fail("canary analyses one journey: pass exactly one --check NAME or --journey FILE"),
@@ -82,6 +68,25 @@ pub async fn execute(args: CanaryArgs) -> Exit {
 
 /// Runs the journey against both targets in turn until the runs or the duration are used up, or
 /// a signal asks to stop; every run goes to the history file, when there is one.
+/// The run settings of one side: its own main target; named targets (`--target-url`) the same
+/// on both sides.
+fn side(args: &CanaryArgs, target: &str) -> RunArgs {
+    RunArgs {
+        check: args.check.iter().copied().collect::<Vec<CheckArg>>(),
+        journey: args.journey.iter().cloned().collect(),
+        target: target.to_string(),
+        target_url: args.target_url.clone(),
+        secret_id: args.secret_id.clone(),
+        credentials_file: args.credentials_file.clone(),
+        env: args.env.clone(),
+        format: RunFormat::Json,
+        history: None,
+        publish: false,
+        topic_arn: None,
+        degraded_ok: true,
+    }
+}
+
 async fn collect(monitors: &[Monitor; 2], args: &CanaryArgs) -> Result<Collected, String> {
     let interrupted = stop_after_current_check_on_signal();
     let limit = match args.duration {
@@ -149,6 +154,35 @@ fn table(analysis: &Analysis, monitors: &[Monitor; 2], args: &CanaryArgs) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn target_url_moves_a_named_target_on_both_sides_under_the_lambdas_rules() {
+        let argv = [
+            "synthetic",
+            "canary",
+            "--journey",
+            "j.toml",
+            "--baseline",
+            "https://shop.example.com/",
+            "--canary",
+            "https://canary.shop.example.com/",
+            "--target-url",
+            "idp=https://login.example.com/staging/",
+        ];
+        let cli = <crate::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let crate::Command::Canary(args) = cli.command else { panic!("expected canary") };
+        let journey = synthetic_checks::JourneyDef::parse(
+            "check = \"oauth\"\n[targets]\nidp = \"https://login.example.com/\"\n[[steps]]\nname = \"token\"\n\
+             target = \"idp\"\npath = \"/token\"\n",
+        )
+        .unwrap();
+        for target in [&args.baseline, &args.canary] {
+            let monitors = prepare(&side(&args, target), vec![journey.clone()]).await.unwrap();
+            let config = monitors[0].config();
+            assert_eq!(config.journey.target("idp").unwrap().as_str(), "https://login.example.com/staging/");
+            assert_eq!(config.target.as_str(), target.as_str());
+        }
+    }
 
     #[test]
     fn verdicts_exit_with_the_documented_codes() {

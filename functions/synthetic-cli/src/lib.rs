@@ -203,6 +203,10 @@ pub struct CanaryArgs {
     /// Base URL of the new version.
     #[arg(long, value_name = "URL")]
     pub canary: String,
+    /// Base URL of a journey's named target for both sides, e.g. --target-url
+    /// idp=https://login.staging.example.com/ (repeatable), as for `synthetic run`.
+    #[arg(long, value_name = "NAME=URL")]
+    pub target_url: Vec<String>,
     /// Runs per side.
     #[arg(long, default_value_t = 20, conflicts_with = "duration")]
     pub runs: u64,

@@ -228,6 +228,7 @@ pub(crate) mod tests {
             steps: vec![step],
             account: None,
             certificate: None,
+            trace_id: None,
         })
     }
 

@@ -228,6 +228,7 @@ pub(crate) async fn prepare(args: &RunArgs, journeys: Vec<JourneyDef>) -> Result
         "TARGET_BASE_URL" => Some(args.target.clone()),
         // Named targets come from --target-url only, like the main one from --target.
         _ if named_target_variable(name) => named.get(name).cloned(),
+        "TARGET_URLS" => None,
         "CHECK_ENV" => Some(args.env.clone()),
         "CREDENTIALS_SECRET_ID" => secret_id.clone(),
         "ALERT_TOPIC_ARN" => topic_arn.clone(),

@@ -288,6 +288,7 @@ mod tests {
             steps: vec![],
             account: None,
             certificate: None,
+            trace_id: None,
         };
         AlertMessage::from_run(&run, &Origin::default())
     }

@@ -16,6 +16,7 @@ use crate::http::{
 use crate::result::{Account, Outcome, RunResult, StepResult};
 use crate::secret::{Scrubber, Secret};
 use crate::text::one_line;
+use crate::trace::{TraceContext, is_trace_header};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -176,6 +177,8 @@ pub struct RunSetup {
     /// When the run must be done, the alert's share already taken off. No attempt outlives it,
     /// and no retry is started that could not finish before it.
     pub deadline: Option<Instant>,
+    /// The run's W3C trace, stamped on every request; `None`: trace context is off.
+    pub trace: Option<TraceContext>,
 }
 
 /// An attempt shorter than this is not worth sending: the step is skipped instead.
@@ -321,7 +324,7 @@ impl StepRecorder {
                 let now = if attempt == 1 { signing.rendered.clone() } else { GeneratedValues::now() };
                 signing.sign(&mut request, &now);
             }
-            let sent = self.exchange(&spec, &request).await;
+            let sent = self.exchange(&spec, &mut request).await;
             // A GET or HEAD reads; only the other methods can leave a write behind.
             possibly_written |= !matches!(spec.method, Method::Get | Method::Head) && may_have_written(&sent);
             let elapsed = started.elapsed();
@@ -369,7 +372,7 @@ impl StepRecorder {
             self.scrubber.add(&signing.key);
             signing.sign(&mut request, &GeneratedValues::now());
         }
-        self.exchange(spec, &request).await
+        self.exchange(spec, &mut request).await
     }
 
     /// Replaces the cause and error of the last recorded step named `name`: a failure that
@@ -384,7 +387,8 @@ impl StepRecorder {
 
     /// Sends one attempt, following redirects within the target's origin and keeping the
     /// cookies the target sets, all within `timeout`.
-    async fn exchange(&mut self, spec: &StepSpec, request: &HttpRequest) -> Result<HttpResponse, CheckError> {
+    /// Each request sent (a redirect's too) carries the run's trace with a span id of its own.
+    async fn exchange(&mut self, spec: &StepSpec, request: &mut HttpRequest) -> Result<HttpResponse, CheckError> {
         let ends = Instant::now() + request.timeout;
         let timed_out = CheckError::Timeout { budget_ms: request.timeout.as_millis() as u64 };
         // Owned only once something differs from the step's request: cookies to add, a redirect
@@ -400,11 +404,19 @@ impl StepRecorder {
             }
             let origin = changed.as_ref().unwrap_or(request).url.origin();
             let response = match changed.as_mut() {
-                None => self.setup.http.send(request).await?,
+                None => {
+                    if let Some(trace) = &self.setup.trace {
+                        trace.stamp(&mut request.headers);
+                    }
+                    self.setup.http.send(request).await?
+                }
                 Some(owned) => {
                     owned.timeout = left;
                     let mut sent = owned.clone();
                     self.cookies.apply(&origin, &mut sent.headers);
+                    if let Some(trace) = &self.setup.trace {
+                        trace.stamp(&mut sent.headers);
+                    }
                     self.setup.http.send(&sent).await?
                 }
             };
@@ -473,6 +485,7 @@ impl StepRecorder {
                 || (spec.body.is_some() && name.eq_ignore_ascii_case("content-type"))
                 || name.eq_ignore_ascii_case(&self.setup.synthetic_header)
                 || name.eq_ignore_ascii_case(RUN_ID_HEADER)
+                || (self.setup.trace.is_some() && is_trace_header(name))
         };
         let mut headers = Vec::with_capacity(spec.headers.len() + 2);
         headers.extend(spec.headers.iter().filter(|(name, _)| !set_elsewhere(name)).cloned());
@@ -558,6 +571,7 @@ impl StepRecorder {
             steps: self.steps,
             account: self.account,
             certificate: self.certificate.map(|(_, certificate)| certificate),
+            trace_id: self.setup.trace.map(|trace| trace.trace_id().to_string()),
         };
         run.cause = run.deciding_step().and_then(|s| s.cause);
         run
@@ -794,6 +808,7 @@ mod tests {
             retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(10) },
             max_redirects: 3,
             deadline: None,
+            trace: None,
         })
     }
 
@@ -1276,6 +1291,7 @@ mod tests {
             }],
             account: None,
             certificate: None,
+            trace_id: None,
         };
         let json = serde_json::to_value(&run).unwrap();
         assert_eq!(json["status"], "failed");

@@ -145,6 +145,9 @@ pub struct JourneyDef {
     targets: BTreeMap<String, Url>,
     /// The secret's fields the steps name, worked out once: every run asks.
     secrets: BTreeSet<String>,
+    /// `trace_context = false`: no W3C trace headers on this journey's requests (a target that
+    /// refuses or mishandles them); the journey may then set its own.
+    pub trace_context: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -510,6 +513,8 @@ struct Context {
     targets: BTreeSet<String>,
     /// `[vars]` with their TOML types, for a JSON value that is exactly one var.
     typed_vars: BTreeMap<String, Value>,
+    /// Whether the monitor sets `traceparent` and `tracestate` itself.
+    trace_context: bool,
 }
 
 impl Reader<'_> {
@@ -528,7 +533,12 @@ impl Reader<'_> {
     }
 
     fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
-        self.known_keys(root, &["check", "description", "vars", "targets", "defaults", "steps"], "the journey");
+        self.known_keys(
+            root,
+            &["check", "description", "trace_context", "vars", "targets", "defaults", "steps"],
+            "the journey",
+        );
+        let trace_context = root.get("trace_context").and_then(|v| self.boolean(v, "trace_context")).unwrap_or(true);
         let check = match root.get("check") {
             Some(value) => self.string(value, "check").and_then(|(name, span)| {
                 let valid = !name.is_empty()
@@ -546,11 +556,16 @@ impl Reader<'_> {
         };
         let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
-        let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
+        let defaults = root.get("defaults").map(|v| self.defaults(v, &vars, trace_context)).unwrap_or_default();
         let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
         let typed_vars = root.get("vars").map(typed_vars).unwrap_or_default();
-        let mut context =
-            Context { vars, captures: BTreeSet::new(), targets: targets.keys().cloned().collect(), typed_vars };
+        let mut context = Context {
+            vars,
+            captures: BTreeSet::new(),
+            targets: targets.keys().cloned().collect(),
+            typed_vars,
+            trace_context,
+        };
         let steps = match root.get("steps").map(|v| (v.get_ref(), v.span())) {
             Some((DeValue::Array(items), _)) if !items.is_empty() => {
                 let mut names: BTreeSet<String> = BTreeSet::new();
@@ -576,7 +591,14 @@ impl Reader<'_> {
             .iter()
             .flat_map(|s| s.refs().filter_map(|r| if let Ref::Secret(name) = r { Some(name.clone()) } else { None }))
             .collect();
-        Some(JourneyDef { check: check?, description: description.unwrap_or_default(), steps, targets, secrets })
+        Some(JourneyDef {
+            check: check?,
+            description: description.unwrap_or_default(),
+            steps,
+            targets,
+            secrets,
+            trace_context,
+        })
     }
 
     fn vars(&mut self, value: &Value_<'_>) -> BTreeMap<String, String> {
@@ -604,7 +626,7 @@ impl Reader<'_> {
         vars
     }
 
-    fn defaults(&mut self, value: &Value_<'_>, vars: &BTreeMap<String, String>) -> Defaults {
+    fn defaults(&mut self, value: &Value_<'_>, vars: &BTreeMap<String, String>, trace_context: bool) -> Defaults {
         let mut defaults = Defaults::default();
         let Some(table) = self.table(value, "[defaults]") else {
             return defaults;
@@ -633,6 +655,7 @@ impl Reader<'_> {
             captures: BTreeSet::new(),
             targets: BTreeSet::new(),
             typed_vars: BTreeMap::new(),
+            trace_context,
         };
         defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
         // Checked against [defaults]'s own headers here; against each step's, in the step.
@@ -1001,6 +1024,16 @@ impl Reader<'_> {
             }
             if name.eq_ignore_ascii_case(crate::http::RUN_ID_HEADER) {
                 self.problem(key.span(), format!("{name} is set by the monitor on every request, to the run's id"));
+                continue;
+            }
+            if context.trace_context && crate::trace::is_trace_header(&name) {
+                self.problem(
+                    key.span(),
+                    format!(
+                        "{name} is set by the monitor on every request (W3C trace context); set \
+                         `trace_context = false` at the top of the journey to send your own"
+                    ),
+                );
                 continue;
             }
             if let Some(template) = self.template(value, &format!("header {name}"), context) {
@@ -1876,7 +1909,7 @@ capture = { item_id = { json = "/id" } }
         assert_eq!(
             problems(source),
             [
-                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, vars, targets, defaults, steps",
+                "j.toml:2:1: unknown key \"colour\" in the journey; expected one of check, description, trace_context, vars, targets, defaults, steps",
                 "j.toml:7:19: rejected_status belongs to a step with role = \"login\" only",
                 "j.toml:11:8: {{item_id}} names a capture that no earlier step makes",
                 "j.toml:12:17: expect_status must be an HTTP status (100-599), a list like [200, 201], or a range like \"2xx\" or \"200-299\"",

@@ -27,6 +27,8 @@ pub mod template;
 #[cfg(test)]
 mod templated_values;
 #[cfg(test)]
+mod trace_context;
+#[cfg(test)]
 mod typed_values;
 #[cfg(test)]
 mod write_faults;

@@ -510,6 +510,7 @@ mod tests {
             retry: RetryPolicy { attempts: 2, backoff: Duration::from_millis(1) },
             max_redirects: 5,
             deadline: None,
+            trace: Some(crate::trace::TraceContext::new(check)),
         }
     }
 

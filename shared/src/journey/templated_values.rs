@@ -193,6 +193,7 @@ fn run_case(source: Source, place: Place, value: &str, on_idp: bool) -> Ran {
         retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
         max_redirects: 0,
         deadline: None,
+        trace: None,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     // An error is a broken monitor (a secret field it cannot use): then nothing more is sent.

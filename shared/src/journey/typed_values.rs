@@ -76,6 +76,7 @@ fn sent_body(value: &Value, var_toml: &str) -> Option<Value> {
         retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
         max_redirects: 0,
         deadline: None,
+        trace: None,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     runtime.block_on(run(&journey, &mut recorder, None)).expect("no secret needed");

@@ -7,7 +7,7 @@
 //! written apart from the engine: it says which requests the run must send and how it must end.
 
 use crate::error::{Cause, CheckError};
-use crate::http::{HttpResponse, ScriptedTarget};
+use crate::http::{HttpRequest, HttpResponse, ScriptedTarget};
 use crate::journey::{JourneyDef, RetryPolicy, RunSetup, StepRecorder, run};
 use crate::result::RunResult;
 use proptest::prelude::*;
@@ -145,17 +145,33 @@ fn model(create: [Fault; 2], replay: Fault, after: Fault, refund: [Fault; 2]) ->
 /// Runs the journey against a target scripted with exactly the answers the model expects to be
 /// asked for; any request beyond them is answered 500 by the fake, and shows in the requests.
 fn run_against(answers: Vec<Fault>) -> (RunResult, Vec<String>, Vec<Option<String>>) {
+    let answers = answers.into_iter().map(Fault::answer);
+    let journey_def = JourneyDef::parse(JOURNEY).expect("the journey is valid");
+    let (result, requests) = run_scripted(&journey_def, answers, |setup| setup);
+    let paths = requests.iter().map(|r| r.url.path().to_string()).collect();
+    let keys = requests
+        .iter()
+        .filter(|r| r.url.path() == CREATE)
+        .map(|r| r.headers.iter().find(|(k, _)| k == "Idempotency-Key").map(|(_, v)| v.clone()))
+        .collect();
+    (result, paths, keys)
+}
+
+/// Runs `journey_def` on a runtime of its own (one per generated case) against a target that
+/// gives `answers` in order, retrying at once, with `adjust` applied to the run's setup: the
+/// result, and every request the target was sent.
+pub(super) fn run_scripted(
+    journey_def: &JourneyDef,
+    answers: impl IntoIterator<Item = Result<HttpResponse, CheckError>>,
+    adjust: impl FnOnce(RunSetup) -> RunSetup,
+) -> (RunResult, Vec<HttpRequest>) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a test runtime");
     runtime.block_on(async {
-        let mut target = ScriptedTarget::default();
-        for answer in answers {
-            target = target.then_after(Duration::ZERO, answer.answer());
-        }
+        let target = answers.into_iter().fold(ScriptedTarget::default(), |t, a| t.then_after(Duration::ZERO, a));
         let target = Arc::new(target);
-        let journey_def = JourneyDef::parse(JOURNEY).expect("the journey is valid");
-        let mut journey = StepRecorder::new(RunSetup {
+        let mut journey = StepRecorder::new(adjust(RunSetup {
             http: target.clone(),
-            check: "faults".into(),
+            check: journey_def.check.clone(),
             env: "test".into(),
             target: "http://api.test/".parse().expect("a URL"),
             run_id: "run-1".into(),
@@ -163,16 +179,10 @@ fn run_against(answers: Vec<Fault>) -> (RunResult, Vec<String>, Vec<Option<Strin
             retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
             max_redirects: 0,
             deadline: None,
-        });
-        run(&journey_def, &mut journey, None).await.expect("no monitor failure");
-        let requests = target.requests();
-        let paths = requests.iter().map(|r| r.url.path().to_string()).collect();
-        let keys = requests
-            .iter()
-            .filter(|r| r.url.path() == CREATE)
-            .map(|r| r.headers.iter().find(|(k, _)| k == "Idempotency-Key").map(|(_, v)| v.clone()))
-            .collect();
-        (journey.finish(), paths, keys)
+            trace: None,
+        }));
+        run(journey_def, &mut journey, None).await.expect("no monitor failure");
+        (journey.finish(), target.requests())
     })
 }
 

@@ -34,6 +34,7 @@ pub fn run_journey(
             retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
             max_redirects: 3,
             deadline: None,
+            trace: None,
         });
         synthetic_checks::journey::run(journey_def, &mut journey, Some(&store)).await.unwrap();
         journey.finish()
