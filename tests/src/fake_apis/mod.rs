@@ -1,15 +1,23 @@
 //! Real HTTP fakes of other teams' API shapes, for proving that a journey file can monitor an API
 //! that is not the demo shop: Stripe-style form-encoded payments ([`stripe`]), a nested-JSON login
 //! answering 400 ([`nested_login`]), OAuth2 client credentials ([`oauth`]), a session-cookie
-//! login ([`cookie_session`]), a top-level JSON array ([`listing`]) and values that try to move a
-//! request or break its encoding ([`hostile_values`]).
+//! login ([`cookie_session`]), a top-level JSON array ([`listing`]), values that try to move a
+//! request or break its encoding ([`hostile_values`]), a Django site with its CSRF session login
+//! and a REST framework API ([`django_session`]), a GraphQL API on a real GraphQL engine
+//! ([`graphql`]), payments that settle asynchronously ([`async_payments`]), httpbin's compressed
+//! bodies ([`httpbin`]) and a JSON:API listing with next links and a moved address ([`json_api`]).
 //!
 //! Each is an axum server on `127.0.0.1` with an OS-chosen port, spawned by its module's `spawn`,
 //! and returns a [`RunningFake`] whose handle injects faults and reports what the fake saw, so a
 //! test can assert both the monitor's verdict and what it did to the target.
 
+pub mod async_payments;
 pub mod cookie_session;
+pub mod django_session;
+pub mod graphql;
 pub mod hostile_values;
+pub mod httpbin;
+pub mod json_api;
 pub mod listing;
 pub mod nested_login;
 pub mod oauth;
