@@ -12,7 +12,8 @@ use synthetic_e2e::fake_apis::django_session::{self, DjangoConfig};
 use synthetic_e2e::fake_apis::graphql::{self, GraphqlConfig};
 use synthetic_e2e::fake_apis::{httpbin, json_api};
 
-use crate::journeys::{Credentials, Printed, journey, no_credentials, outcomes, run, step};
+use crate::helpers::synthetic;
+use crate::journeys::{Credentials, Printed, journey, line_of, located_problems, no_credentials, outcomes, run, step};
 
 /// A shipped journey with some of its text replaced, written to a scratch file (removed on drop):
 /// the same check with one mistake a user could make, or a shorter poll window.
@@ -277,4 +278,40 @@ async fn next_links_are_followed_across_three_pages_and_the_301_is_asserted_not_
         "{state:?}"
     );
     assert_eq!(state.pages, [1, 2, 3]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation of the keys these journeys use
+
+#[tokio::test]
+async fn validate_locates_every_misuse_of_targets_url_rejected_when_regex_jsonpath_and_until() {
+    let file = journey("invalid-new-keys.toml");
+    let text = std::fs::read_to_string(&file).expect("invalid-new-keys.toml");
+    // WHEN the broken journey is validated
+    let exited = synthetic(&["validate", &file], &[]).await;
+    // THEN it exits 3 with one `file:line:column: sentence` per mistake, each naming what is wrong
+    exited.expect(3);
+    let located = located_problems(&file, &exited.stderr);
+    let expected = [
+        (r#"jsonpath = "$.tenant[""#, "JSONPath \"$.tenant[\" is invalid"),
+        (r#"body_matches = "invalid (client""#, "regex \"invalid (client\" is invalid"),
+        (r#"target = "auth""#, "target \"auth\" is not declared"),
+        (r#"regex = "org=[a-z]+""#, "has no group"),
+        (r#"body_contains = "expired""#, "rejected_when belongs to a step with role = \"login\""),
+        (r#"url = "{{org}}""#, "`path` or `url`, not both"),
+        (r#"jsonpath = "$.items[?@.price >]""#, "is invalid (RFC 9535)"),
+        ("until = { every_ms", "until needs an assert or a capture"),
+        (r#"matches = "^(Kettle""#, "regex \"^(Kettle\" is invalid"),
+    ];
+    for (marker, named) in expected {
+        let line = line_of(&text, marker);
+        let Some((_, column, message)) = located.iter().find(|(l, _, _)| *l == line) else {
+            panic!("no {file}:{line}:<column>: for {marker:?} in:\n{}", exited.stderr);
+        };
+        assert!(*column >= 1, "{marker:?}: column {column}");
+        assert!(message.contains(named), "{marker:?}: the message says {named:?}: {message}");
+    }
+    // AND nothing else: one sentence per mistake, none cascading from another
+    let mistakes = text.lines().filter(|l| l.contains("# MISTAKE")).count();
+    assert_eq!((mistakes, located.len()), (expected.len(), expected.len()), "{}", exited.stderr);
 }
