@@ -293,7 +293,7 @@ async fn validate_locates_every_misuse_of_targets_url_rejected_when_regex_jsonpa
     exited.expect(3);
     let located = located_problems(&file, &exited.stderr);
     let expected = [
-        (r#"jsonpath = "$.tenant[""#, "JSONPath \"$.tenant[\" is invalid"),
+        (r#"jsonpath = "$.access_token[""#, "JSONPath \"$.access_token[\" is invalid"),
         (r#"body_matches = "invalid (client""#, "regex \"invalid (client\" is invalid"),
         (r#"target = "auth""#, "target \"auth\" is not declared"),
         (r#"regex = "org=[a-z]+""#, "has no group"),
