@@ -284,7 +284,7 @@ async fn next_links_are_followed_across_three_pages_and_the_301_is_asserted_not_
 // Validation of the keys these journeys use
 
 #[tokio::test]
-async fn validate_locates_every_misuse_of_targets_url_rejected_when_regex_jsonpath_and_until() {
+async fn validate_locates_every_misuse_of_targets_url_redirects_rejected_when_regex_jsonpath_and_until() {
     let file = journey("invalid-new-keys.toml");
     let text = std::fs::read_to_string(&file).expect("invalid-new-keys.toml");
     // WHEN the broken journey is validated
@@ -293,6 +293,8 @@ async fn validate_locates_every_misuse_of_targets_url_rejected_when_regex_jsonpa
     exited.expect(3);
     let located = located_problems(&file, &exited.stderr);
     let expected = [
+        (r#"base = "https"#, "target name \"base\" is taken"),
+        (r#"billing = "https"#, "targets.billing must be an absolute http(s) URL without credentials"),
         (r#"jsonpath = "$.access_token[""#, "JSONPath \"$.access_token[\" is invalid"),
         (r#"body_matches = "invalid (client""#, "regex \"invalid (client\" is invalid"),
         (r#"target = "auth""#, "target \"auth\" is not declared"),
@@ -300,8 +302,11 @@ async fn validate_locates_every_misuse_of_targets_url_rejected_when_regex_jsonpa
         (r#"body_contains = "expired""#, "rejected_when belongs to a step with role = \"login\""),
         (r#"url = "{{org}}""#, "`path` or `url`, not both"),
         (r#"jsonpath = "$.items[?@.price >]""#, "is invalid (RFC 9535)"),
-        ("until = { every_ms", "until needs an assert or a capture"),
+        ("polls for nothing", "until needs an assert or a capture"),
         (r#"matches = "^(Kettle""#, "regex \"^(Kettle\" is invalid"),
+        ("a POST polled", "a POST or PATCH needs idempotent = true"),
+        ("every_ms = 10,", "until.every_ms must be at least 100"),
+        (r#"follow_redirects = "no""#, "follow_redirects must be true or false"),
     ];
     for (marker, named) in expected {
         let line = line_of(&text, marker);
