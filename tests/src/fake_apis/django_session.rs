@@ -357,6 +357,42 @@ async fn item(State(site): State<Arc<Site>>, headers: HeaderMap, Path(id): Path<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn secret() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(CSRF_CHARS), CSRF_SECRET_LENGTH)
+            .prop_map(|b| String::from_utf8(b).unwrap_or_default())
+    }
+
+    fn with_cookie(secret: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, format!("csrftoken={secret}").parse().unwrap());
+        headers
+    }
+
+    proptest! {
+        // Django's check, as the fake does it: any secret's masked or bare token is accepted back
+        // in the form field or the header; any other secret's is "incorrect", in either place.
+        #[test]
+        fn any_secret_is_accepted_masked_or_bare_and_any_other_is_incorrect(ours in secret(), theirs in secret()) {
+            prop_assume!(ours != theirs);
+            let headers = with_cookie(&ours);
+            let masked = mask(&ours);
+            prop_assert_eq!(unmask(&masked), ours.clone());
+            for token in [masked, ours.clone()] {
+                let form = BTreeMap::from([("csrfmiddlewaretoken".to_owned(), token.clone())]);
+                prop_assert_eq!(csrf_reason(&headers, &form), None);
+                let mut in_header = headers.clone();
+                in_header.insert("x-csrftoken", token.parse().unwrap());
+                prop_assert_eq!(csrf_reason(&in_header, &BTreeMap::new()), None);
+            }
+            for token in [mask(&theirs), theirs] {
+                let form = BTreeMap::from([("csrfmiddlewaretoken".to_owned(), token)]);
+                let reason = csrf_reason(&headers, &form);
+                prop_assert_eq!(reason.as_deref(), Some("CSRF token from POST incorrect."));
+            }
+        }
+    }
 
     #[test]
     fn a_masked_token_unmasks_to_its_secret_and_differs_each_time() {
