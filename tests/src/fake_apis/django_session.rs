@@ -346,7 +346,9 @@ async fn items(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
 
 async fn item(State(site): State<Arc<Site>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     api(&site, &headers, || {
-        let found = items_catalogue().into_iter().find(|i| i["id"].to_string() == id);
+        // `<int:pk>`: anything but an integer matches no item.
+        let pk = id.parse::<i64>().ok();
+        let found = items_catalogue().into_iter().find(|i| pk.is_some() && i["id"].as_i64() == pk);
         match found {
             Some(item) => (StatusCode::OK, item),
             None => (StatusCode::NOT_FOUND, json!({ "detail": "No Item matches the given query." })),
