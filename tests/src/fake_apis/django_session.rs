@@ -39,7 +39,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{RunningFake, lock, serve};
+use super::{RunningFake, lock, request_cookie, serve};
 
 /// Django's `CSRF_ALLOWED_CHARS`: `string.ascii_letters + string.digits`.
 const CSRF_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -173,17 +173,6 @@ fn token_format_problem(token: &str) -> Option<&'static str> {
     (!token.bytes().all(|b| index(b).is_some())).then_some("has invalid characters")
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 /// `request.POST`: the form fields of a form-encoded body; none for any other body (a POST with
 /// no body at all, as a logout sends, is fine, its token comes in the header).
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> BTreeMap<String, String> {
@@ -200,7 +189,7 @@ fn csrf_cookie(secret: &str) -> String {
 
 /// `CsrfViewMiddleware.process_view` for a POST over HTTP: the reason it is refused, if it is.
 fn csrf_reason(headers: &HeaderMap, form: &BTreeMap<String, String>) -> Option<String> {
-    let Some(secret) = cookie(headers, "csrftoken") else {
+    let Some(secret) = request_cookie(headers, "csrftoken") else {
         return Some("CSRF cookie not set.".to_owned());
     };
     if let Some(problem) = token_format_problem(&secret) {
@@ -252,7 +241,7 @@ const NEVER_CACHE: &str = "max-age=0, no-cache, no-store, must-revalidate, priva
 
 async fn login_page(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
     lock(&site.inner).state.login_pages += 1;
-    let secret = cookie(&headers, "csrftoken")
+    let secret = request_cookie(&headers, "csrftoken")
         .filter(|s| token_format_problem(s).is_none())
         .unwrap_or_else(|| random_string(CSRF_SECRET_LENGTH));
     let page = login_form(&secret, "", None);
@@ -274,7 +263,7 @@ async fn login(State(site): State<Arc<Site>>, headers: HeaderMap, body: Bytes) -
     let mut inner = lock(&site.inner);
     if username != site.cfg.username || password != site.cfg.password {
         inner.state.wrong_passwords += 1;
-        let secret = cookie(&headers, "csrftoken").unwrap_or_default();
+        let secret = request_cookie(&headers, "csrftoken").unwrap_or_default();
         // Django escapes what it echoes; the fake's usernames need none.
         return (
             StatusCode::OK,
@@ -299,7 +288,7 @@ async fn login(State(site): State<Arc<Site>>, headers: HeaderMap, body: Bytes) -
 }
 
 fn session(site: &Site, headers: &HeaderMap) -> bool {
-    cookie(headers, "sessionid").is_some_and(|s| lock(&site.inner).sessions.contains(&s))
+    request_cookie(headers, "sessionid").is_some_and(|s| lock(&site.inner).sessions.contains(&s))
 }
 
 async fn profile(State(site): State<Arc<Site>>, headers: HeaderMap) -> Response {
@@ -314,7 +303,7 @@ async fn logout(State(site): State<Arc<Site>>, headers: HeaderMap, body: Bytes) 
         return csrf_failure(&site, reason);
     }
     let mut inner = lock(&site.inner);
-    if let Some(session) = cookie(&headers, "sessionid")
+    if let Some(session) = request_cookie(&headers, "sessionid")
         && inner.sessions.remove(&session)
     {
         inner.state.logouts += 1;
