@@ -51,7 +51,7 @@ lint:
 
 # Every journey file: the ones compiled into the functions and the test fixtures. A broken
 # journey fails here, with file:line:column, before any test or deploy (make build needs it too).
-JOURNEYS := $(wildcard functions/*/journey.toml) $(filter-out tests/journeys/invalid.toml,$(wildcard tests/journeys/*.toml))
+JOURNEYS := $(wildcard functions/*/journey.toml) $(filter-out tests/journeys/invalid%.toml,$(wildcard tests/journeys/*.toml))
 
 journeys: bins
 	target/debug/synthetic validate $(JOURNEYS)

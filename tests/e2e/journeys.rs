@@ -21,7 +21,7 @@ use synthetic_e2e::fake_apis::stripe::{self, StripeConfig, StripeFault};
 use synthetic_e2e::shop::{self, ShopConfig};
 
 /// Reading what one `synthetic` process printed.
-trait Printed {
+pub(crate) trait Printed {
     fn result(&self) -> RunResult;
     fn results(&self) -> Vec<RunResult>;
     fn assert_none_of(&self, secrets: &[&str]) -> &Self;
@@ -55,20 +55,20 @@ impl Printed for Exited {
 }
 
 /// A journey file shipped in `tests/journeys/`.
-fn journey(name: &str) -> String {
+pub(crate) fn journey(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys").join(name);
     assert!(path.is_file(), "{} exists", path.display());
     path.display().to_string()
 }
 
 /// A private scratch directory holding one credentials file (JSON, mode 0600).
-struct Credentials {
+pub(crate) struct Credentials {
     dir: PathBuf,
     file: PathBuf,
 }
 
 impl Credentials {
-    fn new(fields: Value) -> Credentials {
+    pub(crate) fn new(fields: Value) -> Credentials {
         let dir = std::env::temp_dir().join(format!("synthetic-journeys-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let file = dir.join("credentials.json");
@@ -76,7 +76,7 @@ impl Credentials {
         Credentials { dir, file }
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.file.display().to_string()
     }
 }
@@ -97,7 +97,7 @@ fn write_0600(path: &Path, fields: &Value) {
 }
 
 /// `synthetic run --journey FILE --target URL --credentials-file FILE --format json`.
-async fn run(journey_file: &str, target: &str, credentials: &Credentials) -> Exited {
+pub(crate) async fn run(journey_file: &str, target: &str, credentials: &Credentials) -> Exited {
     run_journeys(&[journey_file], target, credentials).await
 }
 
@@ -110,11 +110,11 @@ async fn run_journeys(journey_files: &[&str], target: &str, credentials: &Creden
     synthetic(&args, &[]).await
 }
 
-fn step<'a>(run: &'a RunResult, name: &str) -> &'a StepResult {
+pub(crate) fn step<'a>(run: &'a RunResult, name: &str) -> &'a StepResult {
     run.steps.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name:?} in {run:#?}"))
 }
 
-fn outcomes(run: &RunResult) -> Vec<(&str, Outcome)> {
+pub(crate) fn outcomes(run: &RunResult) -> Vec<(&str, Outcome)> {
     run.steps.iter().map(|s| (s.name.as_str(), s.outcome)).collect()
 }
 
@@ -467,7 +467,7 @@ async fn array_listing_passes_on_a_top_level_array_and_fails_with_assertion_when
 // ---------------------------------------------------------------------------------------------
 // Hostile values
 
-fn no_credentials() -> Credentials {
+pub(crate) fn no_credentials() -> Credentials {
     Credentials::new(json!({ "unused": "nothing-secret-here" }))
 }
 
@@ -572,10 +572,25 @@ async fn shop_search_journey_passes_as_synthetic_traffic_and_fails_on_empty_resu
 // Validation
 
 /// The 1-based line of the only line of `text` containing `marker`.
-fn line_of(text: &str, marker: &str) -> usize {
+pub(crate) fn line_of(text: &str, marker: &str) -> usize {
     let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(marker)).map(|(i, _)| i + 1).collect();
     assert_eq!(lines.len(), 1, "{marker:?} on exactly one line");
     lines[0]
+}
+
+/// The `(line, column, sentence)` of each `FILE:line:column: sentence` line `synthetic validate`
+/// printed about `file`.
+pub(crate) fn located_problems<'a>(file: &str, stderr: &'a str) -> Vec<(usize, usize, &'a str)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{file}:")))
+        .filter_map(|rest| {
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next()?.parse().ok()?;
+            let column = parts.next()?.parse().ok()?;
+            Some((line, column, parts.next()?.trim()))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -586,17 +601,7 @@ async fn validate_lists_every_mistake_with_its_line_and_column() {
     let exited = synthetic(&["validate", &file], &[]).await;
     // THEN it exits 3 and prints one `file:line:column: sentence` per mistake on stderr
     exited.expect(3);
-    let located: Vec<(usize, usize, &str)> = exited
-        .stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix(&format!("{file}:")))
-        .filter_map(|rest| {
-            let mut parts = rest.splitn(3, ':');
-            let line = parts.next()?.parse().ok()?;
-            let column = parts.next()?.parse().ok()?;
-            Some((line, column, parts.next()?.trim()))
-        })
-        .collect();
+    let located = located_problems(&file, &exited.stderr);
     let expected = [
         ("expect_status = 999", "expect_status"),
         (r#"json = "data""#, "data"),
@@ -636,14 +641,16 @@ async fn validate_accepts_every_shipped_journey() {
         "csrf-session.toml",
         "polling-payment.toml",
         "signed-events.toml",
+        "graphql-todo.toml",
+        "compressed-bodies.toml",
     ];
     let files: Vec<String> = names.iter().map(|n| journey(n)).collect();
-    // Every file in the folder but invalid.toml is listed here, so a new one cannot skip this.
+    // Every file in the folder but the invalid*.toml ones is listed here, so a new one cannot skip this.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .expect("journeys dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".toml") && n != "invalid.toml")
+        .filter(|n| n.ends_with(".toml") && !n.starts_with("invalid"))
         .collect();
     on_disk.sort();
     let mut listed: Vec<String> = names.iter().map(|n| n.to_string()).collect();

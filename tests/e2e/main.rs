@@ -4,6 +4,7 @@
 //!
 //! Needs `cargo build --workspace --bins` first and moto (`make tools`); `make test` does both.
 
+mod api_shapes;
 mod canary;
 mod canary_gate;
 mod certificates;

@@ -794,10 +794,11 @@ impl Reader<'_> {
             None => defaults.sign.clone().filter(|sign| self.default_sign_fits(sign, table)),
         };
         // Captures become available to the steps after this one only.
-        let captures = table.get("capture").map(|v| self.captures(v)).unwrap_or_default();
-        for capture in &captures {
-            context.captures.insert(capture.name.clone());
-        }
+        // A capture whose source is a mistake is still declared: the mistake is reported once,
+        // where it is written, not again at every later use of the name.
+        let mut declared = Vec::new();
+        let captures = table.get("capture").map(|v| self.captures(v, &mut declared)).unwrap_or_default();
+        context.captures.extend(declared);
         let mut step = StepDef {
             name: name?,
             role: role?,
@@ -1049,7 +1050,9 @@ impl Reader<'_> {
         out
     }
 
-    fn captures(&mut self, value: &Value_<'_>) -> Vec<Capture> {
+    /// The captures of a step; `declared` gets every well-formed name, even one whose source is
+    /// a mistake.
+    fn captures(&mut self, value: &Value_<'_>, declared: &mut Vec<String>) -> Vec<Capture> {
         let Some(table) = self.table(value, "capture") else {
             return Vec::new();
         };
@@ -1069,6 +1072,7 @@ impl Reader<'_> {
                 );
                 continue;
             }
+            declared.push(name.clone());
             let Some(source) = self.table(value, &format!("capture {name}")) else { continue };
             let source = self.capture_source(source, value.span(), &name);
             out.extend(source.map(|source| Capture { name, source }));
@@ -2456,6 +2460,25 @@ path = "/y"
             found[1]
         );
         assert!(found[2].starts_with("j.toml:8:39: {{a|number}} is not a template"), "{}", found[2]);
+    }
+
+    #[test]
+    fn a_broken_capture_is_one_mistake_not_also_one_at_every_use() {
+        // Each source a capture can take, broken; the later step that uses it is not a mistake too.
+        for broken in [
+            "{ jsonpath = \"$.a[\" }",
+            "{ regex = \"a(\" }",
+            "{ regex = \"no-group\" }",
+            "{ json = \"a\" }",
+            "{ nope = 1 }",
+        ] {
+            let source = format!(
+                "check = \"l\"\n[[steps]]\nname = \"a\"\npath = \"/a\"\ncapture = {{ id = {broken} }}\n\
+                 [[steps]]\nname = \"b\"\npath = \"/b/{{{{id}}}}\"\n"
+            );
+            let found = problems(&source);
+            assert!(!found.is_empty() && found.iter().all(|p| p.starts_with("j.toml:5:")), "{broken}: {found:?}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::{RunningFake, lock, random_id, serve};
+use super::{RunningFake, lock, random_id, request_cookie, serve};
 
 /// How a successful login answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,16 +102,8 @@ pub async fn spawn(cfg: CookieSessionConfig) -> io::Result<RunningFake<CookieSes
     serve(router, handle).await
 }
 
-/// The value of the `session` cookie among the request's `Cookie` headers.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "session")
-        .map(|(_, value)| value.to_owned())
+    request_cookie(headers, "session")
 }
 
 async fn login(

@@ -2,15 +2,23 @@
 //! that is not the demo shop: Stripe-style form-encoded payments ([`stripe`]), a nested-JSON login
 //! answering 400 ([`nested_login`]), OAuth2 client credentials ([`oauth`]), a session-cookie
 //! login ([`cookie_session`]), a top-level JSON array ([`listing`]), values that try to move a
-//! request or break its encoding ([`hostile_values`]) and an API that verifies an HMAC of every
-//! request ([`signed_events`]).
+//! request or break its encoding ([`hostile_values`]), a Django site with its CSRF session login
+//! and a REST framework API ([`django_session`]), a GraphQL API on a real GraphQL engine
+//! ([`graphql`]), payments that settle asynchronously ([`async_payments`]), httpbin's compressed
+//! bodies ([`httpbin`]) and a JSON:API listing with next links and a moved address ([`json_api`]), and an API that
+//! verifies an HMAC of every request ([`signed_events`]).
 //!
 //! Each is an axum server on `127.0.0.1` with an OS-chosen port, spawned by its module's `spawn`,
 //! and returns a [`RunningFake`] whose handle injects faults and reports what the fake saw, so a
 //! test can assert both the monitor's verdict and what it did to the target.
 
+pub mod async_payments;
 pub mod cookie_session;
+pub mod django_session;
+pub mod graphql;
 pub mod hostile_values;
+pub mod httpbin;
+pub mod json_api;
 pub mod listing;
 pub mod nested_login;
 pub mod oauth;
@@ -116,6 +124,18 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// The value of the cookie `name` among the request's `Cookie` headers.
+pub(crate) fn request_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The user name and password of an `Authorization: Basic ...` header.
