@@ -14,6 +14,7 @@ mod health_body;
 mod helpers;
 mod hostile;
 mod incidents;
+mod journey_schema;
 mod journeys;
 mod pagerduty;
 mod payments;
