@@ -9,6 +9,7 @@
 
 use super::extract::{Path, Pattern};
 pub use super::judge::Comparison;
+use super::key_path::KeyIndex;
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -290,6 +291,8 @@ pub struct Problem {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The dotted key at fault (`steps[1].capture.token`); empty for the file as a whole.
+    pub key: String,
 }
 
 /// Every mistake in a journey file, in the order they appear.
@@ -320,19 +323,19 @@ const DEFAULT_REJECTED: [u16; 2] = [401, 403];
 impl JourneyDef {
     /// Parses and validates a journey file, reporting every mistake found.
     pub fn parse(source: &str) -> Result<JourneyDef, Problems> {
-        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new() };
+        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new(), offsets: Vec::new() };
         let (document, syntax) = DeTable::parse_recoverable(source);
         for error in syntax {
             let span = error.span().unwrap_or(0..0);
             reader.problem(span, error.message().trim().to_string());
         }
         if !reader.problems.is_empty() {
-            return Err(reader.finish_err());
+            return Err(reader.finish_err(&document));
         }
         let journey = reader.journey(document.get_ref(), document.span());
         match journey {
             Some(journey) if reader.problems.is_empty() => Ok(journey),
-            _ => Err(reader.finish_err()),
+            _ => Err(reader.finish_err(&document)),
         }
     }
 
@@ -439,6 +442,8 @@ struct Reader<'s> {
     source: &'s str,
     lines: LineStarts,
     problems: Vec<Problem>,
+    /// Where each problem is, for naming its key once the whole file has been read.
+    offsets: Vec<usize>,
 }
 
 /// Where each line of the source starts, found once: a mistake is located by a binary search,
@@ -469,7 +474,11 @@ struct Context {
 }
 
 impl Reader<'_> {
-    fn finish_err(mut self) -> Problems {
+    fn finish_err(mut self, document: &Spanned<DeTable<'_>>) -> Problems {
+        let keys = KeyIndex::new(document);
+        for (problem, offset) in self.problems.iter_mut().zip(&self.offsets) {
+            problem.key = keys.key_at(*offset);
+        }
         self.problems.sort_by_key(|p| (p.line, p.column));
         Problems(self.problems)
     }
@@ -480,7 +489,8 @@ impl Reader<'_> {
             offset -= 1;
         }
         let (line, column) = self.lines.locate(self.source, offset);
-        self.problems.push(Problem { line, column, message });
+        self.problems.push(Problem { line, column, message, key: String::new() });
+        self.offsets.push(offset);
     }
 
     fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {

@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod extract;
 pub mod file;
 pub mod judge;
+mod key_path;
 pub mod runner;
 pub mod template;
 #[cfg(test)]
