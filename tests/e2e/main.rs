@@ -10,6 +10,7 @@ mod certificates;
 mod checks;
 mod cli;
 mod delivery;
+mod docs;
 mod health_body;
 mod helpers;
 mod hostile;
