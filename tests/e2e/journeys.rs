@@ -624,6 +624,53 @@ async fn validate_lists_every_mistake_with_its_line_and_column() {
 }
 
 #[tokio::test]
+async fn validate_in_json_gives_one_object_per_mistake_with_its_key() {
+    let file = journey("invalid.toml");
+    let text = std::fs::read_to_string(&file).expect("invalid.toml");
+    // WHEN the broken journey is validated for a tool
+    let exited = synthetic(&["validate", "--format", "json", &file], &[]).await;
+    // THEN it exits 3, and stdout is one JSON object per mistake, each with its file, line,
+    // column, key and sentence: the same mistakes the text format lists
+    exited.expect(3);
+    let found: Vec<Value> = exited
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let expected = [
+        ("expect_status = 999", "steps[0].expect_status"),
+        (r#"json = "data""#, "steps[0].capture.token.json"),
+        ("retries = 3", "steps[0].retries"),
+        (r#"bearer = "{{session}}""#, "steps[1].bearer"),
+        ("rejected_status = [401]", "steps[1].rejected_status"),
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for ((marker, key), object) in expected.iter().zip(&found) {
+        assert_eq!(object["file"], file.as_str());
+        assert_eq!(object["line"], line_of(&text, marker), "{marker}: {object}");
+        assert!(object["column"].as_u64().is_some_and(|c| c >= 1), "{object}");
+        assert_eq!(object["key"], *key, "{object}");
+        assert!(object["message"].as_str().is_some_and(|m| !m.is_empty()), "{object}");
+    }
+    let text_form = synthetic(&["validate", &file], &[]).await;
+    assert_eq!(text_form.stderr.lines().filter(|l| l.starts_with(&format!("{file}:"))).count(), found.len());
+
+    // AND an unreadable file is one object without a place in it
+    let missing = synthetic(&["validate", "--format", "json", "no/such/journey.toml"], &[]).await;
+    missing.expect(3);
+    let object: Value = serde_json::from_str(missing.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        (object["file"].as_str(), object["line"].is_null(), object["key"].is_null()),
+        (Some("no/such/journey.toml"), true, true)
+    );
+
+    // AND a valid file prints nothing
+    let valid = synthetic(&["validate", "--format", "json", &journey("next-link.toml")], &[]).await;
+    valid.expect(0);
+    assert_eq!(valid.stdout, "");
+}
+
+#[tokio::test]
 async fn validate_accepts_every_shipped_journey() {
     let names = [
         "stripe-payment.toml",

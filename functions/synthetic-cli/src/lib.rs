@@ -234,6 +234,17 @@ pub struct ValidateArgs {
     /// Journey files to check.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// `text`: `file:line:column: message` on stderr, as compilers print. `json`: one JSON object
+    /// per problem on stdout ({"file","line","column","key","message"}), for editors and tools.
+    #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+    pub format: ValidateFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    /// One JSON object per problem, one per line; nothing for a valid file.
+    Json,
 }
 
 #[derive(Debug, Args)]

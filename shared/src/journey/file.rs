@@ -11,6 +11,7 @@ use super::extract::{Path, Pattern};
 use super::files::{JourneyFiles, NoFiles, relative_path};
 pub use super::judge::Comparison;
 use super::schema::Schema;
+use super::key_path::KeyIndex;
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -322,6 +323,8 @@ pub struct Problem {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The dotted key at fault (`steps[1].capture.token`); empty for the file as a whole.
+    pub key: String,
 }
 
 /// Every mistake in a journey file, in the order they appear.
@@ -359,20 +362,19 @@ impl JourneyDef {
     /// Parses and validates a journey file, reporting every mistake found; the files it names
     /// (a `schema`) are read through `files`, from the journey's folder, and compiled now.
     pub fn parse_with(source: &str, files: &dyn JourneyFiles) -> Result<JourneyDef, Problems> {
-        let mut reader =
-            Reader { source, lines: LineStarts::new(source), problems: Vec::new(), files, schemas: BTreeMap::new() };
+        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new(), files, schemas: BTreeMap::new(), offsets: Vec::new() };
         let (document, syntax) = DeTable::parse_recoverable(source);
         for error in syntax {
             let span = error.span().unwrap_or(0..0);
             reader.problem(span, error.message().trim().to_string());
         }
         if !reader.problems.is_empty() {
-            return Err(reader.finish_err());
+            return Err(reader.finish_err(&document));
         }
         let journey = reader.journey(document.get_ref(), document.span());
         match journey {
             Some(journey) if reader.problems.is_empty() => Ok(journey),
-            _ => Err(reader.finish_err()),
+            _ => Err(reader.finish_err(&document)),
         }
     }
 
@@ -486,6 +488,8 @@ struct Reader<'s> {
     files: &'s dyn JourneyFiles,
     /// Each schema file compiled once, however many assertions name it.
     schemas: BTreeMap<String, Schema>,
+    /// Where each problem is, for naming its key once the whole file has been read.
+    offsets: Vec<usize>,
 }
 
 /// Where each line of the source starts, found once: a mistake is located by a binary search,
@@ -518,7 +522,11 @@ struct Context {
 }
 
 impl Reader<'_> {
-    fn finish_err(mut self) -> Problems {
+    fn finish_err(mut self, document: &Spanned<DeTable<'_>>) -> Problems {
+        let keys = KeyIndex::new(document);
+        for (problem, offset) in self.problems.iter_mut().zip(&self.offsets) {
+            problem.key = keys.key_at(*offset);
+        }
         self.problems.sort_by_key(|p| (p.line, p.column));
         Problems(self.problems)
     }
@@ -529,7 +537,8 @@ impl Reader<'_> {
             offset -= 1;
         }
         let (line, column) = self.lines.locate(self.source, offset);
-        self.problems.push(Problem { line, column, message });
+        self.problems.push(Problem { line, column, message, key: String::new() });
+        self.offsets.push(offset);
     }
 
     fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {

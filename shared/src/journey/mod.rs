@@ -20,6 +20,7 @@ pub mod extract;
 pub mod file;
 pub mod files;
 pub mod judge;
+mod key_path;
 pub mod runner;
 pub mod schema;
 pub mod sign;
