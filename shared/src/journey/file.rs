@@ -743,13 +743,7 @@ impl Reader<'_> {
             }
         }
         let auth = self.auth(table, context);
-        let own_header = |name: &str| {
-            table
-                .get("headers")
-                .and_then(|h| h.get_ref().as_table())
-                .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case(name)))
-                .map(|(key, _)| key.span())
-        };
+        let own_header = |name: &str| own_header(table, name);
         // The step's own header and its auth or body would both be sent. (One from [defaults]
         // yields to them: see `StepRecorder`.)
         if let (Some(_), Some(span)) = (&auth, own_header("authorization")) {
@@ -1541,6 +1535,14 @@ impl Reader<'_> {
     }
 }
 
+/// Where the step's own `headers` set `name` (case-insensitive), if they do.
+fn own_header(step: &DeTable<'_>, name: &str) -> Option<Range<usize>> {
+    step.get("headers")
+        .and_then(|h| h.get_ref().as_table())
+        .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case(name)))
+        .map(|(key, _)| key.span())
+}
+
 /// `{{NAME | string}}`, the whole text: the reference inside, to be sent as a JSON string.
 fn forced_string(text: &str) -> Option<&str> {
     let inner = text.strip_prefix("{{")?.strip_suffix("}}")?;
@@ -1651,11 +1653,7 @@ impl Reader<'_> {
     /// set itself (a header, its bearer/basic, its body). A conflict is located at the step's key.
     fn default_sign_fits(&mut self, sign: &SignDef, step: &DeTable<'_>) -> bool {
         let header = sign.header.to_ascii_lowercase();
-        let own_header = step
-            .get("headers")
-            .and_then(|h| h.get_ref().as_table())
-            .and_then(|h| h.iter().find(|(k, _)| k.get_ref().eq_ignore_ascii_case(&header)))
-            .map(|(key, _)| key.span());
+        let own_header = own_header(step, &header);
         let auth = ["bearer", "basic"].into_iter().find_map(|k| step.get(k)).filter(|_| header == "authorization");
         let body = ["json", "form", "body"].into_iter().find_map(|k| step.get(k)).filter(|_| header == "content-type");
         let Some(span) = own_header.or(auth.map(|v| v.span())).or(body.map(|v| v.span())) else {
