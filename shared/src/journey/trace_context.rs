@@ -1,4 +1,5 @@
-//! Property: whatever answers a run meets (retries after a reset or a 500, a poll that is not
+//! Property: whatever the journey's shape (reads, a poll or not, redirects allowed or not) and
+//! whatever answers a run meets (retries after a reset or a 500, a poll that is not
 //! done yet, a redirect followed, a replay of a write, the cleanup), every request it sends
 //! carries one well-formed W3C `traceparent` with the run's trace id, the span ids of the run are
 //! pairwise distinct, and `tracestate` marks it synthetic. With trace context off, by the journey
@@ -13,26 +14,46 @@ use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext, parse_traceparent};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
-/// A write, a poll on it, and its cleanup: every kind of repeated request the engine sends.
-const STEPS: &str = r#"
-[[steps]]
-name = "create"
-method = "POST"
-path = "/create"
-idempotent = true
-capture = { id = { json = "/id" } }
-[[steps]]
-name = "status"
-path = "/status/{{id}}"
-until = { every_ms = 100, within_ms = 250 }
-assert = [{ json = "/state", equals = "done" }]
-[[steps]]
-name = "refund"
-role = "cleanup"
-method = "POST"
-path = "/refund/{{id}}"
-idempotent = true
-"#;
+/// The generated shape of a journey: a write, `reads` plain reads, a status check (polled or
+/// not) and the write's cleanup: every kind of repeated request the engine sends.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    in_journey: bool,
+    reads: usize,
+    poll: bool,
+    max_redirects: usize,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (proptest::bool::weighted(0.8), 0..3usize, proptest::bool::ANY, 0..3usize)
+        .prop_map(|(in_journey, reads, poll, max_redirects)| Shape { in_journey, reads, poll, max_redirects })
+}
+
+impl Shape {
+    fn source(&self) -> String {
+        let mut source = String::from("check = \"traced\"\n");
+        if !self.in_journey {
+            source.push_str("trace_context = false\n");
+        }
+        source.push_str(
+            "[[steps]]\nname = \"create\"\nmethod = \"POST\"\npath = \"/create\"\nidempotent = true\n\
+             capture = { id = { json = \"/id\" } }\n",
+        );
+        for read in 0..self.reads {
+            source.push_str(&format!("[[steps]]\nname = \"read{read}\"\npath = \"/read/{read}\"\n"));
+        }
+        source.push_str("[[steps]]\nname = \"status\"\npath = \"/status/{{id}}\"\n");
+        source.push_str("assert = [{ json = \"/state\", equals = \"done\" }]\n");
+        if self.poll {
+            source.push_str("until = { every_ms = 100, within_ms = 250 }\n");
+        }
+        source.push_str(
+            "[[steps]]\nname = \"refund\"\nrole = \"cleanup\"\nmethod = \"POST\"\npath = \"/refund/{{id}}\"\n\
+             idempotent = true\n",
+        );
+        source
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Answer {
@@ -72,13 +93,12 @@ fn answer() -> impl Strategy<Value = Answer> {
     ]
 }
 
-fn run_against(answers: &[Answer], in_journey: bool, in_deployment: bool) -> (RunResult, Vec<HttpRequest>) {
-    let switch = if in_journey { "" } else { "trace_context = false\n" };
-    let journey_def = JourneyDef::parse(&format!("check = \"traced\"\n{switch}{STEPS}")).expect("valid");
+fn run_against(answers: &[Answer], shape: Shape, in_deployment: bool) -> (RunResult, Vec<HttpRequest>) {
+    let journey_def = JourneyDef::parse(&shape.source()).expect("valid");
     // As the monitor decides it: both the journey and the deployment must want it.
     let trace = (journey_def.trace_context && in_deployment).then(|| TraceContext::new("traced"));
     run_scripted(&journey_def, answers.iter().map(|a| a.answer()), |setup| RunSetup {
-        max_redirects: 2,
+        max_redirects: shape.max_redirects,
         trace,
         ..setup
     })
@@ -94,13 +114,13 @@ proptest! {
 
     #[test]
     fn every_request_of_a_run_carries_the_run_s_trace_with_its_own_span_or_none_does(
-        answers in proptest::collection::vec(answer(), 0..10),
-        in_journey in proptest::bool::weighted(0.8),
+        answers in proptest::collection::vec(answer(), 0..12),
+        shape in shape(),
         in_deployment in proptest::bool::weighted(0.8),
     ) {
-        let (result, requests) = run_against(&answers, in_journey, in_deployment);
+        let (result, requests) = run_against(&answers, shape, in_deployment);
         prop_assert!(!requests.is_empty());
-        if !(in_journey && in_deployment) {
+        if !(shape.in_journey && in_deployment) {
             prop_assert_eq!(&result.trace_id, &None);
             for request in &requests {
                 prop_assert!(values(request, TRACEPARENT).is_empty() && values(request, TRACESTATE).is_empty(), "{:?}", request.headers);
