@@ -395,3 +395,25 @@ fn a_function_runs_only_the_journey_its_deploy_validated() {
     let edited = refused(&[("CHECK_NAME", "a"), ("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &digest)]);
     assert!(edited.starts_with("CHECK_JOURNEY_SHA256 is "), "a changed defaults file changes the journey: {edited}");
 }
+
+#[test]
+fn the_worst_case_follows_the_engines_rules_step_by_step() {
+    let worst = |steps: &str| {
+        let journey = JourneyDef::parse(&format!("check = \"w\"\n{steps}")).unwrap_or_else(|p| panic!("{p}"));
+        crate::journey::runner::worst_case(&journey, crate::config::DEFAULT_RETRY)
+    };
+    let step = |extra: &str| format!("[[steps]]\nname = \"s\"\npath = \"/\"\n{extra}\n");
+    // a GET: two attempts of 10 s and the 2 s backoff between them
+    assert_eq!(worst(&step("")), Duration::from_secs(22));
+    // a POST is never repeated; an idempotent one is, and may be replayed once more to learn its outcome
+    assert_eq!(worst(&step("method = \"POST\"")), Duration::from_secs(10));
+    assert_eq!(worst(&step("method = \"POST\"\nidempotent = true")), Duration::from_secs(32));
+    // a login runs twice in full when the account is rejected and the secret re-read
+    assert_eq!(worst(&step("method = \"POST\"\nrole = \"login\"")), Duration::from_secs(44));
+    // a polled step uses its whole window first (and the last poll's minimum attempt), then its retries
+    let polled = step("until = { every_ms = 1000, within_ms = 30000 }\nassert = [{ json = \"/done\", equals = true }]");
+    assert_eq!(worst(&polled), Duration::from_millis(30_000 + 100 + 2_000 + 10_000));
+    // the published timeout adds the alert's 17.4 s and 3 s, rounded up past it to the next 5 s
+    let journey = JourneyDef::parse(&format!("check = \"w\"\n{}", step(""))).unwrap();
+    assert_eq!(crate::monitor::timeout_seconds(&journey), 45);
+}
