@@ -76,6 +76,7 @@ endif
 validate: tools
 	$(VENV)/bin/cfn-lint infra/template.yaml infra/check.yaml $(wildcard infra/examples/*.yaml)
 
-## test-infra: SAM transform + least-privilege checks + stack creation in moto (loopback only)
-test-infra: tools
+## test-infra: SAM transform + least-privilege checks + stack creation in moto (loopback only); the
+## tests read the plan from the synthetic CLI, hence bins
+test-infra: tools bins
 	$(PY) -m pytest infra/tests -q
