@@ -18,6 +18,7 @@ pub mod cloudwatch;
 pub mod credentials;
 pub mod history;
 pub mod output;
+pub mod plan;
 pub mod run;
 pub mod silence;
 pub mod slo;
@@ -98,6 +99,9 @@ pub enum Command {
     Slo(SloArgs),
     /// Planned-work silences: while one covers a check, its runs are recorded and nothing pages.
     Silence(silence::SilenceArgs),
+    /// The deployment plan of a checks folder: each check's schedule, regions, timeout,
+    /// dependencies and tags (a table, or JSON for tools), or the template's generated part.
+    Plan(PlanArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,7 +149,7 @@ pub struct RunArgs {
     /// --journey is given.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub check: Vec<CheckArg>,
-    /// A journey file to run (repeatable), e.g. functions/check-search/journey.toml.
+    /// A journey file to run (repeatable), e.g. checks/search.toml.
     #[arg(long, value_name = "FILE")]
     pub journey: Vec<PathBuf>,
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
@@ -231,8 +235,8 @@ pub struct CanaryArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Journey files to check.
-    #[arg(required = true, value_name = "FILE")]
+    /// Journey files to check, or checks folders (each checked whole: defaults, dependencies).
+    #[arg(required = true, value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
     /// `text`: `file:line:column: message` on stderr, as compilers print. `json`: one JSON object
     /// per problem on stdout ({"file","line","column","key","message"}), for editors and tools.
@@ -245,6 +249,26 @@ pub enum ValidateFormat {
     Text,
     /// One JSON object per problem, one per line; nothing for a valid file.
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// One line per check.
+    Table,
+    /// The plan as the template generator and the forwarder (`CHECK_PLAN_FILE`) read it.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The checks folder.
+    #[arg(long, value_name = "DIR", default_value = "checks")]
+    pub checks: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+    /// Regenerate the checks' part of this SAM template (infra/template.yaml) instead of printing.
+    #[arg(long, value_name = "FILE")]
+    pub write_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +318,7 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
         Command::Canary(args) => canary::execute(args).await,
         Command::Slo(args) => slo_report::execute(args).await,
         Command::Silence(args) => silence::execute(args).await,
+        Command::Plan(args) => plan::execute(&args),
     };
     exit.into()
 }

@@ -1,4 +1,4 @@
-//! `synthetic validate`: journey files checked before they reach a deploy.
+//! `synthetic validate`: journey files and checks folders checked before they reach a deploy.
 //!
 //! Every mistake of every file is reported with its file, line, column and key: as
 //! `file:line:column: sentence` on stderr, the way compilers report, so editors and CI
@@ -9,7 +9,7 @@ use crate::{Exit, ValidateArgs, ValidateFormat, print_report};
 use serde::Serialize;
 use std::path::Path;
 use synthetic_checks::JourneyDef;
-use synthetic_checks::journey::FolderFiles;
+use synthetic_checks::catalog::{Catalog, LocatedProblem};
 
 /// One mistake, as `--format json` prints it. `line`, `column` and `key` are absent when the
 /// mistake is the file's as a whole (it cannot be read).
@@ -31,63 +31,62 @@ impl Finding {
     }
 }
 
+impl From<LocatedProblem> for Finding {
+    fn from(p: LocatedProblem) -> Self {
+        let located = p.line > 0;
+        Finding {
+            file: p.file.display().to_string(),
+            line: located.then_some(p.line),
+            column: located.then_some(p.column),
+            key: located.then_some(p.key),
+            message: p.message,
+        }
+    }
+}
+
 pub fn execute(args: &ValidateArgs) -> Exit {
+    let text = args.format == ValidateFormat::Text;
     let mut exit = Exit::Passed;
-    let mut json = String::new();
+    let mut findings = Vec::new();
     for path in &args.files {
-        match check(path) {
-            Ok(journey) if args.format == ValidateFormat::Text => {
-                println!("{}: ok ({}, {} step(s))", path.display(), journey.check, journey.steps.len())
+        let checked = match path.is_dir() {
+            // A checks folder: every check file against the folder's defaults, and what only the
+            // whole folder shows (an unknown `depends_on`, a dependency cycle).
+            true => Catalog::load(path)
+                .map(|catalog| {
+                    catalog.checks().iter().map(|c| (c.path.display().to_string(), c.name.clone(), c.journey.steps.len())).collect()
+                })
+                .map_err(|problems| problems.0),
+            false => synthetic_checks::catalog::load_file_located(path)
+                .map(|journey| vec![(path.display().to_string(), journey.check.clone(), journey.steps.len())]),
+        };
+        match checked {
+            Ok(valid) if text => {
+                for (file, check, steps) in valid {
+                    println!("{file}: ok ({check}, {steps} step(s))");
+                }
             }
             Ok(_) => {}
-            Err(findings) => {
+            Err(problems) => {
                 exit = Exit::Error;
-                for finding in findings {
-                    match args.format {
-                        ValidateFormat::Text => eprintln!("{}", crate::scrubbed(&finding.text())),
-                        ValidateFormat::Json => {
-                            json.push_str(&serde_json::to_string(&finding).unwrap_or_default());
-                            json.push('\n');
-                        }
-                    }
-                }
+                findings.extend(problems.into_iter().map(Finding::from));
             }
         }
     }
-    match args.format {
-        ValidateFormat::Json => print_report(&json, exit),
-        ValidateFormat::Text => exit,
+    if text {
+        for finding in &findings {
+            eprintln!("{}", crate::scrubbed(&finding.text()));
+        }
+        return exit;
     }
+    let json: String =
+        findings.iter().map(|f| serde_json::to_string(f).unwrap_or_default() + "\n").collect();
+    print_report(&json, exit)
 }
 
-/// Reads and parses a journey file, and the files it names beside it (a `schema`); the error
-/// lines name the file, and the line and column of each mistake.
+/// Reads and parses a journey file (with its checks folder's defaults when it is in one, and
+/// the files it names beside it); the error lines name the file, and the line and column of
+/// each mistake.
 pub fn load(path: &Path) -> Result<JourneyDef, Vec<String>> {
-    check(path).map_err(|findings| findings.iter().map(Finding::text).collect())
-}
-
-fn check(path: &Path) -> Result<JourneyDef, Vec<Finding>> {
-    let file = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        vec![Finding {
-            file: file.clone(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the journey file: {e}"),
-        }]
-    })?;
-    JourneyDef::parse_with(&source, &FolderFiles::beside(path)).map_err(|problems| {
-        problems
-            .0
-            .into_iter()
-            .map(|p| Finding {
-                file: file.clone(),
-                line: Some(p.line),
-                column: Some(p.column),
-                key: Some(p.key),
-                message: p.message,
-            })
-            .collect()
-    })
+    synthetic_checks::catalog::load_file(path)
 }

@@ -362,16 +362,25 @@ impl JourneyDef {
     /// Parses and validates a journey file, reporting every mistake found; the files it names
     /// (a `schema`) are read through `files`, from the journey's folder, and compiled now.
     pub fn parse_with(source: &str, files: &dyn JourneyFiles) -> Result<JourneyDef, Problems> {
-        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new(), files, schemas: BTreeMap::new(), offsets: Vec::new() };
-        let (document, syntax) = DeTable::parse_recoverable(source);
-        for error in syntax {
-            let span = error.span().unwrap_or(0..0);
-            reader.problem(span, error.message().trim().to_string());
-        }
+        Self::parse_in_folder(source, files, None, &[])
+    }
+
+    /// Parses a journey of a checks folder: it inherits `inherited` (the folder's shared
+    /// `[defaults]`), field by field under its own `[defaults]`, and `also_allowed` are top-level
+    /// tables another reader owns (a check's `[deploy]`): they are left to it, not reported as
+    /// unknown.
+    pub fn parse_in_folder(
+        source: &str,
+        files: &dyn JourneyFiles,
+        inherited: Option<&InheritedDefaults>,
+        also_allowed: &[&str],
+    ) -> Result<JourneyDef, Problems> {
+        let mut reader = Reader::new(source, files);
+        let document = reader.document();
         if !reader.problems.is_empty() {
             return Err(reader.finish_err(&document));
         }
-        let journey = reader.journey(document.get_ref(), document.span());
+        let journey = reader.journey(document.get_ref(), document.span(), inherited.map(|i| &i.0), also_allowed);
         match journey {
             Some(journey) if reader.problems.is_empty() => Ok(journey),
             _ => Err(reader.finish_err(&document)),
@@ -494,15 +503,20 @@ struct Reader<'s> {
 
 /// Where each line of the source starts, found once: a mistake is located by a binary search,
 /// not by scanning the file up to it (which made thousands of mistakes take seconds).
-struct LineStarts(Vec<usize>);
+pub(crate) struct LineStarts(Vec<usize>);
 
 impl LineStarts {
-    fn new(source: &str) -> Self {
+    pub(crate) fn new(source: &str) -> Self {
         LineStarts(std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect())
     }
 
-    /// The 1-based line and column (in characters) of byte `offset`, a char boundary of `source`.
-    fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+    /// The 1-based line and column (in characters) of byte `offset` of `source`, or of the
+    /// character it falls in.
+    pub(crate) fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(source.len());
+        while !source.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let line = self.0.partition_point(|&start| start <= offset);
         let start = self.0[line.saturating_sub(1)];
         (line, source[start..offset].chars().count() + 1)
@@ -521,6 +535,54 @@ struct Context {
     trace_context: bool,
 }
 
+/// A `[defaults]` table read from a file of its own (`checks/defaults.toml`), which every journey
+/// of the folder inherits. Its positions belong to that file, so a journey never reports at them.
+#[derive(Clone, Default)]
+pub struct InheritedDefaults(Defaults);
+
+impl InheritedDefaults {
+    /// Reads the `[defaults]` of a defaults file; `also_allowed` are its other top-level tables,
+    /// read by someone else (`[deploy]`).
+    pub fn parse(source: &str, also_allowed: &[&str]) -> Result<InheritedDefaults, Problems> {
+        let mut reader = Reader::new(source, &NoFiles);
+        let document = reader.document();
+        if !reader.problems.is_empty() {
+            return Err(reader.finish_err(&document));
+        }
+        let root = document.get_ref();
+        reader.known_keys(root, &[&["defaults"][..], also_allowed].concat(), "the defaults file");
+        let defaults =
+            root.get("defaults").map(|v| reader.defaults(v, &BTreeMap::new(), None, true)).unwrap_or_default();
+        match reader.problems.is_empty() {
+            true => Ok(InheritedDefaults(defaults)),
+            false => Err(reader.finish_err(&document)),
+        }
+    }
+}
+
+impl<'s> Reader<'s> {
+    fn new(source: &'s str, files: &'s dyn JourneyFiles) -> Self {
+        Reader {
+            source,
+            lines: LineStarts::new(source),
+            problems: Vec::new(),
+            files,
+            schemas: BTreeMap::new(),
+            offsets: Vec::new(),
+        }
+    }
+
+    /// The parsed document, as much of it as parses, with its syntax errors recorded.
+    fn document(&mut self) -> Spanned<DeTable<'s>> {
+        let (document, syntax) = DeTable::parse_recoverable(self.source);
+        for error in syntax {
+            let span = error.span().unwrap_or(0..0);
+            self.problem(span, error.message().trim().to_string());
+        }
+        document
+    }
+}
+
 impl Reader<'_> {
     fn finish_err(mut self, document: &Spanned<DeTable<'_>>) -> Problems {
         let keys = KeyIndex::new(document);
@@ -532,6 +594,7 @@ impl Reader<'_> {
     }
 
     fn problem(&mut self, span: Range<usize>, message: String) {
+        // `locate` steps back to a character boundary; so does the offset the key is found at.
         let mut offset = span.start.min(self.source.len());
         while !self.source.is_char_boundary(offset) {
             offset -= 1;
@@ -541,12 +604,16 @@ impl Reader<'_> {
         self.offsets.push(offset);
     }
 
-    fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
-        self.known_keys(
-            root,
-            &["check", "description", "trace_context", "vars", "targets", "defaults", "steps"],
-            "the journey",
-        );
+    fn journey(
+        &mut self,
+        root: &DeTable<'_>,
+        span: Range<usize>,
+        inherited: Option<&Defaults>,
+        also_allowed: &[&str],
+    ) -> Option<JourneyDef> {
+        let keys = [&["check", "description", "trace_context", "vars", "targets", "defaults", "steps"][..], also_allowed]
+            .concat();
+        self.known_keys(root, &keys, "the journey");
         let trace_context = root.get("trace_context").and_then(|v| self.boolean(v, "trace_context")).unwrap_or(true);
         let check = match root.get("check") {
             Some(value) => self.string(value, "check").and_then(|(name, span)| {
@@ -565,7 +632,10 @@ impl Reader<'_> {
         };
         let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
-        let defaults = root.get("defaults").map(|v| self.defaults(v, &vars, trace_context)).unwrap_or_default();
+        let defaults = match root.get("defaults") {
+            Some(v) => self.defaults(v, &vars, inherited, trace_context),
+            None => inherited.cloned().unwrap_or_default(),
+        };
         let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
         let typed_vars = root.get("vars").map(typed_vars).unwrap_or_default();
         let mut context = Context {
@@ -635,8 +705,16 @@ impl Reader<'_> {
         vars
     }
 
-    fn defaults(&mut self, value: &Value_<'_>, vars: &BTreeMap<String, String>, trace_context: bool) -> Defaults {
-        let mut defaults = Defaults::default();
+    /// The journey's `[defaults]`, each field it leaves out taken from `inherited` (headers merge
+    /// by name, the journey's own winning).
+    fn defaults(
+        &mut self,
+        value: &Value_<'_>,
+        vars: &BTreeMap<String, String>,
+        inherited: Option<&Defaults>,
+        trace_context: bool,
+    ) -> Defaults {
+        let mut defaults = inherited.cloned().unwrap_or_default();
         let Some(table) = self.table(value, "[defaults]") else {
             return defaults;
         };
@@ -645,20 +723,32 @@ impl Reader<'_> {
             &["degraded_after_ms", "fail_after_ms", "headers", "expect_status", "sign"],
             "[defaults]",
         );
-        defaults.degraded_after_ms =
-            table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
-        defaults.fail_after_ms = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
+        let own_degraded = table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
+        let own_fail = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
+        // Where a conflict is reported: at this file's own key. Inherited values conflicting
+        // among themselves were reported in their own file.
+        let at = own_degraded.as_ref().or(own_fail.as_ref()).map(|(_, span)| span.clone());
+        let inherited_from = |own: bool| if own || inherited.is_none() { "" } else { ", inherited" };
+        let (degraded_inherited, fail_inherited) = (own_degraded.is_none(), own_fail.is_none());
+        defaults.degraded_after_ms = own_degraded.or(defaults.degraded_after_ms);
+        defaults.fail_after_ms = own_fail.or(defaults.fail_after_ms);
         // Checked here, once, as a step that sets neither budget would see them.
         let fail = defaults.fail_after_ms.as_ref().map_or(Some(DEFAULT_FAIL_MS), |(ms, _)| *ms);
-        if let (Some((Some(degraded), span)), Some(fail)) = (&defaults.degraded_after_ms, fail)
+        if let (Some((Some(degraded), _)), Some(fail), Some(at)) = (&defaults.degraded_after_ms, fail, at)
             && *degraded > fail
         {
             self.problem(
-                span.clone(),
-                format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"),
+                at,
+                format!(
+                    "degraded_after_ms ({degraded}{}) must not exceed fail_after_ms ({fail}{})",
+                    inherited_from(!degraded_inherited || defaults.degraded_after_ms.is_none()),
+                    inherited_from(!fail_inherited || defaults.fail_after_ms.is_none()),
+                ),
             );
         }
-        defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
+        if let Some(status) = table.get("expect_status") {
+            defaults.expect_status = self.status(status, "expect_status");
+        }
         let context = Context {
             vars: vars.clone(),
             captures: BTreeSet::new(),
@@ -666,9 +756,16 @@ impl Reader<'_> {
             typed_vars: BTreeMap::new(),
             trace_context,
         };
-        defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
+        if let Some(headers) = table.get("headers") {
+            for (name, template) in self.headers(headers, &context) {
+                defaults.headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+                defaults.headers.push((name, template));
+            }
+        }
         // Checked against [defaults]'s own headers here; against each step's, in the step.
-        defaults.sign = table.get("sign").and_then(|v| self.sign(v, &context, &defaults.headers, false, false));
+        if let Some(sign) = table.get("sign") {
+            defaults.sign = self.sign(sign, &context, &defaults.headers, false, false);
+        }
         defaults
     }
 
@@ -1805,7 +1902,7 @@ pub(crate) fn toml_integer(i: &DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Defaults {
     /// Each with where it is written; `None` inside when the value is wrong (already reported).
     degraded_after_ms: Option<(Option<u64>, Range<usize>)>,

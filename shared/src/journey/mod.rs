@@ -35,6 +35,8 @@ mod typed_values;
 mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};
-pub use file::{Budget, Capture, CaptureSource, ExpectedStatus, JourneyDef, Problems, StepRole};
+pub use file::{
+    Budget, Capture, CaptureSource, ExpectedStatus, InheritedDefaults, JourneyDef, Problem, Problems, StepRole,
+};
 pub use files::{FolderFiles, InMemoryFiles, JourneyFiles, NoFiles};
 pub use runner::run;
