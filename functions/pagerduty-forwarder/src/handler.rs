@@ -209,9 +209,10 @@ impl Forwarder {
     /// The Lambda entry point: SNS records, or the sweep's schedule (`{"sweep": "stopped-checks"}`).
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         let (payload, context) = event.into_parts();
-        if sweep::is_sweep(&payload) {
+        if let Some(at) = sweep::as_sweep(&payload) {
             let store = self.tracker.as_ref().map(|t| t.store().as_ref());
-            let swept = sweep::sweep(&self.config, store, self.ops.as_deref(), (self.clock)()).await?;
+            let at = at.unwrap_or_else(|| (self.clock)());
+            let swept = sweep::sweep(&self.config, store, self.ops.as_deref(), at).await?;
             let env = self.config.check_env.as_deref().unwrap_or_default();
             self.metrics.emit(&emf_count(&self.config.metrics_namespace, sweep::SWEEP_METRIC, &[("env", env)]));
             return Ok(serde_json::to_value(swept).unwrap_or_default());

@@ -1,8 +1,8 @@
 //! The stopped-check sweep: a check that stops reporting is raised to the operations topic, as
 //! the per-check heartbeat alarms did, and resolved when its runs return.
 //!
-//! An EventBridge schedule invokes the forwarder with `{"sweep": "stopped-checks"}` (every 5
-//! minutes in the template). For every enabled check of the plan (`CHECK_PLAN_FILE`), in each
+//! An EventBridge schedule invokes the forwarder with its scheduled event (every 5 minutes in
+//! the template; `{"sweep": "stopped-checks"}` does the same by hand). For every enabled check of the plan (`CHECK_PLAN_FILE`), in each
 //! region it runs in, the sweep compares the newest run in the check's record with
 //! `STOPPED_AFTER_PERIODS` (3) of its schedule. What it decides is kept per region in the record
 //! ([`Watch`]), beside the incident state, with the same conditional writes:
@@ -51,9 +51,18 @@ const REFRESH_EVERY: Duration = Duration::minutes(20);
 /// Writers that lose this many races in a row give up until the next sweep.
 const MAX_RACES: u32 = 5;
 
-/// Whether a Lambda event is the sweep's schedule rather than SNS records.
-pub fn is_sweep(event: &Value) -> bool {
-    event.get("sweep").and_then(Value::as_str) == Some(STOPPED_CHECKS)
+/// Whether a Lambda event asks for a sweep rather than carrying SNS records, and as of when: an
+/// EventBridge scheduled event (`"detail-type": "Scheduled Event"`) is judged as of its `time`,
+/// the schedule's own tick, so a sweep that started late does not count the delay as silence;
+/// `{"sweep": "stopped-checks"}` (a manual invocation) as of now.
+pub fn as_sweep(event: &Value) -> Option<Option<OffsetDateTime>> {
+    if event.get("sweep").and_then(Value::as_str) == Some(STOPPED_CHECKS) {
+        return Some(None);
+    }
+    let scheduled = event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        && event.get("source").and_then(Value::as_str) == Some("aws.events");
+    let time = event.get("time").and_then(Value::as_str);
+    scheduled.then(|| time.and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()))
 }
 
 /// The sweep's view of one region of a check.
@@ -469,8 +478,10 @@ mod tests {
 
     #[test]
     fn the_event_and_the_notification_have_their_shapes() {
-        assert!(is_sweep(&json!({"sweep": "stopped-checks"})));
-        assert!(!is_sweep(&json!({"Records": []})));
+        assert_eq!(as_sweep(&json!({"sweep": "stopped-checks"})), Some(None));
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-21T10:05:00Z", "detail": {}});
+        assert_eq!(as_sweep(&tick), Some(Some(datetime!(2026-11-21 10:05 UTC))));
+        assert_eq!(as_sweep(&json!({"Records": []})), None);
         let change = Change { region: "eu-west-1".into(), stopped: true, reason: "no run since …".into() };
         let name = alarm_name("synth-prod-", "payment", "eu-west-1");
         let message = notification(&name, "prod", "payment", &change, datetime!(2026-11-21 10:05:30.5 UTC));
