@@ -15,7 +15,7 @@ use synthetic_checks::config::Origin;
 use synthetic_checks::http::{HttpResponse, ScriptedTarget};
 use synthetic_checks::journey::template::encode_segment;
 use synthetic_checks::journey::{RetryPolicy, RunSetup, StepRecorder};
-use synthetic_checks::metrics::emf_records;
+use synthetic_checks::metrics::{MetricDetail, emf_records};
 use synthetic_checks::secret::{CredentialStore, InMemorySecrets};
 use synthetic_checks::{CheckError, JourneyDef, RunResult};
 
@@ -240,7 +240,7 @@ fn outputs(run: &RunResult) -> Vec<String> {
         alert.subject(),
     ];
     texts.extend(run.steps.iter().filter_map(|s| s.error.clone()));
-    texts.extend(emf_records(run, "Synthetic"));
+    texts.extend(emf_records(run, "Synthetic", MetricDetail::All));
     texts
 }
 
