@@ -786,6 +786,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_invocation_is_sns_records_or_the_sweep_and_anything_else_is_named() {
+        let h = harness();
+        let records = serde_json::to_value(sns(&[("m-1", alert("trigger"))]).payload).unwrap();
+        let answer = h.forwarder.invoke(LambdaEvent::new(records, Context::default())).await.unwrap();
+        assert_eq!(answer["delivered"], json!(["m-1"]));
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-21T10:05:00Z"});
+        let sweep = h.forwarder.invoke(LambdaEvent::new(tick, Context::default())).await.unwrap_err();
+        assert_eq!(sweep.error_type, "Misconfigured");
+        assert!(sweep.error_message.contains("CHECK_ENV"), "the sweep names what it lacks: {}", sweep.error_message);
+        let odd = h.forwarder.invoke(LambdaEvent::new(json!({"hello": 1}), Context::default())).await.unwrap_err();
+        assert_eq!(odd.error_type, "InvalidEvent");
+        assert!(odd.error_message.contains("neither SNS records nor the sweep's schedule"), "{}", odd.error_message);
+    }
+
+    #[tokio::test]
     async fn a_rejection_is_dropped_and_counted_an_outage_fails_the_invocation() {
         let h = harness();
         h.events.fail_with([PublishError::Permanent("HTTP 400: invalid event".into())]);
