@@ -310,6 +310,12 @@ impl Forwarder {
                 Err(error) => return self.fallback(message, &alert, &open, run_time, &error).await,
             }
         }
+        if alert.cause == Some(Cause::CredentialsRejected)
+            && let Err(error) = tracker.rejected_run(&alert.env, &alert.check, region, run_time).await
+        {
+            // Only the sweep reads it; its next run of the check writes it again.
+            tracing::warn!(check = %alert.check, %error, "a rejected run was not noted on its check");
+        }
         self.sweep_if_due(tracker, message, &alert.env).await;
         Ok(sent)
     }
@@ -962,6 +968,19 @@ mod tests {
         assert!(updates.iter().all(|u| u.ends_with("joins the open incident")), "{updates:?}");
         assert!(paged.iter().all(|e| e.dedup_key == "synthetic/prod/auth"), "one incident");
         assert_eq!(humans.delivered().len(), 1, "one warning per episode");
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_account_was_rejected_counts_as_its_check_reporting() {
+        let store: Arc<crate::state::MemoryStore> = Arc::default();
+        let (forwarder, _, _, _) = stateful(store.clone());
+        let mut rejected: Value = serde_json::from_str(&failed_run_at("2026-11-21T10:00:00Z")).unwrap();
+        rejected["cause"] = json!("credentials_rejected");
+        rejected["region"] = json!("eu-west-1");
+        forwarder.handle(sns(&[("m-1", rejected.to_string())])).await.unwrap();
+        let check = store.peek(&record_key("prod", "auth")).expect("the check's record");
+        assert!(check.state.regions.is_empty(), "the run itself is the monitor account's");
+        assert_eq!(check.state.rejected_runs["eu-west-1"].0, time::macros::datetime!(2026-11-21 10:00 UTC));
     }
 
     #[tokio::test]

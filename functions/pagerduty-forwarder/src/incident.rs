@@ -110,6 +110,10 @@ pub struct State {
     /// The sweep's view of each region's runs ([`crate::sweep`]).
     #[serde(default)]
     pub stopped: BTreeMap<String, crate::sweep::Watch>,
+    /// Per region, the newest run whose account was rejected: it counted for the monitor account,
+    /// but the check did report, so the sweep must not take it for silent.
+    #[serde(default)]
+    pub rejected_runs: BTreeMap<String, crate::sweep::Reported>,
 }
 
 impl State {

@@ -78,6 +78,10 @@ pub struct Watch {
     pub raised: bool,
 }
 
+/// When a check last reported in a region without its run being recorded as the check's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reported(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
+
 /// One region's change of state: raised (`stopped`) or resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
@@ -87,10 +91,9 @@ pub struct Change {
 }
 
 fn newest_run(state: &State, region: &str) -> Option<OffsetDateTime> {
-    match region {
-        ANY_REGION => state.regions.values().map(|r| r.last_run).max(),
-        _ => state.regions.get(region).map(|r| r.last_run),
-    }
+    let runs = state.regions.iter().map(|(name, r)| (name, r.last_run));
+    let rejected = state.rejected_runs.iter().map(|(name, at)| (name, at.0));
+    runs.chain(rejected).filter(|(name, _)| region == ANY_REGION || *name == region).map(|(_, at)| at).max()
 }
 
 /// Decides, for one check's `state`, which of its `expected` regions stopped reporting (nothing
@@ -374,6 +377,15 @@ mod tests {
         assert_eq!(sweeps(&mut state, &["us-east-1"], 15, 30), [(15, "us-east-1".into(), true)]);
         ran(&mut state, "us-east-1", minutes(31));
         assert_eq!(sweeps(&mut state, &["us-east-1"], 35, 45), [(35, "us-east-1".into(), false)]);
+    }
+
+    #[test]
+    fn a_check_whose_account_is_rejected_still_reports() {
+        let mut state = State::default();
+        ran(&mut state, "us-east-1", minutes(0));
+        state.rejected_runs.insert("us-east-1".into(), Reported(minutes(10)));
+        assert_eq!(sweeps(&mut state, &["us-east-1"], 0, 25), [], "its rejected runs are runs");
+        assert_eq!(sweeps(&mut state, &["us-east-1"], 25, 30), [(25, "us-east-1".into(), true)]);
     }
 
     #[test]

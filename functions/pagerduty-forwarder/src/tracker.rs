@@ -126,6 +126,31 @@ impl Tracker {
         Err(StoreError::Conflict)
     }
 
+    /// Notes that `check` reported from `region` at `at` with a run that counted for the monitor
+    /// account (its account was rejected), so the stopped-check sweep does not take it for silent.
+    pub async fn rejected_run(
+        &self,
+        env: &str,
+        check: &str,
+        region: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key = record_key(env, check);
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(&key).await?;
+            let newer = crate::sweep::Reported(at);
+            match record.state.rejected_runs.get(region) {
+                Some(known) if known.0 >= at => return Ok(()),
+                _ => record.state.rejected_runs.insert(region.to_string(), newer),
+            };
+            match self.store.save(&key, &record, version).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
     /// Keeps the list of subjects with an open incident, which only the orphan sweep reads: a
     /// failure is logged, and the next change or sweep writes it again.
     async fn list(&self, env: &str, subject: &str, open: bool) {
