@@ -311,8 +311,8 @@ def test_forwarder_reaches_only_its_own_secret_log_group_table_and_notify_topic(
     sts = forwarder_statements(cfn)
     assert resources_for(sts, "logs:PutLogEvents") == [{"Fn::GetAtt": [fn["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}]
     assert resources_for(sts, "secretsmanager:GetSecretValue") == [{"Ref": "PagerDutySecretArn"}]
-    # warnings to the human channels, nothing else: never the alert topic it reads
-    assert resources_for(sts, "sns:Publish") == [{"Ref": "NotifyTopic"}]
+    # warnings to the human channels and the sweep's to operations: never the alert topic it reads
+    assert resources_for(sts, "sns:Publish") == [{"Ref": "NotifyTopic"}, {"Ref": "OpsTopic"}]
     assert resources_for(sts, "kms:GenerateDataKey*") == [{"Fn::GetAtt": ["AlertKey", "Arn"]}]
 
 
@@ -365,11 +365,13 @@ def test_forwarder_gets_the_incident_settings_with_the_spec_defaults():
     assert {k: env[k] for k in FORWARDER_INCIDENT_ENV} == FORWARDER_INCIDENT_ENV
     for name, default in SPEC_DEFAULTS.items():
         assert sam["Parameters"][name]["Default"] == default, name
-    # ALARM_NAME_PREFIX matches the composites' names: <StackPrefix>-<check>-slo-{fast,slow}-burn,
-    # StackPrefix being the parent's stack name
-    child_names = {res["Properties"]["AlarmName"]["Fn::Sub"] for res in load_sam(CHILD)["Resources"].values()
-                   if res["Type"] == "AWS::CloudWatch::CompositeAlarm"}
-    assert child_names == {"${StackPrefix}-${CheckName}-slo-fast-burn", "${StackPrefix}-${CheckName}-slo-slow-burn"}
+    # the burn rates are the forwarder's: the same SLO, and no burn-rate alarm left in a check
+    assert env["SLO_TARGET_PERCENT"] == {"Ref": "SloTargetPercent"}
+    child_alarm_names = {res["Properties"]["AlarmName"]["Fn::Sub"] for res in load_sam(CHILD)["Resources"].values()
+                         if res["Type"].startswith("AWS::CloudWatch::")}
+    assert child_alarm_names == {"${StackPrefix}-${CheckName}-failing"}
+    # ALARM_NAME_PREFIX names the sweep's notifications like the checks' alarms: <StackPrefix>-<check>-...
+    assert env["ALARM_NAME_PREFIX"] == {"Fn::Sub": "${AWS::StackName}-"}
     assert all(b["Properties"]["Parameters"]["StackPrefix"] == {"Ref": "AWS::StackName"}
                for b in check_blocks(sam).values())
 
@@ -430,25 +432,31 @@ def test_kms_service_statements_use_the_documented_form():
 
 
 def test_dead_letter_paths_are_watched(cfn, child):
-    """Per function AWS/Lambda DestinationDeliveryFailures, per schedule rule AWS/Events
-    InvocationsFailedToBeSentToDlq (dimension RuleName)."""
+    """The forwarder's AWS/Lambda DestinationDeliveryFailures; no alarm per check (issue 22): a
+    check whose runs are lost, whatever the path, stops reporting, and the sweep raises it."""
     def alarms(template):
         return [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     forwarder = [a for a in alarms(cfn) if a.get("MetricName") == "DestinationDeliveryFailures"]
     assert [a["Dimensions"] for a in forwarder] == [[{"Name": "FunctionName", "Value": {"Ref": "PagerDutyForwarderFunction"}}]]
-    by_metric = {a.get("MetricName"): a for a in alarms(child)}
-    fn_name = {"Fn::Sub": "${StackPrefix}-check-${CheckName}"}
-    lambda_alarm = by_metric["DestinationDeliveryFailures"]
-    assert (lambda_alarm["Namespace"], lambda_alarm["Dimensions"]) == ("AWS/Lambda", [{"Name": "FunctionName", "Value": fn_name}])
-    rule_alarm = by_metric["InvocationsFailedToBeSentToDlq"]
-    assert (rule_alarm["Namespace"], rule_alarm["Dimensions"]) == ("AWS/Events", [{"Name": "RuleName", "Value": fn_name}])
-    for alarm in (lambda_alarm, rule_alarm, *forwarder):
-        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Statistic"]) == (1, "GreaterThanOrEqualToThreshold", "Sum")
-    # the names the alarms watch are the ones the function and its rule get
-    for lid, res in load_sam(CHILD)["Resources"].items():
-        if res["Type"] == "AWS::Serverless::Function":
-            assert res["Properties"]["FunctionName"] == fn_name, lid
-            assert res["Properties"]["Events"]["Schedule"]["Properties"]["Name"] == fn_name, lid
+    assert [a["MetricName"] for a in alarms(child)] == ["Success"], "only the failing alarm is per check"
+    assert {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms(cfn) if a.get("Namespace") == "AWS/SQS"} == \
+        {"CheckDeadLetterQueue", "AlertDeadLetterQueue"}
+
+
+def test_the_sweep_runs_on_a_schedule_and_is_watched(cfn):
+    events = load_sam()["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Events"]
+    assert events["Sweep"]["Type"] == "Schedule" and "Input" not in events["Sweep"]["Properties"], \
+        "the scheduled event itself: its time is the sweep's instant"
+    source = (REPO / "functions" / "pagerduty-forwarder" / "src" / "sweep.rs").read_text()
+    metric = re.search(r'pub const SWEEP_METRIC: &str = "(\w+)";', source).group(1)
+    alarm = cfn["Resources"]["StoppedCheckSweepAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Namespace"]) == (metric, {"Ref": "MetricsNamespace"})
+    assert alarm["Dimensions"] == [{"Name": "env", "Value": {"Ref": "EnvName"}}]
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"], alarm["TreatMissingData"]) == \
+        ("SampleCount", "LessThanThreshold", 1, "breaching")
+    assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}]
+    env = load_sam()["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["OPS_TOPIC_ARN"] == {"Ref": "OpsTopic"} and env["CHECK_PLAN_FILE"]
 
 
 def test_every_metric_the_forwarder_counts_is_alarmed(cfn):
@@ -496,7 +504,7 @@ def test_functions_follow_the_contract(cfn, child):
     assert (globals_["Runtime"], globals_["Architectures"], globals_["Handler"], globals_["MemorySize"]) == \
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(globals_["Environment"]["Variables"]) == {
-        "CHECK_NAME", "CHECK_JOURNEY_SHA256", "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
+        "CHECK_NAME", "CHECK_JOURNEY_SHA256", "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "METRICS_DETAIL", "CREDENTIALS_SECRET_ID",
         "TARGET_OVERRIDE_ALLOWED_HOSTS", "TARGET_OVERRIDE_ALLOWED_ORIGINS", "TARGET_URLS", "TRACE_CONTEXT"}
     assert globals_["Environment"]["Variables"]["CREDENTIALS_SECRET_ID"]["Fn::If"][0] == "ReadsSecret"
     # one function in the child, the one check binary; CHECK_NAME selects the journey
@@ -516,7 +524,7 @@ def test_functions_follow_the_contract(cfn, child):
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]) == {
         "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL",
-        "TRACE_URL_TEMPLATE", "CHECK_PLAN_FILE", *FORWARDER_INCIDENT_ENV}
+        "TRACE_URL_TEMPLATE", "SLO_TARGET_PERCENT", "OPS_TOPIC_ARN", "CHECK_PLAN_FILE", *FORWARDER_INCIDENT_ENV}
     assert sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["CodeUri"] == \
            "../target/lambda/pagerduty-forwarder/bootstrap.zip"
     assert sam["Parameters"]["ScheduleRateMinutes"]["Default"] == "5"
@@ -556,90 +564,6 @@ def test_failing_alarm_has_no_actions(child):
     props = child_alarms(child)["FailingAlarm"]["Properties"]
     for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
         assert not props.get(key), key
-
-
-def test_burn_rate_composites_go_to_the_forwarders_topic_not_the_ops_topic(child):
-    alarms = child_alarms(child)
-    composites = {lid: r["Properties"] for lid, r in alarms.items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"}
-    assert set(composites) == {"SloFastBurnAlarm", "SloSlowBurnAlarm"}
-    for lid, props in composites.items():
-        assert props["AlarmActions"] == [{"Ref": "BurnRateTopicArn"}] == props["OKActions"], lid
-    # the parent hands them the topic the forwarder reads: AlertTopic at home, the relay in a member
-    for check, block in check_blocks(load_sam()).items():
-        assert block["Properties"]["Parameters"]["BurnRateTopicArn"] == \
-            {"Fn::If": ["IsHome", {"Ref": "AlertTopic"}, {"Ref": "AlarmRelayTopic"}]}, check
-    # no other alarm of a check notifies the forwarder's topics
-    for lid, r in alarms.items():
-        if lid not in composites:
-            actions = r["Properties"].get("AlarmActions", []) + r["Properties"].get("OKActions", [])
-            assert {"Ref": "BurnRateTopicArn"} not in actions and {"Ref": "AlertTopicArn"} not in actions, lid
-
-
-def window_metrics(child, lid) -> dict[str, dict[str, Any]]:
-    return {m["Id"]: m for m in child_alarms(child)[lid]["Properties"]["Metrics"]}
-
-
-# MinFailedRuns = 2, compared as >= 1.5: the count is a whole number computed in floating point.
-MIN_FAILED_RUNS_THRESHOLD = 1.5
-GUARD = "IF(runs * (1 - availability) >= 1.5, (1 - availability) * 100 / (100 - ${SloTargetPercent}), 0)"
-
-
-@pytest.mark.parametrize("window,period", [("1h", 3600), ("6h", 21600)])
-def test_long_burn_rate_windows_need_two_failed_runs(child, window, period):
-    metrics = window_metrics(child, f"BurnRate{window}Alarm")
-    assert metrics["burnrate"]["Expression"] == {"Fn::Sub": GUARD}
-    assert metrics["burnrate"].get("ReturnData", True) is True
-    for mid, stat in (("availability", "Average"), ("runs", "SampleCount")):
-        m = metrics[mid]
-        assert m["ReturnData"] is False
-        assert (m["MetricStat"]["Period"], m["MetricStat"]["Stat"], m["MetricStat"]["Metric"]["MetricName"]) == \
-            (period, stat, "Success"), mid
-        assert m["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "check", "Value": {"Ref": "CheckName"}},
-                                                          {"Name": "env", "Value": {"Ref": "EnvName"}}]
-
-
-@pytest.mark.parametrize("window", ["5m", "30m"])
-def test_short_burn_rate_windows_are_unguarded(child, window):
-    metrics = window_metrics(child, f"BurnRate{window}Alarm")
-    assert set(metrics) == {"burnrate", "availability"}
-    assert metrics["burnrate"]["Expression"] == {"Fn::Sub": "(1 - availability) * 100 / (100 - ${SloTargetPercent})"}
-
-
-def failed_runs(failed: int, runs: int) -> float:
-    """runs * (1 - availability) as CloudWatch computes it, in doubles, from the SampleCount and
-    the Average of the 0/1 Success metric."""
-    return runs * (1 - (runs - failed) / runs)
-
-
-def guarded_burn_rate(failed: int, runs: int, slo: float = 99.5) -> float:
-    """GUARD for one window."""
-    availability = (runs - failed) / runs
-    return (1 - availability) * 100 / (100 - slo) if failed_runs(failed, runs) >= MIN_FAILED_RUNS_THRESHOLD else 0.0
-
-
-def test_guard_counts_two_failed_runs_at_every_window_size():
-    """1 to 360 runs (6h at rate(1 minute)): the guard opens exactly from the second failed run.
-    A literal ">= 2" would not: 2 failed of 10 runs computes as 1.9999999999999996."""
-    assert failed_runs(2, 10) < 2
-    for runs in range(1, 361):
-        for failed in range(runs + 1):
-            assert (failed_runs(failed, runs) >= MIN_FAILED_RUNS_THRESHOLD) == (failed >= 2), (runs, failed)
-
-
-def test_guard_arithmetic_of_the_readme():
-    # 12 runs an hour: one failure alone is 16.7x (>= 14.4) and would page; the guard stops it
-    assert round((1 / 12) * 100 / 0.5, 1) == 16.7
-    assert guarded_burn_rate(1, 12) == 0
-    assert guarded_burn_rate(2, 12) >= 14.4  # two failed runs in the hour: 33.3x
-    # 6h = 72 runs: two failures are 5.6x (< 6, no slow burn); three are 8.3x
-    assert guarded_burn_rate(2, 72) < 6 <= guarded_burn_rate(3, 72)
-
-
-def test_heartbeat_counts_duration_samples(child):
-    props = child_alarms(child)["HeartbeatAlarm"]["Properties"]
-    assert (props["MetricName"], props["Statistic"], props["TreatMissingData"]) == ("DurationMs", "SampleCount", "breaching")
-    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
-    assert props["AlarmActions"] == [{"Ref": "OpsTopicArn"}]
 
 
 # ---------------------------------------------------------------------------------- regions
@@ -1000,40 +924,25 @@ def test_stack_creates_in_moto(aws, cfn):
         assert fnmatch.fnmatchcase(aws["events"].describe_rule(Name=f"synthetics-full-check-{check}")["Arn"], pattern)
     assert not fnmatch.fnmatchcase(f"arn:aws:events:{REGION}:{ACCOUNT}:rule/other-stack-check-x", pattern)
 
-    # alarms: per check errors, 2 dead-letter paths, failing, heartbeat, 4 burn-rate windows
-    # (+ 2 composites); shared: forwarder errors and DLQ delivery, PagerDuty rejections, stale
-    # drops, incident state unavailable, 2 DLQ depth
+    # alarms: per check only the failing alarm (no actions: the forwarder pages, its burn rates
+    # and sweep replaced the rest); shared: forwarder errors and DLQ delivery, PagerDuty
+    # rejections, stale drops, incident state unavailable, the sweep, 2 DLQ depth
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-full-", MaxRecords=100)["MetricAlarms"]}
-    assert len(alarms) == len(CHECKS) * 9 + 7
-    assert sum(len(c.created["AWS::CloudWatch::CompositeAlarm"]) for c in stack.children.values()) == len(CHECKS) * 2
+    assert len(alarms) == len(CHECKS) * 1 + 8
+    assert sum(len(c.created.get("AWS::CloudWatch::CompositeAlarm", [])) for c in stack.children.values()) == 0
     for name, alarm in alarms.items():
-        if "-burn-rate-" in name or name.endswith("-failing"):
-            # the composite notifies, not each window; the forwarder pages, not the failing alarm
+        if name.endswith("-failing"):
             assert alarm["AlarmActions"] == [] and alarm["OKActions"] == [], name
         else:
             assert alarm["AlarmActions"] == [ops_topic] and alarm["OKActions"] == [ops_topic], name
-    for check, child in stack.children.items():
-        for lid in ("SloFastBurnAlarm", "SloSlowBurnAlarm"):
-            props = child.props[lid]
-            assert props["AlarmActions"] == [alert_topic] == props["OKActions"], (check, lid)
-    for check in CHECKS:
-        heartbeat = alarms[f"synthetics-full-{check}-heartbeat"]
-        assert (heartbeat["MetricName"], heartbeat["Statistic"], heartbeat["TreatMissingData"]) == \
-            ("DurationMs", "SampleCount", "breaching")
-        assert {d["Value"] for d in heartbeat["Dimensions"]} == {check, "prod"}
-        delivery = alarms[f"synthetics-full-{check}-dlq-delivery-failed"]
-        assert delivery["Dimensions"] == [{"Name": "FunctionName", "Value": f"synthetics-full-check-{check}"}]
-        schedule = alarms[f"synthetics-full-{check}-schedule-dlq-delivery-failed"]
-        assert schedule["Dimensions"] == [{"Name": "RuleName", "Value": f"synthetics-full-check-{check}"}]
-        burn = alarms[f"synthetics-full-{check}-burn-rate-1h"]
-        assert next(m["Expression"] for m in burn["Metrics"] if "Expression" in m) == \
-            "IF(runs * (1 - availability) >= 1.5, (1 - availability) * 100 / (100 - 99.5), 0)"
-        burn = alarms[f"synthetics-full-{check}-burn-rate-5m"]
-        assert next(m["Expression"] for m in burn["Metrics"] if "Expression" in m) == "(1 - availability) * 100 / (100 - 99.5)"
+    sweep = alarms["synthetics-full-stopped-check-sweep-not-running"]
+    assert (sweep["MetricName"], sweep["TreatMissingData"]) == ("StoppedCheckSweeps", "breaching")
     dashboard = aws["cloudwatch"].get_dashboard(DashboardName=stack.physical["Dashboard"])
     titles = [w["properties"].get("title", "") for w in json.loads(dashboard["DashboardBody"])["widgets"]]
-    assert {"Success rate per check (%)", "Success rate per step (%)", "Lambda errors per function (the monitors themselves)"} <= set(titles)
+    assert {"Success rate per check (%)", "Lambda errors per function (the monitors themselves)"} <= set(titles)
+    queries = [w["properties"]["query"] for w in json.loads(dashboard["DashboardBody"])["widgets"] if w["type"] == "log"]
+    assert len(queries) == 2 and all("logGroups(namePrefix: ['/aws/lambda/synthetics-full-check-'])" in q for q in queries)
 
 
 def test_disabled_check_and_no_optional_channels(aws, tmp_path):
@@ -1055,9 +964,9 @@ def test_disabled_check_and_no_optional_channels(aws, tmp_path):
     invoke = aws["lambda"].get_function_event_invoke_config(FunctionName="synthetics-lean-check-products")
     assert invoke["MaximumEventAgeInSeconds"] == 300
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix="synthetics-lean-", MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == (len(CHECKS) - 1) * 9 + 7
+    assert len(alarms) == (len(CHECKS) - 1) * 1 + 8
     assert not [a for a in alarms if "payment" in a["AlarmName"]]
-    assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-heartbeat"))
+    assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-failing"))
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]
     assert [s["Protocol"] for s in subs] == ["lambda"]
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["OpsTopic"])["Subscriptions"] == []
@@ -1106,13 +1015,12 @@ def test_member_stack_has_no_forwarder_and_publishes_home(aws, cfn):
         doc = str(aws["iam"].get_role_policy(RoleName=child.physical["Role"], PolicyName=f"{check}-check")["PolicyDocument"])
         assert home_topic in doc and home_key in doc
         assert stack.get_att("AlertKey", "Arn") in doc  # its own DLQ's key
-        for lid in ("SloFastBurnAlarm", "SloSlowBurnAlarm"):
-            assert child.props[lid]["AlarmActions"] == [relay] == child.props[lid]["OKActions"]
     alarms = {a["AlarmName"] for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-member-", MaxRecords=100)["MetricAlarms"]}
-    # per check 9, shared: the two DLQ depths (the forwarder's alarms live at home)
-    assert len(alarms) == len(CHECKS) * 9 + 2
-    assert {f"synthetics-member-{c}-heartbeat" for c in CHECKS} <= alarms
+    # per check the failing alarm, shared: the two DLQ depths (the forwarder's and the sweep's
+    # alarms live at home; the home sweep watches every region's runs)
+    assert len(alarms) == len(CHECKS) * 1 + 2
+    assert {f"synthetics-member-{c}-failing" for c in CHECKS} <= alarms
     outputs = {o["OutputKey"]: o["OutputValue"] for o in
                aws["cloudformation"].describe_stacks(StackName="synthetics-member")["Stacks"][0]["Outputs"]}
     assert outputs["AlarmRelayTopicArn"] == relay

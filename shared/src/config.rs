@@ -50,6 +50,8 @@ pub struct MonitorConfig {
     pub alert_topic_arn: Option<String>,
     pub credentials_secret_id: Option<String>,
     pub metrics_namespace: String,
+    /// Which run values are CloudWatch metrics (`METRICS_DETAIL`).
+    pub metrics_detail: crate::metrics::MetricDetail,
     pub synthetic_header: String,
     pub http: HttpSettings,
     pub max_redirects: usize,
@@ -140,6 +142,12 @@ impl MonitorConfig {
             alert_topic_arn,
             credentials_secret_id,
             metrics_namespace: env.optional("METRICS_NAMESPACE").unwrap_or_else(|| "SyntheticMonitoring".into()),
+            metrics_detail: match env.optional("METRICS_DETAIL") {
+                None => crate::metrics::MetricDetail::default(),
+                Some(raw) => crate::metrics::MetricDetail::parse(&raw).ok_or_else(|| {
+                    CheckError::Misconfigured(format!("METRICS_DETAIL is {raw:?}; it must be success or all"))
+                })?,
+            },
             synthetic_header,
             http: HttpSettings {
                 connect_timeout: env.millis("HTTP_CONNECT_TIMEOUT_MS", 3_000)?,
@@ -537,6 +545,7 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let config = load(Check::Payment, &base()).unwrap();
         assert_eq!(config.metrics_namespace, "SyntheticMonitoring");
+        assert_eq!(config.metrics_detail, crate::metrics::MetricDetail::Success);
         assert_eq!(config.synthetic_header, "X-Synthetic-Check");
         assert_eq!(config.retry, RetryPolicy { attempts: 2, backoff: Duration::from_millis(2_000) });
         assert_eq!(config.alert_retry, RetryPolicy { attempts: 4, backoff: Duration::from_millis(200) });

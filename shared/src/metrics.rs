@@ -59,29 +59,48 @@ impl MetricsSink for RecordingMetrics {
     }
 }
 
-/// The fixed middle of every record: the metric directive up to the namespace. A run writes a
-/// record per step on every invocation, so they are written as text rather than built as a
-/// [`Value`] first. The fields are in the order a `Value` printed them (sorted by name, as
-/// serde_json's map sorts them), so the lines read as they always have.
-const RUN_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env"]],"Metrics":[{"Name":"Success","Unit":"Count"},{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
-/// A run whose synthetic account was rejected says nothing about the journey, so it must not burn
-/// the journey's SLO: its run record has no `Success` (`DurationMs` still shows it ran, for the
-/// heartbeat). The monitor-account incident is where it counts.
-const REJECTED_RUN_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env"]],"Metrics":[{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
-const STEP_DIRECTIVE: &str = r#""_aws":{"CloudWatchMetrics":[{"Dimensions":[["check","env","step"]],"Metrics":[{"Name":"Success","Unit":"Count"},{"Name":"Degraded","Unit":"Count"},{"Name":"DurationMs","Unit":"Milliseconds"}"#;
-/// Days are not a CloudWatch unit; "None" is what a plain number takes.
-const CERTIFICATE_METRIC: &str = r#",{"Name":"CertificateDaysLeft","Unit":"None"}"#;
+/// Which of a run's values are CloudWatch metrics (`METRICS_DETAIL`). Every value is in the run's
+/// log records either way, where Logs Insights reads them; what is a metric costs $0.30 a month per
+/// metric and dimension set, so by default only the run's `Success` is one: the SLO report, the
+/// dashboard's availability and the burn rates need no more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricDetail {
+    /// `Success` per run (dimensions check, env): one metric per check and region.
+    #[default]
+    Success,
+    /// Also `Degraded`, `DurationMs` and `CertificateDaysLeft` per run, and `Success`, `Degraded`
+    /// and `DurationMs` per step (dimensions check, env, step): 4 + 3 per step metrics per check.
+    All,
+}
 
-/// The run record (dimensions check, env) followed by one record per step (plus step), each one
-/// line of JSON. The run record also carries `CertificateDaysLeft` when the run saw the target's
-/// certificate, so an alarm can watch the days left whatever `CERT_MIN_DAYS` says. Every record
-/// carries the run's `trace_id` (when trace context is on), to go from a data point to its trace.
-pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
-    // What every record of the run ends with, after its directive.
-    let tail = format!(
-        r#"],"Namespace":{}}}],"Timestamp":{}}},"check":{},"env":{},"run_id":{}"#,
-        json_string(namespace),
-        now_ms(),
+impl MetricDetail {
+    /// `METRICS_DETAIL`: `success` (the default) or `all`.
+    pub fn parse(raw: &str) -> Option<MetricDetail> {
+        match raw {
+            "success" => Some(MetricDetail::Success),
+            "all" => Some(MetricDetail::All),
+            _ => None,
+        }
+    }
+}
+
+const SUCCESS: &str = r#"{"Name":"Success","Unit":"Count"}"#;
+const DEGRADED: &str = r#"{"Name":"Degraded","Unit":"Count"}"#;
+const DURATION: &str = r#"{"Name":"DurationMs","Unit":"Milliseconds"}"#;
+/// Days are not a CloudWatch unit; "None" is what a plain number takes.
+const CERTIFICATE_METRIC: &str = r#"{"Name":"CertificateDaysLeft","Unit":"None"}"#;
+
+/// The run's log record (check, env) followed by one per step (plus step), each one line of JSON
+/// with `Success` (0/1, degraded counts as success), `Degraded` and `DurationMs`, and on the run's
+/// `CertificateDaysLeft` when the run saw the target's certificate. A record with a metric under
+/// `detail` carries the EMF directive that makes it one. A run whose synthetic account was
+/// rejected says nothing about the journey, so it must not burn the journey's SLO: its run record
+/// has no `Success`. The records are written as text rather than built as a [`Value`] (a run writes
+/// one per step on every invocation), fields in the order a `Value` prints them (sorted by name).
+pub fn emf_records(run: &RunResult, namespace: &str, detail: MetricDetail) -> Vec<String> {
+    let directive_tail = format!(r#"],"Namespace":{}}}],"Timestamp":{}}},"#, json_string(namespace), now_ms());
+    let properties = format!(
+        r#""check":{},"env":{},"run_id":{}"#,
         json_string(&run.check),
         json_string(&run.env),
         json_string(&run.run_id)
@@ -89,29 +108,41 @@ pub fn emf_records(run: &RunResult, namespace: &str) -> Vec<String> {
     let days_left = run.certificate.as_ref().map(|certificate| certificate.days_left);
     let trace_id = run.trace_id.as_deref().map(json_string);
     let rejected = run.cause == Some(crate::error::Cause::CredentialsRejected);
+    let all = detail == MetricDetail::All;
     let record = |step: Option<&str>, outcome: Outcome, duration_ms: u64| {
-        let mut line = String::with_capacity(STEP_DIRECTIVE.len() + CERTIFICATE_METRIC.len() + tail.len() + 128);
+        let mut line = String::with_capacity(384 + directive_tail.len() + properties.len());
         line.push('{');
         let days_left = days_left.filter(|_| step.is_none());
+        let with_success = step.is_some() || !rejected;
         // Writing to a String cannot fail.
         if let Some(days) = days_left {
             let _ = write!(line, r#""CertificateDaysLeft":{days},"#);
         }
         let (degraded, success) = (u8::from(outcome == Outcome::Degraded), u8::from(outcome != Outcome::Failed));
         let _ = write!(line, r#""Degraded":{degraded},"DurationMs":{duration_ms},"#);
-        let directive = match step {
-            Some(_) => STEP_DIRECTIVE,
-            None if rejected => REJECTED_RUN_DIRECTIVE,
-            None => RUN_DIRECTIVE,
-        };
-        if directive != REJECTED_RUN_DIRECTIVE {
+        if with_success {
             let _ = write!(line, r#""Success":{success},"#);
         }
-        line.push_str(directive);
-        if days_left.is_some() {
-            line.push_str(CERTIFICATE_METRIC);
+        let mut metrics: Vec<&str> = Vec::new();
+        if with_success && (all || step.is_none()) {
+            metrics.push(SUCCESS);
         }
-        line.push_str(&tail);
+        if all {
+            metrics.extend([DEGRADED, DURATION]);
+            if days_left.is_some() {
+                metrics.push(CERTIFICATE_METRIC);
+            }
+        }
+        if !metrics.is_empty() {
+            let dimensions = if step.is_some() { r#"[["check","env","step"]]"# } else { r#"[["check","env"]]"# };
+            let _ = write!(
+                line,
+                r#""_aws":{{"CloudWatchMetrics":[{{"Dimensions":{dimensions},"Metrics":[{}"#,
+                metrics.join(",")
+            );
+            line.push_str(&directive_tail);
+        }
+        line.push_str(&properties);
         if let Some(step) = step {
             line.push_str(r#","step":"#);
             line.push_str(&json_string(step));
@@ -194,7 +225,7 @@ mod tests {
             certificate: None,
             trace_id: None,
         };
-        let records = parsed(emf_records(&run, "Synth"));
+        let records = parsed(emf_records(&run, "Synth", MetricDetail::All));
         assert_eq!(records.len(), 3);
 
         let run_record = &records[0];
@@ -214,7 +245,7 @@ mod tests {
         assert!(run_record.get("CertificateDaysLeft").is_none(), "no certificate seen, no metric");
 
         let rejected = RunResult { status: Outcome::Failed, cause: Some(Cause::CredentialsRejected), ..run };
-        let record = &parsed(emf_records(&rejected, "Synth"))[0];
+        let record = &parsed(emf_records(&rejected, "Synth", MetricDetail::All))[0];
         let names: Vec<_> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
@@ -245,7 +276,7 @@ mod tests {
             }),
             trace_id: None,
         };
-        let record = &parsed(emf_records(&run, "Synth"))[0];
+        let record = &parsed(emf_records(&run, "Synth", MetricDetail::All))[0];
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Dimensions"], json!([["check", "env"]]));
         let metrics = directive["Metrics"].as_array().unwrap();
@@ -283,7 +314,7 @@ mod tests {
         };
 
         // WHEN its records are written
-        let lines = emf_records(&run, "Synth");
+        let lines = emf_records(&run, "Synth", MetricDetail::All);
 
         // THEN each is the line the record printed as when it was built as a Value
         let timestamp = serde_json::from_str::<Value>(&lines[0]).unwrap()["_aws"]["Timestamp"].clone();
@@ -306,6 +337,49 @@ mod tests {
             "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         });
         assert_eq!(lines, [expected_run.to_string(), expected_step.to_string()]);
+    }
+
+    #[test]
+    fn by_default_only_the_runs_success_is_a_metric_and_everything_stays_in_the_records() {
+        let run = RunResult {
+            check: "payment".into(),
+            env: "prod".into(),
+            target: "https://shop/".into(),
+            run_id: "r".into(),
+            started_at: String::new(),
+            duration_ms: 300,
+            status: Outcome::Passed,
+            cause: None,
+            steps: vec![StepResult {
+                name: "login".into(),
+                outcome: Outcome::Passed,
+                duration_ms: 90,
+                status: Some(200),
+                attempts: 1,
+                cause: None,
+                error: None,
+            }],
+            account: None,
+            certificate: Some(crate::http::Certificate {
+                days_left: 30,
+                not_after: "T".into(),
+                subject: "CN=s".into(),
+            }),
+        };
+        let records = parsed(emf_records(&run, "Synth", MetricDetail::default()));
+        let directive = &records[0]["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Metrics"], json!([{"Name": "Success", "Unit": "Count"}]));
+        assert_eq!((&records[0]["DurationMs"], &records[0]["CertificateDaysLeft"]), (&json!(300), &json!(30)));
+        assert!(records[1].get("_aws").is_none(), "a step is a log record, not a metric: {}", records[1]);
+        assert_eq!(
+            (&records[1]["step"], &records[1]["DurationMs"], &records[1]["Success"]),
+            (&json!("login"), &json!(90), &json!(1))
+        );
+        let rejected = RunResult { status: Outcome::Failed, cause: Some(Cause::CredentialsRejected), ..run };
+        let record = &parsed(emf_records(&rejected, "Synth", MetricDetail::default()))[0];
+        assert!(record.get("_aws").is_none() && record.get("Success").is_none(), "{record}");
+        assert_eq!(record["DurationMs"], 300);
+        assert_eq!((MetricDetail::parse("all"), MetricDetail::parse("steps")), (Some(MetricDetail::All), None));
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl Monitor {
             tracing::error!(check = %run.check, run_id = %run.run_id, error_type = error.error_type(), %error, %result, "monitor failure");
             return Err(error);
         }
-        for record in emf_records(&run, &config.metrics_namespace) {
+        for record in emf_records(&run, &config.metrics_namespace, config.metrics_detail) {
             self.metrics.emit_json(&record);
         }
         let alert = AlertMessage::from_run(&run, &config.origin);

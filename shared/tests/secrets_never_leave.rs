@@ -15,7 +15,7 @@ use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::http::{HttpResponse, ScriptedTarget};
 use synthetic_checks::journey::template::encode_segment;
-use synthetic_checks::metrics::emf_records;
+use synthetic_checks::metrics::{MetricDetail, emf_records};
 use synthetic_checks::{CheckError, JourneyDef, RunResult};
 
 /// Pieces of a secret this long or longer must not appear either: a value cut before it was
@@ -233,7 +233,7 @@ fn outputs(run: &RunResult) -> Vec<String> {
         alert.subject(),
     ];
     texts.extend(run.steps.iter().filter_map(|s| s.error.clone()));
-    texts.extend(emf_records(run, "Synthetic"));
+    texts.extend(emf_records(run, "Synthetic", MetricDetail::All));
     texts
 }
 

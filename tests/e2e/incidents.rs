@@ -1,14 +1,16 @@
 //! One incident per problem: the issue's table, replayed through the real forwarder binary with
-//! its state in moto's DynamoDB, the fake PagerDuty's incident list, and the template's own
-//! alarms (infra/check.yaml, evaluated by `alarm_eval`) fed the same runs. Five-minute
-//! schedule, default policy, time compressed.
+//! its state in moto's DynamoDB and the fake PagerDuty's incident list. The burn rates and the
+//! stopped-check sweep are the forwarder's (issue 22); these are the scenarios the template's
+//! CloudWatch burn-rate and heartbeat alarms were replayed with before, with the same
+//! expectations, plus a check that goes silent. Five-minute schedule, default policy, time
+//! compressed.
 //!
-//! Every scenario also asserts that no alarm paged through the operations topic: one outage,
-//! one incident, whatever integration it would come through.
+//! Every scenario also asserts that nothing paged through the operations topic: one outage, one
+//! incident, whatever integration it would come through.
 
 use serde_json::Value;
 use synthetic_e2e::fake_pagerduty::Incident;
-use synthetic_e2e::incident_replay::{Replay, RunKind, TABLE, run_alert};
+use synthetic_e2e::incident_replay::{Replay, RunKind, TABLE, run_alert, write_plan};
 use synthetic_e2e::lambda_emulator::{Invocation, workspace_binary};
 use synthetic_e2e::local_aws::unreachable_endpoint;
 use time::format_description::well_known::Rfc3339;
@@ -41,19 +43,12 @@ fn minute_of(caused: &[(i64, Vec<Value>)], index: usize) -> Option<i64> {
 }
 
 async fn watched(settings: &[(&str, &str)]) -> Replay {
-    let mut replay = Replay::start(settings).await.expect("replay stack");
-    let from = replay.at(0.0);
-    replay.watch_alarms("products", REGION, from, Duration::hours(6)).expect("infra/check.yaml alarms");
-    replay
+    Replay::start(settings).await.expect("replay stack")
 }
 
-fn assert_no_ops_page(replay: &Replay) {
-    let alarms: Vec<_> = replay
-        .ops_notifications
-        .iter()
-        .filter(|n| n["NewStateValue"] == "ALARM")
-        .map(|n| n["AlarmName"].clone())
-        .collect();
+async fn assert_no_ops_page(replay: &mut Replay) {
+    let alarms: Vec<_> =
+        replay.ops().await.iter().filter(|n| n["NewStateValue"] == "ALARM").map(|n| n["AlarmName"].clone()).collect();
     assert!(alarms.is_empty(), "alarms paged through the operations topic too: {alarms:?}");
 }
 
@@ -70,7 +65,7 @@ async fn one_failed_run_then_passes_is_one_warning_and_no_incident() {
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert_eq!(warnings[0]["severity"], "warning");
     assert!(warnings[0]["summary"].as_str().unwrap_or_default().contains("not paged"), "{}", warnings[0]);
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -83,10 +78,10 @@ async fn a_hard_outage_of_30_minutes_is_one_incident_from_the_second_failed_run_
     assert_eq!(minute_of(&caused, incidents[0].opened_by), Some(25), "triggered on the 2nd failed run");
     assert_eq!(incidents[0].resolved_by.and_then(|i| minute_of(&caused, i)), Some(50), "resolved on the first pass");
     assert_eq!(incidents[0].details[0]["confirmation"], "confirmed by 2 consecutive failed runs");
-    // The template's burn-rate alarms fired during the outage and joined it, as updates.
+    // The forwarder's burn rates fired during the outage and joined it, as updates.
     let joined: Vec<&str> = incidents[0].details.iter().filter_map(|d| d["update"].as_str()).collect();
     assert!(joined.iter().any(|u| u.starts_with("slo-fast-burn in ALARM")), "{joined:?}");
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -104,7 +99,7 @@ async fn flapping_for_six_hours_is_at_most_two_incidents_the_second_open_until_a
     let last_failure = 335;
     assert!(resolved - last_failure >= 60, "resolved at minute {resolved}, under an hour after the last failure");
     assert!(resolved - last_failure <= 65, "resolved at minute {resolved}: the first run after an hour of passes");
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -112,10 +107,6 @@ async fn flapping_for_six_hours_is_at_most_two_incidents_the_second_open_until_a
 async fn regional(failing: &[&str]) -> (Replay, Vec<(f64, Vec<Value>)>) {
     let regions = REGIONS.join(",");
     let mut replay = Replay::start(&[("REGIONS", regions.as_str())]).await.expect("replay stack");
-    for region in REGIONS {
-        let from = replay.at(0.0);
-        replay.watch_alarms("products", region, from, Duration::hours(6)).expect("alarms");
-    }
     let mut caused = Vec::new();
     for minute in (0..120).step_by(5) {
         for (offset, region) in REGIONS.iter().enumerate() {
@@ -137,13 +128,13 @@ async fn one_region_of_three_failing_for_an_hour_is_a_region_health_warning_only
     let warnings = replay.warnings().await;
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(warnings[0]["summary"].as_str().unwrap_or_default().contains("eu-west-1 only"), "{}", warnings[0]);
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
 #[tokio::test]
 async fn two_regions_of_three_failing_is_one_incident_in_the_first_period_both_report() {
-    let (replay, caused) = regional(&["us-east-1", "ap-southeast-2"]).await;
+    let (mut replay, caused) = regional(&["us-east-1", "ap-southeast-2"]).await;
     let incidents = replay.incidents();
     assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
     let mut seen = 0;
@@ -155,7 +146,7 @@ async fn two_regions_of_three_failing_is_one_incident_in_the_first_period_both_r
     assert_eq!(opened_at, Some(21.4), "{incidents:#?}");
     assert_eq!(incidents[0].details[0]["failing_regions"], serde_json::json!(["ap-southeast-2", "us-east-1"]));
     assert!(incidents[0].resolved_by.is_some(), "resolved when the regions recover");
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -164,7 +155,6 @@ async fn a_silence_over_an_outage_that_outlasts_it_pages_once_when_it_ends() {
     // The silence is added as on-call would, ahead of the work; so the replay runs in the future.
     let t0 = OffsetDateTime::now_utc() + Duration::minutes(10);
     let mut replay = Replay::start_at(&[], t0).await.expect("replay stack");
-    replay.watch_alarms("products", REGION, t0, Duration::hours(6)).expect("alarms");
     let (starts, until) = (replay.at(0.0), replay.at(60.0));
     let format = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
     let cli = workspace_binary("synthetic").unwrap_or_else(|e| panic!("{e}"));
@@ -182,18 +172,13 @@ async fn a_silence_over_an_outage_that_outlasts_it_pages_once_when_it_ends() {
     assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
     assert_eq!(minute_of(&caused, incidents[0].opened_by), Some(60), "nothing during the silence, a page as it ends");
     assert_eq!(incidents[0].resolved_by.and_then(|i| minute_of(&caused, i)), Some(100));
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
 #[tokio::test]
 async fn a_locked_account_failing_three_checks_is_one_monitor_account_incident() {
     let mut replay = Replay::start(&[]).await.expect("replay stack");
-    let checks = ["auth", "products", "payment"];
-    for check in checks.iter().chain(&["health"]) {
-        let from = replay.at(0.0);
-        replay.watch_alarms(check, REGION, from, Duration::hours(6)).expect("alarms");
-    }
     for minute in (0..90).step_by(5) {
         let locked = (20..60).contains(&minute);
         for (offset, check) in ["health", "auth", "products", "payment"].into_iter().enumerate() {
@@ -210,7 +195,7 @@ async fn a_locked_account_failing_three_checks_is_one_monitor_account_incident()
     assert_eq!(keys(&incidents), ["synthetic/prod/monitor-account"], "{incidents:#?}");
     assert_eq!(incidents[0].severity, "error");
     assert!(incidents[0].resolved_by.is_some(), "a run that signs in again resolves it");
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -229,7 +214,7 @@ async fn a_cold_start_and_a_lambda_retry_mid_outage_change_nothing() {
     assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
     assert_eq!(minute_of(&caused, incidents[0].opened_by), Some(25));
     assert_eq!(incidents[0].resolved_by.and_then(|i| minute_of(&caused, i)), Some(50));
-    assert_no_ops_page(&replay);
+    assert_no_ops_page(&mut replay).await;
     replay.stop().await;
 }
 
@@ -274,5 +259,56 @@ async fn a_deleted_notify_topic_does_not_hold_back_the_page() {
     let incidents = replay.incidents();
     assert_eq!(keys(&incidents), [KEY], "{incidents:#?}");
     assert!(replay.logs().iter().any(|l| l.contains("warning for the human channels was not delivered")));
+    replay.stop().await;
+}
+
+/// The sweep's tick half a minute after `minute`.
+async fn sweep(replay: &mut Replay, minute: i64) {
+    let answer = replay.sweep(replay.at(minute as f64 + 0.5)).await;
+    assert!(matches!(answer, Invocation::Response(_)), "sweep at {minute}: {answer:?}\n{:#?}", replay.logs());
+}
+
+#[tokio::test]
+async fn a_check_that_goes_silent_is_raised_to_operations_and_resolved_when_it_runs_again() {
+    // The sweep judges as of its own tick; the replay ends now, so every tick lies in the past.
+    let plan = std::env::temp_dir().join(format!("replay-plan-{}.json", std::process::id()));
+    write_plan(&plan, &[("products", 5), ("payment", 5)]).expect("plan file");
+    let plan_file = plan.to_string_lossy().to_string();
+    let t0 = OffsetDateTime::now_utc() - Duration::minutes(100);
+    let mut replay = Replay::start_at(&[("CHECK_PLAN_FILE", plan_file.as_str())], t0).await.expect("replay stack");
+    for minute in (0..30).step_by(5) {
+        for check in ["products", "payment"] {
+            replay.run(check, REGION, replay.at(minute as f64), RunKind::Passed).await;
+        }
+        sweep(&mut replay, minute).await;
+    }
+    // A deploy deletes payment and adds search, which runs from minute 35; products goes silent.
+    write_plan(&plan, &[("products", 5), ("search", 5)]).expect("plan file");
+    replay.restart().await.expect("the forwarder of the new deploy");
+    for minute in (30..60).step_by(5) {
+        if minute >= 35 {
+            replay.run("search", REGION, replay.at(minute as f64), RunKind::Passed).await;
+        }
+        sweep(&mut replay, minute).await;
+    }
+    let raised = replay.ops().await;
+    let names: Vec<_> = raised.iter().map(|n| (n["AlarmName"].clone(), n["NewStateValue"].clone())).collect();
+    assert_eq!(names, [(Value::from("synthetic-prod-products-stopped"), Value::from("ALARM"))], "{raised:#?}");
+    assert!(raised[0]["NewStateReason"].as_str().unwrap_or_default().contains("no run since"), "{}", raised[0]);
+    // The last run at 25 and 3 periods of 5 minutes: the sweep of minute 40 raises it.
+    let changed = raised[0]["StateChangeTime"].as_str().unwrap_or_default();
+    let minute_40 = replay.at(40.5).format(&Rfc3339).unwrap_or_default();
+    assert_eq!(&changed[..16], &minute_40[..16], "raised by the first sweep 15 minutes after the last run");
+
+    for minute in (60..75).step_by(5) {
+        replay.run("products", REGION, replay.at(minute as f64), RunKind::Passed).await;
+        replay.run("search", REGION, replay.at(minute as f64), RunKind::Passed).await;
+        sweep(&mut replay, minute).await;
+    }
+    let all = replay.ops().await;
+    let states: Vec<_> = all.iter().map(|n| n["NewStateValue"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(states, ["ALARM", "OK"], "resolved by the first sweep after its runs return: {all:#?}");
+    assert_eq!(replay.incidents(), [], "a stopped check is the operations topic's, not a page of the service");
+    std::fs::remove_file(&plan).ok();
     replay.stop().await;
 }

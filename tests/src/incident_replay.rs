@@ -5,9 +5,10 @@
 //!
 //! The forwarder is configured as `infra/template.yaml` configures it, plus whatever a scenario
 //! overrides. Warnings to the human channels arrive on an SQS queue subscribed to the notify
-//! topic; silences are added with the real `synthetic silence` command.
+//! topic, the stopped-check sweep's notifications on one subscribed to the operations topic;
+//! silences are added with the real `synthetic silence` command. The burn rates and the sweep
+//! are the forwarder's own (issue 22): no CloudWatch alarm is modelled.
 
-use crate::alarm_eval::{AlarmSet, CheckParams};
 use crate::fake_pagerduty::{FakePagerDuty, Incident};
 use crate::lambda_emulator::{Invocation, LambdaProcess, workspace_binary};
 use crate::local_aws::{LocalAws, Moto};
@@ -22,10 +23,6 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 pub const TABLE: &str = "synthetic-incident-state";
-/// The alert topic as the template's alarms name it: their notifications for it go to the
-/// forwarder; those for the operations topic are pages of the ops integration.
-pub const ALERT_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:synthetic-alerts";
-pub const OPS_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:synthetic-ops";
 pub const ENV: &str = "prod";
 pub const STACK_PREFIX: &str = "synthetic-prod";
 const ROUTING_KEY: &str = "replay0r0ut1ng0key0000000000001";
@@ -48,12 +45,11 @@ pub struct Replay {
     env: Vec<(String, String)>,
     notify_queue: String,
     warnings: Vec<Value>,
+    ops_queue: String,
+    /// Notifications on the operations topic (the sweep's), as the ops integration gets them.
+    pub ops_notifications: Vec<Value>,
     last_event: Option<Value>,
     sent: u64,
-    /// The template's alarms per check and region, fed the runs' EMF metrics.
-    alarms: Vec<WatchedAlarms>,
-    /// Alarm notifications for the operations topic: pages outside the forwarder.
-    pub ops_notifications: Vec<Value>,
     /// The scenario's time zero: far enough back that every run lies in the past.
     pub t0: OffsetDateTime,
 }
@@ -89,6 +85,8 @@ impl Replay {
             aws.create_secret("pagerduty/routing-key", &json!({ "routing_key": ROUTING_KEY }).to_string()).await?;
         let notify_topic = aws.create_topic("synthetic-notify").await?;
         let notify_queue = aws.subscribe_queue_raw(&notify_topic, "human-channels").await?;
+        let ops_topic = aws.create_topic("synthetic-ops").await?;
+        let ops_queue = aws.subscribe_queue_raw(&ops_topic, "ops-integration").await?;
         let contract = Contract::load().map_err(StackError::Setup)?;
         let pagerduty = FakePagerDuty::with_contract(contract).await?;
         let mut env = aws_env;
@@ -101,6 +99,7 @@ impl Replay {
                 ("CHECK_ENV", ENV),
                 ("ALARM_NAME_PREFIX", &format!("{STACK_PREFIX}-")),
                 ("NOTIFY_TOPIC_ARN", &notify_topic),
+                ("OPS_TOPIC_ARN", &ops_topic),
                 ("SCHEDULE_RATE_MINUTES", "5"),
                 // Replayed runs are hours old by design.
                 ("MAX_EVENT_AGE_SECS", "86400"),
@@ -117,10 +116,10 @@ impl Replay {
             env,
             notify_queue,
             warnings: Vec::new(),
+            ops_queue,
+            ops_notifications: Vec::new(),
             last_event: None,
             sent: 0,
-            alarms: Vec::new(),
-            ops_notifications: Vec::new(),
             t0,
         };
         replay.restart().await?;
@@ -143,55 +142,8 @@ impl Replay {
         Ok(())
     }
 
-    /// Evaluates `check`'s alarms in `region` (infra/check.yaml) along the replay, after
-    /// `warm_up` of passing runs before `from`, as a deployed stack would have seen.
-    pub fn watch_alarms(
-        &mut self,
-        check: &str,
-        region: &str,
-        from: OffsetDateTime,
-        warm_up: Duration,
-    ) -> Result<(), String> {
-        let params = CheckParams {
-            check: check.into(),
-            stack_prefix: STACK_PREFIX.into(),
-            env: ENV.into(),
-            slo_target_percent: 99.5,
-            schedule_rate_minutes: 5,
-            metrics_namespace: "SyntheticMonitoring".into(),
-            parameters: [
-                ("AlertTopicArn", ALERT_TOPIC_ARN),
-                ("BurnRateTopicArn", ALERT_TOPIC_ARN),
-                ("OpsTopicArn", OPS_TOPIC_ARN),
-                ("AWS::Region", region),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        };
-        let mut set = AlarmSet::load(&params)?;
-        let mut at = from - warm_up;
-        while at < from {
-            for (metric, value) in datapoints(&run_result(check, at, RunKind::Passed)) {
-                set.put(&metric, at, value);
-            }
-            at += Duration::minutes(5);
-        }
-        // Settled before the replay starts: what it notifies from here on is the scenario's.
-        set.evaluate_each_minute(from - warm_up, from - Duration::MINUTE);
-        self.alarms.push(WatchedAlarms {
-            check: check.into(),
-            region: region.into(),
-            set,
-            evaluated: from - Duration::MINUTE,
-        });
-        Ok(())
-    }
-
-    /// One run of `check` from `region` at `at`, published and handed to the forwarder; then
-    /// the alarms watching it evaluate up to `at`, and their notifications go where the
-    /// template sends them. Returns the forwarder's answer to the run and the PagerDuty events
-    /// accepted meanwhile.
+    /// One run of `check` from `region` at `at`, published and handed to the forwarder. Returns
+    /// the forwarder's answer to the run and the PagerDuty events accepted meanwhile.
     pub async fn run(
         &mut self,
         check: &str,
@@ -203,31 +155,27 @@ impl Replay {
         let alert = run_alert(check, region, at, kind);
         let message = serde_json::to_string(&alert).unwrap_or_default();
         let invocation = self.deliver(&message, at).await;
-        let points = datapoints(&run_result(check, at, kind));
-        let mut notifications = Vec::new();
-        for watched in self.alarms.iter_mut().filter(|w| w.check == check && w.region == region) {
-            for (metric, value) in &points {
-                watched.set.put(metric, at, *value);
-            }
-            let from = watched.evaluated + Duration::MINUTE;
-            notifications.extend(watched.set.evaluate_each_minute(from, at).into_iter().map(|n| {
-                let message = n.sns_message(region, "123456789012");
-                (n.actions, message)
-            }));
-            watched.evaluated = watched.evaluated.max(at);
-        }
-        for (actions, message) in notifications {
-            if actions.iter().any(|a| a == OPS_TOPIC_ARN) {
-                self.ops_notifications.push(message.clone());
-            }
-            if actions.iter().any(|a| a == ALERT_TOPIC_ARN)
-                && let Invocation::Error { error_type, error_message } = self.deliver(&message.to_string(), at).await
-            {
-                panic!("the forwarder failed on an alarm notification: {error_type}: {error_message}");
-            }
-        }
         let events = self.pagerduty.accepted().split_off(before.min(self.pagerduty.accepted().len()));
         (invocation, events)
+    }
+
+    /// The sweep's EventBridge tick at `at`, as the template's schedule invokes the forwarder.
+    pub async fn sweep(&mut self, at: OffsetDateTime) -> Invocation {
+        let event = json!({
+            "version": "0", "id": format!("sweep-{}", at.unix_timestamp()), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": at.format(&Rfc3339).unwrap_or_default(),
+            "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/synthetic-prod-sweep"],
+            "detail": {}
+        });
+        self.invoke(event).await
+    }
+
+    /// Every notification the operations topic received so far.
+    pub async fn ops(&mut self) -> Vec<Value> {
+        if let Ok(received) = self.aws.drain(&self.ops_queue).await {
+            self.ops_notifications.extend(received.into_iter().map(|m| m.body));
+        }
+        self.ops_notifications.clone()
     }
 
     /// One SNS record with `message`, received by SNS at `received` (its `Timestamp`: the
@@ -299,23 +247,18 @@ impl Replay {
     }
 }
 
-struct WatchedAlarms {
-    check: String,
-    region: String,
-    set: AlarmSet,
-    evaluated: OffsetDateTime,
-}
-
-/// The run-level EMF metrics the checks' own code prints for `run` (dimensions check + env).
-pub fn datapoints(run: &RunResult) -> Vec<(String, f64)> {
-    let records = synthetic_checks::metrics::emf_records(run, "SyntheticMonitoring");
-    let parsed = records.iter().filter_map(|line| serde_json::from_str::<Value>(line).ok());
-    let Some(record) = parsed.into_iter().find(|r| r.get("step").is_none()) else { return Vec::new() };
-    let names: Vec<String> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        .as_array()
-        .map(|metrics| metrics.iter().filter_map(|m| m["Name"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    names.into_iter().filter_map(|name| record[&name].as_f64().map(|value| (name, value))).collect()
+/// A plan file (`CHECK_PLAN_FILE`) deploying `checks` (name, schedule in minutes) in every
+/// region, written to `path`.
+pub fn write_plan(path: &std::path::Path, checks: &[(&str, u32)]) -> std::io::Result<()> {
+    let checks: Vec<Value> = checks
+        .iter()
+        .map(|(name, schedule)| {
+            json!({"name": name, "schedule_minutes": schedule, "regions": [], "tags": [], "depends_on": [],
+                   "enabled": true, "timeout_seconds": 30, "reads_account_secret": *name != "health",
+                   "journey_sha256": "0".repeat(64)})
+        })
+        .collect();
+    std::fs::write(path, json!({ "checks": checks }).to_string())
 }
 
 /// The alert a check publishes after such a run, built by the checks' own code.

@@ -7,7 +7,6 @@
 //! ([`tls_target`]). The end-to-end tests and `make demo`
 //! are built on these.
 
-pub mod alarm_eval;
 pub mod fake_apis;
 pub mod fake_codedeploy;
 pub mod fake_pagerduty;

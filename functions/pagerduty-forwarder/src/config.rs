@@ -4,10 +4,12 @@
 //! missing or invalid variable is a `misconfigured` error that names it.
 
 use crate::incident::Policy;
+use std::sync::Arc;
 use std::time::Duration;
 use synthetic_checks::CheckError;
 use synthetic_checks::config::{Env, parse_target};
 use synthetic_checks::journey::RetryPolicy;
+use synthetic_checks::plan::Plan;
 use url::Url;
 
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com";
@@ -37,7 +39,12 @@ pub struct ForwarderConfig {
     pub alarm_name_prefix: Option<String>,
     /// The human channels' topic, for warnings that do not page.
     pub notify_topic_arn: Option<String>,
+    /// The operations topic: where the sweep raises a check that stopped reporting.
+    pub ops_topic_arn: Option<String>,
     pub policy: Policy,
+    /// The deployed checks (`CHECK_PLAN_FILE`). Unset: an empty plan, so the sweep has nothing to
+    /// watch (it then refuses to run, see [`crate::sweep`]) and no check depends on another.
+    pub plan: Arc<Plan>,
 }
 
 impl ForwarderConfig {
@@ -69,7 +76,9 @@ impl ForwarderConfig {
             check_env: env.optional("CHECK_ENV"),
             alarm_name_prefix: env.optional("ALARM_NAME_PREFIX"),
             notify_topic_arn: env.optional("NOTIFY_TOPIC_ARN"),
+            ops_topic_arn: env.optional("OPS_TOPIC_ARN"),
             policy: policy(&env)?,
+            plan: read_plan(&env)?,
         })
     }
 }
@@ -100,7 +109,17 @@ fn policy(env: &Env) -> Result<Policy, CheckError> {
             "SCHEDULE_RATE_MINUTES is {schedule}; the template's schedules are 1, 2, 5, 10 or 15 minutes"
         )));
     }
+    let slo_target_percent = match env.optional("SLO_TARGET_PERCENT") {
+        None => 99.5,
+        Some(raw) => raw.parse::<f64>().ok().filter(|slo| (50.0..=99.99).contains(slo)).ok_or_else(|| {
+            CheckError::Misconfigured(format!(
+                "SLO_TARGET_PERCENT is {raw:?}; it must be a percentage from 50 to 99.99"
+            ))
+        })?,
+    };
     Ok(Policy {
+        slo_target_percent,
+        stopped_after_periods: env.bounded("STOPPED_AFTER_PERIODS", 3, 2, 20)?,
         page_after_failed_runs: env.bounded("PAGE_AFTER_FAILED_RUNS", 2, 1, 10)?,
         resolve_after_passed_runs: env.bounded("RESOLVE_AFTER_PASSED_RUNS", 1, 1, 10)?,
         regions,
@@ -140,6 +159,23 @@ impl TraceUrl {
     }
 }
 
+/// The plan file named by `CHECK_PLAN_FILE`, read once per cold start: a forwarder that cannot
+/// tell which checks exist must not start, or the sweep would watch the wrong ones.
+fn read_plan(env: &Env) -> Result<Arc<Plan>, CheckError> {
+    let Some(path) = env.optional("CHECK_PLAN_FILE") else { return Ok(Arc::new(Plan { checks: Vec::new() })) };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CheckError::Misconfigured(format!("CHECK_PLAN_FILE: {path} cannot be read: {e}")))?;
+    let plan = Plan::from_json(&text)
+        .map_err(|e| CheckError::Misconfigured(format!("CHECK_PLAN_FILE: {path} is not a plan: {e}")))?;
+    if let Some(bad) = plan.checks.iter().find(|c| ![1, 2, 5, 10, 15].contains(&c.schedule_minutes)) {
+        return Err(CheckError::Misconfigured(format!(
+            "CHECK_PLAN_FILE: {path}: check {} runs every {} min; the schedules are 1, 2, 5, 10 or 15",
+            bad.name, bad.schedule_minutes
+        )));
+    }
+    Ok(Arc::new(plan))
+}
+
 /// The enqueue endpoint under a base URL, which may carry a path prefix (a proxy) or, pasted from
 /// PagerDuty's docs, the endpoint itself.
 fn enqueue_url(mut base: Url) -> Url {
@@ -176,6 +212,38 @@ mod tests {
         assert_eq!(config.max_event_age, Duration::from_secs(1_800));
         assert_eq!((config.state_table, config.check_env, config.notify_topic_arn), (None, None, None));
         assert_eq!(config.policy, Policy::default());
+        assert_eq!((config.plan.checks.len(), config.ops_topic_arn), (0, None));
+    }
+
+    #[test]
+    fn the_plan_is_read_from_its_file_and_a_bad_one_names_the_variable() {
+        let dir = std::env::temp_dir().join(format!("forwarder-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let check = serde_json::json!({"name": "health", "schedule_minutes": 5, "regions": [], "tags": [],
+            "depends_on": [], "enabled": true, "timeout_seconds": 30, "reads_account_secret": false,
+            "journey_sha256": "00"});
+        let good = dir.join("plan.json");
+        std::fs::write(&good, serde_json::json!({"checks": [check]}).to_string()).unwrap();
+        let config = load(&[SECRET, ("CHECK_PLAN_FILE", good.to_str().unwrap())]).unwrap();
+        assert_eq!(config.plan.check("health").map(|c| c.schedule_minutes), Some(5));
+
+        let mut odd = check.clone();
+        odd["schedule_minutes"] = 7.into();
+        let cases = [
+            ("missing.json", None),
+            ("garbage.json", Some("{\"checks\": 1}".to_string())),
+            ("odd.json", Some(serde_json::json!({"checks": [odd]}).to_string())),
+        ];
+        for (name, content) in cases {
+            let path = dir.join(name);
+            if let Some(content) = content {
+                std::fs::write(&path, content).unwrap();
+            }
+            let error = load(&[SECRET, ("CHECK_PLAN_FILE", path.to_str().unwrap())]).unwrap_err();
+            assert_eq!(error.error_type(), "Misconfigured", "{name}");
+            assert!(error.to_string().contains("CHECK_PLAN_FILE"), "{name}: {error}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -201,6 +269,8 @@ mod tests {
             (("FLAP_WINDOW_MINUTES", "1"), ("REGION_QUORUM", "2"), "FLAP_WINDOW_MINUTES"),
             (("REGION_INCIDENT_MINUTES", "5"), ("REGION_QUORUM", "2"), "REGION_INCIDENT_MINUTES"),
             (("ORPHAN_AFTER_HOURS", "0"), ("REGION_QUORUM", "2"), "ORPHAN_AFTER_HOURS"),
+            (("SLO_TARGET_PERCENT", "100"), ("REGION_QUORUM", "2"), "SLO_TARGET_PERCENT"),
+            (("SLO_TARGET_PERCENT", "high"), ("REGION_QUORUM", "2"), "SLO_TARGET_PERCENT"),
         ];
         for (a, b, name) in cases {
             let error = load(&[SECRET, a, b]).unwrap_err();

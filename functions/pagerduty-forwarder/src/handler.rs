@@ -23,10 +23,12 @@ use crate::freshness::Freshness;
 use crate::pagerduty::{self, EventsApi, HttpEventsApi};
 use crate::routing_key::RoutingKey;
 use crate::state::{Channel, Pending, StateStore, StoreError, record_key};
+use crate::sweep::{self, OpsChannel};
 use crate::tracker::{Fallback, Input, Tracker};
 use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent, tracing};
 use serde::Serialize;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use synthetic_checks::CheckError;
@@ -75,6 +77,8 @@ pub struct Forwarder {
     fallbacks: Mutex<HashMap<String, Fallback>>,
     /// When this instance last looked for orphans, per env.
     swept: Mutex<HashMap<String, OffsetDateTime>>,
+    /// The operations topic, for the stopped-check sweep ([`crate::sweep`]).
+    ops: Option<Arc<dyn OpsChannel>>,
 }
 
 /// Rounds of [`Forwarder::flush`] for what other invocations queue while this one sends.
@@ -171,6 +175,7 @@ impl Forwarder {
             humans: adapters.humans,
             fallbacks: Mutex::default(),
             swept: Mutex::default(),
+            ops: None,
             config,
             events: adapters.events,
             metrics: adapters.metrics,
@@ -191,7 +196,35 @@ impl Forwarder {
             state: config.state_table.as_deref().map(|table| Arc::new(DynamoStore::new(&sdk, table)) as _),
             humans: config.notify_topic_arn.as_deref().map(|arn| Arc::new(SnsNotifier::new(&sdk, arn)) as _),
         };
-        Ok(Forwarder::new(config, adapters))
+        let ops = config.ops_topic_arn.as_deref().map(|arn| Arc::new(SnsNotifier::new(&sdk, arn)) as _);
+        Ok(Forwarder::new(config, adapters).with_ops(ops))
+    }
+
+    /// The operations topic the stopped-check sweep raises on.
+    pub fn with_ops(mut self, ops: Option<Arc<dyn OpsChannel>>) -> Self {
+        self.ops = ops;
+        self
+    }
+
+    /// The Lambda entry point: SNS records, or the sweep's schedule (`{"sweep": "stopped-checks"}`).
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+        let (payload, context) = event.into_parts();
+        if let Some(at) = sweep::as_sweep(&payload) {
+            let store = self.tracker.as_ref().map(|t| t.store().as_ref());
+            let at = at.unwrap_or_else(|| (self.clock)());
+            let swept = sweep::sweep(&self.config, store, self.ops.as_deref(), at).await?;
+            let env = self.config.check_env.as_deref().unwrap_or_default();
+            self.metrics.emit(&emf_count(&self.config.metrics_namespace, sweep::SWEEP_METRIC, &[("env", env)]));
+            return Ok(serde_json::to_value(swept).unwrap_or_default());
+        }
+        let records: SnsEvent = serde_json::from_value(payload).map_err(|e| {
+            CheckError::InvalidEvent(format!(
+                "neither SNS records nor the sweep's schedule ({})",
+                truncate(&one_line(&e.to_string()), 300)
+            ))
+        })?;
+        let forwarded = self.handle(LambdaEvent::new(records, context)).await?;
+        Ok(serde_json::to_value(forwarded).unwrap_or_default())
     }
 
     pub fn config(&self) -> &ForwarderConfig {
@@ -276,6 +309,12 @@ impl Forwarder {
                 Err(StoreError::Conflict) => return Err(contended(subject)),
                 Err(error) => return self.fallback(message, &alert, &open, run_time, &error).await,
             }
+        }
+        if alert.cause == Some(Cause::CredentialsRejected)
+            && let Err(error) = tracker.rejected_run(&alert.env, &alert.check, region, run_time).await
+        {
+            // Only the sweep reads it; its next run of the check writes it again.
+            tracing::warn!(check = %alert.check, %error, "a rejected run was not noted on its check");
         }
         self.sweep_if_due(tracker, message, &alert.env).await;
         Ok(sent)
@@ -753,6 +792,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_invocation_is_sns_records_or_the_sweep_and_anything_else_is_named() {
+        let h = harness();
+        let records = serde_json::to_value(sns(&[("m-1", alert("trigger"))]).payload).unwrap();
+        let answer = h.forwarder.invoke(LambdaEvent::new(records, Context::default())).await.unwrap();
+        assert_eq!(answer["delivered"], json!(["m-1"]));
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-21T10:05:00Z"});
+        let sweep = h.forwarder.invoke(LambdaEvent::new(tick, Context::default())).await.unwrap_err();
+        assert_eq!(sweep.error_type, "Misconfigured");
+        assert!(sweep.error_message.contains("CHECK_ENV"), "the sweep names what it lacks: {}", sweep.error_message);
+        let odd = h.forwarder.invoke(LambdaEvent::new(json!({"hello": 1}), Context::default())).await.unwrap_err();
+        assert_eq!(odd.error_type, "InvalidEvent");
+        assert!(odd.error_message.contains("neither SNS records nor the sweep's schedule"), "{}", odd.error_message);
+    }
+
+    #[tokio::test]
     async fn a_rejection_is_dropped_and_counted_an_outage_fails_the_invocation() {
         let h = harness();
         h.events.fail_with([PublishError::Permanent("HTTP 400: invalid event".into())]);
@@ -906,10 +960,27 @@ mod tests {
         let second = forwarder.handle(sns(&[("m-2", failed_run_at("2026-11-21T10:00:00Z"))])).await.unwrap();
         assert_eq!(second.delivered, ["m-2"]);
         let paged = events.delivered();
-        assert_eq!(paged.len(), 1);
-        let details = &paged[0].payload.as_ref().unwrap().custom_details;
-        assert_eq!(details["confirmation"], "confirmed by 2 consecutive failed runs");
+        let details: Vec<_> = paged.iter().map(|e| &e.payload.as_ref().unwrap().custom_details).collect();
+        assert_eq!(details[0]["confirmation"], "confirmed by 2 consecutive failed runs");
+        // With no earlier runs, 2 of 2 failed burn the budget at once: both burn rates join it.
+        let updates: Vec<_> = details[1..].iter().map(|d| d["update"].as_str().unwrap_or_default()).collect();
+        assert_eq!(updates.len(), 2, "{updates:?}");
+        assert!(updates.iter().all(|u| u.ends_with("joins the open incident")), "{updates:?}");
+        assert!(paged.iter().all(|e| e.dedup_key == "synthetic/prod/auth"), "one incident");
         assert_eq!(humans.delivered().len(), 1, "one warning per episode");
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_account_was_rejected_counts_as_its_check_reporting() {
+        let store: Arc<crate::state::MemoryStore> = Arc::default();
+        let (forwarder, _, _, _) = stateful(store.clone());
+        let mut rejected: Value = serde_json::from_str(&failed_run_at("2026-11-21T10:00:00Z")).unwrap();
+        rejected["cause"] = json!("credentials_rejected");
+        rejected["region"] = json!("eu-west-1");
+        forwarder.handle(sns(&[("m-1", rejected.to_string())])).await.unwrap();
+        let check = store.peek(&record_key("prod", "auth")).expect("the check's record");
+        assert!(check.state.regions.is_empty(), "the run itself is the monitor account's");
+        assert_eq!(check.state.rejected_runs["eu-west-1"].0, time::macros::datetime!(2026-11-21 10:00 UTC));
     }
 
     #[tokio::test]

@@ -42,6 +42,10 @@ pub struct Policy {
     pub region_incident_after: Duration,
     /// How long a subject with an open incident may report nothing before it is an orphan.
     pub orphan_after: Duration,
+    /// The availability SLO the burn rates are measured against ([`crate::burn`]).
+    pub slo_target_percent: f64,
+    /// Schedule periods without a run after which the sweep raises a check ([`crate::sweep`]).
+    pub stopped_after_periods: u32,
 }
 
 impl Default for Policy {
@@ -56,6 +60,8 @@ impl Default for Policy {
             flap_window: Duration::hours(1),
             region_incident_after: Duration::hours(1),
             orphan_after: Duration::hours(24),
+            slo_target_percent: 99.5,
+            stopped_after_periods: 3,
         }
     }
 }
@@ -98,6 +104,16 @@ pub struct State {
     /// The newest run's target, so an alarm's page can say where.
     #[serde(default)]
     pub target: String,
+    /// The runs' counters behind the burn rates.
+    #[serde(default)]
+    pub burn: crate::burn::Burn,
+    /// The sweep's view of each region's runs ([`crate::sweep`]).
+    #[serde(default)]
+    pub stopped: BTreeMap<String, crate::sweep::Watch>,
+    /// Per region, the newest run whose account was rejected: it counted for the monitor account,
+    /// but the check did report, so the sweep must not take it for silent.
+    #[serde(default)]
+    pub rejected_runs: BTreeMap<String, crate::sweep::Reported>,
 }
 
 impl State {

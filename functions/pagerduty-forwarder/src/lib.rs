@@ -9,6 +9,7 @@
 //! broken journey is one incident, and the next passing run resolves it even after a restart.
 
 pub mod alarm;
+pub mod burn;
 pub mod config;
 pub mod dynamodb;
 pub mod event;
@@ -18,6 +19,7 @@ pub mod incident;
 pub mod pagerduty;
 pub mod routing_key;
 pub mod state;
+pub mod sweep;
 pub mod tracker;
 
 pub use config::ForwarderConfig;

@@ -10,5 +10,5 @@ async fn main() -> Result<(), Error> {
     synthetic_checks::logging::init();
     // Built once per cold start: config (errors name the variable), SDK and HTTP clients.
     let forwarder = Forwarder::from_env().await?;
-    run(service_fn(|event| forwarder.handle(event))).await
+    run(service_fn(|event| forwarder.invoke(event))).await
 }

@@ -9,11 +9,12 @@
 //! not.
 
 use crate::alarm::AlarmSignal;
+use crate::burn;
 use crate::incident::{self, Action, AlarmChange, Applied, Incident, Policy, Run};
 use crate::state::{Channel, Pending, Record, Sender, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use synthetic_checks::alert::{AlertMessage, EventAction, Severity};
+use synthetic_checks::alert::{AlertMessage, EventAction, MONITOR_ACCOUNT, Severity};
 use synthetic_checks::result::Outcome;
 use time::OffsetDateTime;
 
@@ -86,6 +87,13 @@ impl Tracker {
                 Input::Run { base, region, at, failed, severity } => {
                     let run = Run { region, at: *at, failed: *failed, severity: *severity, target: &base.target };
                     match incident::apply_run(&mut record.state, &run, silenced, &self.policy) {
+                        // The monitor account has no SLO: only a check's runs burn its budget.
+                        Applied::Actions(mut actions) if subject != MONITOR_ACCOUNT => {
+                            let failed = base.status == Outcome::Failed;
+                            let state = &mut record.state;
+                            actions.extend(burn::apply_run(state, region, *at, failed, silenced, &self.policy));
+                            actions
+                        }
                         Applied::Actions(actions) => actions,
                         Applied::Late if fallback.is_none() => return Ok((key, record.pending)),
                         Applied::Late => Vec::new(),
@@ -113,6 +121,31 @@ impl Tracker {
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Notes that `check` reported from `region` at `at` with a run that counted for the monitor
+    /// account (its account was rejected), so the stopped-check sweep does not take it for silent.
+    pub async fn rejected_run(
+        &self,
+        env: &str,
+        check: &str,
+        region: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key = record_key(env, check);
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(&key).await?;
+            let newer = crate::sweep::Reported(at);
+            match record.state.rejected_runs.get(region) {
+                Some(known) if known.0 >= at => return Ok(()),
+                _ => record.state.rejected_runs.insert(region.to_string(), newer),
+            };
+            match self.store.save(&key, &record, version).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
             }
         }
         Err(StoreError::Conflict)
@@ -405,7 +438,8 @@ mod tests {
     #[tokio::test]
     async fn a_page_stays_pending_until_delivered_and_a_retry_sees_it_again() {
         let store = Arc::new(MemoryStore::default());
-        let tracker = Tracker::new(store.clone(), Policy::default());
+        // An SLO no two failed runs burn, so only the confirmation is pending.
+        let tracker = Tracker::new(store.clone(), Policy { slo_target_percent: 50.0, ..Policy::default() });
         let first = run(&tracker, 0, true).await;
         assert_eq!(first.iter().map(|p| p.to).collect::<Vec<_>>(), [Channel::Humans]);
         tracker.delivered("incident#prod#auth", &[first[0].id]).await.unwrap();
@@ -418,6 +452,32 @@ mod tests {
         assert_eq!(retried, second, "the same run again decides nothing new but returns what is pending");
         tracker.delivered("incident#prod#auth", &[second[0].id]).await.unwrap();
         assert!(run(&tracker, 5, true).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_a_checks_failed_runs_burn_its_budget() {
+        let store = Arc::new(MemoryStore::default());
+        let tracker = Tracker::new(store.clone(), Policy::default());
+        let mut degraded = alert(true);
+        degraded.status = Outcome::Degraded;
+        for minute in [0, 5, 10] {
+            let at = datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(minute);
+            let input = Input::Run { base: &degraded, region: "r", at, failed: true, severity: Severity::Warning };
+            tracker.record("prod", "auth", &[], input, None).await.unwrap();
+            let input = Input::Run { base: &alert(true), region: "r", at, failed: true, severity: Severity::Error };
+            tracker.record("prod", MONITOR_ACCOUNT, &[], input, None).await.unwrap();
+        }
+        let auth = store.peek("incident#prod#auth").unwrap();
+        assert_eq!(auth.state.burn.regions["r"].iter().map(|p| p.2).sum::<u32>(), 0, "degraded counts as available");
+        assert!(auth.state.alarms.is_empty());
+        let account = store.peek(&record_key("prod", MONITOR_ACCOUNT)).unwrap();
+        assert!(account.state.burn.regions.is_empty(), "the monitor account has no SLO");
+        let burns = |pending: &[Pending]| {
+            let updates = pending.iter().filter_map(|p| p.details.get("update").and_then(Value::as_str));
+            updates.filter(|u| u.starts_with("slo-")).count()
+        };
+        assert_eq!(burns(&run(&tracker, 15, true).await), 0, "one failed run does not burn");
+        assert_eq!(burns(&run(&tracker, 20, true).await), 2, "two failed runs of two burn both rates");
     }
 
     #[tokio::test]

@@ -144,11 +144,9 @@ const SHARED_PARAMETERS: &str = "        StackPrefix: !Ref AWS::StackName
         TraceContext: !Ref TraceContext
         LogRetentionDays: !Ref LogRetentionDays
         RunbookUrl: !Ref RunbookUrl
-        SloTargetPercent: !Ref SloTargetPercent
+        MetricsDetail: !Ref MetricsDetail
         AlertTopicArn: !If [IsHome, !Ref AlertTopic, !Ref HomeAlertTopicArn]
         AlertTopicKeyArn: !If [IsHome, !GetAtt AlertKey.Arn, !Ref HomeAlertKeyArn]
-        BurnRateTopicArn: !If [IsHome, !Ref AlertTopic, !Ref AlarmRelayTopic]
-        OpsTopicArn: !Ref OpsTopic
         CheckDeadLetterQueueArn: !GetAtt CheckDeadLetterQueue.Arn
         AlertKeyArn: !GetAtt AlertKey.Arn
         SyntheticAccountSecretArn: !Ref SyntheticAccountSecretArn

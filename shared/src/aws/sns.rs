@@ -57,6 +57,13 @@ impl SnsNotifier {
         }
         SnsNotifier { client: Client::from_conf(builder.build()), topic_arn: topic_arn.to_string() }
     }
+
+    /// Publishes a message that is not an alert (the forwarder's stopped-check notifications to
+    /// the operations topic), classified like [`Notifier::publish`].
+    pub async fn publish_raw(&self, subject: &str, message: &str) -> Result<(), PublishError> {
+        let request = self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(message);
+        request.send().await.map(drop).map_err(|e| classify(&e))
+    }
 }
 
 /// The region of an SNS topic ARN, `arn:<partition>:sns:<region>:<account id>:<topic>`; the error
