@@ -302,3 +302,24 @@ pub fn sns(id: &str, message: String, received: OffsetDateTime) -> LambdaEvent<S
 pub fn severity(event: &Event) -> Value {
     json!(event.payload.as_ref().map(|p| p.severity))
 }
+
+/// A deployment plan with `checks` (name, schedule in minutes, what it depends on), written to a
+/// file of its own for `CHECK_PLAN_FILE`.
+pub fn plan_file(checks: &[(&str, u32, &[&str])]) -> String {
+    let checks: Vec<Value> = checks
+        .iter()
+        .map(|(name, schedule, depends_on)| {
+            json!({"name": name, "schedule_minutes": schedule, "regions": [], "tags": [], "depends_on": depends_on,
+                   "enabled": true, "timeout_seconds": 30, "reads_account_secret": false, "journey_sha256": "0".repeat(64)})
+        })
+        .collect();
+    let path = std::env::temp_dir().join(format!("plan-{}.json", uuid_like()));
+    std::fs::write(&path, json!({ "checks": checks }).to_string()).expect("the plan file is written");
+    path.to_string_lossy().into_owned()
+}
+
+fn uuid_like() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}

@@ -1,6 +1,7 @@
 //! The incident state machine through the library handler, with its table in memory: the
 //! defects of issue 20 (each test failed before its fix) and the model-based test ([`model`]).
 
+mod dependencies;
 mod harness;
 mod model;
 
