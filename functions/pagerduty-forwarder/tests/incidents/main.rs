@@ -4,6 +4,7 @@
 mod dependencies;
 mod harness;
 mod model;
+mod storm;
 
 use harness::{Answer, Kind, Table, alert_stamped, at, key, severity};
 use serde_json::json;
