@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod incidents;
 mod journeys;
+mod one_page;
 mod pagerduty;
 mod payments;
 mod redirects;

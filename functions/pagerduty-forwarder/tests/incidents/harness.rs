@@ -16,7 +16,7 @@ use synthetic_checks::Outcome;
 use synthetic_checks::alert::{AlertMessage, EventAction, PublishError, RecordingNotifier, Severity};
 use synthetic_checks::metrics::RecordingMetrics;
 use synthetic_checks::secret::{InMemorySecrets, Secret};
-use synthetic_e2e::incident_replay::{RunKind, run_alert};
+use synthetic_e2e::incident_replay::{RunKind, planned, run_alert};
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -303,23 +303,10 @@ pub fn severity(event: &Event) -> Value {
     json!(event.payload.as_ref().map(|p| p.severity))
 }
 
-/// A deployment plan with `checks` (name, schedule in minutes, what it depends on), written to a
-/// file of its own for `CHECK_PLAN_FILE`.
+/// A deployment plan with `checks` (name, schedule in minutes, what it depends on), in a file of
+/// its own for `CHECK_PLAN_FILE`.
 pub fn plan_file(checks: &[(&str, u32, &[&str])]) -> String {
-    let checks: Vec<Value> = checks
-        .iter()
-        .map(|(name, schedule, depends_on)| {
-            json!({"name": name, "schedule_minutes": schedule, "regions": [], "tags": [], "depends_on": depends_on,
-                   "enabled": true, "timeout_seconds": 30, "reads_account_secret": false, "journey_sha256": "0".repeat(64)})
-        })
-        .collect();
-    let path = std::env::temp_dir().join(format!("plan-{}.json", uuid_like()));
-    std::fs::write(&path, json!({ "checks": checks }).to_string()).expect("the plan file is written");
-    path.to_string_lossy().into_owned()
-}
-
-fn uuid_like() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
+    synthetic_e2e::incident_replay::plan_file(
+        checks.iter().map(|(name, schedule, depends_on)| planned(name, *schedule, depends_on)).collect(),
+    )
 }
