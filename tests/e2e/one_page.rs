@@ -52,7 +52,7 @@ async fn the_target_down_for_30_minutes_under_100_checks_is_one_page_listing_the
     periods(&mut replay, &names, 0, 50, |_, minute| (10..40).contains(&minute)).await;
     let incidents = replay.incidents();
     assert_eq!(summary(&incidents), [("synthetic/prod/health", "resolved")], "{incidents:#?}");
-    let listed = incidents[0].details.iter().filter_map(|d| d["also_failing"].as_array()).last().cloned();
+    let listed = incidents[0].details.iter().filter_map(|d| d["also_failing"].as_array()).next_back().cloned();
     let listed: Vec<String> = listed.unwrap_or_default().iter().filter_map(|v| v.as_str().map(String::from)).collect();
     assert_eq!(listed.len(), 99, "{listed:?}");
     assert!(["auth", "payment", "products", "search"].iter().all(|c| listed.iter().any(|l| l == c)), "{listed:?}");

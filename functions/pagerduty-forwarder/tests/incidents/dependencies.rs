@@ -3,7 +3,7 @@
 //! then a seeded model-based test over generated outages of a dependency chain, runs of one
 //! period in any order, against a reference model of which pages must exist.
 
-use super::harness::{Kind, Table, key, lock, plan_file};
+use super::harness::{Kind, Rng, Table, key, lock, plan_file};
 use pagerduty_forwarder::state::record_key;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -129,23 +129,6 @@ async fn a_dependant_confirmed_before_its_slower_dependency_reports_waits_for_it
     );
     let health = table.pagerduty.triggers(&key("health"));
     assert_eq!(also_failing(&health).first(), Some(&json!(["products"])), "{health:#?}");
-}
-
-/// SplitMix64, as in [`super::model`].
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 const CHAIN: [(&str, &[&str]); 3] = [("health", &[]), ("auth", &["health"]), ("payment", &["auth"])];

@@ -20,7 +20,7 @@
 //! A seeded generator, not proptest: the case is printed with its seed and every step, and
 //! `MODEL_SEED=<seed>` replays one case; `MODEL_CASES=<n>` runs more.
 
-use super::harness::{Answer, Kind, T0, Table, alarm_message, alert_stamped, key, lock};
+use super::harness::{Answer, Kind, Rng, T0, Table, alarm_message, alert_stamped, key, lock};
 use pagerduty_forwarder::state::{Channel, record_key};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,31 +30,6 @@ use time::{Duration, OffsetDateTime};
 const CHECK: &str = "health";
 const CASES: u64 = 150;
 const STEPS: usize = 70;
-
-/// SplitMix64: small, seedable, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// The policy a case runs under.
 struct Setup {

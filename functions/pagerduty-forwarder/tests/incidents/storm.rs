@@ -12,7 +12,7 @@
 //!
 //! Seeded, like [`super::model`]: `MODEL_SEED=<seed>` replays one case.
 
-use super::harness::{Kind, T0, Table, alert, key, lock};
+use super::harness::{Kind, Rng, T0, Table, alert, key, lock};
 use pagerduty_forwarder::state::{Channel, StateStore, record_key};
 use std::sync::{Arc, Mutex};
 use synthetic_checks::alert::EventAction;
@@ -22,23 +22,6 @@ const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const RATE: usize = 4;
 const WINDOW: Duration = Duration::MINUTE;
 const CASES: u64 = 12;
-
-/// SplitMix64, as in [`super::model`].
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn check(index: u64) -> String {
     format!("check-{index:03}")
