@@ -337,6 +337,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn above_the_enforced_rate_it_answers_429_and_ingests_nothing() {
+        let fake = FakePagerDuty::start().await.unwrap();
+        fake.enforce_rate(2, Duration::from_secs(60));
+        let client = reqwest::Client::new();
+        let url = format!("{}/v2/enqueue", fake.base_url());
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let response = client.post(&url).body(r#"{"dedup_key":"k"}"#).send().await.unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, [202, 202, 429]);
+        assert_eq!((fake.accepted().len(), fake.throttled()), (2, 1));
+    }
+
+    #[tokio::test]
     async fn refuses_what_pagerduty_would_refuse_whatever_the_script_says() {
         let contract = Contract::load().unwrap_or_else(|e| panic!("{e}"));
         let fake = FakePagerDuty::with_contract(contract).await.unwrap();
