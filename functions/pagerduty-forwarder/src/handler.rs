@@ -569,6 +569,17 @@ impl Forwarder {
         }
     }
 
+    /// Fills PagerDuty's shared window, so no instance sends for a whole window after a 429.
+    async fn back_off(&self, tracker: &Tracker) {
+        for _ in 0..MAX_SEND_ROUNDS * 2 {
+            let Ok((mut window, version)) = tracker.store().load_window().await else { return };
+            window.fill((self.clock)(), &self.config.rate);
+            if !matches!(tracker.store().save_window(&window, version).await, Err(StoreError::Conflict)) {
+                return;
+            }
+        }
+    }
+
     /// Up to `want` slots of PagerDuty's shared window ([`crate::rate`]). An unreadable window
     /// does not hold a page back: it gives every slot asked for.
     async fn slots(&self, tracker: &Tracker, want: usize) -> usize {
@@ -616,16 +627,8 @@ impl Forwarder {
         let mut paged = false;
         let mut failure = None;
         let pages: Vec<&Pending> = pending.iter().filter(|p| p.to == Channel::PagerDuty).collect();
-        let granted = self.slots(tracker, pages.len()).await;
-        let waiting: Vec<Pending> = pages[granted..].iter().map(|p| (*p).clone()).collect();
-        if !waiting.is_empty() {
-            tracing::info!(%key, waiting = waiting.len(), "PagerDuty's rate is used up; the rest waits in the outbox");
-            if let Err(error) = tracker.store().set_deferred(key, rate::outbox_order(&waiting).as_deref()).await {
-                // Still queued on the record: its next run sends it.
-                tracing::warn!(%key, %error, "a record waiting for the rate could not be listed in the outbox");
-            }
-        }
-        for entry in pages.into_iter().take(granted) {
+        let mut granted = self.slots(tracker, pages.len()).await;
+        for (index, entry) in pages.iter().enumerate().take(granted) {
             let event = Event::from_alert(&entry.alert, &self.config).with_details(&entry.details);
             match self.deliver(message, &entry.alert, event, Order::Queued { tracker, key, id: entry.id }).await {
                 Ok(Sent::Superseded) => {}
@@ -633,10 +636,26 @@ impl Forwarder {
                     paged |= matches!(sent, Sent::Delivered);
                     self.done(tracker, key, entry.id).await;
                 }
+                // PagerDuty's rate is used up by other senders too: every instance backs off for
+                // a window, and this event waits in the outbox rather than failing the run.
+                Err(error) if throttled(&error) => {
+                    tracing::warn!(%key, %error, "PagerDuty throttles after the retries; backing off for a window");
+                    self.back_off(tracker).await;
+                    granted = index;
+                    break;
+                }
                 Err(error) => {
                     failure = Some(error);
                     break;
                 }
+            }
+        }
+        let waiting: Vec<Pending> = pages[granted..].iter().map(|p| (*p).clone()).collect();
+        if !waiting.is_empty() {
+            tracing::info!(%key, waiting = waiting.len(), "PagerDuty's rate is used up; the rest waits in the outbox");
+            if let Err(error) = tracker.store().set_deferred(key, rate::outbox_order(&waiting).as_deref()).await {
+                // Still queued on the record: its next run sends it.
+                tracing::warn!(%key, %error, "a record waiting for the rate could not be listed in the outbox");
             }
         }
         for entry in pending.iter().filter(|p| p.to == Channel::Humans) {
@@ -775,6 +794,11 @@ impl Forwarder {
 fn received_at(message: &SnsMessage) -> Option<OffsetDateTime> {
     let nanos = message.timestamp.timestamp_nanos_opt()?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()
+}
+
+/// PagerDuty answered 429 through every retry ([`pagerduty`] reports the status first).
+fn throttled(error: &CheckError) -> bool {
+    matches!(error, CheckError::AlertUndeliverable { reason, .. } if reason.starts_with("PagerDuty: HTTP 429"))
 }
 
 /// Writers kept winning the race for a record: failing the invocation lets Lambda's retry decide

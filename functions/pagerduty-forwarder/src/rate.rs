@@ -13,8 +13,9 @@
 //! What gets no slot is not dropped: it stays queued on its record, and the record is listed in
 //! the outbox. Every invocation, and the scheduled tick, drains the outbox, triggers first (a
 //! new outage is worth more than the end of another), then the rest; one record's events always
-//! leave in the order they were decided. A 429 that gets through anyway is retried with backoff
-//! and then kept for Lambda's retry, as any other unavailability.
+//! leave in the order they were decided. A 429 that gets through anyway (other senders on the
+//! key) is retried with backoff; if PagerDuty still throttles, the window is filled, so that no
+//! instance sends for a whole window, and the event waits in the outbox: never dropped.
 
 use crate::state::{Channel, Pending};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,11 @@ impl Window {
         let taken = want.min(free);
         self.sent.extend(std::iter::repeat_n(now, taken));
         taken
+    }
+
+    /// Takes every slot left at `now`: after a 429 nobody sends until a window has passed.
+    pub fn fill(&mut self, now: OffsetDateTime, limit: &RateLimit) {
+        self.sent = vec![now; limit.events as usize];
     }
 }
 
