@@ -279,3 +279,17 @@ async fn pagerduty_throttling_through_every_retry_backs_off_for_a_window_and_dro
     assert_eq!(table.pagerduty.triggers(&key("auth")).len(), 1);
     assert_eq!(table.store.deferred().await.unwrap(), [], "drained");
 }
+
+#[tokio::test]
+async fn a_scheduled_drain_sends_what_waits_when_no_run_arrives() {
+    let table = Table::new(&[]);
+    table.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
+    table.pagerduty.script([Answer::Throttled; 3]);
+    table.run("auth", EAST, 5.0, Kind::Failed).await.expect("the page waits");
+    *harness::lock(&table.clock) = at(5.5);
+    table.forwarder.drain().await.expect("drained");
+    assert_eq!(table.pagerduty.accepted(), [], "still within the window after the 429");
+    *harness::lock(&table.clock) = at(7.0);
+    table.forwarder.drain().await.expect("drained");
+    assert_eq!(table.pagerduty.triggers(&key("auth")).len(), 1, "sent by the tick alone");
+}
