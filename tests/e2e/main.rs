@@ -18,6 +18,7 @@ mod hostile;
 mod incidents;
 mod journey_schema;
 mod journeys;
+mod one_page;
 mod pagerduty;
 mod payments;
 mod redirects;

@@ -43,6 +43,12 @@ struct Script {
     violations: Vec<String>,
     /// The bodies answered with a 2xx: what PagerDuty acted on.
     accepted: Vec<Value>,
+    /// PagerDuty's rate, when enforced: at most this many accepted events within the window.
+    rate: Option<(usize, Duration)>,
+    /// When each accepted event was, for the rate.
+    accepted_at: Vec<Instant>,
+    /// Requests answered 429 for the rate.
+    throttled: usize,
 }
 
 /// An incident as PagerDuty would show it: events with one dedup key, from the trigger that
@@ -132,6 +138,9 @@ impl FakePagerDuty {
             contract,
             violations: Vec::new(),
             accepted: Vec::new(),
+            rate: None,
+            accepted_at: Vec::new(),
+            throttled: 0,
         }));
         let router = Router::new().route("/v2/enqueue", post(enqueue)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -171,6 +180,18 @@ impl FakePagerDuty {
     /// gives an unknown key (e.g. after the integration key was rotated).
     pub fn accept_routing_keys(&self, keys: impl IntoIterator<Item = impl Into<String>>) {
         lock(&self.shared).routing_keys = keys.into_iter().map(Into::into).collect();
+    }
+
+    /// From now on, like PagerDuty's Events API ("approximately 120 calls/minute per integration
+    /// key ... calculated over a 60 second window looking back from the current time"), a request
+    /// that finds `events` accepted within the last `window` is answered 429 and not ingested.
+    pub fn enforce_rate(&self, events: usize, window: Duration) {
+        lock(&self.shared).rate = Some((events, window));
+    }
+
+    /// How many requests were answered 429 for the rate.
+    pub fn throttled(&self) -> usize {
+        lock(&self.shared).throttled
     }
 
     /// Every request body received so far, in order.
@@ -246,22 +267,32 @@ async fn enqueue(State(shared): State<Shared>, body: Bytes) -> Response {
     if !routing_key_known {
         return invalid_event(vec![INVALID_ROUTING_KEY.to_string()]);
     }
+    if let Some((events, window)) = script.rate {
+        let now = Instant::now();
+        if script.accepted_at.iter().filter(|at| now.duration_since(**at) < window).count() >= events {
+            script.throttled += 1;
+            return answer(429, throttle_body());
+        }
+    }
     let status = script.next.pop_front().unwrap_or(script.then);
     if (200..300).contains(&status) {
         let accepted = script.requests[index].clone();
         script.accepted.push(accepted);
+        script.accepted_at.push(Instant::now());
     }
     let body = match status {
         200..=299 => {
             json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})
         }
         400 => return invalid_event(script.rejection.clone()),
-        429 => {
-            json!({"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly. Please retry later."})
-        }
+        429 => throttle_body(),
         _ => json!({"status": "error", "message": "Internal server error"}),
     };
     answer(status, body)
+}
+
+fn throttle_body() -> Value {
+    json!({"status": "throttle exceeded", "message": "Requests for this service are arriving too quickly. Please retry later."})
 }
 
 fn invalid_event(errors: Vec<String>) -> Response {
@@ -303,6 +334,21 @@ mod tests {
         let response = client.post(&url).body("{}").send().await.unwrap();
         assert_eq!(response.status().as_u16(), 500);
         assert!(fake.violations().is_empty(), "no contract, no judgement");
+    }
+
+    #[tokio::test]
+    async fn above_the_enforced_rate_it_answers_429_and_ingests_nothing() {
+        let fake = FakePagerDuty::start().await.unwrap();
+        fake.enforce_rate(2, Duration::from_secs(60));
+        let client = reqwest::Client::new();
+        let url = format!("{}/v2/enqueue", fake.base_url());
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let response = client.post(&url).body(r#"{"dedup_key":"k"}"#).send().await.unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, [202, 202, 429]);
+        assert_eq!((fake.accepted().len(), fake.throttled()), (2, 1));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use synthetic_checks::alert::AlertMessage;
 use synthetic_checks::config::Origin;
 use synthetic_checks::error::Cause;
+use synthetic_checks::plan::{Plan, PlannedCheck};
 use synthetic_checks::result::{Account, Outcome, RunResult, StepResult};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -259,6 +260,30 @@ pub fn write_plan(path: &std::path::Path, checks: &[(&str, u32)]) -> std::io::Re
         })
         .collect();
     std::fs::write(path, json!({ "checks": checks }).to_string())
+}
+
+/// One check of a deployment plan, as the catalog would plan it (the fields the forwarder reads
+/// are the name, the schedule and `depends_on`).
+pub fn planned(name: &str, schedule_minutes: u32, depends_on: &[&str]) -> PlannedCheck {
+    PlannedCheck {
+        name: name.into(),
+        schedule_minutes,
+        regions: Vec::new(),
+        tags: Vec::new(),
+        depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+        enabled: true,
+        timeout_seconds: 30,
+        reads_account_secret: false,
+        journey_sha256: "0".repeat(64),
+    }
+}
+
+/// The plan of `checks` in a file of its own, for the forwarder's `CHECK_PLAN_FILE`.
+pub fn plan_file(checks: Vec<PlannedCheck>) -> String {
+    let path = std::env::temp_dir().join(format!("synthetic-plan-{}.json", uuid::Uuid::new_v4()));
+    let plan = serde_json::to_string(&Plan { checks }).expect("a plan serializes");
+    std::fs::write(&path, plan).expect("the plan file is written");
+    path.to_string_lossy().into_owned()
 }
 
 /// The alert a check publishes after such a run, built by the checks' own code.

@@ -42,9 +42,12 @@ pub struct ForwarderConfig {
     /// The operations topic: where the sweep raises a check that stopped reporting.
     pub ops_topic_arn: Option<String>,
     pub policy: Policy,
-    /// The deployed checks (`CHECK_PLAN_FILE`). Unset: an empty plan, so the sweep has nothing to
-    /// watch (it then refuses to run, see [`crate::sweep`]) and no check depends on another.
+    /// The deployment plan (`CHECK_PLAN_FILE`): which checks exist, their schedules and what they
+    /// depend on. Empty when the variable is unset: no check depends on another, and the sweep has
+    /// nothing to watch (it then refuses to run, see [`crate::sweep`]).
     pub plan: Arc<Plan>,
+    /// What PagerDuty may be sent, shared by every instance (see [`crate::rate`]).
+    pub rate: crate::rate::RateLimit,
 }
 
 impl ForwarderConfig {
@@ -79,6 +82,10 @@ impl ForwarderConfig {
             ops_topic_arn: env.optional("OPS_TOPIC_ARN"),
             policy: policy(&env)?,
             plan: read_plan(&env)?,
+            rate: crate::rate::RateLimit {
+                events: env.bounded("PAGERDUTY_RATE_EVENTS", 100, 1, 10_000)?,
+                window: time::Duration::seconds(env.bounded("PAGERDUTY_RATE_WINDOW_SECS", 60, 1, 3_600)?),
+            },
         })
     }
 }
@@ -159,8 +166,11 @@ impl TraceUrl {
     }
 }
 
-/// The plan file named by `CHECK_PLAN_FILE`, read once per cold start: a forwarder that cannot
-/// tell which checks exist must not start, or the sweep would watch the wrong ones.
+/// The plan file named by `CHECK_PLAN_FILE` (the deployed zip carries it), read once per cold
+/// start. Unset: an empty plan, so a forwarder deployed without one (an older template, the unit
+/// tests) pages as before. Set but unreadable or invalid: misconfigured at cold start, naming the
+/// variable: a forwarder that cannot tell which checks exist must not start, or the sweep would
+/// watch the wrong ones and dependants would page.
 fn read_plan(env: &Env) -> Result<Arc<Plan>, CheckError> {
     let Some(path) = env.optional("CHECK_PLAN_FILE") else { return Ok(Arc::new(Plan { checks: Vec::new() })) };
     let text = std::fs::read_to_string(&path)
@@ -311,6 +321,37 @@ mod tests {
             let error = load(&[SECRET, (name, value)]).unwrap_err();
             assert_eq!(error.error_type(), "Misconfigured");
             assert!(error.to_string().contains(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_plan_file_is_read_and_a_bad_one_names_its_variable() {
+        assert!(load(&[SECRET]).unwrap().plan.checks.is_empty(), "unset: no check depends on another");
+        let dir = std::env::temp_dir().join(format!("forwarder-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("plan.json");
+        let check = r#"{"name":"products","schedule_minutes":5,"regions":[],"tags":[],"depends_on":["health"],
+            "enabled":true,"timeout_seconds":30,"reads_account_secret":true,"journey_sha256":"00"}"#;
+        std::fs::write(&good, format!(r#"{{"checks":[{check}]}}"#)).unwrap();
+        let plan = load(&[SECRET, ("CHECK_PLAN_FILE", good.to_str().unwrap())]).unwrap().plan;
+        assert_eq!(plan.check("products").unwrap().depends_on, ["health"]);
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"checks": "none"}"#).unwrap();
+        for path in [bad, dir.join("missing.json")] {
+            let error = load(&[SECRET, ("CHECK_PLAN_FILE", path.to_str().unwrap())]).unwrap_err();
+            assert_eq!(error.error_type(), "Misconfigured");
+            assert!(error.to_string().contains("CHECK_PLAN_FILE"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_rate_defaults_below_pagerdutys_and_is_bounded() {
+        let config = load(&[SECRET]).unwrap();
+        assert_eq!(config.rate, crate::rate::RateLimit::default());
+        let config = load(&[SECRET, ("PAGERDUTY_RATE_EVENTS", "20"), ("PAGERDUTY_RATE_WINDOW_SECS", "2")]).unwrap();
+        assert_eq!((config.rate.events, config.rate.window), (20, time::Duration::seconds(2)));
+        for (name, value) in [("PAGERDUTY_RATE_EVENTS", "0"), ("PAGERDUTY_RATE_WINDOW_SECS", "0")] {
+            assert!(load(&[SECRET, (name, value)]).unwrap_err().to_string().contains(name));
         }
     }
 

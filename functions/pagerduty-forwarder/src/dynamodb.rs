@@ -7,11 +7,14 @@
 //!   `expires_at` (epoch seconds, a week after it ends) for the table's TTL.
 //! - A subject with an open incident: `pk = open#<env>`, `sk = <subject>`, so the orphan sweep
 //!   finds, with a query, subjects that stopped reporting.
+//! - PagerDuty's sending window: `pk = sk = rate#pagerduty`, versioned like a record; the outbox:
+//!   `pk = outbox`, `sk = <record key>`, one item per record with events waiting for the rate.
 //!
 //! Reads are strongly consistent: a decision must see the write of the invocation before it.
 //! Every call is bounded (1 s to connect, 2 s per attempt, 3 attempts within 6 s), so an
 //! unreachable table turns into [`StoreError::Unavailable`] with time left to page without it.
 
+use crate::rate::Window;
 use crate::state::{Record, Silence, StateStore, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -26,6 +29,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 const STATE_SORT_KEY: &str = "state";
+/// PagerDuty's shared sending window: one item (see [`crate::rate`]).
+const WINDOW_KEY: &str = "rate#pagerduty";
+/// The outbox: one item per record with events waiting for PagerDuty's rate.
+const OUTBOX_KEY: &str = "outbox";
 /// How long an ended silence stays listed before the table's TTL removes it.
 const SILENCE_HISTORY: time::Duration = time::Duration::days(7);
 
@@ -80,6 +87,96 @@ impl DynamoStore {
             }
         }
     }
+    /// The JSON item `pk`/`sk` (its attribute `attribute`) and its version; the default and 0
+    /// when there is none.
+    async fn load_versioned<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        pk: &str,
+        sk: &str,
+        attribute: &str,
+    ) -> Result<(T, u64), StoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = answer.item else { return Ok((T::default(), 0)) };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("{pk}: version is missing or not a number")))?;
+        let value = serde_json::from_str(&text(&item, attribute)?)
+            .map_err(|e| StoreError::Corrupt(format!("{pk}: {attribute}: {e}")))?;
+        Ok((value, version))
+    }
+
+    /// Writes `value` as version `read + 1` of item `pk`/`sk`, only if the stored version is
+    /// still `read` (`ConditionalCheckFailedException` is a [`StoreError::Conflict`]).
+    async fn save_versioned<T: serde::Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        attribute: &str,
+        value: &T,
+        read: u64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::S(sk.into()))
+            .item("version", AttributeValue::N((read + 1).to_string()))
+            .item(attribute, AttributeValue::S(json))
+            .item("updated_at", rfc3339(OffsetDateTime::now_utc()));
+        request = match read {
+            0 => request.condition_expression("attribute_not_exists(pk)"),
+            _ => request
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    /// Puts or deletes the marker item `pk`/`sk` (a list kept as a partition).
+    async fn mark(&self, pk: AttributeValue, sk: &str, present: bool) -> Result<(), StoreError> {
+        let sk = AttributeValue::S(sk.to_string());
+        match present {
+            true => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", pk)
+                .item("sk", sk)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(unavailable),
+            false => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", pk)
+                .key("sk", sk)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(unavailable),
+        }
+    }
 }
 
 fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
@@ -123,52 +220,12 @@ fn silence_from(item: &HashMap<String, AttributeValue>) -> Result<Silence, Store
 impl StateStore for DynamoStore {
     #[instrument(skip(self))]
     async fn load(&self, key: &str) -> Result<(Record, u64), StoreError> {
-        let answer = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.into()))
-            .key("sk", AttributeValue::S(STATE_SORT_KEY.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = answer.item else { return Ok((Record::default(), 0)) };
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("{key}: version is missing or not a number")))?;
-        let record = serde_json::from_str(&text(&item, "record")?)
-            .map_err(|e| StoreError::Corrupt(format!("{key}: record: {e}")))?;
-        Ok((record, version))
+        self.load_versioned(key, STATE_SORT_KEY, "record").await
     }
 
     #[instrument(skip(self, record))]
     async fn save(&self, key: &str, record: &Record, read: u64) -> Result<(), StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.into()))
-            .item("sk", AttributeValue::S(STATE_SORT_KEY.into()))
-            .item("version", AttributeValue::N((read + 1).to_string()))
-            .item("record", AttributeValue::S(json))
-            .item("updated_at", rfc3339(OffsetDateTime::now_utc()));
-        request = match read {
-            0 => request.condition_expression("attribute_not_exists(pk)"),
-            _ => request
-                .condition_expression("version = :read")
-                .expression_attribute_values(":read", AttributeValue::N(read.to_string())),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        self.save_versioned(key, STATE_SORT_KEY, "record", record, read).await
     }
 
     #[instrument(skip(self))]
@@ -231,28 +288,38 @@ impl StateStore for DynamoStore {
 
     #[instrument(skip(self))]
     async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError> {
-        let sk = AttributeValue::S(subject.to_string());
-        match open {
-            true => self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", Self::open_key(env))
-                .item("sk", sk)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(unavailable),
-            false => self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", Self::open_key(env))
-                .key("sk", sk)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(unavailable),
-        }
+        self.mark(Self::open_key(env), subject, open).await
+    }
+
+    #[instrument(skip(self))]
+    async fn load_window(&self) -> Result<(Window, u64), StoreError> {
+        self.load_versioned(WINDOW_KEY, WINDOW_KEY, "window").await
+    }
+
+    #[instrument(skip(self, window))]
+    async fn save_window(&self, window: &Window, read: u64) -> Result<(), StoreError> {
+        self.save_versioned(WINDOW_KEY, WINDOW_KEY, "window", window, read).await
+    }
+
+    #[instrument(skip(self))]
+    async fn deferred(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let items = self.partition(AttributeValue::S(OUTBOX_KEY.into())).await?;
+        items.iter().map(|item| Ok((text(item, "sk")?, text(item, "order")?))).collect()
+    }
+
+    #[instrument(skip(self))]
+    async fn set_deferred(&self, key: &str, order: Option<&str>) -> Result<(), StoreError> {
+        let pk = AttributeValue::S(OUTBOX_KEY.into());
+        let Some(order) = order else { return self.mark(pk, key, false).await };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", pk)
+            .item("sk", AttributeValue::S(key.into()))
+            .item("order", AttributeValue::S(order.into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 }

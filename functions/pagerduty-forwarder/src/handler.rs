@@ -21,6 +21,7 @@ use crate::dynamodb::DynamoStore;
 use crate::event::{self, Event};
 use crate::freshness::Freshness;
 use crate::pagerduty::{self, EventsApi, HttpEventsApi};
+use crate::rate;
 use crate::routing_key::RoutingKey;
 use crate::state::{Channel, Pending, StateStore, StoreError, record_key};
 use crate::sweep::{self, OpsChannel};
@@ -83,6 +84,19 @@ pub struct Forwarder {
 
 /// Rounds of [`Forwarder::flush`] for what other invocations queue while this one sends.
 const MAX_SEND_ROUNDS: usize = 3;
+
+/// Records of the outbox one invocation sends at most, besides its own: a drain stays well
+/// within the forwarder's timeout, and the next invocation goes on.
+const MAX_DRAIN: usize = 25;
+
+/// What sending one record's queue did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Flushed {
+    /// Something went to PagerDuty.
+    paged: bool,
+    /// PagerDuty's rate left some of it waiting in the outbox.
+    full: bool,
+}
 
 /// How often an instance looks for subjects that stopped reporting with an incident open.
 const SWEEP_EVERY: time::Duration = time::Duration::HOUR;
@@ -171,7 +185,9 @@ impl Forwarder {
         Forwarder {
             routing_key: RoutingKey::new(adapters.secrets, config.secret_id.clone()),
             freshness: Freshness::new(config.max_event_age),
-            tracker: adapters.state.map(|store| Tracker::new(store, config.policy.clone())),
+            tracker: adapters
+                .state
+                .map(|store| Tracker::new(store, config.policy.clone()).with_plan(config.plan.clone())),
             humans: adapters.humans,
             fallbacks: Mutex::default(),
             swept: Mutex::default(),
@@ -459,10 +475,10 @@ impl Forwarder {
         }
     }
 
-    /// Sends record `key`'s pending list under a claim ([`Tracker::claim`]): while another
-    /// invocation holds it, that one sends this one's events too; while this one holds it, it
-    /// sends what others queue meanwhile. An unreadable claim does not hold a page back: the
-    /// list read with the decision (`pending`) is sent then.
+    /// Sends record `key`'s pending list within PagerDuty's rate ([`crate::rate`]): at once
+    /// while nothing waits for the rate; otherwise the record takes its place in the outbox and
+    /// the outbox is drained, triggers first, as far as the rate allows (this record's warnings
+    /// go out whatever its place). Whether anything of this record went to PagerDuty.
     async fn flush(
         &self,
         tracker: &Tracker,
@@ -470,32 +486,108 @@ impl Forwarder {
         key: &str,
         pending: Vec<Pending>,
     ) -> Result<bool, CheckError> {
+        let outbox = tracker.store().deferred().await.unwrap_or_else(|error| {
+            // An unreadable outbox does not hold a page back; the next invocation drains it.
+            tracing::warn!(%key, %error, "the outbox could not be read; sending this record's events at once");
+            Vec::new()
+        });
+        let listed = outbox.iter().any(|(k, _)| k == key);
+        if outbox.is_empty() {
+            return Ok(self.send_claimed(tracker, message, key, pending, false).await?.paged);
+        }
+        let mut queue = outbox;
+        if !listed {
+            // After everything listed when nothing of it waits for PagerDuty: only warnings.
+            let order = rate::outbox_order(&pending).unwrap_or_else(|| "2".into());
+            queue.push((key.to_string(), order));
+        }
+        queue.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        let (mut paged, mut drained, mut full) = (false, 0, false);
+        for (listed_key, _) in &queue {
+            let mine = listed_key == key;
+            if !mine && (full || drained >= MAX_DRAIN) {
+                continue;
+            }
+            let own = if mine { pending.clone() } else { Vec::new() };
+            match self.send_claimed(tracker, message, listed_key, own, !mine || listed).await {
+                Ok(flushed) => {
+                    full |= flushed.full;
+                    paged |= mine && flushed.paged;
+                }
+                Err(error) if mine => return Err(error),
+                Err(error) => {
+                    tracing::warn!(key = %listed_key, %error, "queued events stay in the outbox for the next drain");
+                }
+            }
+            drained += usize::from(!mine);
+        }
+        Ok(paged)
+    }
+
+    /// Drains the outbox as far as PagerDuty's rate allows: the entry point of a scheduled tick
+    /// (the sweep's schedule calls it too), so what waits is sent even when no run arrives.
+    pub async fn drain(&self) -> Result<(), CheckError> {
+        let Some(tracker) = &self.tracker else { return Ok(()) };
+        let now = (self.clock)();
+        let mut message = SnsMessage::default();
+        message.message_id = format!("tick-{}", now.unix_timestamp_nanos());
+        let outbox = tracker.store().deferred().await.map_err(|e| CheckError::AlertUndeliverable {
+            attempts: 1,
+            reason: format!("the outbox cannot be read: {e}"),
+        })?;
+        let Some((first, _)) = outbox.iter().min_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0))) else { return Ok(()) };
+        self.flush(tracker, &message, first, Vec::new()).await.map(|_| ())
+    }
+
+    /// Sends record `key`'s pending list under a claim, within the rate ([`Tracker::claim`]): while another
+    /// invocation holds it, that one sends this one's events too; while this one holds it, it
+    /// sends what others queue meanwhile. An unreadable claim does not hold a page back: the
+    /// list read with the decision (`pending`) is sent then.
+    async fn send_claimed(
+        &self,
+        tracker: &Tracker,
+        message: &SnsMessage,
+        key: &str,
+        pending: Vec<Pending>,
+        listed: bool,
+    ) -> Result<Flushed, CheckError> {
         let by = message.message_id.as_str();
         let mut queue = match tracker.claim(key, by, (self.clock)()).await {
-            Ok(Some(queue)) if queue.is_empty() => return Ok(false),
+            Ok(Some(queue)) if queue.is_empty() => {
+                if listed {
+                    self.unlist(tracker, key).await;
+                }
+                return Ok(Flushed::default());
+            }
             Ok(Some(queue)) => queue,
             Ok(None) => {
                 tracing::info!(%key, "another invocation is sending this incident's events; it sends these too");
-                return Ok(false);
+                return Ok(Flushed::default());
             }
             Err(error) => {
                 tracing::warn!(%key, %error, "the pending list could not be claimed; sending it unclaimed");
-                return self.send_pending(tracker, message, key, pending).await;
+                return self.send_pending(tracker, message, key, pending, listed).await;
             }
         };
-        let mut paged = false;
+        let mut flushed = Flushed::default();
         let mut outcome = Ok(());
         // What others queued meanwhile, a few rounds at most: each round sends or drops all it finds.
         for _ in 0..MAX_SEND_ROUNDS {
             if queue.is_empty() {
                 break;
             }
-            match self.send_pending(tracker, message, key, queue).await {
-                Ok(sent) => paged |= sent,
+            match self.send_pending(tracker, message, key, queue, listed).await {
+                Ok(sent) => {
+                    flushed.paged |= sent.paged;
+                    flushed.full |= sent.full;
+                }
                 Err(error) => {
                     outcome = Err(error);
                     break;
                 }
+            }
+            if flushed.full {
+                break;
             }
             queue = match tracker.claim(key, by, (self.clock)()).await {
                 Ok(Some(queue)) => queue,
@@ -505,7 +597,57 @@ impl Forwarder {
         if let Err(error) = tracker.release(key, by).await {
             tracing::warn!(%key, %error, "the claim on the pending list lapses on its own");
         }
-        outcome.map(|()| paged)
+        outcome.map(|()| flushed)
+    }
+
+    /// Takes the record off the outbox: nothing of it waits for PagerDuty any more. A failure
+    /// only costs a drain an extra read.
+    async fn unlist(&self, tracker: &Tracker, key: &str) {
+        if let Err(error) = tracker.store().set_deferred(key, None).await {
+            tracing::warn!(%key, %error, "a drained record stays listed in the outbox");
+        }
+    }
+
+    /// Fills PagerDuty's shared window, so no instance sends for a whole window after a 429.
+    async fn back_off(&self, tracker: &Tracker) {
+        for _ in 0..MAX_SEND_ROUNDS * 2 {
+            let Ok((mut window, version)) = tracker.store().load_window().await else { return };
+            window.fill((self.clock)(), &self.config.rate);
+            if !matches!(tracker.store().save_window(&window, version).await, Err(StoreError::Conflict)) {
+                return;
+            }
+        }
+    }
+
+    /// Up to `want` slots of PagerDuty's shared window ([`crate::rate`]). An unreadable window
+    /// does not hold a page back: it gives every slot asked for.
+    async fn slots(&self, tracker: &Tracker, want: usize) -> usize {
+        if want == 0 {
+            return 0;
+        }
+        for _ in 0..MAX_SEND_ROUNDS * 2 {
+            let (mut window, version) = match tracker.store().load_window().await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(%error, "PagerDuty's sending window could not be read; sending without it");
+                    return want;
+                }
+            };
+            let taken = window.take((self.clock)(), want, &self.config.rate);
+            if taken == 0 {
+                return 0;
+            }
+            match tracker.store().save_window(&window, version).await {
+                Ok(()) => return taken,
+                Err(StoreError::Conflict) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "PagerDuty's sending window could not be written; sending without it");
+                    return want;
+                }
+            }
+        }
+        // Many instances send at once: these events wait in the outbox for the next drain.
+        0
     }
 
     /// Delivers a pending list and removes each entry once delivered. Pages go first,
@@ -519,10 +661,13 @@ impl Forwarder {
         message: &SnsMessage,
         key: &str,
         pending: Vec<Pending>,
-    ) -> Result<bool, CheckError> {
+        listed: bool,
+    ) -> Result<Flushed, CheckError> {
         let mut paged = false;
         let mut failure = None;
-        for entry in pending.iter().filter(|p| p.to == Channel::PagerDuty) {
+        let pages: Vec<&Pending> = pending.iter().filter(|p| p.to == Channel::PagerDuty).collect();
+        let mut granted = self.slots(tracker, pages.len()).await;
+        for (index, entry) in pages.iter().enumerate().take(granted) {
             let event = Event::from_alert(&entry.alert, &self.config).with_details(&entry.details);
             match self.deliver(message, &entry.alert, event, Order::Queued { tracker, key, id: entry.id }).await {
                 Ok(Sent::Superseded) => {}
@@ -530,10 +675,26 @@ impl Forwarder {
                     paged |= matches!(sent, Sent::Delivered);
                     self.done(tracker, key, entry.id).await;
                 }
+                // PagerDuty's rate is used up by other senders too: every instance backs off for
+                // a window, and this event waits in the outbox rather than failing the run.
+                Err(error) if throttled(&error) => {
+                    tracing::warn!(%key, %error, "PagerDuty throttles after the retries; backing off for a window");
+                    self.back_off(tracker).await;
+                    granted = index;
+                    break;
+                }
                 Err(error) => {
                     failure = Some(error);
                     break;
                 }
+            }
+        }
+        let waiting: Vec<Pending> = pages[granted..].iter().map(|p| (*p).clone()).collect();
+        if !waiting.is_empty() {
+            tracing::info!(%key, waiting = waiting.len(), "PagerDuty's rate is used up; the rest waits in the outbox");
+            if let Err(error) = tracker.store().set_deferred(key, rate::outbox_order(&waiting).as_deref()).await {
+                // Still queued on the record: its next run sends it.
+                tracing::warn!(%key, %error, "a record waiting for the rate could not be listed in the outbox");
             }
         }
         for entry in pending.iter().filter(|p| p.to == Channel::Humans) {
@@ -548,9 +709,12 @@ impl Forwarder {
                 }
             }
         }
+        if listed && waiting.is_empty() && failure.is_none() {
+            self.unlist(tracker, key).await;
+        }
         match failure {
             Some(error) => Err(error),
-            None => Ok(paged),
+            None => Ok(Flushed { paged, full: !waiting.is_empty() }),
         }
     }
 
@@ -669,6 +833,11 @@ impl Forwarder {
 fn received_at(message: &SnsMessage) -> Option<OffsetDateTime> {
     let nanos = message.timestamp.timestamp_nanos_opt()?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).ok()
+}
+
+/// PagerDuty answered 429 through every retry ([`pagerduty`] reports the status first).
+fn throttled(error: &CheckError) -> bool {
+    matches!(error, CheckError::AlertUndeliverable { reason, .. } if reason.starts_with("PagerDuty: HTTP 429"))
 }
 
 /// Writers kept winning the race for a record: failing the invocation lets Lambda's retry decide

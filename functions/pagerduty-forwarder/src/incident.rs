@@ -393,6 +393,20 @@ pub fn apply_run(state: &mut State, run: &Run, silenced: bool, policy: &Policy) 
     Applied::Actions(actions)
 }
 
+/// The page a subject's record opens now, as of `at`, when its failure is confirmed and no
+/// incident is open: a page held for a dependency's report (see [`crate::dependencies`]), decided
+/// once that dependency has reported.
+pub fn page_now(state: &mut State, at: OffsetDateTime, policy: &Policy) -> Option<Action> {
+    let view = View::of(state, at, policy);
+    if state.incident.is_some() || !view.confirmed {
+        return None;
+    }
+    let flapping = state.changes.len() >= policy.flap_changes;
+    state.incident = Some(Incident { opened: at, flapping, regions: view.failing.clone(), severity: view.severity });
+    state.warned = true;
+    Some(Action::Page { reason: view.confirmation(policy), regions: view.failing, flapping, severity: view.severity })
+}
+
 fn flap_reason(changes: usize, policy: &Policy) -> String {
     format!(
         "flapping: {changes} changes of health within {} min; the incident stays open until {} min pass without a failed run",
@@ -668,7 +682,7 @@ impl View {
 }
 
 /// RFC 3339 lists, for the flap window's change times.
-mod times {
+pub(crate) mod times {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use time::OffsetDateTime;
 

@@ -11,12 +11,14 @@
 pub mod alarm;
 pub mod burn;
 pub mod config;
+pub mod dependencies;
 pub mod dynamodb;
 pub mod event;
 pub mod freshness;
 pub mod handler;
 pub mod incident;
 pub mod pagerduty;
+pub mod rate;
 pub mod routing_key;
 pub mod state;
 pub mod sweep;

@@ -9,6 +9,7 @@
 //! delivery is retried by the next invocation (Lambda's retry of this one) instead of lost.
 
 use crate::incident::State;
+use crate::rate::Window;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,6 +31,9 @@ pub struct Record {
     /// order (see [`crate::tracker::Tracker::claim`]).
     #[serde(default)]
     pub sender: Option<Sender>,
+    /// Its `depends_on` links (see [`crate::dependencies`]).
+    #[serde(default)]
+    pub links: crate::dependencies::Links,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,6 +132,15 @@ pub trait StateStore: Send + Sync {
     /// Lists or unlists `subject` as having an open incident, so a subject that stops
     /// reporting can still be found and its incident resolved.
     async fn set_open(&self, env: &str, subject: &str, open: bool) -> Result<(), StoreError>;
+    /// PagerDuty's shared sending window (see [`crate::rate`]) and its version (0: none yet).
+    async fn load_window(&self) -> Result<(Window, u64), StoreError>;
+    /// Writes the window as version `read + 1`, only if the stored version is still `read`.
+    async fn save_window(&self, window: &Window, read: u64) -> Result<(), StoreError>;
+    /// The outbox: the records with events waiting for PagerDuty's rate, each with its place in
+    /// the drain ([`crate::rate::outbox_order`]).
+    async fn deferred(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Lists record `key` in the outbox at `order`, or unlists it (`None`).
+    async fn set_deferred(&self, key: &str, order: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// The key of a subject's record.
@@ -143,6 +156,8 @@ pub struct MemoryStore {
     open: Mutex<std::collections::BTreeSet<(String, String)>>,
     unavailable: Mutex<bool>,
     conflicts: Mutex<u32>,
+    window: Mutex<(Window, u64)>,
+    outbox: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -234,6 +249,35 @@ impl StateStore for MemoryStore {
         match open {
             true => lock(&self.open).insert(entry),
             false => lock(&self.open).remove(&entry),
+        };
+        Ok(())
+    }
+
+    async fn load_window(&self) -> Result<(Window, u64), StoreError> {
+        self.check()?;
+        Ok(lock(&self.window).clone())
+    }
+
+    async fn save_window(&self, window: &Window, read: u64) -> Result<(), StoreError> {
+        self.check()?;
+        let mut stored = lock(&self.window);
+        if stored.1 != read {
+            return Err(StoreError::Conflict);
+        }
+        *stored = (window.clone(), read + 1);
+        Ok(())
+    }
+
+    async fn deferred(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.outbox).iter().map(|(key, order)| (key.clone(), order.clone())).collect())
+    }
+
+    async fn set_deferred(&self, key: &str, order: Option<&str>) -> Result<(), StoreError> {
+        self.check()?;
+        match order {
+            Some(order) => lock(&self.outbox).insert(key.to_string(), order.to_string()),
+            None => lock(&self.outbox).remove(key),
         };
         Ok(())
     }

@@ -10,9 +10,11 @@
 
 use crate::alarm::AlarmSignal;
 use crate::burn;
+use crate::dependencies::{self, Dependencies, Verdict};
 use crate::incident::{self, Action, AlarmChange, Applied, Incident, Policy, Run};
 use crate::state::{Channel, Pending, Record, Sender, Silence, StateStore, StoreError, record_key};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use synthetic_checks::alert::{AlertMessage, EventAction, MONITOR_ACCOUNT, Severity};
 use synthetic_checks::result::Outcome;
@@ -27,6 +29,16 @@ const CLAIM: time::Duration = time::Duration::minutes(2);
 pub struct Tracker {
     store: Arc<dyn StateStore>,
     policy: Policy,
+    dependencies: Option<Dependencies>,
+}
+
+/// How a subject whose page was withheld is linked to its dependency.
+enum Link {
+    None,
+    /// Attached to the incident of this root of its chain.
+    Attach(String),
+    /// Waiting for this dependency's next run.
+    Hold(String),
 }
 
 /// What a record is updated with.
@@ -47,7 +59,14 @@ impl Input<'_> {
 
 impl Tracker {
     pub fn new(store: Arc<dyn StateStore>, policy: Policy) -> Self {
-        Tracker { store, policy }
+        Tracker { store, policy, dependencies: None }
+    }
+
+    /// Withholds the pages of dependants while a dependency explains them (the plan's
+    /// `depends_on`, see [`crate::dependencies`]).
+    pub fn with_plan(mut self, plan: Arc<synthetic_checks::plan::Plan>) -> Self {
+        self.dependencies = Some(Dependencies::new(plan, self.policy.clone()));
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn StateStore> {
@@ -105,8 +124,16 @@ impl Tracker {
                     incident::apply_alarm(&mut record.state, &change, silenced, &self.policy)
                 }
             };
+            let (actions, link) = self.withhold(env, subject, &mut record, actions, at).await?;
+            let held = match &input {
+                Input::Run { .. } => std::mem::take(&mut record.links.held),
+                Input::Alarm { .. } => BTreeSet::new(),
+            };
             for action in &actions {
-                let (to, alert, details) = pending(action, input.base(), &dedup_key, &record.state.target);
+                let (to, alert, mut details) = pending(action, input.base(), &dedup_key, &record.state.target);
+                if let (Action::Page { .. }, Some(list)) = (action, dependencies::also_failing(&record)) {
+                    details.insert(dependencies::ALSO_FAILING.into(), list);
+                }
                 if action.opens_or_resolves() {
                     record.forget(&alert.dedup_key);
                 }
@@ -116,6 +143,16 @@ impl Tracker {
                 Ok(()) => {
                     if record.state.open() != was_open {
                         self.list(env, subject, record.state.open()).await;
+                    }
+                    if let Some(dependencies) = &self.dependencies {
+                        // The page stays withheld whatever happens here: the dependency pages for
+                        // the outage; only the context is missing, and the next run links it again.
+                        if let Err(error) = self.link(dependencies, env, subject, &key, link, input.base()).await {
+                            lambda_runtime::tracing::warn!(%subject, %error, "a dependant was not linked to its dependency");
+                        }
+                        if !held.is_empty() {
+                            self.release_held(env, subject, held, silences, input.base(), at).await;
+                        }
                     }
                     return Ok((key, record.pending));
                 }
@@ -149,6 +186,154 @@ impl Tracker {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Takes out a page `subject`'s record just decided when a dependency explains or holds it
+    /// (the record keeps its failure and no incident, so its next run decides again); returns
+    /// the actions left and the incident to attach the subject to, once per failure. A subject
+    /// that stopped failing forgets its links.
+    async fn withhold(
+        &self,
+        env: &str,
+        subject: &str,
+        record: &mut Record,
+        mut actions: Vec<Action>,
+        at: OffsetDateTime,
+    ) -> Result<(Vec<Action>, Link), StoreError> {
+        if !dependencies::failing(&record.state) {
+            record.links.explained_by = None;
+            record.links.also_failing.clear();
+        }
+        let Some(dependencies) = &self.dependencies else { return Ok((actions, Link::None)) };
+        if !actions.iter().any(|a| matches!(a, Action::Page { .. })) {
+            return Ok((actions, Link::None));
+        }
+        let link = match dependencies.judge(&*self.store, env, subject, &record.state, at).await? {
+            Verdict::Pages => {
+                record.links.explained_by = None;
+                return Ok((actions, Link::None));
+            }
+            Verdict::Held { by } => {
+                lambda_runtime::tracing::info!(%subject, dependency = %by, "page held until the dependency reports");
+                Link::Hold(by)
+            }
+            Verdict::Explained { by } => {
+                lambda_runtime::tracing::info!(%subject, dependency = %by, "page withheld: the dependency's failure explains it");
+                match record.links.explained_by.as_deref() == Some(by.as_str()) {
+                    true => Link::None,
+                    false => {
+                        record.links.explained_by = Some(by.clone());
+                        Link::Attach(by)
+                    }
+                }
+            }
+        };
+        record.state.incident = None;
+        actions.retain(|a| !matches!(a, Action::Page { .. }));
+        Ok((actions, link))
+    }
+
+    /// Decides the pages held for `dependency`'s run at `at` (see [`Tracker::withhold`]): each
+    /// held dependant is judged again, now that the dependency has reported, and pages, joins
+    /// its incident, or waits on another dependency. A page decided here goes out with the next
+    /// drain (its record is put in the outbox). Failures are logged: the dependant's own next
+    /// run decides again.
+    async fn release_held(
+        &self,
+        env: &str,
+        dependency: &str,
+        held: BTreeSet<String>,
+        silences: &[Silence],
+        base: &AlertMessage,
+        at: OffsetDateTime,
+    ) {
+        let Some(dependencies) = &self.dependencies else { return };
+        for dependant in held {
+            if let Err(error) = self.decide_held(dependencies, env, dependency, &dependant, silences, base, at).await {
+                lambda_runtime::tracing::warn!(%dependant, %dependency, %error, "a held page was not decided; the dependant's next run decides it");
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_held(
+        &self,
+        dependencies: &Dependencies,
+        env: &str,
+        dependency: &str,
+        dependant: &str,
+        silences: &[Silence],
+        base: &AlertMessage,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let key = record_key(env, dependant);
+        let dedup_key = synthetic_checks::alert::dedup_key(env, dependant);
+        for _ in 0..MAX_RACES {
+            let (mut record, version) = self.store.load(&key).await?;
+            if silences.iter().any(|s| s.covers(dependant, at)) {
+                return Ok(());
+            }
+            let Some(page) = incident::page_now(&mut record.state, at, &self.policy) else { return Ok(()) };
+            let (actions, link) = self.withhold(env, dependant, &mut record, vec![page], at).await?;
+            let mut alert = base.clone();
+            alert.check = dependant.to_string();
+            alert.summary = format!("[{env}] {dependant}: failing, and its dependency {dependency} is not");
+            alert.steps = Vec::new();
+            alert.cause = None;
+            for action in &actions {
+                let (to, alert, mut details) = pending(action, &alert, &dedup_key, &record.state.target);
+                if let Some(list) = dependencies::also_failing(&record) {
+                    details.insert(dependencies::ALSO_FAILING.into(), list);
+                }
+                record.forget(&alert.dedup_key);
+                record.push(to, alert, details);
+            }
+            match self.store.save(&key, &record, version).await {
+                Ok(()) => {
+                    if !actions.is_empty() {
+                        self.list(env, dependant, true).await;
+                        self.store.set_deferred(&key, crate::rate::outbox_order(&record.pending).as_deref()).await?;
+                    }
+                    return self.link(dependencies, env, dependant, &key, link, base).await;
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Attaches `subject` to its dependency's incident, or lists it as held by a dependency.
+    async fn link(
+        &self,
+        dependencies: &Dependencies,
+        env: &str,
+        subject: &str,
+        key: &str,
+        link: Link,
+        base: &AlertMessage,
+    ) -> Result<(), StoreError> {
+        let linked = match &link {
+            Link::None => return Ok(()),
+            Link::Attach(root) => dependencies.attach(&*self.store, env, root, subject, base).await,
+            Link::Hold(dependency) => dependencies.hold(&*self.store, env, dependency, subject).await,
+        };
+        if linked.is_err() && matches!(link, Link::Attach(_)) {
+            // Not attached: the next withheld page attaches it again.
+            self.detach(key).await;
+        }
+        linked
+    }
+
+    /// Forgets that `key` was attached, so its next withheld page attaches it again.
+    async fn detach(&self, key: &str) {
+        for _ in 0..MAX_RACES {
+            let Ok((mut record, version)) = self.store.load(key).await else { return };
+            record.links.explained_by = None;
+            if !matches!(self.store.save(key, &record, version).await, Err(StoreError::Conflict)) {
+                return;
+            }
+        }
     }
 
     /// Keeps the list of subjects with an open incident, which only the orphan sweep reads: a

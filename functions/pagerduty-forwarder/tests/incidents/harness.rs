@@ -16,7 +16,7 @@ use synthetic_checks::Outcome;
 use synthetic_checks::alert::{AlertMessage, EventAction, PublishError, RecordingNotifier, Severity};
 use synthetic_checks::metrics::RecordingMetrics;
 use synthetic_checks::secret::{InMemorySecrets, Secret};
-use synthetic_e2e::incident_replay::{RunKind, run_alert};
+use synthetic_e2e::incident_replay::{RunKind, planned, run_alert};
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -305,4 +305,37 @@ pub fn sns(id: &str, message: String, received: OffsetDateTime) -> LambdaEvent<S
 
 pub fn severity(event: &Event) -> Value {
     json!(event.payload.as_ref().map(|p| p.severity))
+}
+
+/// A deployment plan with `checks` (name, schedule in minutes, what it depends on), in a file of
+/// its own for `CHECK_PLAN_FILE`.
+pub fn plan_file(checks: &[(&str, u32, &[&str])]) -> String {
+    synthetic_e2e::incident_replay::plan_file(
+        checks.iter().map(|(name, schedule, depends_on)| planned(name, *schedule, depends_on)).collect(),
+    )
+}
+
+/// SplitMix64: small, seedable, and the same on every platform.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
 }

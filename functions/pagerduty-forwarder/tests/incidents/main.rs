@@ -1,8 +1,10 @@
 //! The incident state machine through the library handler, with its table in memory: the
 //! defects of issue 20 (each test failed before its fix) and the model-based test ([`model`]).
 
+mod dependencies;
 mod harness;
 mod model;
+mod storm;
 
 use harness::{Answer, Kind, Table, alert_stamped, at, key, severity};
 use serde_json::json;
@@ -258,4 +260,36 @@ async fn a_check_removed_while_its_incident_is_open_is_resolved_as_an_orphan() {
     let before = table.pagerduty.accepted().len();
     table.run("search", EAST, 27.0 * 60.0, Kind::Passed).await.unwrap();
     assert_eq!(table.pagerduty.accepted().len(), before, "resolved once");
+}
+
+#[tokio::test]
+async fn pagerduty_throttling_through_every_retry_backs_off_for_a_window_and_drops_nothing() {
+    use pagerduty_forwarder::state::StateStore;
+    let table = Table::new(&[]);
+    table.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
+    table.pagerduty.script([Answer::Throttled; 3]);
+    table.run("auth", EAST, 5.0, Kind::Failed).await.expect("the page waits; the run is not failed");
+    assert_eq!(table.pagerduty.accepted(), [], "throttled");
+    assert_eq!(table.store.deferred().await.unwrap().len(), 1, "the page waits in the outbox");
+    // Within the window no instance sends: another check's run half a minute later leaves it.
+    table.run("search", EAST, 5.5, Kind::Passed).await.unwrap();
+    assert_eq!(table.pagerduty.accepted(), [], "backed off");
+    // A window later, the next run of any check sends it.
+    table.run("search", EAST, 7.0, Kind::Passed).await.unwrap();
+    assert_eq!(table.pagerduty.triggers(&key("auth")).len(), 1);
+    assert_eq!(table.store.deferred().await.unwrap(), [], "drained");
+}
+
+#[tokio::test]
+async fn a_scheduled_drain_sends_what_waits_when_no_run_arrives() {
+    let table = Table::new(&[]);
+    table.run("auth", EAST, 0.0, Kind::Failed).await.unwrap();
+    table.pagerduty.script([Answer::Throttled; 3]);
+    table.run("auth", EAST, 5.0, Kind::Failed).await.expect("the page waits");
+    *harness::lock(&table.clock) = at(5.5);
+    table.forwarder.drain().await.expect("drained");
+    assert_eq!(table.pagerduty.accepted(), [], "still within the window after the 429");
+    *harness::lock(&table.clock) = at(7.0);
+    table.forwarder.drain().await.expect("drained");
+    assert_eq!(table.pagerduty.triggers(&key("auth")).len(), 1, "sent by the tick alone");
 }

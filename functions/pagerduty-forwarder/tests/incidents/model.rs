@@ -9,7 +9,9 @@
 //!    view (open or resolved, per dedup key, after the events it accepted) is the table's.
 //! 2. **Confirmation bound.** A failure confirmed by the policy (N consecutive failed runs from
 //!    one vantage point, or a quorum of the configured regions failing within 1.5 periods) has
-//!    an open incident once the run that confirmed it was handled, unless a silence covers it.
+//!    an open incident once the run that confirmed it was handled, unless a silence covers it
+//!    or its page waits for PagerDuty's rate (throttled through every retry: queued, in the
+//!    outbox).
 //! 3. **No stale trigger.** Every event that changes PagerDuty's view moves it to the table's
 //!    view at that moment: a trigger never reopens what the table resolved, and a resolve never
 //!    closes what the table holds open (the table-unavailable fallback, which has no table to
@@ -20,7 +22,7 @@
 //! A seeded generator, not proptest: the case is printed with its seed and every step, and
 //! `MODEL_SEED=<seed>` replays one case; `MODEL_CASES=<n>` runs more.
 
-use super::harness::{Answer, Kind, T0, Table, alarm_message, alert_stamped, key, lock};
+use super::harness::{Answer, Kind, Rng, T0, Table, alarm_message, alert_stamped, key, lock};
 use pagerduty_forwarder::state::{Channel, record_key};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,31 +32,6 @@ use time::{Duration, OffsetDateTime};
 const CHECK: &str = "health";
 const CASES: u64 = 150;
 const STEPS: usize = 70;
-
-/// SplitMix64: small, seedable, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// The policy a case runs under.
 struct Setup {
@@ -457,6 +434,11 @@ impl Case {
         if self.reference.silenced(at) || self.table.pagerduty.rejected(&main) {
             return;
         }
+        // A page PagerDuty throttled through every retry waits in the outbox for a window.
+        let record = self.table.store.peek(&record_key("prod", CHECK)).unwrap_or_default();
+        if record.pending.iter().any(|p| p.to == Channel::PagerDuty && p.alert.dedup_key == main) {
+            return;
+        }
         if self.reference.confirmed(&self.setup, region, at) && !self.table.pagerduty.is_open(&main) {
             self.violations_push(format!("step {index}: a failure confirmed at {at} ({region}) has no open incident"));
         }
@@ -474,7 +456,11 @@ impl Case {
         // decided after it supersedes a trigger still queued.
         let paged = pagerduty.accepted()[before..].iter().any(|e| e.dedup_key == main || e.dedup_key == burn);
         let rejected = pagerduty.rejected(&main) || pagerduty.rejected(&burn);
-        if !rejected && !paged && !pagerduty.is_open(&main) && !pagerduty.is_open(&burn) {
+        // Or its page waits in the outbox (throttled through every retry).
+        let record = self.table.store.peek(&record_key("prod", CHECK)).unwrap_or_default();
+        let queued =
+            record.pending.iter().any(|p| p.to == Channel::PagerDuty && [&main, &burn].contains(&&p.alert.dedup_key));
+        if !rejected && !queued && !paged && !pagerduty.is_open(&main) && !pagerduty.is_open(&burn) {
             self.violations_push(format!("step {index}: an alarm still in ALARM after its silence has no incident"));
         }
     }
