@@ -14,6 +14,7 @@ pub mod aws;
 pub mod canary;
 pub mod checks;
 pub mod config;
+pub mod cost;
 pub mod discard;
 pub mod error;
 pub mod http;
