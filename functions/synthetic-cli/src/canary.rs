@@ -2,7 +2,7 @@
 //! and a report a person reads in ten seconds. The collection and the statistics are the shared
 //! [`synthetic_checks::canary`], which the `canary-gate` Lambda runs too.
 
-use crate::run::{journeys, prepare, stop_after_current_check_on_signal};
+use crate::run::{journeys, prepare, stop_after_running_checks_on_signal};
 use crate::{CanaryArgs, CanaryFormat, CheckArg, Exit, RunArgs, RunFormat, fail, history, print_report};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ pub async fn execute(args: CanaryArgs) -> Exit {
         publish: false,
         topic_arn: None,
         degraded_ok: true,
+        concurrency: 1,
     };
     let (baseline_args, canary_args) = (side(&args.baseline), side(&args.canary));
     let journey = match journeys(&baseline_args) {
@@ -83,7 +84,7 @@ pub async fn execute(args: CanaryArgs) -> Exit {
 /// Runs the journey against both targets in turn until the runs or the duration are used up, or
 /// a signal asks to stop; every run goes to the history file, when there is one.
 async fn collect(monitors: &[Monitor; 2], args: &CanaryArgs) -> Result<Collected, String> {
-    let interrupted = stop_after_current_check_on_signal();
+    let interrupted = stop_after_running_checks_on_signal();
     let limit = match args.duration {
         Some(secs) => Limit::Duration(Duration::from_secs(secs)),
         None => Limit::Rounds(args.runs),

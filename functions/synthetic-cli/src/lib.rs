@@ -15,6 +15,7 @@
 
 pub mod canary;
 pub mod cloudwatch;
+pub mod concurrent;
 pub mod credentials;
 pub mod history;
 pub mod output;
@@ -179,6 +180,10 @@ pub struct RunArgs {
     /// Count degraded (slow but correct) checks as passed: exit 0 instead of 2.
     #[arg(long)]
     pub degraded_ok: bool,
+    /// How many checks run at once (1-64); the report lists them in their order whatever the
+    /// order they finish in.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

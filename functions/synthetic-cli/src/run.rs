@@ -6,6 +6,7 @@
 //! emitted as EMF (stdout belongs to the chosen format, and smoke runs must not count towards
 //! production SLOs), and nothing is published unless `--publish` is given.
 
+use crate::concurrent::run_bounded;
 use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
@@ -70,35 +71,22 @@ pub async fn execute(args: RunArgs) -> Exit {
         Ok(monitors) => monitors,
         Err(message) => return fail(message),
     };
-    let progress = Style::stderr();
     let target = monitors[0].config().target.to_string();
-    eprintln!("synthetic: {} check(s) against {target} (env {})", monitors.len(), args.env);
-    let interrupted = stop_after_current_check_on_signal();
-    let mut runs = Vec::new();
-    for (index, monitor) in monitors.iter().enumerate() {
-        if interrupted.load(Ordering::SeqCst) {
-            eprintln!("synthetic: interrupted; {} check(s) not run", monitors.len() - index);
-            break;
-        }
-        let check = monitor.config().journey.check.clone();
-        eprint!("  [{}/{}] {check} ... ", index + 1, monitors.len());
-        let run = match monitor.run(None, None).await {
-            Ok(run) => {
-                let detail = match run.cause {
-                    Some(cause) => format!(" ({cause})"),
-                    None => String::new(),
-                };
-                let label = format!("{}{detail}", run.status.as_str());
-                eprintln!("{} in {} ms", progress.paint(&label, outcome_tone(run.status)), run.duration_ms);
-                CheckRun::Ran(run)
-            }
-            Err(error) => {
-                eprintln!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()));
-                CheckRun::Broke { check, error }
-            }
-        };
-        runs.push(run);
+    let total = monitors.len();
+    eprintln!("synthetic: {total} check(s) against {target} (env {}), {} at a time", args.env, args.concurrency);
+    let interrupted = stop_after_running_checks_on_signal();
+    let outcomes =
+        run_bounded(monitors, usize::from(args.concurrency), interrupted.clone(), move |index, monitor| async move {
+            let run = run_one(&monitor).await;
+            report_progress(index, total, &run);
+            run
+        })
+        .await;
+    let not_run = outcomes.iter().filter(|outcome| outcome.is_none()).count();
+    if not_run > 0 {
+        eprintln!("synthetic: interrupted; {not_run} check(s) not run");
     }
+    let runs: Vec<CheckRun> = outcomes.into_iter().flatten().collect();
     let mut exit = verdict(&runs, args.degraded_ok);
     if interrupted.load(Ordering::SeqCst) {
         exit = exit.worst(Exit::Error);
@@ -121,18 +109,42 @@ pub async fn execute(args: RunArgs) -> Exit {
     print_report(&text, exit)
 }
 
-/// A first Ctrl-C, SIGTERM or SIGHUP lets the running check finish, because a payment journey
-/// stopped between create and refund would leave a sandbox payment live; the checks after it
-/// are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a grace
-/// period, which the cleanup fits in. A second signal aborts at once.
-pub(crate) fn stop_after_current_check_on_signal() -> Arc<AtomicBool> {
+/// One check, run once: its result, or why the monitor could not run it.
+async fn run_one(monitor: &Monitor) -> CheckRun {
+    match monitor.run(None, None).await {
+        Ok(run) => CheckRun::Ran(run),
+        Err(error) => CheckRun::Broke { check: monitor.config().journey.check.clone(), error },
+    }
+}
+
+/// One stderr line per check as it finishes, numbered by its place in the selection.
+fn report_progress(index: usize, total: usize, run: &CheckRun) {
+    let progress = Style::stderr();
+    let line = match run {
+        CheckRun::Ran(run) => {
+            let detail = run.cause.map_or(String::new(), |cause| format!(" ({cause})"));
+            let label = format!("{}{detail}", run.status.as_str());
+            format!("{} in {} ms", progress.paint(&label, outcome_tone(run.status)), run.duration_ms)
+        }
+        CheckRun::Broke { error, .. } => {
+            format!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()))
+        }
+    };
+    eprintln!("  [{}/{total}] {} ... {line}", index + 1, run.check_name());
+}
+
+/// A first Ctrl-C, SIGTERM or SIGHUP lets the running checks finish, because a payment journey
+/// stopped between create and refund would leave a sandbox payment live; the checks not yet
+/// started are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a
+/// grace period, which the cleanup fits in. A second signal aborts at once.
+pub(crate) fn stop_after_running_checks_on_signal() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     tokio::spawn(async move {
         let Some(signal) = next_stop_signal().await else { return };
         flag.store(true, Ordering::SeqCst);
         eprintln!(
-            "\nsynthetic: {signal}: finishing the running check so its sandbox writes are cleaned up (again to abort)"
+            "\nsynthetic: {signal}: finishing the running check(s) so their sandbox writes are cleaned up (again to abort)"
         );
         if next_stop_signal().await.is_some() {
             std::process::exit(130);
