@@ -8,6 +8,7 @@
 //! are built on these.
 
 pub mod alarm_eval;
+pub mod build_time;
 pub mod fake_apis;
 pub mod fake_codedeploy;
 pub mod fake_pagerduty;
