@@ -49,9 +49,9 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# Every journey file: the ones compiled into the functions and the test fixtures. A broken
-# journey fails here, with file:line:column, before any test or deploy (make build needs it too).
-JOURNEYS := $(wildcard functions/*/journey.toml) $(filter-out tests/journeys/invalid.toml,$(wildcard tests/journeys/*.toml))
+# Every journey: the checks folder as a whole (defaults, dependencies) and the test fixtures. A
+# broken journey fails here, with file:line:column, before any test or deploy (make build needs it too).
+JOURNEYS := checks $(filter-out tests/journeys/invalid.toml,$(wildcard tests/journeys/*.toml))
 
 journeys: bins
 	target/debug/synthetic validate $(JOURNEYS)

@@ -2,9 +2,9 @@
 # target (the .venv with cargo-lambda, ziglang, cfn-lint, aws-sam-translator, moto, pytest) and
 # puts .venv/bin first on PATH (cargo-lambda cross-compiles with the zig from that venv).
 
-# Every functions/check-<name> crate is a check binary, so a new check needs no change here. The
-# canary gate is deployed by the example in infra/examples/, not by infra/template.yaml.
-LAMBDA_BINS   := $(notdir $(wildcard functions/check-*)) pagerduty-forwarder canary-gate
+# Every check runs the one `check` binary, so a new check needs no change here (nor any compile).
+# The canary gate is deployed by the example in infra/examples/, not by infra/template.yaml.
+LAMBDA_BINS   := check pagerduty-forwarder canary-gate
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 
 .PHONY: build deploy deploy-tools deploy-credentials validate test-infra

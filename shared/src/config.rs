@@ -33,6 +33,12 @@ pub enum AlertTopic {
     Optional,
 }
 
+/// A step's retries when `RETRY_ATTEMPTS` and `RETRY_BACKOFF_MS` are not set, as deployed.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy { attempts: 2, backoff: Duration::from_secs(2) };
+/// The alert's publish attempts when `ALERT_PUBLISH_ATTEMPTS` and `ALERT_PUBLISH_BACKOFF_MS` are
+/// not set, as deployed.
+pub const DEFAULT_ALERT_RETRY: RetryPolicy = RetryPolicy { attempts: 4, backoff: Duration::from_millis(200) };
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitorConfig {
     /// The journey, with this deployment's budget overrides applied.
@@ -117,8 +123,8 @@ impl MonitorConfig {
             ));
         }
         let retry = RetryPolicy {
-            attempts: env.bounded("RETRY_ATTEMPTS", 2, 1, 5)?,
-            backoff: env.millis("RETRY_BACKOFF_MS", 2_000)?,
+            attempts: env.bounded("RETRY_ATTEMPTS", DEFAULT_RETRY.attempts, 1, 5)?,
+            backoff: env.millis("RETRY_BACKOFF_MS", DEFAULT_RETRY.backoff.as_millis() as u64)?,
         };
         Ok(MonitorConfig {
             journey: Arc::new(journey),
@@ -139,8 +145,8 @@ impl MonitorConfig {
             max_redirects: env.bounded("MAX_REDIRECTS", 5, 0, 20)?,
             retry,
             alert_retry: RetryPolicy {
-                attempts: env.bounded("ALERT_PUBLISH_ATTEMPTS", 4, 1, 10)?,
-                backoff: env.millis("ALERT_PUBLISH_BACKOFF_MS", 200)?,
+                attempts: env.bounded("ALERT_PUBLISH_ATTEMPTS", DEFAULT_ALERT_RETRY.attempts, 1, 10)?,
+                backoff: env.millis("ALERT_PUBLISH_BACKOFF_MS", DEFAULT_ALERT_RETRY.backoff.as_millis() as u64)?,
             },
             secret_ttl: Duration::from_secs(env.parse("SECRET_TTL_SECS", 300u64, "a number of seconds")?),
             cert_min_days: env.bounded("CERT_MIN_DAYS", 14, 0, 365)?,
@@ -273,7 +279,7 @@ const RETIRED: &[&str] = &[
 fn refuse_retired(env: &Env) -> Result<(), CheckError> {
     match RETIRED.iter().find(|name| env.optional(name).is_some()) {
         Some(name) => Err(CheckError::Misconfigured(format!(
-            "{name} is no longer read: paths, statuses, pointers and values live in the check's journey file              (functions/check-<name>/journey.toml); move the setting there and unset {name}"
+            "{name} is no longer read: paths, statuses, pointers and values live in the check's journey file              (checks/<name>.toml); move the setting there and unset {name}"
         ))),
         None => Ok(()),
     }

@@ -12,6 +12,7 @@
 pub mod alert;
 pub mod aws;
 pub mod canary;
+pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod cost;

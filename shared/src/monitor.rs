@@ -45,13 +45,11 @@ impl Monitor {
         Monitor { config, http: adapters.http, credentials, notifier: adapters.notifier, metrics: adapters.metrics }
     }
 
-    /// Cold start: the journey compiled into the function, configuration from the environment,
+    /// Cold start: the journey of `CHECK_NAME` from the checks folder packaged beside the
+    /// function, verified against `CHECK_JOURNEY_SHA256`; configuration from the environment;
     /// then the SDK and HTTP clients, once.
-    pub async fn from_env(journey_source: &str) -> Result<Self, CheckError> {
-        let config = JourneyDef::parse(journey_source)
-            .map_err(|problems| {
-                CheckError::Misconfigured(format!("the compiled-in journey.toml is invalid: {problems}"))
-            })
+    pub async fn from_env() -> Result<Self, CheckError> {
+        let config = crate::catalog::bundled_journey(&|name| std::env::var(name).ok())
             .and_then(MonitorConfig::from_env)
             .inspect_err(|error| tracing::error!(error_type = error.error_type(), %error, "cold start failed"))?;
         // `from_env` requires the topic; this only guards against a config built another way.
@@ -214,6 +212,26 @@ pub fn deadline_from_epoch_ms(deadline_ms: u64, reserve: Duration) -> Option<Ins
 fn time_to_deadline(deadline_ms: u64) -> Option<Duration> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     (deadline_ms != 0).then(|| Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// Kept on top of a run's worst case and the alert's share in a function's timeout: the cold
+/// start and the first read of the secret.
+const TIMEOUT_MARGIN: Duration = Duration::from_secs(3);
+/// The longest timeout a check function may have: Lambda retries a failed asynchronous run after
+/// about a minute, and that retry (60 s + the timeout + 60 s of slack) must start within the
+/// 300 s event age the template gives every schedule.
+pub const MAX_TIMEOUT_SECONDS: u32 = 180;
+
+/// The timeout, in seconds, a check function running `journey` is deployed with: the journey's
+/// worst case and the alert's publish reserve as this engine enforces them at their defaults
+/// (the ones [`enough_time`] and the run's deadline use), plus a margin, rounded up to the next
+/// 5 s. The one place the deploy settings learn how long a run may take.
+pub fn timeout_seconds(journey: &JourneyDef) -> u32 {
+    let need = runner::worst_case(journey, crate::config::DEFAULT_RETRY)
+        + publish_budget(crate::config::DEFAULT_ALERT_RETRY)
+        + TIMEOUT_MARGIN;
+    let seconds = need.as_secs() as u32 + 1;
+    seconds.div_ceil(5) * 5
 }
 
 /// Refuses a run that could not send a single normal step: the function's timeout leaves less

@@ -193,7 +193,7 @@ async fn an_event_can_point_one_run_at_a_canary_and_bad_input_is_refused() {
     stack.stop().await;
 }
 
-/// The fifth check, added the documented way: a journey file and a thin crate, no Rust logic.
+/// The fifth check, added the documented way: a file in checks/, nothing else.
 #[tokio::test]
 async fn a_check_added_as_a_journey_file_runs_as_a_real_lambda() {
     let stack = stack().await;
@@ -210,7 +210,7 @@ async fn a_check_added_as_a_journey_file_runs_as_a_real_lambda() {
         }
         // WHEN check-search runs once as a cold Lambda, with no secret configured
         let process =
-            stack.spawn_function("check-search", &[FAST_RETRY, ("CREDENTIALS_SECRET_ID", "")]).await.expect("spawn");
+            stack.spawn_check_named("search", &[FAST_RETRY, ("CREDENTIALS_SECRET_ID", "")]).await.expect("spawn");
         let invocation = process
             .invoke(synthetic_e2e::stack::scheduled_event_named("search"), synthetic_e2e::stack::INVOKE_TIMEOUT)
             .await

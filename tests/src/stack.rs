@@ -77,18 +77,37 @@ impl LocalStack {
         env
     }
 
-    /// Starts `check-<name>` as a cold Lambda sandbox. `extra` overrides the default env.
+    /// Starts the function of a built-in check as a cold Lambda sandbox. `extra` overrides the default env.
     pub async fn spawn_check(&self, check: Check, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
-        self.spawn_function(&format!("check-{}", check.name()), extra).await
+        self.spawn_check_named(check.name(), extra).await
+    }
+
+    /// Starts the function of the check `name` of the repository's checks folder as the template
+    /// deploys it: the one `check` binary, function `check-<name>`, with `CHECK_NAME`, the folder
+    /// and the journey's digest from the plan. `extra` overrides the default env.
+    pub async fn spawn_check_named(&self, name: &str, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
+        let selected = check_selection_env(name)?;
+        let mut env: Vec<(&str, &str)> = selected.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
+        self.spawn_binary("check", &format!("check-{name}"), &env).await
     }
 
     /// Starts any function binary of the workspace (a check added with its own journey file,
     /// say) as a cold Lambda sandbox, with the checks' environment plus `extra`.
     pub async fn spawn_function(&self, binary: &str, extra: &[(&str, &str)]) -> Result<LambdaProcess, StackError> {
+        self.spawn_binary(binary, binary, extra).await
+    }
+
+    async fn spawn_binary(
+        &self,
+        binary: &str,
+        function_name: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<LambdaProcess, StackError> {
         let path = workspace_binary(binary).map_err(StackError::MissingBinary)?;
         let mut env = self.function_env();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Ok(LambdaProcess::spawn(&path, binary, &env).await?)
+        Ok(LambdaProcess::spawn(&path, function_name, &env).await?)
     }
 
     /// Alerts published since the last drain.
@@ -112,6 +131,27 @@ impl LocalStack {
         let _ = self.shop.stop().await;
         self.moto.stop().await;
     }
+}
+
+/// The repository's checks folder, the one `make build` packages.
+pub fn checks_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../checks")
+}
+
+/// What selects check `name` for the one `check` binary, as its deploy passes it: `CHECK_NAME`,
+/// the folder (`CHECKS_DIR`, here the repository's) and the digest the plan gives its journey.
+pub fn check_selection_env(name: &str) -> Result<Vec<(String, String)>, StackError> {
+    let dir = checks_dir();
+    let catalog = synthetic_checks::catalog::Catalog::load(&dir).map_err(|p| StackError::Setup(p.to_string()))?;
+    let check =
+        catalog.check(name).ok_or_else(|| StackError::Setup(format!("no check {name} in {}", dir.display())))?;
+    Ok([
+        ("CHECK_NAME", name.to_string()),
+        ("CHECKS_DIR", dir.display().to_string()),
+        ("CHECK_JOURNEY_SHA256", check.journey_sha256.clone()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec())
 }
 
 pub fn account_json(password: &str) -> String {

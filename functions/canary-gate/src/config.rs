@@ -112,13 +112,8 @@ fn journey(env: &Env) -> Result<JourneyDef, CheckError> {
                 names.join(", ")
             ))
         }),
-        (None, Some(path)) => {
-            let source = std::fs::read_to_string(Path::new(&path))
-                .map_err(|e| CheckError::Misconfigured(format!("CANARY_JOURNEY_FILE {path} cannot be read: {e}")))?;
-            JourneyDef::parse(&source).map_err(|problems| {
-                CheckError::Misconfigured(format!("CANARY_JOURNEY_FILE: {}", problems.located(&path).join("; ")))
-            })
-        }
+        (None, Some(path)) => synthetic_checks::catalog::load_file(Path::new(&path))
+            .map_err(|problems| CheckError::Misconfigured(format!("CANARY_JOURNEY_FILE: {}", problems.join("; ")))),
         _ => Err(CheckError::Misconfigured(
             "set exactly one of CANARY_CHECK (a built-in check: health, auth, products, payment) or \
              CANARY_JOURNEY_FILE (a journey file)"
@@ -224,7 +219,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("canary-gate-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("search.toml");
-        std::fs::write(&good, include_str!("../../check-search/journey.toml")).unwrap();
+        std::fs::write(&good, include_str!("../../../checks/search.toml")).unwrap();
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "check = \"x\"\n[[steps]]\nname = 5\n").unwrap();
         let mut vars = base();
@@ -237,7 +232,11 @@ mod tests {
         assert!(error.starts_with(&format!("misconfigured: CANARY_JOURNEY_FILE: {bad}:")), "{error}");
         assert!(error.contains(&format!("{bad}:3:8: name must be a string")), "{error}");
         vars.insert("CANARY_JOURNEY_FILE", "/nonexistent/journey.toml");
-        assert!(error_of(&vars).contains("CANARY_JOURNEY_FILE /nonexistent/journey.toml cannot be read"));
+        let error = error_of(&vars);
+        assert!(
+            error.contains("CANARY_JOURNEY_FILE: /nonexistent/journey.toml: cannot read the journey file"),
+            "{error}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -146,7 +146,7 @@ pub struct RunArgs {
     /// --journey is given.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub check: Vec<CheckArg>,
-    /// A journey file to run (repeatable), e.g. functions/check-search/journey.toml.
+    /// A journey file to run (repeatable), e.g. checks/search.toml.
     #[arg(long, value_name = "FILE")]
     pub journey: Vec<PathBuf>,
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
@@ -232,8 +232,8 @@ pub struct CanaryArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Journey files to check.
-    #[arg(required = true, value_name = "FILE")]
+    /// Journey files to check, or checks folders (each checked whole: defaults, dependencies).
+    #[arg(required = true, value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
 }
 

@@ -1,9 +1,10 @@
 //! The four built-in checks: health, sign-in, product listing and a sandbox payment.
 //!
-//! Each is a journey file beside its function (`functions/check-<name>/journey.toml`), compiled
-//! into that function and into the `synthetic` CLI, so what runs is what was reviewed. A team
+//! Each is a journey file of the checks folder (`checks/<name>.toml`), compiled into the
+//! `synthetic` CLI, so what runs is what was reviewed. A team
 //! adds a check with a journey file of its own; these four are not special to the engine.
 
+use crate::catalog::{self, FolderDefaults};
 use crate::journey::file::JourneyDef;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -36,22 +37,28 @@ impl Check {
     /// The journey file, as compiled in.
     pub fn journey_source(self) -> &'static str {
         match self {
-            Check::Health => include_str!("../../../functions/check-health/journey.toml"),
-            Check::Auth => include_str!("../../../functions/check-auth/journey.toml"),
-            Check::Products => include_str!("../../../functions/check-products/journey.toml"),
-            Check::Payment => include_str!("../../../functions/check-payment/journey.toml"),
+            Check::Health => include_str!("../../../checks/health.toml"),
+            Check::Auth => include_str!("../../../checks/auth.toml"),
+            Check::Products => include_str!("../../../checks/products.toml"),
+            Check::Payment => include_str!("../../../checks/payment.toml"),
         }
     }
 
-    /// The parsed journey. The built-in files are validated by `make test` (and by this
-    /// module's tests), so a failure here is a build that skipped them.
+    /// The parsed journey, with the folder's defaults (`checks/defaults.toml`, compiled in too)
+    /// applied as for every check of the folder. The built-in files are validated by
+    /// `make test` (and by this module's tests), so a failure here is a build that skipped them.
     pub fn journey(self) -> JourneyDef {
-        match JourneyDef::parse(self.journey_source()) {
-            Ok(journey) => journey,
-            Err(problems) => panic!("functions/check-{}/journey.toml is invalid: {problems}", self.name()),
+        let parsed = FolderDefaults::parse(DEFAULTS_SOURCE)
+            .and_then(|defaults| catalog::parse_check(&defaults, self.name(), self.journey_source()));
+        match parsed {
+            Ok((journey, _)) => journey,
+            Err(problems) => panic!("checks/{}.toml is invalid: {problems}", self.name()),
         }
     }
 }
+
+/// `checks/defaults.toml`, which the built-in journeys inherit.
+const DEFAULTS_SOURCE: &str = include_str!("../../../checks/defaults.toml");
 
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -30,7 +30,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 2, backoff: Duration::from_secs(2) }
+        crate::config::DEFAULT_RETRY
     }
 }
 

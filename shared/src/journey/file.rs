@@ -320,16 +320,22 @@ const DEFAULT_REJECTED: [u16; 2] = [401, 403];
 impl JourneyDef {
     /// Parses and validates a journey file, reporting every mistake found.
     pub fn parse(source: &str) -> Result<JourneyDef, Problems> {
-        let mut reader = Reader { source, lines: LineStarts::new(source), problems: Vec::new() };
-        let (document, syntax) = DeTable::parse_recoverable(source);
-        for error in syntax {
-            let span = error.span().unwrap_or(0..0);
-            reader.problem(span, error.message().trim().to_string());
-        }
-        if !reader.problems.is_empty() {
+        JourneyDef::parse_with(source, None, &[])
+    }
+
+    /// Parses a journey that inherits `inherited` (a checks folder's shared `[defaults]`), field
+    /// by field under its own `[defaults]`. `also_allowed` are top-level tables another reader
+    /// owns (a check's `[deploy]`): they are left to it, not reported as unknown.
+    pub fn parse_with(
+        source: &str,
+        inherited: Option<&InheritedDefaults>,
+        also_allowed: &[&str],
+    ) -> Result<JourneyDef, Problems> {
+        let mut reader = Reader::new(source);
+        let Some(document) = reader.document() else {
             return Err(reader.finish_err());
-        }
-        let journey = reader.journey(document.get_ref(), document.span());
+        };
+        let journey = reader.journey(document.get_ref(), document.span(), inherited.map(|i| &i.0), also_allowed);
         match journey {
             Some(journey) if reader.problems.is_empty() => Ok(journey),
             _ => Err(reader.finish_err()),
@@ -443,15 +449,15 @@ struct Reader<'s> {
 
 /// Where each line of the source starts, found once: a mistake is located by a binary search,
 /// not by scanning the file up to it (which made thousands of mistakes take seconds).
-struct LineStarts(Vec<usize>);
+pub(crate) struct LineStarts(Vec<usize>);
 
 impl LineStarts {
-    fn new(source: &str) -> Self {
+    pub(crate) fn new(source: &str) -> Self {
         LineStarts(std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect())
     }
 
     /// The 1-based line and column (in characters) of byte `offset`, a char boundary of `source`.
-    fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+    pub(crate) fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
         let line = self.0.partition_point(|&start| start <= offset);
         let start = self.0[line.saturating_sub(1)];
         (line, source[start..offset].chars().count() + 1)
@@ -466,6 +472,45 @@ struct Context {
     targets: BTreeSet<String>,
     /// `[vars]` with their TOML types, for a JSON value that is exactly one var.
     typed_vars: BTreeMap<String, Value>,
+}
+
+/// A `[defaults]` table read from a file of its own (`checks/defaults.toml`), which every journey
+/// of the folder inherits. Its positions belong to that file, so a journey never reports at them.
+#[derive(Clone, Default)]
+pub struct InheritedDefaults(Defaults);
+
+impl InheritedDefaults {
+    /// Reads the `[defaults]` of a defaults file; `also_allowed` are its other top-level tables,
+    /// read by someone else (`[deploy]`).
+    pub fn parse(source: &str, also_allowed: &[&str]) -> Result<InheritedDefaults, Problems> {
+        let mut reader = Reader::new(source);
+        let Some(document) = reader.document() else {
+            return Err(reader.finish_err());
+        };
+        let root = document.get_ref();
+        reader.known_keys(root, &[&["defaults"][..], also_allowed].concat(), "the defaults file");
+        let defaults = root.get("defaults").map(|v| reader.defaults(v, &BTreeMap::new(), None)).unwrap_or_default();
+        match reader.problems.is_empty() {
+            true => Ok(InheritedDefaults(defaults)),
+            false => Err(reader.finish_err()),
+        }
+    }
+}
+
+impl<'s> Reader<'s> {
+    fn new(source: &'s str) -> Self {
+        Reader { source, lines: LineStarts::new(source), problems: Vec::new() }
+    }
+
+    /// The parsed document, or `None` with its syntax errors recorded.
+    fn document(&mut self) -> Option<Spanned<DeTable<'s>>> {
+        let (document, syntax) = DeTable::parse_recoverable(self.source);
+        for error in syntax {
+            let span = error.span().unwrap_or(0..0);
+            self.problem(span, error.message().trim().to_string());
+        }
+        self.problems.is_empty().then_some(document)
+    }
 }
 
 impl Reader<'_> {
@@ -483,8 +528,15 @@ impl Reader<'_> {
         self.problems.push(Problem { line, column, message });
     }
 
-    fn journey(&mut self, root: &DeTable<'_>, span: Range<usize>) -> Option<JourneyDef> {
-        self.known_keys(root, &["check", "description", "vars", "targets", "defaults", "steps"], "the journey");
+    fn journey(
+        &mut self,
+        root: &DeTable<'_>,
+        span: Range<usize>,
+        inherited: Option<&Defaults>,
+        also_allowed: &[&str],
+    ) -> Option<JourneyDef> {
+        let keys = [&["check", "description", "vars", "targets", "defaults", "steps"][..], also_allowed].concat();
+        self.known_keys(root, &keys, "the journey");
         let check = match root.get("check") {
             Some(value) => self.string(value, "check").and_then(|(name, span)| {
                 let valid = !name.is_empty()
@@ -502,7 +554,10 @@ impl Reader<'_> {
         };
         let description = root.get("description").and_then(|v| self.string(v, "description")).map(|(d, _)| d);
         let vars = root.get("vars").map(|v| self.vars(v)).unwrap_or_default();
-        let defaults = root.get("defaults").map(|v| self.defaults(v, &vars)).unwrap_or_default();
+        let defaults = match root.get("defaults") {
+            Some(v) => self.defaults(v, &vars, inherited),
+            None => inherited.cloned().unwrap_or_default(),
+        };
         let targets = root.get("targets").map(|v| self.targets(v)).unwrap_or_default();
         let typed_vars = root.get("vars").map(typed_vars).unwrap_or_default();
         let mut context =
@@ -560,33 +615,57 @@ impl Reader<'_> {
         vars
     }
 
-    fn defaults(&mut self, value: &Value_<'_>, vars: &BTreeMap<String, String>) -> Defaults {
-        let mut defaults = Defaults::default();
+    /// The journey's `[defaults]`, each field it leaves out taken from `inherited` (headers merge
+    /// by name, the journey's own winning).
+    fn defaults(
+        &mut self,
+        value: &Value_<'_>,
+        vars: &BTreeMap<String, String>,
+        inherited: Option<&Defaults>,
+    ) -> Defaults {
+        let mut defaults = inherited.cloned().unwrap_or_default();
         let Some(table) = self.table(value, "[defaults]") else {
             return defaults;
         };
         self.known_keys(table, &["degraded_after_ms", "fail_after_ms", "headers", "expect_status"], "[defaults]");
-        defaults.degraded_after_ms =
-            table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
-        defaults.fail_after_ms = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
+        let own_degraded = table.get("degraded_after_ms").map(|v| (self.millis(v, "degraded_after_ms"), v.span()));
+        let own_fail = table.get("fail_after_ms").map(|v| (self.millis(v, "fail_after_ms"), v.span()));
+        // Where a conflict is reported: at this file's own key. Inherited values conflicting
+        // among themselves were reported in their own file.
+        let at = own_degraded.as_ref().or(own_fail.as_ref()).map(|(_, span)| span.clone());
+        let inherited_from = |own: bool| if own || inherited.is_none() { "" } else { ", inherited" };
+        let (degraded_inherited, fail_inherited) = (own_degraded.is_none(), own_fail.is_none());
+        defaults.degraded_after_ms = own_degraded.or(defaults.degraded_after_ms);
+        defaults.fail_after_ms = own_fail.or(defaults.fail_after_ms);
         // Checked here, once, as a step that sets neither budget would see them.
         let fail = defaults.fail_after_ms.as_ref().map_or(Some(DEFAULT_FAIL_MS), |(ms, _)| *ms);
-        if let (Some((Some(degraded), span)), Some(fail)) = (&defaults.degraded_after_ms, fail)
+        if let (Some((Some(degraded), _)), Some(fail), Some(at)) = (&defaults.degraded_after_ms, fail, at)
             && *degraded > fail
         {
             self.problem(
-                span.clone(),
-                format!("degraded_after_ms ({degraded}) must not exceed fail_after_ms ({fail})"),
+                at,
+                format!(
+                    "degraded_after_ms ({degraded}{}) must not exceed fail_after_ms ({fail}{})",
+                    inherited_from(!degraded_inherited || defaults.degraded_after_ms.is_none()),
+                    inherited_from(!fail_inherited || defaults.fail_after_ms.is_none()),
+                ),
             );
         }
-        defaults.expect_status = table.get("expect_status").and_then(|v| self.status(v, "expect_status"));
+        if let Some(status) = table.get("expect_status") {
+            defaults.expect_status = self.status(status, "expect_status");
+        }
         let context = Context {
             vars: vars.clone(),
             captures: BTreeSet::new(),
             targets: BTreeSet::new(),
             typed_vars: BTreeMap::new(),
         };
-        defaults.headers = table.get("headers").map(|v| self.headers(v, &context)).unwrap_or_default();
+        if let Some(headers) = table.get("headers") {
+            for (name, template) in self.headers(headers, &context) {
+                defaults.headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&name));
+                defaults.headers.push((name, template));
+            }
+        }
         defaults
     }
 
@@ -1562,7 +1641,7 @@ pub(crate) fn toml_integer(i: &DeInteger<'_>) -> Option<i64> {
     i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Defaults {
     /// Each with where it is written; `None` inside when the value is wrong (already reported).
     degraded_after_ms: Option<(Option<u64>, Range<usize>)>,

@@ -25,5 +25,7 @@ mod typed_values;
 mod write_faults;
 
 pub use exchange::{RetryPolicy, RunSetup, StepFailed, StepRecorder, StepSpec, join};
-pub use file::{Budget, Capture, CaptureSource, ExpectedStatus, JourneyDef, Problems, StepRole};
+pub use file::{
+    Budget, Capture, CaptureSource, ExpectedStatus, InheritedDefaults, JourneyDef, Problem, Problems, StepRole,
+};
 pub use runner::run;

@@ -83,6 +83,35 @@ pub fn longest_cleanup(journey_def: &JourneyDef) -> Option<&StepDef> {
     journey_def.steps.iter().filter(|s| s.role == StepRole::Cleanup).max_by_key(|s| s.budget.fail_after)
 }
 
+/// The longest a run of `journey` can take before its alert is published, by the rules this
+/// engine runs it by, with `retry` the step retry policy: every step may run (a cleanup step
+/// always may); a repeatable step (a GET, HEAD, PUT, DELETE, an `idempotent` write, a login) may
+/// use every attempt with the backoffs between them; a polled step its whole `until` window
+/// first; a rejected login may run once more in full after the secret is re-read; and one
+/// idempotent write of unknown outcome may be replayed once on the cleanup's time. It bounds the
+/// function's timeout (`monitor::timeout_seconds`), so it errs long, never short.
+pub fn worst_case(journey_def: &JourneyDef, retry: crate::journey::RetryPolicy) -> Duration {
+    use crate::journey::exchange::MIN_ATTEMPT;
+    let mut total = Duration::ZERO;
+    let mut replay = Duration::ZERO;
+    for step in &journey_def.steps {
+        let fail_after = step.budget.fail_after;
+        let repeatable = step.method.is_idempotent() || step.idempotent || step.role == StepRole::Login;
+        let attempts = if repeatable { retry.attempts.max(1) } else { 1 };
+        let retries: Duration = (1..attempts).map(|n| retry.delay_before(n) + fail_after).sum();
+        let first = match step.until {
+            Some(until) => until.within + MIN_ATTEMPT,
+            None => fail_after,
+        };
+        let once = first + retries;
+        total += if step.role == StepRole::Login { once * 2 } else { once };
+        if step.idempotent {
+            replay = replay.max(fail_after);
+        }
+    }
+    total + replay
+}
+
 /// The values a step's templates can name during one run.
 struct RunScope {
     secrets: Option<Arc<Credentials>>,

@@ -27,14 +27,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
+use synthetic_checks::catalog::{FolderDefaults, parse_check};
 use synthetic_checks::cost::{self, COST_TABLES_BEGIN, COST_TABLES_END};
 use synthetic_checks::discard::Discard;
 use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, USER_AGENT, tls};
 use synthetic_checks::secret::InMemorySecrets;
-use synthetic_checks::{Adapters, Check, CheckError, JourneyDef, Monitor, MonitorConfig, Outcome, RunResult};
+use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
 use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess, workspace_release_binary};
-use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, scheduled_event};
+use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, check_selection_env, scheduled_event};
 use synthetic_e2e::tls_target::{TestCa, TlsTarget, Validity};
 
 const WARMUP_RUNS: usize = 20;
@@ -48,7 +49,8 @@ const RUNS_PER_MONTH: f64 = (cost::MINUTES_PER_MONTH / 5) as f64;
 const MEMORY_GB: f64 = 128.0 / 1024.0;
 /// The example network: round trip to the target (and to PagerDuty) in the cost estimate.
 const EXAMPLE_RTT_MS: u64 = 50;
-const LAMBDA_BINS: [&str; 5] = ["check-health", "check-auth", "check-products", "check-payment", "pagerduty-forwarder"];
+/// The binary of each Lambda subject, in `SUBJECTS` order: every check runs the one `check`.
+const LAMBDA_BINS: [&str; 5] = ["check", "check", "check", "check", "pagerduty-forwarder"];
 const ROUTING_KEY: &str = "bench0r0ut1ng0key000000000000001";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,7 +106,10 @@ impl Bench {
     async fn spawn(&self, subject: Subject) -> Result<LambdaProcess, String> {
         let mut env = self.stack.function_env();
         let (binary, name) = match subject {
-            Subject::Rust(_) => (workspace_release_binary(&subject.name())?, subject.name()),
+            Subject::Rust(check) => {
+                env.extend(check_selection_env(check.name()).map_err(|e| e.to_string())?);
+                (workspace_release_binary("check")?, subject.name())
+            }
             Subject::Forwarder => {
                 env = self.stack.moto.aws_env();
                 let events_url = self.pagerduty.base_url();
@@ -594,12 +599,14 @@ async fn init_diagnostics(bench: &Bench, spawns: usize, order: &mut Shuffle) -> 
     let one_cert = scratch.join("one.pem");
     std::fs::write(&one_cert, format!("{}\n", first.trim_start())).map_err(|e| e.to_string())?;
 
-    let products = workspace_release_binary("check-products")?;
+    let products = workspace_release_binary("check")?;
+    let products_env = check_selection_env(Check::Products.name()).map_err(|e| e.to_string())?;
     let echo = workspace_release_binary("echo-lambda")?;
     let mut samples = vec![Vec::new(); DIAGNOSTICS.len()];
     for _ in 0..spawns {
         for variant in order.next(DIAGNOSTICS.len()) {
             let mut env = bench.stack.function_env();
+            env.extend(products_env.iter().cloned());
             match variant {
                 2 => env.retain(|(k, _)| k != "AWS_ENDPOINT_URL"),
                 3 => env.extend([
@@ -708,9 +715,13 @@ struct ParseCost {
 fn timed_parse(check: Check) -> Result<Duration, String> {
     let source = std::hint::black_box(check.journey_source());
     let started = Instant::now();
-    let parsed = std::hint::black_box(JourneyDef::parse(source));
+    // As a check function reads it at cold start: the folder's defaults, then the check's file.
+    let parsed = std::hint::black_box(
+        FolderDefaults::parse(include_str!("../../../checks/defaults.toml"))
+            .and_then(|defaults| parse_check(&defaults, check.name(), source)),
+    );
     let elapsed = started.elapsed();
-    parsed.map_err(|problems| format!("functions/check-{check}/journey.toml: {problems}"))?;
+    parsed.map_err(|problems| format!("checks/{check}.toml: {problems}"))?;
     Ok(elapsed)
 }
 
