@@ -149,12 +149,21 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_check_is_a_valid_journey_named_after_its_file() {
-        for number in [1, 20] {
-            let (file, text) = generated_check(number);
-            let journey = synthetic_checks::JourneyDef::parse(&text).unwrap_or_else(|e| panic!("{file}: {e:?}"));
-            assert_eq!(format!("{}.toml", journey.check), file);
+    fn the_shipped_folder_plus_the_generated_checks_is_a_valid_checks_folder() {
+        // GIVEN the repository's checks folder and the bench's copy with the generated checks
+        let checks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checks");
+        let work = scratch("catalog");
+        let folders = prepare(&checks, &work).unwrap();
+        // THEN the catalog reads the copy with every generated check, each named after its file
+        let shipped = synthetic_checks::catalog::Catalog::load(&folders.shipped).unwrap().checks().len();
+        let catalog = synthetic_checks::catalog::Catalog::load(&folders.with_generated).unwrap();
+        assert_eq!(catalog.checks().len(), shipped + GENERATED_CHECKS);
+        for number in 1..=GENERATED_CHECKS {
+            let (file, _) = generated_check(number);
+            let check = catalog.check(file.trim_end_matches(".toml")).unwrap_or_else(|| panic!("{file}"));
+            assert_eq!(check.deploy.tags, ["generated"]);
         }
+        std::fs::remove_dir_all(work).unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::run::{journeys, prepare, stop_after_running_checks_on_signal};
 use crate::{CanaryArgs, CanaryFormat, CheckArg, Exit, RunArgs, RunFormat, fail, history, print_report};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use synthetic_checks::Monitor;
@@ -31,6 +32,9 @@ pub async fn execute(args: CanaryArgs) -> Exit {
     let side = |target: &str| RunArgs {
         check: args.check.iter().copied().collect::<Vec<CheckArg>>(),
         journey: args.journey.iter().cloned().collect(),
+        all: false,
+        tag: Vec::new(),
+        checks_dir: PathBuf::new(),
         target: target.to_string(),
         target_url: Vec::new(),
         secret_id: args.secret_id.clone(),

@@ -149,6 +149,16 @@ pub struct RunArgs {
     /// A journey file to run (repeatable), e.g. checks/search.toml.
     #[arg(long, value_name = "FILE")]
     pub journey: Vec<PathBuf>,
+    /// Every enabled check of the checks folder (--checks-dir), as one gate.
+    #[arg(long, conflicts_with_all = ["check", "journey"])]
+    pub all: bool,
+    /// The enabled checks of the checks folder tagged NAME (`[deploy] tags`); repeatable, a
+    /// check with any of the tags runs.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["check", "journey", "all"])]
+    pub tag: Vec<String>,
+    /// The checks folder that --all and --tag read.
+    #[arg(long, value_name = "DIR", env = "CHECKS_DIR", default_value = "checks")]
+    pub checks_dir: PathBuf,
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
     #[arg(long, value_name = "URL")]
     pub target: String,
