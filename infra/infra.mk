@@ -7,15 +7,23 @@
 LAMBDA_BINS   := check pagerduty-forwarder canary-gate
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: build deploy deploy-tools deploy-credentials validate test-infra
+.PHONY: build deploy deploy-tools deploy-credentials validate test-infra plan
 
-## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as the templates expect
+## plan: regenerate the checks' part of infra/template.yaml from checks/ (commit the result)
+plan: bins
+	target/debug/synthetic plan --write-template infra/template.yaml
+
+## build: target/lambda/<bin>/bootstrap.zip (arm64) for each function, as the templates expect;
+## the checks folder goes into the check's zip, the plan into the forwarder's (CHECK_PLAN_FILE)
 build: build-tools journeys
 	@rustup target list --installed | grep -qx '$(LAMBDA_TARGET)' || rustup target add $(LAMBDA_TARGET)
 	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_BINS))
 	@for bin in $(LAMBDA_BINS); do \
 	  test -s target/lambda/$$bin/bootstrap.zip || { echo "build: target/lambda/$$bin/bootstrap.zip is missing" >&2; exit 1; }; \
 	done
+	target/debug/synthetic plan --format json > target/lambda/plan.json
+	$(PY) infra/bundle.py target/lambda/check/bootstrap.zip checks
+	$(PY) infra/bundle.py target/lambda/pagerduty-forwarder/bootstrap.zip target/lambda/plan.json
 
 ## deploy: sam deploy of infra/template.yaml; guided (and writes infra/samconfig.toml) on the first run;
 ## REGIONS="home member..." deploys the home stack, then a member stack per other region

@@ -20,7 +20,8 @@ import io
 import json
 import os
 import re
-import tomllib
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,13 @@ BUCKET = "artifacts"
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD = TEMPLATE.parent / "check.yaml"
-JOURNEY_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "journeys"
+CHECKS_DIR = REPO / "checks"
+# The plan comes from the CLI (make test builds it first): the one place a check's settings,
+# its timeout among them, are worked out.
+SYNTHETIC = REPO / "target" / "debug" / "synthetic"
 # The packaged child template, as `sam package` would upload it.
 CHILD_URL = f"https://s3.amazonaws.com/{BUCKET}/check.json"
 
-# The engine's worst case (shared/src/config.rs defaults): RETRY_ATTEMPTS 2 with 2 s before the
-# retry; ALERT_PUBLISH_ATTEMPTS 4 of at most 4 s each, with 0.2 + 0.4 + 0.8 s between them.
-RETRY_ATTEMPTS, RETRY_BACKOFF_S = 2, 2.0
-PUBLISH_BUDGET_S = 4 * 4 + 0.2 + 0.4 + 0.8
-TIMEOUT_MARGIN_S = 3
 LAMBDA_FIRST_RETRY_DELAY_S = 60  # invocation-async-error-handling.html: "a one-minute wait"
 
 # Statements allowed to use Resource "*", keyed by action: the kind of resource whose policy may
@@ -129,35 +128,25 @@ def check_blocks(sam: dict[str, Any]) -> dict[str, dict[str, Any]]:
 CHECKS = sorted(check_blocks(load_sam()))
 SECRET_CHECKS = {c for c, res in check_blocks(load_sam()).items()
                  if res["Properties"]["Parameters"]["ReadsAccountSecret"] == "true"}
-BINARIES = [f"check-{c}" for c in CHECKS] + ["pagerduty-forwarder"]
+BINARIES = ["check", "pagerduty-forwarder"]
 
 
-def journey_file(check: str) -> Path:
-    """The real journey once it exists, else the committed budget fixture."""
-    real = REPO / "functions" / f"check-{check}" / "journey.toml"
-    return real if real.exists() else JOURNEY_FIXTURES / f"{check}.toml"
+def plan(checks: Path = CHECKS_DIR) -> dict[str, dict[str, Any]]:
+    """`synthetic plan --format json` of a checks folder: check name -> its planned settings."""
+    out = subprocess.run([str(SYNTHETIC), "plan", "--format", "json", "--checks", str(checks)],
+                         check=True, capture_output=True, text=True).stdout
+    return {c["name"]: c for c in json.loads(out)["checks"]}
 
 
-def journey_worst_case_s(journey: dict[str, Any]) -> float:
-    """Longest a run of this journey can take in the engine, before publishing its alert."""
-    default_ms = journey.get("defaults", {}).get("fail_after_ms", 10_000)
-    total = 0.0
-    for step in journey["steps"]:
-        fail_after = step.get("fail_after_ms", default_ms) / 1000
-        role = step.get("role")
-        retried = (step.get("method", "GET").upper() not in ("POST", "PATCH") or step.get("idempotent") is True
-                   or role == "login")
-        attempts = RETRY_ATTEMPTS if retried else 1
-        backoffs = sum(RETRY_BACKOFF_S * 2 ** (k - 1) for k in range(1, attempts))
-        cost = attempts * fail_after + backoffs
-        # a rejected login re-reads the secret and runs the whole step once more
-        total += 2 * cost if role == "login" else cost
-    return total
-
-
-def required_timeout_s(check: str) -> float:
-    journey = tomllib.loads(journey_file(check).read_text())
-    return journey_worst_case_s(journey) + PUBLISH_BUDGET_S + TIMEOUT_MARGIN_S
+def generated_template(tmp: Path, checks: Path) -> Path:
+    """infra/ copied into `tmp` with its checks' part regenerated from `checks`, as `make plan` does."""
+    infra = tmp / "infra"
+    infra.mkdir()
+    for name in ("template.yaml", "check.yaml"):
+        (infra / name).write_text((TEMPLATE.parent / name).read_text())
+    subprocess.run([str(SYNTHETIC), "plan", "--checks", str(checks), "--write-template", str(infra / "template.yaml")],
+                   check=True, capture_output=True, text=True)
+    return infra / "template.yaml"
 
 
 # ------------------------------------------------------------------------- least privilege
@@ -394,26 +383,19 @@ def test_forwarder_timeout_covers_pagerduty_state_and_notify():
 
 
 # -------------------------------------------------------------------- functions and budgets
-def test_journey_worst_case_follows_the_engine():
-    def journey(*steps):
-        return {"defaults": {"fail_after_ms": 10_000}, "steps": list(steps)}
-    assert journey_worst_case_s(journey({"method": "GET"})) == 22
-    assert journey_worst_case_s(journey({"method": "POST"})) == 10  # never repeated
-    assert journey_worst_case_s(journey({"method": "POST", "idempotent": True, "fail_after_ms": 15_000})) == 32
-    assert journey_worst_case_s(journey({"method": "POST", "role": "login"})) == 44
-    assert journey_worst_case_s(journey({"method": "PATCH", "role": "cleanup"})) == 10
-    assert journey_worst_case_s({"steps": [{"method": "DELETE"}]}) == 22  # fail_after_ms defaults to 10 s
-
-
 @pytest.mark.parametrize("check", CHECKS)
-def test_timeout_fits_journey_publish_and_margin(check):
-    """journey worst case + alert publish budget + margin < Timeout, from the journey file."""
+def test_each_block_carries_the_plans_settings(check):
+    """TimeoutSeconds, the schedule, the secret and the journey's digest are the plan's (its
+    timeout is the engine's worst case of the journey, the alert's reserve and a margin: shared
+    monitor::timeout_seconds), within what the child accepts."""
     params = check_blocks(load_sam())[check]["Properties"]["Parameters"]
-    timeout = params["TimeoutSeconds"]
-    need = required_timeout_s(check)
-    assert need < timeout <= need + 5, (check, str(journey_file(check)), need, timeout)
+    planned = plan()[check]
+    assert params["TimeoutSeconds"] == planned["timeout_seconds"]
+    assert params["ScheduleRateMinutes"] == str(planned["schedule_minutes"])
+    assert params["ReadsAccountSecret"] == str(planned["reads_account_secret"]).lower()
+    assert params["JourneySha256"] == planned["journey_sha256"]
     child_max = load_sam(CHILD)["Parameters"]["TimeoutSeconds"]["MaxValue"]
-    assert timeout <= child_max
+    assert params["TimeoutSeconds"] <= child_max
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -427,6 +409,7 @@ def test_lambda_retry_can_happen_before_the_event_expires(check):
     timeout = check_blocks(load_sam())[check]["Properties"]["Parameters"]["TimeoutSeconds"]
     rates = sam_child["Mappings"]["ScheduleRate"]
     assert sorted(rates, key=int) == load_sam()["Parameters"]["ScheduleRateMinutes"]["AllowedValues"]
+    assert sorted(rates, key=int) == sam_child["Parameters"]["ScheduleRateMinutes"]["AllowedValues"]
     for minutes, row in rates.items():
         assert row["Seconds"] == int(minutes) * 60
         assert 60 <= row["MaxEventAge"] <= 21600
@@ -513,30 +496,27 @@ def test_functions_follow_the_contract(cfn, child):
     assert (globals_["Runtime"], globals_["Architectures"], globals_["Handler"], globals_["MemorySize"]) == \
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(globals_["Environment"]["Variables"]) == {
-        "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
+        "CHECK_NAME", "CHECK_JOURNEY_SHA256", "TARGET_BASE_URL", "CHECK_ENV", "ALERT_TOPIC_ARN", "METRICS_NAMESPACE", "CREDENTIALS_SECRET_ID",
         "TARGET_OVERRIDE_ALLOWED_HOSTS", "TARGET_OVERRIDE_ALLOWED_ORIGINS"}
     assert globals_["Environment"]["Variables"]["CREDENTIALS_SECRET_ID"]["Fn::If"][0] == "ReadsSecret"
-    # one function per check in the child, each behind its own condition, with its own zip
-    stubs = {res["Properties"]["CodeUri"]: (lid, res) for lid, res in sam_child["Resources"].items()
-             if res["Type"] == "AWS::Serverless::Function"}
-    for check in CHECKS:
-        lid, res = stubs[f"../target/lambda/check-{check}/bootstrap.zip"]
-        assert sam_child["Conditions"][res["Condition"]] == {"Fn::Equals": [{"Ref": "CheckName"}, check]}
-    # each parent block: its Enable condition and the same shared parameters as every other block
+    # one function in the child, the one check binary; CHECK_NAME selects the journey
+    functions = [res for res in sam_child["Resources"].values() if res["Type"] == "AWS::Serverless::Function"]
+    assert [f["Properties"]["CodeUri"] for f in functions] == ["../target/lambda/check/bootstrap.zip"]
+    assert "Condition" not in functions[0]
+    # each parent block: the same shared parameters as every other block
     blocks = check_blocks(sam)
-    own = {"CheckName", "ReadsAccountSecret", "TimeoutSeconds"}
+    own = {"CheckName", "ReadsAccountSecret", "TimeoutSeconds", "ScheduleRateMinutes", "JourneySha256"}
     shared = [{k: v for k, v in b["Properties"]["Parameters"].items() if k not in own} for b in blocks.values()]
     assert all(s == shared[0] for s in shared)
     assert set(shared[0]) | own == set(sam_child["Parameters"])
-    for check, block in blocks.items():
-        assert block["Condition"] == f"{check.capitalize()}CheckEnabled"
-        assert sam["Parameters"][f"Enable{check.capitalize()}Check"]["Default"] == "true"
+    for block in blocks.values():
+        assert "Condition" not in block, "the shipped checks run in every region"
     fwd = cfn["Resources"]["PagerDutyForwarderFunction"]["Properties"]
     assert (fwd["Runtime"], fwd["Architectures"], fwd["Handler"], fwd["MemorySize"]) == \
            ("provided.al2023", ["arm64"], "bootstrap", 128)
     assert set(sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["Environment"]["Variables"]) == {
         "PAGERDUTY_SECRET_ID", "PAGERDUTY_EVENTS_URL", "RUNBOOK_URL", "METRICS_NAMESPACE", "PAGERDUTY_CLIENT_URL",
-        *FORWARDER_INCIDENT_ENV}
+        "CHECK_PLAN_FILE", *FORWARDER_INCIDENT_ENV}
     assert sam["Resources"]["PagerDutyForwarderFunction"]["Properties"]["CodeUri"] == \
            "../target/lambda/pagerduty-forwarder/bootstrap.zip"
     assert sam["Parameters"]["ScheduleRateMinutes"]["Default"] == "5"
@@ -546,12 +526,12 @@ def test_functions_follow_the_contract(cfn, child):
     assert sam["Parameters"]["OpsPagerDutyEndpointUrl"]["NoEcho"] is True
 
 
-def test_every_check_crate_has_a_block():
-    """A functions/check-<name> crate without a nested stack would build and never run."""
-    crates = {p.name.removeprefix("check-") for p in (REPO / "functions").glob("check-*") if p.is_dir()}
-    assert crates <= set(CHECKS), crates - set(CHECKS)
-    for check in CHECKS:
-        assert journey_file(check).exists(), check
+def test_every_enabled_check_file_has_a_block():
+    """A check file without a nested stack would never run; a block without a file is a deleted
+    check still deployed."""
+    planned = plan()
+    assert set(CHECKS) == {name for name, c in planned.items() if c["enabled"]}
+    assert set(planned) == {p.stem for p in CHECKS_DIR.glob("*.toml")} - {"defaults"}
 
 
 def test_people_get_the_notify_topic_and_the_forwarder_gets_every_alert(cfn):
@@ -1055,8 +1035,16 @@ def test_stack_creates_in_moto(aws, cfn):
     assert {"Success rate per check (%)", "Success rate per step (%)", "Lambda errors per function (the monitors themselves)"} <= set(titles)
 
 
-def test_disabled_check_and_no_optional_channels(aws, cfn):
-    params = {**base_params(aws), "EnablePaymentCheck": "false", "ScheduleRateMinutes": "1"}
+def test_disabled_check_and_no_optional_channels(aws, tmp_path):
+    # the checks folder with payment disabled and every check at 1 minute, through `make plan`
+    checks = tmp_path / "checks"
+    shutil.copytree(CHECKS_DIR, checks)
+    payment = checks / "payment.toml"
+    payment.write_text(payment.read_text().replace("[deploy]\n", "[deploy]\nenabled = false\n", 1))
+    defaults = checks / "defaults.toml"
+    defaults.write_text(defaults.read_text().replace("schedule_minutes = 5", "schedule_minutes = 1"))
+    cfn = to_cloudformation(path=generated_template(tmp_path, checks))
+    params = {**base_params(aws), "ScheduleRateMinutes": "1"}
     stack = deploy(aws, cfn, "synthetics-lean", params)
     assert set(stack.children) == set(CHECKS) - {"payment"}
     names = {f["FunctionName"] for page in aws["lambda"].get_paginator("list_functions").paginate() for f in page["Functions"]}

@@ -19,6 +19,7 @@ pub mod concurrent;
 pub mod credentials;
 pub mod history;
 pub mod output;
+pub mod plan;
 pub mod run;
 pub mod silence;
 pub mod slo;
@@ -99,6 +100,9 @@ pub enum Command {
     Slo(SloArgs),
     /// Planned-work silences: while one covers a check, its runs are recorded and nothing pages.
     Silence(silence::SilenceArgs),
+    /// The deployment plan of a checks folder: each check's schedule, regions, timeout,
+    /// dependencies and tags (a table, or JSON for tools), or the template's generated part.
+    Plan(PlanArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -247,6 +251,26 @@ pub struct ValidateArgs {
     pub files: Vec<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// One line per check.
+    Table,
+    /// The plan as the template generator and the forwarder (`CHECK_PLAN_FILE`) read it.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The checks folder.
+    #[arg(long, value_name = "DIR", default_value = "checks")]
+    pub checks: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+    /// Regenerate the checks' part of this SAM template (infra/template.yaml) instead of printing.
+    #[arg(long, value_name = "FILE")]
+    pub write_template: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct SloArgs {
     /// Checks to report: all, or a comma-separated list.
@@ -294,6 +318,7 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
         Command::Canary(args) => canary::execute(args).await,
         Command::Slo(args) => slo_report::execute(args).await,
         Command::Silence(args) => silence::execute(args).await,
+        Command::Plan(args) => plan::execute(&args),
     };
     exit.into()
 }

@@ -363,3 +363,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_function_runs_only_the_journey_its_deploy_validated() {
+    let check = journey("a", "");
+    let defaults = "[defaults]\nfail_after_ms = 3000\n";
+    let folder = Folder::with(&[("defaults.toml", defaults), ("a.toml", &check)]);
+    let dir = folder.0.display().to_string();
+    let digest = journey_digest(defaults, &check);
+    let cold_start = |vars: &[(&str, &str)]| {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        bundled_journey(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    let journey = cold_start(&[("CHECK_NAME", "a"), ("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &digest)]).unwrap();
+    assert_eq!(journey.steps[0].budget.fail_after, Duration::from_millis(3000), "with the folder's defaults");
+    let refused = |vars: &[(&str, &str)]| match cold_start(vars) {
+        Err(CheckError::Misconfigured(why)) => why,
+        other => panic!("expected a misconfiguration, got {other:?}"),
+    };
+    assert!(refused(&[("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &digest)]).starts_with("CHECK_NAME is not set"));
+    assert!(refused(&[("CHECK_NAME", "../a"), ("CHECKS_DIR", &dir)]).starts_with("CHECK_NAME must be a check's name"));
+    let missing = refused(&[("CHECK_NAME", "b"), ("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &digest)]);
+    assert!(missing.starts_with("CHECK_NAME b: ") && missing.contains("the bundle has no such check"), "{missing}");
+    assert!(refused(&[("CHECK_NAME", "a"), ("CHECKS_DIR", &dir)]).starts_with("CHECK_JOURNEY_SHA256 is not set"));
+    // the same files with another digest, or the digest of other files: nothing runs
+    let other = journey_digest("", &check);
+    let mismatch = refused(&[("CHECK_NAME", "a"), ("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &other)]);
+    assert!(mismatch.starts_with(&format!("CHECK_JOURNEY_SHA256 is {other}, but ")), "{mismatch}");
+    assert!(mismatch.contains(&digest), "{mismatch}");
+    std::fs::write(folder.0.join("defaults.toml"), "[defaults]\nfail_after_ms = 4000\n").unwrap();
+    let edited = refused(&[("CHECK_NAME", "a"), ("CHECKS_DIR", &dir), ("CHECK_JOURNEY_SHA256", &digest)]);
+    assert!(edited.starts_with("CHECK_JOURNEY_SHA256 is "), "a changed defaults file changes the journey: {edited}");
+}
