@@ -12,6 +12,7 @@
 //! a measurement, its constant says so.
 
 use crate::plan::{Plan, PlannedCheck};
+use serde::Serialize;
 
 /// A list price as its page states it (`usd` for `per` of `unit`), and the page.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -296,9 +297,16 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// The enabled checks of a plan, deployed to `regions`. `requests` says how many requests and
-    /// steps a check's journey makes, which the plan does not carry (its producer has the journey).
+    /// The enabled checks of a plan, deployed to `regions` (the home region first), plus any
+    /// region a check names that `regions` lacks. `requests` says how many requests and steps a
+    /// check's journey makes, which the plan does not carry (its producer has the journey).
     pub fn from_plan(plan: &Plan, regions: &[String], requests: impl Fn(&PlannedCheck) -> (u32, u32)) -> Workload {
+        let mut all = regions.to_vec();
+        for region in plan.enabled().flat_map(|check| &check.regions) {
+            if !all.contains(region) {
+                all.push(region.clone());
+            }
+        }
         let checks = plan
             .enabled()
             .map(|check| {
@@ -315,7 +323,7 @@ impl Workload {
                 }
             })
             .collect();
-        Workload { regions: regions.to_vec(), checks }
+        Workload { regions: all, checks }
     }
 
     /// `count` alike checks in `regions` regions: the tables' typical check, every 5 minutes,
@@ -338,7 +346,7 @@ impl Workload {
 }
 
 /// A month's bill, by line, in dollars.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Bill {
     /// The check functions, the forwarder (one invocation per run) and the sweep.
     pub lambda: f64,
@@ -425,6 +433,54 @@ pub fn estimate(workload: &Workload, design: &Design, runtime: &Runtime) -> Bill
         bill.other += SECRET.each();
     }
     bill
+}
+
+/// A deployment's estimate as `synthetic plan` prints it: the month's bill by line, its total,
+/// and that total per check.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub design: &'static str,
+    pub regions: Vec<String>,
+    pub checks: usize,
+    pub month: Bill,
+    pub total: f64,
+    pub per_check_month: f64,
+}
+
+impl Estimate {
+    pub fn of(workload: &Workload, design: &Design, runtime: &Runtime) -> Estimate {
+        let month = estimate(workload, design, runtime);
+        let checks = workload.checks.len();
+        Estimate {
+            design: design.name,
+            regions: workload.regions.clone(),
+            checks,
+            month,
+            total: month.total(),
+            per_check_month: if checks == 0 { 0.0 } else { month.total() / checks as f64 },
+        }
+    }
+
+    /// Two lines for people: the bill by line, then the total.
+    pub fn lines(&self) -> String {
+        let Bill { lambda, dynamodb, sns, metrics, alarms, logs, other } = self.month;
+        format!(
+            "  Lambda {}  DynamoDB {}  SNS {}  metrics {}  alarms {}  logs {}  other {}\n  {} a month for {} \
+             check(s) in {} region(s) ({}), {} per check-month\n",
+            dollars(lambda),
+            dollars(dynamodb),
+            dollars(sns),
+            dollars(metrics),
+            dollars(alarms),
+            dollars(logs),
+            dollars(other),
+            dollars(self.total),
+            self.checks,
+            self.regions.len(),
+            self.regions.join(", "),
+            dollars(self.per_check_month)
+        )
+    }
 }
 
 /// What the same checks cost a month on the hosted alternatives, each region a location.
@@ -704,6 +760,10 @@ mod tests {
         assert_eq!(workload.checks.len(), 2);
         assert_eq!(workload.checks[0].regions, regions);
         assert_eq!(workload.checks[1].regions, ["eu-west-1"]);
+        // AND a region only a check names is one more region of the deployment
+        let workload = Workload::from_plan(&plan, &regions[..1], |_| (1, 1));
+        assert_eq!(workload.regions, regions);
+        assert_eq!(workload.checks[0].regions, ["us-east-1"]);
     }
 
     #[test]

@@ -269,6 +269,14 @@ pub struct PlanArgs {
     /// Regenerate the checks' part of this SAM template (infra/template.yaml) instead of printing.
     #[arg(long, value_name = "FILE")]
     pub write_template: Option<PathBuf>,
+    /// The deployment's regions, the home region first, for the cost estimate (a region a check
+    /// names is added); by default one region.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',', default_value = "home")]
+    pub regions: Vec<String>,
+    /// With --format json: the plan plus a "cost" object (then not a CHECK_PLAN_FILE; the table
+    /// always ends with the estimate).
+    #[arg(long)]
+    pub cost: bool,
 }
 
 #[derive(Debug, Args)]
