@@ -55,8 +55,10 @@ pub struct Folders {
     pub with_generated: PathBuf,
 }
 
+/// Each folder is named `checks`, as the zip names the folder it bundles after it.
 pub fn prepare(checks: &Path, scratch: &Path) -> Result<Folders, String> {
-    let folders = Folders { shipped: scratch.join("shipped"), with_generated: scratch.join("with-generated") };
+    let folders =
+        Folders { shipped: scratch.join("shipped/checks"), with_generated: scratch.join("with-generated/checks") };
     copy_folder(checks, &folders.shipped)?;
     copy_folder(checks, &folders.with_generated)?;
     for number in 1..=GENERATED_CHECKS {
@@ -95,6 +97,54 @@ pub fn measure(
     let with_generated = build(&folders.with_generated)?;
     let again = build(&folders.shipped)?;
     Ok(BuildTimes { shipped: first.min(again), with_generated, generated: GENERATED_CHECKS })
+}
+
+/// The checks a bundled zip carries (`checks/<name>.toml`, the defaults left out), sorted, read
+/// with Python's zipfile (no zip reader is compiled in for this).
+pub fn bundled_checks(zip: &Path) -> Result<Vec<String>, String> {
+    let listing = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))"])
+        .arg(zip)
+        .output()
+        .map_err(|e| format!("listing {}: {e}", zip.display()))?;
+    if !listing.status.success() {
+        return Err(format!("listing {}: {}", zip.display(), String::from_utf8_lossy(&listing.stderr).trim()));
+    }
+    let mut checks: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter_map(|name| name.strip_prefix("checks/")?.strip_suffix(".toml"))
+        .filter(|name| !name.contains('/') && *name != "defaults")
+        .map(str::to_string)
+        .collect();
+    checks.sort();
+    Ok(checks)
+}
+
+/// The checks of a folder by file name (what the bundle must carry), sorted.
+pub fn folder_checks(folder: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(folder).map_err(|e| format!("reading {}: {e}", folder.display()))?;
+    let mut checks: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+        .filter(|name| name != "defaults")
+        .collect();
+    checks.sort();
+    Ok(checks)
+}
+
+/// `make build CHECKS_DIR=<folder>`, timed, then proof that the check's zip carries exactly that
+/// folder's checks (a build that ignored `CHECKS_DIR` would time nothing).
+pub fn timed_build(workspace: &Path, folder: &Path) -> Result<Duration, String> {
+    let took = make_build(workspace, folder)?;
+    let zip = workspace.join("target/lambda/check/bootstrap.zip");
+    let (bundled, expected) = (bundled_checks(&zip)?, folder_checks(folder)?);
+    match bundled == expected {
+        true => Ok(took),
+        false => Err(format!(
+            "make build CHECKS_DIR={} bundled {bundled:?} into {}, not the folder's {expected:?}",
+            folder.display(),
+            zip.display()
+        )),
+    }
 }
 
 /// `make build CHECKS_DIR=<folder>` in `workspace`, timed; its output goes to the bench's stderr.
@@ -163,6 +213,29 @@ mod tests {
             let check = catalog.check(file.trim_end_matches(".toml")).unwrap_or_else(|| panic!("{file}"));
             assert_eq!(check.deploy.tags, ["generated"]);
         }
+        std::fs::remove_dir_all(work).unwrap();
+    }
+
+    #[test]
+    fn the_bundle_check_reads_the_checks_a_zip_carries() {
+        // GIVEN a zip as make build leaves it: the bootstrap, the folder with its defaults and a schema
+        let work = scratch("zip");
+        std::fs::create_dir_all(&work).unwrap();
+        let zip = work.join("bootstrap.zip");
+        let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\n\
+                      [z.writestr(n, 'x') for n in ['bootstrap', 'checks/defaults.toml', 'checks/b.toml', \
+                      'checks/a.toml', 'checks/schemas/s.toml']]\nz.close()";
+        let made = std::process::Command::new("python3").args(["-c", script]).arg(&zip).status().unwrap();
+        assert!(made.success());
+        // THEN the checks it carries are its check files, sorted
+        assert_eq!(bundled_checks(&zip).unwrap(), ["a", "b"]);
+        // AND a folder's checks are read the same way
+        std::fs::create_dir_all(work.join("checks/schemas")).unwrap();
+        for file in ["b.toml", "defaults.toml", "a.toml", "schemas/s.toml"] {
+            std::fs::write(work.join("checks").join(file), "").unwrap();
+        }
+        assert_eq!(folder_checks(&work.join("checks")).unwrap(), ["a", "b"]);
+        assert!(bundled_checks(&work.join("missing.zip")).unwrap_err().contains("missing.zip"));
         std::fs::remove_dir_all(work).unwrap();
     }
 
