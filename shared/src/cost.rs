@@ -33,84 +33,53 @@ impl ListPrice {
 /// When the prices below were read from their pages.
 pub const PRICES_READ: &str = "2026-12-05";
 
+/// The pricing pages the prices below were read on.
+const LAMBDA_PRICING: &str = "https://aws.amazon.com/lambda/pricing/";
+const DYNAMODB_PRICING: &str = "https://aws.amazon.com/dynamodb/pricing/on-demand/";
+const SNS_PRICING: &str = "https://aws.amazon.com/sns/pricing/";
+const KMS_PRICING: &str = "https://aws.amazon.com/kms/pricing/";
+const SECRETS_MANAGER_PRICING: &str = "https://aws.amazon.com/secrets-manager/pricing/";
+const CLOUDWATCH_PRICING: &str = "https://aws.amazon.com/cloudwatch/pricing/";
+const CHECKLY_PRICING: &str = "https://docs.checklyhq.com/docs/monitoring/check-pricing";
+const DATADOG_PRICING: &str = "https://www.datadoghq.com/pricing/?product=synthetic-testing-and-monitoring";
+
+const fn price(usd: f64, per: u64, unit: &'static str, source: &'static str) -> ListPrice {
+    ListPrice { usd, per, unit, source }
+}
+
 /// Lambda compute on arm64 (Graviton), the architecture the functions deploy on.
-pub const LAMBDA_GB_SECOND: ListPrice = ListPrice {
-    usd: 0.000_013_333_4,
-    per: 1,
-    unit: "GB-second (arm64)",
-    source: "https://aws.amazon.com/lambda/pricing/",
-};
-pub const LAMBDA_REQUEST: ListPrice =
-    ListPrice { usd: 0.20, per: 1_000_000, unit: "requests", source: "https://aws.amazon.com/lambda/pricing/" };
+pub const LAMBDA_GB_SECOND: ListPrice = price(0.000_013_333_4, 1, "GB-second (arm64)", LAMBDA_PRICING);
+pub const LAMBDA_REQUEST: ListPrice = price(0.20, 1_000_000, "requests", LAMBDA_PRICING);
 /// On-demand reads and writes (the prices since the November 2024 halving).
-pub const DYNAMODB_READ_UNIT: ListPrice = ListPrice {
-    usd: 0.125,
-    per: 1_000_000,
-    unit: "read request units",
-    source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-};
-pub const DYNAMODB_WRITE_UNIT: ListPrice = ListPrice {
-    usd: 0.625,
-    per: 1_000_000,
-    unit: "write request units",
-    source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-};
-pub const SNS_PUBLISH: ListPrice = ListPrice {
-    usd: 0.50,
-    per: 1_000_000,
-    unit: "publishes (64 KB chunks)",
-    source: "https://aws.amazon.com/sns/pricing/",
-};
-pub const KMS_KEY: ListPrice =
-    ListPrice { usd: 1.00, per: 1, unit: "customer managed key-month", source: "https://aws.amazon.com/kms/pricing/" };
-pub const KMS_REQUEST: ListPrice =
-    ListPrice { usd: 0.03, per: 10_000, unit: "requests", source: "https://aws.amazon.com/kms/pricing/" };
-pub const SECRET: ListPrice =
-    ListPrice { usd: 0.40, per: 1, unit: "secret-month", source: "https://aws.amazon.com/secrets-manager/pricing/" };
-pub const SECRET_READ: ListPrice =
-    ListPrice { usd: 0.05, per: 10_000, unit: "API calls", source: "https://aws.amazon.com/secrets-manager/pricing/" };
+pub const DYNAMODB_READ_UNIT: ListPrice = price(0.125, 1_000_000, "read request units", DYNAMODB_PRICING);
+pub const DYNAMODB_WRITE_UNIT: ListPrice = price(0.625, 1_000_000, "write request units", DYNAMODB_PRICING);
+pub const SNS_PUBLISH: ListPrice = price(0.50, 1_000_000, "publishes (64 KB chunks)", SNS_PRICING);
+pub const KMS_KEY: ListPrice = price(1.00, 1, "customer managed key-month", KMS_PRICING);
+pub const KMS_REQUEST: ListPrice = price(0.03, 10_000, "requests", KMS_PRICING);
+pub const SECRET: ListPrice = price(0.40, 1, "secret-month", SECRETS_MANAGER_PRICING);
+pub const SECRET_READ: ListPrice = price(0.05, 10_000, "API calls", SECRETS_MANAGER_PRICING);
 /// The first tier of custom metrics; [`METRIC_TIERS`] has the rest.
-pub const METRIC: ListPrice =
-    ListPrice { usd: 0.30, per: 1, unit: "custom metric-month", source: "https://aws.amazon.com/cloudwatch/pricing/" };
+pub const METRIC: ListPrice = price(0.30, 1, "custom metric-month", CLOUDWATCH_PRICING);
 /// Standard-resolution alarm, billed per metric it reads (a metric-math alarm reads several).
-pub const ALARM_METRIC: ListPrice =
-    ListPrice { usd: 0.10, per: 1, unit: "alarm metric-month", source: "https://aws.amazon.com/cloudwatch/pricing/" };
-pub const COMPOSITE_ALARM: ListPrice = ListPrice {
-    usd: 0.50,
-    per: 1,
-    unit: "composite alarm-month",
-    source: "https://aws.amazon.com/cloudwatch/pricing/",
-};
+pub const ALARM_METRIC: ListPrice = price(0.10, 1, "alarm metric-month", CLOUDWATCH_PRICING);
+pub const COMPOSITE_ALARM: ListPrice = price(0.50, 1, "composite alarm-month", CLOUDWATCH_PRICING);
 /// Standard log class ingestion (storage, $0.03 per GB-month, is left out: it depends on retention).
-pub const LOG_INGESTION: ListPrice =
-    ListPrice { usd: 0.50, per: 1, unit: "GB ingested", source: "https://aws.amazon.com/cloudwatch/pricing/" };
-pub const DASHBOARD: ListPrice =
-    ListPrice { usd: 3.00, per: 1, unit: "dashboard-month", source: "https://aws.amazon.com/cloudwatch/pricing/" };
+pub const LOG_INGESTION: ListPrice = price(0.50, 1, "GB ingested", CLOUDWATCH_PRICING);
+pub const DASHBOARD: ListPrice = price(3.00, 1, "dashboard-month", CLOUDWATCH_PRICING);
 /// CloudWatch Synthetics, the managed alternative on AWS (its own Lambda, S3 and metrics extra).
-pub const CANARY_RUN: ListPrice =
-    ListPrice { usd: 0.0012, per: 1, unit: "canary run", source: "https://aws.amazon.com/cloudwatch/pricing/" };
+pub const CANARY_RUN: ListPrice = price(0.0012, 1, "canary run", CLOUDWATCH_PRICING);
 /// Checkly API and multistep checks, prepaid bundles (plan fees extra): a multistep check counts
 /// each HTTP request as one API check run (https://www.checklyhq.com/docs/admin/usage/).
-pub const CHECKLY_REQUEST: ListPrice = ListPrice {
-    usd: 2.00,
-    per: 10_000,
-    unit: "API check runs (one per request)",
-    source: "https://docs.checklyhq.com/docs/monitoring/check-pricing",
-};
+pub const CHECKLY_REQUEST: ListPrice = price(2.00, 10_000, "API check runs (one per request)", CHECKLY_PRICING);
 /// Datadog API tests, billed annually ($7.20 per 10K on demand). Priced per test run, one per
 /// run of a journey, which is the reading most favourable to Datadog. Its pricing page was not
 /// readable from here; this is its last published list price, to be checked there.
-pub const DATADOG_TEST_RUN: ListPrice = ListPrice {
-    usd: 5.00,
-    per: 10_000,
-    unit: "API test runs",
-    source: "https://www.datadoghq.com/pricing/?product=synthetic-testing-and-monitoring",
-};
+pub const DATADOG_TEST_RUN: ListPrice = price(5.00, 10_000, "API test runs", DATADOG_PRICING);
 
 /// Custom metrics are tiered by how many there are (per region here, as each region's usage is
 /// billed on its own line): the first 10,000 at $0.30, the next 240,000 at $0.10, the next
 /// 750,000 at $0.05, the rest at $0.02.
-pub const METRIC_TIERS: [(u64, f64); 4] = [(10_000, 0.30), (240_000, 0.10), (750_000, 0.05), (u64::MAX, 0.02)];
+pub const METRIC_TIERS: [(u64, f64); 4] = [(10_000, METRIC.usd), (240_000, 0.10), (750_000, 0.05), (u64::MAX, 0.02)];
 
 /// Every price the model uses, for the sources list under the tables.
 pub const PRICES: [&ListPrice; 17] = [
