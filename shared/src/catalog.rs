@@ -439,10 +439,6 @@ fn in_file(path: &Path, problems: crate::journey::Problems) -> Vec<LocatedProble
 }
 
 fn position(source: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(source.len());
-    while !source.is_char_boundary(offset) {
-        offset -= 1;
-    }
     LineStarts::new(source).locate(source, offset)
 }
 
@@ -571,11 +567,7 @@ struct DeployReader<'s> {
 
 impl DeployReader<'_> {
     fn problem(&mut self, span: Range<usize>, message: String) {
-        let mut offset = span.start.min(self.source.len());
-        while !self.source.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let (line, column) = self.lines.locate(self.source, offset);
+        let (line, column) = self.lines.locate(self.source, span.start);
         self.problems.push(crate::journey::Problem { line, column, message });
     }
 

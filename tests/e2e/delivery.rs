@@ -57,6 +57,30 @@ async fn missing_configuration_names_the_variable() {
 }
 
 #[tokio::test]
+async fn a_journey_other_than_the_validated_one_never_runs() {
+    let stack = stack().await;
+    let other = "0".repeat(64);
+    for (env, variable) in [
+        // GIVEN the deploy's digest is not the bundle's journey's (code and configuration of two builds)
+        (vec![("CHECK_JOURNEY_SHA256", other.as_str())], "CHECK_JOURNEY_SHA256 is 0000"),
+        // GIVEN a check the bundle does not hold
+        (vec![("CHECK_NAME", "gone")], "CHECK_NAME gone: "),
+    ] {
+        let process = stack.spawn_check(Check::Health, &env).await.expect("spawn");
+        let outcome = invoke_scheduled(&process, Check::Health).await;
+        // THEN the function refuses to start, naming the variable: nothing is sent, nothing pages
+        let Err(synthetic_e2e::stack::StackError::Emulator(EmulatorError::ChildExited { last_logs, .. })) = outcome
+        else {
+            panic!("expected the function to refuse to start, got {outcome:?}");
+        };
+        assert!(last_logs.iter().any(|l| l.contains(variable)), "{variable}: {last_logs:#?}");
+    }
+    assert!(stack.alerts().await.expect("drain").is_empty());
+    assert_eq!(stack.shop.handle().state().traffic.synthetic, 0, "no request reached the target");
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn an_unreadable_secret_is_an_invocation_error() {
     let stack = stack().await;
     let ran = run_once(&stack, Check::Products, &[("CREDENTIALS_SECRET_ID", "synthetic/does-not-exist")]).await;

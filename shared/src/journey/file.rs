@@ -456,8 +456,13 @@ impl LineStarts {
         LineStarts(std::iter::once(0).chain(source.match_indices('\n').map(|(i, _)| i + 1)).collect())
     }
 
-    /// The 1-based line and column (in characters) of byte `offset`, a char boundary of `source`.
+    /// The 1-based line and column (in characters) of byte `offset` of `source`, or of the
+    /// character it falls in.
     pub(crate) fn locate(&self, source: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(source.len());
+        while !source.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let line = self.0.partition_point(|&start| start <= offset);
         let start = self.0[line.saturating_sub(1)];
         (line, source[start..offset].chars().count() + 1)
@@ -520,11 +525,7 @@ impl Reader<'_> {
     }
 
     fn problem(&mut self, span: Range<usize>, message: String) {
-        let mut offset = span.start.min(self.source.len());
-        while !self.source.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let (line, column) = self.lines.locate(self.source, offset);
+        let (line, column) = self.lines.locate(self.source, span.start);
         self.problems.push(Problem { line, column, message });
     }
 
