@@ -74,8 +74,8 @@ pub fn cost_estimate(catalog: &Catalog, plan: &Plan, regions: &[String]) -> Esti
 
 fn cost_lines(estimate: &Estimate) -> String {
     format!(
-        "Monthly cost estimate ({}; list prices, us-east-1, before free tiers; see infra/README.md):\n{}",
-        estimate.design,
+        "Monthly cost estimate (list prices, us-east-1, before free tiers; the model and its assumptions: \
+         infra/README.md):\n{}",
         estimate.lines()
     )
 }
