@@ -21,8 +21,8 @@ build: build-tools journeys
 	@for bin in $(LAMBDA_BINS); do \
 	  test -s target/lambda/$$bin/bootstrap.zip || { echo "build: target/lambda/$$bin/bootstrap.zip is missing" >&2; exit 1; }; \
 	done
-	target/debug/synthetic plan --format json > target/lambda/plan.json
-	$(PY) infra/bundle.py target/lambda/check/bootstrap.zip checks
+	target/debug/synthetic plan --checks $(CHECKS_DIR) --format json > target/lambda/plan.json
+	$(PY) infra/bundle.py target/lambda/check/bootstrap.zip $(CHECKS_DIR)
 	$(PY) infra/bundle.py target/lambda/pagerduty-forwarder/bootstrap.zip target/lambda/plan.json
 
 ## deploy: sam deploy of infra/template.yaml; guided (and writes infra/samconfig.toml) on the first run;

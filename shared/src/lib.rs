@@ -15,6 +15,7 @@ pub mod canary;
 pub mod catalog;
 pub mod checks;
 pub mod config;
+pub mod cost;
 pub mod discard;
 pub mod error;
 pub mod http;

@@ -108,6 +108,84 @@ async fn healthy_shop_passes_with_exit_0_and_a_plain_table() {
     fixture.stop().await;
 }
 
+/// The repository's checks folder, which `--all` and `--tag` read.
+fn checks_folder() -> String {
+    format!("{}/../checks", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The checks the shipped folder holds, in its order, read from the folder itself.
+fn shipped_checks() -> Vec<String> {
+    let catalog = synthetic_checks::catalog::Catalog::load(std::path::Path::new(&checks_folder())).expect("checks/");
+    catalog.checks().iter().filter(|check| check.deploy.enabled).map(|check| check.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn all_runs_the_checks_folder_concurrently_as_one_gate_in_every_format() {
+    let fixture = Fixture::start().await;
+    let folder = checks_folder();
+    let expected = shipped_checks();
+    assert!(expected.len() >= 5, "{expected:?}");
+    let all = ["--all", "--checks-dir", &folder, "--concurrency", "3"];
+    // WHEN the whole folder runs as one gate, 3 at a time, as JSON lines
+    let exited = fixture.run(&[&all[..], &["--format", "json"]].concat(), &[]).await;
+    // THEN it passes, with every check's result exactly once, in the folder's order
+    exited.expect(0);
+    let checks: Vec<String> = run_results(&exited.stdout).into_iter().map(|run| run.check).collect();
+    assert_eq!(checks, expected);
+    assert!(exited.stderr.contains(&format!("{} check(s) against", expected.len())), "{}", exited.stderr);
+    assert!(exited.stderr.contains("3 at a time"), "{}", exited.stderr);
+    // AND as JUnit, one testcase per check
+    let exited = fixture.run(&[&all[..], &["--format", "junit"]].concat(), &[]).await;
+    exited.expect(0);
+    let junit = parse_junit(&exited.stdout);
+    let names: Vec<&str> =
+        junit["cases"].as_array().expect("cases").iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, expected);
+    // AND as a table, one passed row per check and one verdict
+    let exited = fixture.run(&all, &[]).await;
+    exited.expect(0);
+    for check in &expected {
+        let rows: Vec<&str> = exited.stdout.lines().filter(|l| l.starts_with(&format!("{check:<10}"))).collect();
+        assert!(rows.len() == 1 && rows[0].contains("passed"), "{check}: {}", exited.stdout);
+    }
+    assert!(
+        exited.stdout.contains(&format!("PASS: {} passed, 0 degraded, 0 failed", expected.len())),
+        "{}",
+        exited.stdout
+    );
+    // AND the sandbox payment of each run was refunded
+    let state = fixture.shop.handle().state();
+    assert_eq!((state.traffic.real, state.payments.live), (0, 0), "{state:?}");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn tag_runs_only_the_tagged_checks_and_fails_the_gate_when_one_fails() {
+    let fixture = Fixture::start().await;
+    fixture.shop.handle().set_fault("products", "500").expect("valid fault");
+    let folder = checks_folder();
+    // WHEN the checkout-tagged checks run while products answers 500
+    let exited = fixture.run(&["--tag", "checkout", "--checks-dir", &folder, "--format", "json"], &[]).await;
+    // THEN only they ran, and the gate fails on products
+    exited.expect(1);
+    let runs = run_results(&exited.stdout);
+    let checks: Vec<&str> = runs.iter().map(|run| run.check.as_str()).collect();
+    assert_eq!(checks, ["payment", "products"]);
+    let products = runs.iter().find(|run| run.check == "products").expect("products ran");
+    assert_eq!(products.status, Outcome::Failed);
+    // AND a tag no check has is refused before any request, naming the tags there are
+    let before = fixture.shop.handle().state().traffic.synthetic;
+    let exited = fixture.run(&["--tag", "chekout", "--checks-dir", &folder], &[]).await;
+    exited.expect(3);
+    assert!(
+        exited.stderr.contains("--tag chekout: no enabled check of") && exited.stderr.contains("checkout"),
+        "{}",
+        exited.stderr
+    );
+    assert_eq!(fixture.shop.handle().state().traffic.synthetic, before, "nothing was sent");
+    fixture.stop().await;
+}
+
 #[tokio::test]
 async fn products_500_fails_with_exit_1_and_well_formed_junit() {
     let fixture = Fixture::start().await;

@@ -7,6 +7,7 @@
 //! ([`tls_target`]). The end-to-end tests and `make demo`
 //! are built on these.
 
+pub mod build_time;
 pub mod fake_apis;
 pub mod fake_codedeploy;
 pub mod fake_pagerduty;

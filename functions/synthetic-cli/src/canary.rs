@@ -2,8 +2,9 @@
 //! and a report a person reads in ten seconds. The collection and the statistics are the shared
 //! [`synthetic_checks::canary`], which the `canary-gate` Lambda runs too.
 
-use crate::run::{journeys, prepare, stop_after_current_check_on_signal};
+use crate::run::{journeys, prepare, stop_after_running_checks_on_signal};
 use crate::{CanaryArgs, CanaryFormat, CheckArg, Exit, RunArgs, RunFormat, fail, history, print_report};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use synthetic_checks::Monitor;
@@ -74,6 +75,9 @@ fn side(args: &CanaryArgs, target: &str) -> RunArgs {
     RunArgs {
         check: args.check.iter().copied().collect::<Vec<CheckArg>>(),
         journey: args.journey.iter().cloned().collect(),
+        all: false,
+        tag: Vec::new(),
+        checks_dir: PathBuf::new(),
         target: target.to_string(),
         target_url: args.target_url.clone(),
         secret_id: args.secret_id.clone(),
@@ -84,11 +88,12 @@ fn side(args: &CanaryArgs, target: &str) -> RunArgs {
         publish: false,
         topic_arn: None,
         degraded_ok: true,
+        concurrency: 1,
     }
 }
 
 async fn collect(monitors: &[Monitor; 2], args: &CanaryArgs) -> Result<Collected, String> {
-    let interrupted = stop_after_current_check_on_signal();
+    let interrupted = stop_after_running_checks_on_signal();
     let limit = match args.duration {
         Some(secs) => Limit::Duration(Duration::from_secs(secs)),
         None => Limit::Rounds(args.runs),

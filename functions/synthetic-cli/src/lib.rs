@@ -15,6 +15,7 @@
 
 pub mod canary;
 pub mod cloudwatch;
+pub mod concurrent;
 pub mod credentials;
 pub mod history;
 pub mod output;
@@ -152,6 +153,16 @@ pub struct RunArgs {
     /// A journey file to run (repeatable), e.g. checks/search.toml.
     #[arg(long, value_name = "FILE")]
     pub journey: Vec<PathBuf>,
+    /// Every enabled check of the checks folder (--checks-dir), as one gate.
+    #[arg(long, conflicts_with_all = ["check", "journey"])]
+    pub all: bool,
+    /// The enabled checks of the checks folder tagged NAME (`[deploy] tags`); repeatable, a
+    /// check with any of the tags runs.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["check", "journey", "all"])]
+    pub tag: Vec<String>,
+    /// The checks folder that --all and --tag read.
+    #[arg(long, value_name = "DIR", env = "CHECKS_DIR", default_value = "checks")]
+    pub checks_dir: PathBuf,
     /// Base URL of the service to check, e.g. the canary of a fresh deploy.
     #[arg(long, value_name = "URL")]
     pub target: String,
@@ -183,6 +194,10 @@ pub struct RunArgs {
     /// Count degraded (slow but correct) checks as passed: exit 0 instead of 2.
     #[arg(long)]
     pub degraded_ok: bool,
+    /// How many checks run at once (1-64); the report lists them in their order whatever the
+    /// order they finish in.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -269,6 +284,14 @@ pub struct PlanArgs {
     /// Regenerate the checks' part of this SAM template (infra/template.yaml) instead of printing.
     #[arg(long, value_name = "FILE")]
     pub write_template: Option<PathBuf>,
+    /// The deployment's regions, the home region first, for the cost estimate (a region a check
+    /// names is added); by default one region.
+    #[arg(long, value_name = "REGION,...", value_delimiter = ',', default_value = "home")]
+    pub regions: Vec<String>,
+    /// With --format json: the plan plus a "cost" object (then not a CHECK_PLAN_FILE; the table
+    /// always ends with the estimate).
+    #[arg(long)]
+    pub cost: bool,
 }
 
 #[derive(Debug, Args)]

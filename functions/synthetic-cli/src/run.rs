@@ -6,6 +6,7 @@
 //! emitted as EMF (stdout belongs to the chosen format, and smoke runs must not count towards
 //! production SLOs), and nothing is published unless `--publish` is given.
 
+use crate::concurrent::run_bounded;
 use crate::credentials::CredentialsFile;
 use crate::output::{self, Report};
 use crate::style::{Style, Tone, outcome_tone};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use synthetic_checks::alert::Notifier;
 use synthetic_checks::aws::{sdk_config, secrets_manager::SecretsManagerSource, sns::SnsNotifier};
+use synthetic_checks::catalog::{Catalog, CatalogCheck};
 use synthetic_checks::config::{AlertTopic, target_variable};
 use synthetic_checks::discard::Discard;
 use synthetic_checks::http::ReqwestTarget;
@@ -70,35 +72,22 @@ pub async fn execute(args: RunArgs) -> Exit {
         Ok(monitors) => monitors,
         Err(message) => return fail(message),
     };
-    let progress = Style::stderr();
     let target = monitors[0].config().target.to_string();
-    eprintln!("synthetic: {} check(s) against {target} (env {})", monitors.len(), args.env);
-    let interrupted = stop_after_current_check_on_signal();
-    let mut runs = Vec::new();
-    for (index, monitor) in monitors.iter().enumerate() {
-        if interrupted.load(Ordering::SeqCst) {
-            eprintln!("synthetic: interrupted; {} check(s) not run", monitors.len() - index);
-            break;
-        }
-        let check = monitor.config().journey.check.clone();
-        eprint!("  [{}/{}] {check} ... ", index + 1, monitors.len());
-        let run = match monitor.run(None, None).await {
-            Ok(run) => {
-                let detail = match run.cause {
-                    Some(cause) => format!(" ({cause})"),
-                    None => String::new(),
-                };
-                let label = format!("{}{detail}", run.status.as_str());
-                eprintln!("{} in {} ms", progress.paint(&label, outcome_tone(run.status)), run.duration_ms);
-                CheckRun::Ran(run)
-            }
-            Err(error) => {
-                eprintln!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()));
-                CheckRun::Broke { check, error }
-            }
-        };
-        runs.push(run);
+    let total = monitors.len();
+    eprintln!("synthetic: {total} check(s) against {target} (env {}), {} at a time", args.env, args.concurrency);
+    let interrupted = stop_after_running_checks_on_signal();
+    let outcomes =
+        run_bounded(monitors, usize::from(args.concurrency), interrupted.clone(), move |index, monitor| async move {
+            let run = run_one(&monitor).await;
+            report_progress(index, total, &run);
+            run
+        })
+        .await;
+    let not_run = outcomes.iter().filter(|outcome| outcome.is_none()).count();
+    if not_run > 0 {
+        eprintln!("synthetic: interrupted; {not_run} check(s) not run");
     }
+    let runs: Vec<CheckRun> = outcomes.into_iter().flatten().collect();
     let mut exit = verdict(&runs, args.degraded_ok);
     if interrupted.load(Ordering::SeqCst) {
         exit = exit.worst(Exit::Error);
@@ -121,18 +110,42 @@ pub async fn execute(args: RunArgs) -> Exit {
     print_report(&text, exit)
 }
 
-/// A first Ctrl-C, SIGTERM or SIGHUP lets the running check finish, because a payment journey
-/// stopped between create and refund would leave a sandbox payment live; the checks after it
-/// are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a grace
-/// period, which the cleanup fits in. A second signal aborts at once.
-pub(crate) fn stop_after_current_check_on_signal() -> Arc<AtomicBool> {
+/// One check, run once: its result, or why the monitor could not run it.
+async fn run_one(monitor: &Monitor) -> CheckRun {
+    match monitor.run(None, None).await {
+        Ok(run) => CheckRun::Ran(run),
+        Err(error) => CheckRun::Broke { check: monitor.config().journey.check.clone(), error },
+    }
+}
+
+/// One stderr line per check as it finishes, numbered by its place in the selection.
+fn report_progress(index: usize, total: usize, run: &CheckRun) {
+    let progress = Style::stderr();
+    let line = match run {
+        CheckRun::Ran(run) => {
+            let detail = run.cause.map_or(String::new(), |cause| format!(" ({cause})"));
+            let label = format!("{}{detail}", run.status.as_str());
+            format!("{} in {} ms", progress.paint(&label, outcome_tone(run.status)), run.duration_ms)
+        }
+        CheckRun::Broke { error, .. } => {
+            format!("{}: {}", progress.paint("error", Tone::Bad), scrubbed(&error.to_string()))
+        }
+    };
+    eprintln!("  [{}/{total}] {} ... {line}", index + 1, run.check_name());
+}
+
+/// A first Ctrl-C, SIGTERM or SIGHUP lets the running checks finish, because a payment journey
+/// stopped between create and refund would leave a sandbox payment live; the checks not yet
+/// started are skipped. CI systems and Kubernetes stop a job with SIGTERM, then SIGKILL after a
+/// grace period, which the cleanup fits in. A second signal aborts at once.
+pub(crate) fn stop_after_running_checks_on_signal() -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     tokio::spawn(async move {
         let Some(signal) = next_stop_signal().await else { return };
         flag.store(true, Ordering::SeqCst);
         eprintln!(
-            "\nsynthetic: {signal}: finishing the running check so its sandbox writes are cleaned up (again to abort)"
+            "\nsynthetic: {signal}: finishing the running check(s) so their sandbox writes are cleaned up (again to abort)"
         );
         if next_stop_signal().await.is_some() {
             std::process::exit(130);
@@ -158,9 +171,14 @@ async fn next_stop_signal() -> Option<&'static str> {
     tokio::signal::ctrl_c().await.ok().map(|()| "interrupted")
 }
 
-/// The journeys to run: the built-in checks named by --check (all of them when neither --check
-/// nor --journey is given), then each --journey file. Errors are `file:line:column` lines.
+/// The journeys to run: with --all or --tag, the selected checks of the checks folder; otherwise
+/// the built-in checks named by --check (all of them when neither --check nor --journey is
+/// given), then each --journey file. Errors are `file:line:column` lines.
 pub(crate) fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
+    if args.all || !args.tag.is_empty() {
+        let catalog = Catalog::load(&args.checks_dir).map_err(|problems| problems.lines())?;
+        return from_folder(&catalog, &args.tag).map_err(|problem| vec![format!("synthetic: {problem}")]);
+    }
     let builtin = match (args.check.is_empty(), args.journey.is_empty()) {
         (true, true) => Check::ALL.to_vec(),
         _ => selected_checks(&args.check),
@@ -176,6 +194,33 @@ pub(crate) fn journeys(args: &RunArgs) -> Result<Vec<JourneyDef>, Vec<String>> {
     match problems.is_empty() {
         true => Ok(journeys),
         false => Err(problems),
+    }
+}
+
+/// The enabled checks of a checks folder, in its order, with any of `tags` (every one when
+/// `tags` is empty). A tag no enabled check has is refused: a typo must not make an empty gate
+/// pass.
+pub fn from_folder(catalog: &Catalog, tags: &[String]) -> Result<Vec<JourneyDef>, String> {
+    let enabled: Vec<&CatalogCheck> = catalog.checks().iter().filter(|check| check.deploy.enabled).collect();
+    let tagged = |check: &&CatalogCheck| tags.is_empty() || check.deploy.tags.iter().any(|tag| tags.contains(tag));
+    if let Some(unknown) = tags.iter().find(|tag| !enabled.iter().any(|check| check.deploy.tags.contains(tag))) {
+        let mut known: Vec<&str> =
+            enabled.iter().flat_map(|check| check.deploy.tags.iter().map(String::as_str)).collect();
+        known.sort_unstable();
+        known.dedup();
+        return Err(format!(
+            "--tag {unknown}: no enabled check of {} has it (tags there: {})",
+            catalog.dir().display(),
+            match known.is_empty() {
+                true => "none".to_string(),
+                false => known.join(", "),
+            }
+        ));
+    }
+    let selected: Vec<JourneyDef> = enabled.into_iter().filter(tagged).map(|check| check.journey.clone()).collect();
+    match selected.is_empty() {
+        true => Err(format!("{} has no enabled check", catalog.dir().display())),
+        false => Ok(selected),
     }
 }
 
@@ -314,6 +359,69 @@ mod tests {
         let source = "check = \"oauth\"\n[targets]\nidp = \"https://login.example.com/\"\n\
                       [[steps]]\nname = \"token\"\ntarget = \"idp\"\npath = \"/token\"\n";
         JourneyDef::parse(source).unwrap()
+    }
+
+    /// A checks folder in a fresh temp dir: (file stem, [deploy] lines) each with one GET step.
+    fn folder(checks: &[(&str, &str)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("synthetic-run-folder-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, deploy) in checks {
+            let text =
+                format!("check = \"{name}\"\n[deploy]\n{deploy}\n[[steps]]\nname = \"get\"\npath = \"/{name}\"\n");
+            std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+        }
+        dir
+    }
+
+    fn names(journeys: &[JourneyDef]) -> Vec<&str> {
+        journeys.iter().map(|journey| journey.check.as_str()).collect()
+    }
+
+    #[test]
+    fn all_and_tag_select_the_enabled_checks_of_the_folder_in_its_order() {
+        // GIVEN a folder with tagged checks, one of them disabled
+        let dir = folder(&[
+            ("zeta", "tags = [\"checkout\"]"),
+            ("alpha", "tags = [\"checkout\", \"public\"]"),
+            ("mid", "tags = [\"public\"]"),
+            ("off", "tags = [\"checkout\"]\nenabled = false"),
+        ]);
+        let catalog = Catalog::load(&dir).unwrap();
+        // THEN --all is every enabled check, in the folder's order
+        assert_eq!(names(&from_folder(&catalog, &[]).unwrap()), ["alpha", "mid", "zeta"]);
+        // AND --tag selects the enabled checks with any of the tags, each once
+        assert_eq!(names(&from_folder(&catalog, &["checkout".into()]).unwrap()), ["alpha", "zeta"]);
+        let both = from_folder(&catalog, &["public".into(), "checkout".into()]).unwrap();
+        assert_eq!(names(&both), ["alpha", "mid", "zeta"]);
+        // AND a tag only a disabled check has, or none has, is refused with the tags there are
+        for tag in ["nightly", "Checkout"] {
+            let error = from_folder(&catalog, &[tag.into()]).unwrap_err();
+            assert!(error.contains(&format!("--tag {tag}: no enabled check of")), "{error}");
+            assert!(error.ends_with("(tags there: checkout, public)"), "{error}");
+        }
+        let only_off = folder(&[("off", "tags = [\"x\"]\nenabled = false")]);
+        let error = from_folder(&Catalog::load(&only_off).unwrap(), &[]).unwrap_err();
+        assert!(error.ends_with("has no enabled check"), "{error}");
+        for dir in [dir, only_off] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_broken_checks_folder_is_every_mistake_at_its_line() {
+        let dir = folder(&[("good", ""), ("bad", "schedule_minutes = 7")]);
+        let args = run_args(&["--all", "--checks-dir", &dir.display().to_string()]);
+        let lines = journeys(&args).unwrap_err();
+        assert!(lines.iter().any(|line| line.contains("bad.toml:3:")), "{lines:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+        // AND --all and --tag do not mix with the built-in checks or journey files
+        let mixes: [&[&str]; 3] =
+            [&["--all", "--check", "health"], &["--tag", "x", "--journey", "f.toml"], &["--all", "--tag", "x"]];
+        for extra in mixes {
+            let mut argv = vec!["synthetic", "run", "--target", "https://shop.example.com/"];
+            argv.extend(extra);
+            assert!(<crate::Cli as clap::Parser>::try_parse_from(argv).is_err(), "{extra:?}");
+        }
     }
 
     #[tokio::test]

@@ -11,6 +11,8 @@
 //! run breaks.
 //!
 //! `BENCH_COLD_SPAWNS` (default 20) and `BENCH_WARM_RUNS` (default 500) set the sample sizes.
+//! First, `make build` is timed with the shipped checks and with 20 generated ones added
+//! ([`build_time`]); `BENCH_BUILD=0` skips that, and `bench build` runs only that.
 //!
 //! `bench parse [runs]` times only the parse of the compiled-in journey files, with no stack
 //! (quick, and small enough to run under `valgrind --tool=callgrind`). `bench parse-once
@@ -28,10 +30,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use synthetic_checks::alert::{AlertMessage, Notifier, PublishError};
 use synthetic_checks::catalog::{FolderDefaults, parse_check};
+use synthetic_checks::cost::{self, COST_TABLES_BEGIN, COST_TABLES_END};
 use synthetic_checks::discard::Discard;
 use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, USER_AGENT, tls};
 use synthetic_checks::secret::InMemorySecrets;
 use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
+use synthetic_e2e::build_time::{self, BuildTimes};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
 use synthetic_e2e::lambda_emulator::{Invocation, LambdaProcess, workspace_release_binary};
 use synthetic_e2e::stack::{INVOKE_TIMEOUT, LocalStack, account_json, check_selection_env, scheduled_event};
@@ -44,11 +48,8 @@ const ENGINE_WARMUP_RUNS: usize = 200;
 const PARSE_RUNS: usize = 2000;
 /// The in-process journey loop is cheap, so it runs this many times the warm Lambda runs.
 const JOURNEY_RUNS_PER_WARM_RUN: usize = 4;
-const RUNS_PER_MONTH: f64 = 30.0 * 24.0 * 60.0 / 5.0;
-const PRICE_GB_S: f64 = 0.000_013_333_4;
-const PRICE_REQUEST: f64 = 0.20 / 1_000_000.0;
+const RUNS_PER_MONTH: f64 = (cost::MINUTES_PER_MONTH / 5) as f64;
 const MEMORY_GB: f64 = 128.0 / 1024.0;
-const SYNTHETICS_PER_RUN: f64 = 0.0012;
 /// The example network: round trip to the target (and to PagerDuty) in the cost estimate.
 const EXAMPLE_RTT_MS: u64 = 50;
 /// The binary of each Lambda subject, in `SUBJECTS` order: every check runs the one `check`.
@@ -224,7 +225,10 @@ async fn main() -> ExitCode {
             Ok(runs) => engine_only(runs).await,
             Err(_) => Err(format!("not a number of runs: {runs}")),
         },
-        _ => Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys] | engine [runs]]".into()),
+        ["build"] => build_only(),
+        _ => {
+            Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys] | engine [runs] | build]".into())
+        }
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -365,6 +369,12 @@ async fn bench() -> Result<(), String> {
     let cold_spawns = env_count("BENCH_COLD_SPAWNS", 20)?;
     let warm_runs = env_count("BENCH_WARM_RUNS", 500)?;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().map_err(|e| e.to_string())?;
+    // First, while nothing else runs: four arm64 builds. The last one leaves target/lambda built
+    // from the shipped checks, whose zip sizes the report shows.
+    let build = match std::env::var("BENCH_BUILD").as_deref() {
+        Ok("0") => None,
+        _ => Some(build_times(&workspace)?),
+    };
     for name in LAMBDA_BINS.into_iter().chain(["echo-lambda"]) {
         workspace_release_binary(name)?;
     }
@@ -389,6 +399,7 @@ async fn bench() -> Result<(), String> {
     bench.stack.stop().await;
     let mut measured = result?;
     measured.parse = parse;
+    measured.build = build;
 
     let python = python_package(&bench.workspace)?;
     let report = render(&machine, &measured, &python, &bench.workspace, cold_spawns, warm_runs);
@@ -397,6 +408,46 @@ async fn bench() -> Result<(), String> {
     std::fs::write(&path, &report).map_err(|e| format!("writing {}: {e}", path.display()))?;
     eprintln!("bench: wrote {}", path.display());
     Ok(())
+}
+
+/// `make build` timed with the shipped checks and with [`build_time::GENERATED_CHECKS`] more, each
+/// read from a copy of `checks/` through `CHECKS_DIR`.
+fn build_times(workspace: &Path) -> Result<BuildTimes, String> {
+    let scratch = std::env::temp_dir().join(format!("synthetic-bench-build-{}", uuid::Uuid::new_v4()));
+    let folders = build_time::prepare(&workspace.join("checks"), &scratch)?;
+    eprintln!(
+        "bench: make build with the shipped checks, then with {} generated ones added...",
+        build_time::GENERATED_CHECKS
+    );
+    let times = build_time::measure(&folders, |folder| build_time::timed_build(workspace, folder));
+    let _ = std::fs::remove_dir_all(&scratch);
+    times
+}
+
+/// `bench build`: only the build timing, printed.
+fn build_only() -> Result<(), String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().map_err(|e| e.to_string())?;
+    println!("{}", build_section(&build_times(&workspace)?));
+    Ok(())
+}
+
+/// The report's build-time section.
+fn build_section(times: &BuildTimes) -> String {
+    format!(
+        "## Build time: what one more check costs `make build`\n\n\
+         `make build` (arm64 release zips: the one check binary with the checks folder beside it, the forwarder with \
+         the plan) run with a copy of `checks/`, then with {} generated checks added (`CHECKS_DIR`), warm: the \
+         shipped folder built once untimed first, and timed before and after the other.\n\n\
+         | Checks folder | `make build` |\n| --- | --- |\n\
+         | shipped | {:.1} s |\n\
+         | shipped + {} generated | {:.1} s |\n\
+         | **per added check** | **{:+.2} s** |\n",
+        times.generated,
+        times.shipped.as_secs_f64(),
+        times.generated,
+        times.with_generated.as_secs_f64(),
+        times.per_added_check()
+    )
 }
 
 fn env_count(name: &str, default: usize) -> Result<usize, String> {
@@ -435,6 +486,8 @@ struct Measured {
     parse: Vec<ParseCost>,
     https: Https,
     load_at_end: String,
+    /// `make build` with the shipped checks and with generated ones added; `None` with BENCH_BUILD=0.
+    build: Option<BuildTimes>,
 }
 
 /// The health journey over HTTPS, bare and through the library, and what reading the
@@ -485,6 +538,7 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
         parse: Vec::new(),
         https: measure_https(&bench.stack, warm_runs * JOURNEY_RUNS_PER_WARM_RUN, &mut order).await?,
         load_at_end: String::new(),
+        build: None,
     };
 
     let journeys = warm_runs * JOURNEY_RUNS_PER_WARM_RUN;
@@ -980,7 +1034,7 @@ fn rss_mb(kib: u64) -> String {
 /// Lambda bills in 1 ms increments, 128 MB on arm64, list price, before the free tier.
 fn cost_per_run(duration: Duration) -> f64 {
     let billed_ms = (duration.as_secs_f64() * 1e3).ceil().max(1.0);
-    billed_ms / 1e3 * MEMORY_GB * PRICE_GB_S + PRICE_REQUEST
+    billed_ms / 1e3 * MEMORY_GB * cost::LAMBDA_GB_SECOND.each() + cost::LAMBDA_REQUEST.each()
 }
 
 fn billed(duration: Duration) -> String {
@@ -1068,6 +1122,7 @@ fn file_size(path: &Path) -> Option<u64> {
 // ---------------------------------------------------------------------------
 // Report
 
+#[derive(Clone)]
 struct Target {
     what: &'static str,
     goal: &'static str,
@@ -1197,6 +1252,17 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
             miss: biggest_zip.map_or("unknown".into(), |b| over(b as f64 / 1e6, 5.0, " MB")),
         },
     ];
+    let mut targets = targets.to_vec();
+    if let Some(build) = &r.build {
+        let per_check = build.per_added_check();
+        targets.push(Target {
+            what: "`make build`, time added per check (20 generated checks added)",
+            goal: "≤ 2 s",
+            measured: format!("{per_check:+.2} s"),
+            met: per_check <= 2.0,
+            miss: over(per_check, 2.0, " s"),
+        });
+    }
     let _ = writeln!(w, "## Targets\n\n| Target | Goal | Measured | |\n| --- | --- | --- | --- |");
     for t in &targets {
         let verdict = if t.met { "met".to_string() } else { format!("**missed** {}", t.miss) };
@@ -1436,11 +1502,11 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
             month(cold_run + network),
         );
     }
-    let canary = dollars(SYNTHETICS_PER_RUN * RUNS_PER_MONTH);
+    let canary = dollars(cost::CANARY_RUN.each() * RUNS_PER_MONTH);
     let _ = writeln!(
         w,
         "| CloudWatch Synthetics canary (published price per run) | | {} | {canary} | | {canary} |",
-        dollars(SYNTHETICS_PER_RUN),
+        dollars(cost::CANARY_RUN.each()),
     );
     let network = |i: usize| Duration::from_millis(EXAMPLE_RTT_MS * SUBJECTS[i].round_trips());
     let products_run = cost_per_run(warm[PRODUCTS].p50 + network(PRODUCTS));
@@ -1451,9 +1517,19 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
          costs {}, about {:.0}× less than a canary run. At that distance the round trips are the bill: a warm \
          Python run costs {:.2}× a warm `check-products` run, and a cold one {:.2}×.",
         dollars(with_forwarder),
-        SYNTHETICS_PER_RUN / with_forwarder,
+        cost::CANARY_RUN.each() / with_forwarder,
         cost_per_run(warm[PYTHON].p50 + network(PYTHON)) / products_run,
         cost_per_run(cold[PYTHON].1.p50 + network(PYTHON)) / cost_per_run(cold[PRODUCTS].1.p50 + network(PRODUCTS)),
+    );
+    if let Some(build) = &r.build {
+        let _ = write!(w, "\n{}", build_section(build));
+    }
+    let _ = write!(
+        w,
+        "\n## Cost per check-month at scale\n\n\
+         Generated by the cost model (`shared/src/cost.rs`, see `infra/README.md`), not measured.\n\n\
+         {COST_TABLES_BEGIN}{}{COST_TABLES_END}\n",
+        cost::markdown_tables()
     );
     out
 }
