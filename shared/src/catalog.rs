@@ -319,12 +319,14 @@ pub fn bundled_journey(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Journe
             problems.located(&defaults_path.display().to_string()).join("; ")
         ))
     })?;
-    parse_check(&defaults, &name, &source, &FolderFiles::beside(&path)).map(|(journey, _)| journey).map_err(|problems| {
-        CheckError::Misconfigured(format!(
-            "CHECK_NAME {name}: {}",
-            problems.located(&path.display().to_string()).join("; ")
-        ))
-    })
+    parse_check(&defaults, &name, &source, &FolderFiles::beside(&path)).map(|(journey, _)| journey).map_err(
+        |problems| {
+            CheckError::Misconfigured(format!(
+                "CHECK_NAME {name}: {}",
+                problems.located(&path.display().to_string()).join("; ")
+            ))
+        },
+    )
 }
 
 impl Catalog {
@@ -332,7 +334,13 @@ impl Catalog {
     /// journeys reference, such as schemas).
     pub fn load(dir: &Path) -> Result<Catalog, Problems> {
         let mut problems = Vec::new();
-        let whole = |message: String| LocatedProblem { key: String::new(), file: dir.to_path_buf(), line: 1, column: 1, message };
+        let whole = |message: String| LocatedProblem {
+            key: String::new(),
+            file: dir.to_path_buf(),
+            line: 1,
+            column: 1,
+            message,
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(error) => return Err(Problems(vec![whole(format!("cannot read the checks folder: {error}"))])),
@@ -347,7 +355,8 @@ impl Catalog {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(error) => {
-                return Err(Problems(vec![LocatedProblem { key: String::new(),
+                return Err(Problems(vec![LocatedProblem {
+                    key: String::new(),
                     file: defaults_path,
                     line: 1,
                     column: 1,
@@ -368,7 +377,8 @@ impl Catalog {
             let source = match std::fs::read_to_string(path) {
                 Ok(source) => source,
                 Err(error) => {
-                    problems.push(LocatedProblem { key: String::new(),
+                    problems.push(LocatedProblem {
+                        key: String::new(),
                         file: path.clone(),
                         line: 1,
                         column: 1,
@@ -381,7 +391,8 @@ impl Catalog {
                 Ok((journey, deploy)) => {
                     let timeout = crate::monitor::timeout_seconds(&journey);
                     if timeout > crate::monitor::MAX_TIMEOUT_SECONDS {
-                        problems.push(LocatedProblem { key: String::new(),
+                        problems.push(LocatedProblem {
+                            key: String::new(),
                             file: path.clone(),
                             line: 1,
                             column: 1,
@@ -460,7 +471,13 @@ fn in_file(path: &Path, problems: crate::journey::Problems) -> Vec<LocatedProble
     problems
         .0
         .into_iter()
-        .map(|p| LocatedProblem { file: path.to_path_buf(), line: p.line, column: p.column, key: p.key, message: p.message })
+        .map(|p| LocatedProblem {
+            file: path.to_path_buf(),
+            line: p.line,
+            column: p.column,
+            key: p.key,
+            message: p.message,
+        })
         .collect()
 }
 
@@ -484,7 +501,8 @@ fn dependency_problems(names: &BTreeSet<String>, dependencies: &Dependencies) ->
     for (check, (file, depends_on)) in dependencies {
         for (name, (line, column)) in depends_on {
             if !names.contains(name) {
-                problems.push(LocatedProblem { key: String::new(),
+                problems.push(LocatedProblem {
+                    key: String::new(),
                     file: file.clone(),
                     line: *line,
                     column: *column,
@@ -505,7 +523,8 @@ fn dependency_problems(names: &BTreeSet<String>, dependencies: &Dependencies) ->
         let (line, column) = depends_on.iter().find(|(d, _)| d == next).map_or((1, 1), |(_, at)| *at);
         let mut around: Vec<&str> = cycle.clone();
         around.push(first);
-        problems.push(LocatedProblem { key: String::new(),
+        problems.push(LocatedProblem {
+            key: String::new(),
             file: file.clone(),
             line,
             column,

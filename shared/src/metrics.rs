@@ -365,6 +365,7 @@ mod tests {
                 not_after: "T".into(),
                 subject: "CN=s".into(),
             }),
+            trace_id: None,
         };
         let records = parsed(emf_records(&run, "Synth", MetricDetail::default()));
         let directive = &records[0]["_aws"]["CloudWatchMetrics"][0];

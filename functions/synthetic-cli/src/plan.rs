@@ -181,6 +181,7 @@ const SHARED_PARAMETERS: &str = "        StackPrefix: !Ref AWS::StackName
         LogRetentionDays: !Ref LogRetentionDays
         RunbookUrl: !Ref RunbookUrl
         MetricsDetail: !Ref MetricsDetail
+        FailingAlarms: !Ref FailingAlarms
         AlertTopicArn: !If [IsHome, !Ref AlertTopic, !Ref HomeAlertTopicArn]
         AlertTopicKeyArn: !If [IsHome, !GetAtt AlertKey.Arn, !Ref HomeAlertKeyArn]
         CheckDeadLetterQueueArn: !GetAtt CheckDeadLetterQueue.Arn

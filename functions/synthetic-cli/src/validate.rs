@@ -54,7 +54,11 @@ pub fn execute(args: &ValidateArgs) -> Exit {
             // whole folder shows (an unknown `depends_on`, a dependency cycle).
             true => Catalog::load(path)
                 .map(|catalog| {
-                    catalog.checks().iter().map(|c| (c.path.display().to_string(), c.name.clone(), c.journey.steps.len())).collect()
+                    catalog
+                        .checks()
+                        .iter()
+                        .map(|c| (c.path.display().to_string(), c.name.clone(), c.journey.steps.len()))
+                        .collect()
                 })
                 .map_err(|problems| problems.0),
             false => synthetic_checks::catalog::load_file_located(path)
@@ -79,8 +83,7 @@ pub fn execute(args: &ValidateArgs) -> Exit {
         }
         return exit;
     }
-    let json: String =
-        findings.iter().map(|f| serde_json::to_string(f).unwrap_or_default() + "\n").collect();
+    let json: String = findings.iter().map(|f| serde_json::to_string(f).unwrap_or_default() + "\n").collect();
     print_report(&json, exit)
 }
 

@@ -48,8 +48,9 @@ impl Check {
     /// applied as for every check of the folder. The built-in files are validated by
     /// `make test` (and by this module's tests), so a failure here is a build that skipped them.
     pub fn journey(self) -> JourneyDef {
-        let parsed = FolderDefaults::parse(DEFAULTS_SOURCE)
-            .and_then(|defaults| catalog::parse_check(&defaults, self.name(), self.journey_source(), &crate::journey::NoFiles));
+        let parsed = FolderDefaults::parse(DEFAULTS_SOURCE).and_then(|defaults| {
+            catalog::parse_check(&defaults, self.name(), self.journey_source(), &crate::journey::NoFiles)
+        });
         match parsed {
             Ok((journey, _)) => journey,
             Err(problems) => panic!("checks/{}.toml is invalid: {problems}", self.name()),

@@ -10,8 +10,8 @@
 use super::extract::{Path, Pattern};
 use super::files::{JourneyFiles, NoFiles, relative_path};
 pub use super::judge::Comparison;
-use super::schema::Schema;
 use super::key_path::KeyIndex;
+use super::schema::Schema;
 use super::template::{Encoding, Ref, Template};
 use crate::http::Method;
 use serde_json::Value;
@@ -611,8 +611,9 @@ impl Reader<'_> {
         inherited: Option<&Defaults>,
         also_allowed: &[&str],
     ) -> Option<JourneyDef> {
-        let keys = [&["check", "description", "trace_context", "vars", "targets", "defaults", "steps"][..], also_allowed]
-            .concat();
+        let keys =
+            [&["check", "description", "trace_context", "vars", "targets", "defaults", "steps"][..], also_allowed]
+                .concat();
         self.known_keys(root, &keys, "the journey");
         let trace_context = root.get("trace_context").and_then(|v| self.boolean(v, "trace_context")).unwrap_or(true);
         let check = match root.get("check") {
