@@ -387,7 +387,7 @@ impl Catalog {
                     continue;
                 }
             };
-            match parse_check(&defaults, &stem, &source, &FolderFiles::beside(&path)) {
+            match parse_check(&defaults, &stem, &source, &FolderFiles::beside(path)) {
                 Ok((journey, deploy)) => {
                     let timeout = crate::monitor::timeout_seconds(&journey);
                     if timeout > crate::monitor::MAX_TIMEOUT_SECONDS {
