@@ -44,13 +44,10 @@ fn example_journeys() -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.ends_with(".toml") && name != "invalid.toml" && name != "defaults.toml" {
+            if name.ends_with(".toml") && !name.starts_with("invalid") && name != "defaults.toml" {
                 files.push(path);
             }
         }
-    }
-    if let Ok(functions) = std::fs::read_dir(workspace().join("functions")) {
-        files.extend(functions.flatten().map(|e| e.path().join("journey.toml")).filter(|p| p.exists()));
     }
     files.sort();
     assert!(files.len() >= 10, "found only {} example journeys", files.len());
@@ -75,6 +72,20 @@ fn every_example_journey_passes_the_schema_and_the_parser() {
         if let Err(problems) = JourneyDef::parse(&source) {
             panic!("{} fails the parser: {:?}", path.display(), problems.located("journey"));
         }
+    }
+}
+
+/// Each example names the schema for Taplo (`#:schema <path>` on its first line), and the path
+/// leads to it: an editor opening any of them validates and completes it.
+#[test]
+fn every_example_names_the_schema_for_editors() {
+    let schema = workspace().join("docs/journey.schema.json").canonicalize().expect("the schema");
+    for path in example_journeys() {
+        let source = std::fs::read_to_string(&path).expect("readable");
+        let named = source.lines().next().and_then(|l| l.strip_prefix("#:schema ")).map(str::trim);
+        let Some(named) = named else { panic!("{} does not start with `#:schema <path>`", path.display()) };
+        let resolved = path.parent().expect("a folder").join(named).canonicalize();
+        assert_eq!(resolved.ok().as_ref(), Some(&schema), "{}: #:schema {named}", path.display());
     }
 }
 
