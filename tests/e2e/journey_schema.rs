@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use synthetic_checks::JourneyDef;
+use synthetic_checks::journey::FolderFiles;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -69,8 +70,8 @@ fn every_example_journey_passes_the_schema_and_the_parser() {
         let source = std::fs::read_to_string(&path).expect("readable");
         let errors = schema_errors(validator, &as_json(&source));
         assert!(errors.is_empty(), "{} fails docs/journey.schema.json: {errors:#?}", path.display());
-        if let Err(problems) = JourneyDef::parse(&source) {
-            panic!("{} fails the parser: {:?}", path.display(), problems.located("journey"));
+        if let Err(lines) = synthetic_checks::catalog::load_file(&path) {
+            panic!("{} fails the parser: {lines:#?}", path.display());
         }
     }
 }
@@ -143,10 +144,11 @@ fn table_at<'a>(journey: &'a mut Value, path: &[Step]) -> &'a mut Map<String, Va
 }
 
 /// What a journey written from the parsed data says to the parser (the mutation is made on the
-/// data, so the file is written anew).
-fn parser_accepts(journey: &Value) -> bool {
+/// data, so the file is written anew), read from its own folder (its schema files) and with a
+/// check's `[deploy]` left to the catalog.
+fn parser_accepts(journey: &Value, path: &Path) -> bool {
     let source = toml::to_string(journey).expect("journey data writes back as TOML");
-    JourneyDef::parse(&source).is_ok()
+    JourneyDef::parse_in_folder(&source, &FolderFiles::beside(path), None, &["deploy"]).is_ok()
 }
 
 fn examples_as_json() -> &'static [(PathBuf, Value)] {
@@ -157,7 +159,7 @@ fn examples_as_json() -> &'static [(PathBuf, Value)] {
 fn every_example_written_back_from_its_data_still_parses() {
     // The property below rewrites files from their data; this keeps that step honest.
     for (path, journey) in examples_as_json() {
-        assert!(parser_accepts(journey), "{} no longer parses once written back", path.display());
+        assert!(parser_accepts(journey, path), "{} no longer parses once written back", path.display());
     }
 }
 
@@ -178,7 +180,7 @@ proptest! {
         table_at(&mut journey, at).insert(name.clone(), value);
         let errors = schema_errors(schema(), &journey);
         prop_assert!(!errors.is_empty(), "{}: the schema took {name} at {at:?}", path.display());
-        prop_assert!(!parser_accepts(&journey), "{}: the parser took {name} at {at:?}", path.display());
+        prop_assert!(!parser_accepts(&journey, &path), "{}: the parser took {name} at {at:?}", path.display());
     }
 
     #[test]
@@ -205,6 +207,6 @@ proptest! {
             }
         }
         prop_assert!(!schema_errors(schema(), &journey).is_empty(), "{}: the schema took it without {missing}", path.display());
-        prop_assert!(!parser_accepts(&journey), "{}: the parser took it without {missing}", path.display());
+        prop_assert!(!parser_accepts(&journey, &path), "{}: the parser took it without {missing}", path.display());
     }
 }

@@ -229,7 +229,9 @@ impl Tracker {
             }
         };
         record.state.incident = None;
-        actions.retain(|a| !matches!(a, Action::Page { .. }));
+        // The same run's burn rates may have joined the incident it was about to open: with the
+        // page withheld there is no incident to join, and a trigger would open one.
+        actions.retain(|a| !matches!(a, Action::Page { .. } | Action::Update { .. }));
         Ok((actions, link))
     }
 
