@@ -840,6 +840,7 @@ def test_stack_creates_in_moto(aws, cfn):
     assert skipped == set(), "resource types neither moto nor this test creates"
 
     params = {**base_params(aws), "AlarmEmail": "oncall@example.test", "Regions": ",".join(REGIONS),
+              "FailingAlarms": "true",
               "OpsPagerDutyEndpointUrl": "https://events.pagerduty.example.test/integration/x/enqueue",
               "SyntheticAccountSecretKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"}
     stack = deploy(aws, cfn, "synthetics-full", params)
@@ -924,8 +925,8 @@ def test_stack_creates_in_moto(aws, cfn):
         assert fnmatch.fnmatchcase(aws["events"].describe_rule(Name=f"synthetics-full-check-{check}")["Arn"], pattern)
     assert not fnmatch.fnmatchcase(f"arn:aws:events:{REGION}:{ACCOUNT}:rule/other-stack-check-x", pattern)
 
-    # alarms: per check only the failing alarm (no actions: the forwarder pages, its burn rates
-    # and sweep replaced the rest); shared: forwarder errors and DLQ delivery, PagerDuty
+    # alarms: per check only the failing alarm, and only with FailingAlarms=true (no actions: the
+    # forwarder pages, its burn rates and sweep replaced the rest); shared: forwarder errors and DLQ delivery, PagerDuty
     # rejections, stale drops, incident state unavailable, the sweep, 2 DLQ depth
     alarms = {a["AlarmName"]: a for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-full-", MaxRecords=100)["MetricAlarms"]}
@@ -964,9 +965,8 @@ def test_disabled_check_and_no_optional_channels(aws, tmp_path):
     invoke = aws["lambda"].get_function_event_invoke_config(FunctionName="synthetics-lean-check-products")
     assert invoke["MaximumEventAgeInSeconds"] == 300
     alarms = aws["cloudwatch"].describe_alarms(AlarmNamePrefix="synthetics-lean-", MaxRecords=100)["MetricAlarms"]
-    assert len(alarms) == (len(CHECKS) - 1) * 1 + 8
-    assert not [a for a in alarms if "payment" in a["AlarmName"]]
-    assert all(a["Period"] == 60 for a in alarms if a["AlarmName"].endswith("-failing"))
+    assert len(alarms) == 8  # FailingAlarms defaults to false: no alarm per check
+    assert not [a for a in alarms if a["AlarmName"].endswith("-failing")]
     subs = aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["AlertTopic"])["Subscriptions"]
     assert [s["Protocol"] for s in subs] == ["lambda"]
     assert aws["sns"].list_subscriptions_by_topic(TopicArn=stack.physical["OpsTopic"])["Subscriptions"] == []
@@ -1017,10 +1017,9 @@ def test_member_stack_has_no_forwarder_and_publishes_home(aws, cfn):
         assert stack.get_att("AlertKey", "Arn") in doc  # its own DLQ's key
     alarms = {a["AlarmName"] for a in aws["cloudwatch"].describe_alarms(
         AlarmNamePrefix="synthetics-member-", MaxRecords=100)["MetricAlarms"]}
-    # per check the failing alarm, shared: the two DLQ depths (the forwarder's and the sweep's
-    # alarms live at home; the home sweep watches every region's runs)
-    assert len(alarms) == len(CHECKS) * 1 + 2
-    assert {f"synthetics-member-{c}-failing" for c in CHECKS} <= alarms
+    # no alarm per check (FailingAlarms defaults to false); shared: the two DLQ depths (the
+    # forwarder's and the sweep's alarms live at home; the home sweep watches every region's runs)
+    assert alarms == {"synthetics-member-alert-dlq-not-empty", "synthetics-member-check-dlq-not-empty"}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in
                aws["cloudformation"].describe_stacks(StackName="synthetics-member")["Stacks"][0]["Outputs"]}
     assert outputs["AlarmRelayTopicArn"] == relay
