@@ -181,6 +181,26 @@ pub struct RunSetup {
     pub trace: Option<TraceContext>,
 }
 
+#[cfg(test)]
+impl RunSetup {
+    /// A run against a scripted target for the journey's property tests: one attempt, no
+    /// redirects, no trace, no deadline. Each test changes what it is about (`..setup`).
+    pub(crate) fn scripted(http: Arc<dyn HttpTarget>, check: &str) -> RunSetup {
+        RunSetup {
+            http,
+            check: check.into(),
+            env: "test".into(),
+            target: "http://api.test/".parse().expect("a URL"),
+            run_id: "run-1".into(),
+            synthetic_header: "X-Synthetic-Check".into(),
+            retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
+            max_redirects: 0,
+            deadline: None,
+            trace: None,
+        }
+    }
+}
+
 /// An attempt shorter than this is not worth sending: the step is skipped instead.
 pub const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 

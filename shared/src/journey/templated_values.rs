@@ -12,7 +12,7 @@
 //! must stop the step before anything is sent.
 
 use super::file::JourneyDef;
-use super::{RetryPolicy, RunSetup, StepRecorder, run};
+use super::{RunSetup, StepRecorder, run};
 use crate::http::{HttpRequest, ScriptedTarget};
 use crate::secret::{CredentialStore, InMemorySecrets};
 use proptest::prelude::*;
@@ -183,18 +183,9 @@ fn run_case(source: Source, place: Place, value: &str, on_idp: bool) -> Ran {
         Source::RunId => value.to_string(),
         _ => "run-1".to_string(),
     };
-    let mut recorder = StepRecorder::new(RunSetup {
-        http: target.clone(),
-        check: "prop".into(),
-        env: "test".into(),
-        target: TARGET.parse().expect("a URL"),
-        run_id,
-        synthetic_header: "X-Synthetic-Check".into(),
-        retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
-        max_redirects: 0,
-        deadline: None,
-        trace: None,
-    });
+    let target_url = TARGET.parse().expect("a URL");
+    let setup = RunSetup::scripted(target.clone(), "prop");
+    let mut recorder = StepRecorder::new(RunSetup { target: target_url, run_id, ..setup });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     // An error is a broken monitor (a secret field it cannot use): then nothing more is sent.
     let _ = runtime.block_on(run(&journey, &mut recorder, Some(&store)));

@@ -10,12 +10,11 @@
 
 use super::file::JourneyDef;
 use super::templated_values::toml_string;
-use super::{RetryPolicy, RunSetup, StepRecorder, run};
+use super::{RunSetup, StepRecorder, run};
 use crate::http::ScriptedTarget;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// JSON values a target may answer with, nested a little; floats that JSON carries exactly.
 fn captured() -> impl Strategy<Value = Value> {
@@ -66,18 +65,7 @@ fn sent_body(value: &Value, var_toml: &str) -> Option<Value> {
     );
     let journey = JourneyDef::parse(&journey).unwrap_or_else(|p| panic!("{p}\n{journey}"));
     let target = Arc::new(ScriptedTarget::default().then(200, &json!({ "c": value }).to_string()).then(200, "{}"));
-    let mut recorder = StepRecorder::new(RunSetup {
-        http: target.clone(),
-        check: "typed".into(),
-        env: "test".into(),
-        target: "http://api.test/".parse().expect("a URL"),
-        run_id: "run-1".into(),
-        synthetic_header: "X-Synthetic-Check".into(),
-        retry: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
-        max_redirects: 0,
-        deadline: None,
-        trace: None,
-    });
+    let mut recorder = StepRecorder::new(RunSetup::scripted(target.clone(), "typed"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
     runtime.block_on(run(&journey, &mut recorder, None)).expect("no secret needed");
     let requests = target.requests();

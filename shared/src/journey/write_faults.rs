@@ -169,18 +169,9 @@ pub(super) fn run_scripted(
     runtime.block_on(async {
         let target = answers.into_iter().fold(ScriptedTarget::default(), |t, a| t.then_after(Duration::ZERO, a));
         let target = Arc::new(target);
-        let mut journey = StepRecorder::new(adjust(RunSetup {
-            http: target.clone(),
-            check: journey_def.check.clone(),
-            env: "test".into(),
-            target: "http://api.test/".parse().expect("a URL"),
-            run_id: "run-1".into(),
-            synthetic_header: "X-Synthetic-Check".into(),
-            retry: RetryPolicy { attempts: 2, backoff: Duration::ZERO },
-            max_redirects: 0,
-            deadline: None,
-            trace: None,
-        }));
+        let setup = RunSetup::scripted(target.clone(), &journey_def.check);
+        let retry = RetryPolicy { attempts: 2, backoff: Duration::ZERO };
+        let mut journey = StepRecorder::new(adjust(RunSetup { retry, ..setup }));
         run(journey_def, &mut journey, None).await.expect("no monitor failure");
         (journey.finish(), target.requests())
     })
