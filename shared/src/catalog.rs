@@ -186,33 +186,41 @@ pub fn parse_check(
     source: &str,
     files: &dyn JourneyFiles,
 ) -> Result<(JourneyDef, DeploySettings), crate::journey::Problems> {
-    let journey = JourneyDef::parse_in_folder(source, files, Some(&defaults.journey), &["deploy"]);
-    let deploy = read_deploy(source, true);
-    let mut problems = Vec::new();
-    if let Ok(journey) = &journey
-        && journey.check != stem
-    {
-        let (document, _) = DeTable::parse_recoverable(source);
-        let span = document.get_ref().get("check").map_or(0..0, |v| v.span());
-        problems.push(locate(
-            source,
-            span,
-            format!(
-                "check {:?} must be the file's name, {stem:?}: the name is the function's, so a file renamed \
-                 without it would deploy under one name and report under another",
-                journey.check
-            ),
-        ));
-    }
-    match (journey, deploy) {
-        (Ok(journey), Ok(deploy)) if problems.is_empty() => Ok((journey, deploy)),
+    match (check_journey(defaults, stem, source, files), read_deploy(source, true)) {
+        (Ok(journey), Ok(deploy)) => Ok((journey, deploy)),
         (journey, deploy) => {
-            problems.extend(journey.err().map(|p| p.0).unwrap_or_default());
+            let mut problems = journey.err().map(|p| p.0).unwrap_or_default();
             problems.extend(deploy.err().map(|p| p.0).unwrap_or_default());
             problems.sort_by_key(|p| (p.line, p.column));
             Err(crate::journey::Problems(problems))
         }
     }
+}
+
+/// The journey half of [`parse_check`]: what the function needs at cold start. Its `[deploy]`
+/// was read when the bundle was built, and the digest proves the file is that one, so reading it
+/// again would only add to every cold start.
+fn check_journey(
+    defaults: &FolderDefaults,
+    stem: &str,
+    source: &str,
+    files: &dyn JourneyFiles,
+) -> Result<JourneyDef, crate::journey::Problems> {
+    let journey = JourneyDef::parse_in_folder(source, files, Some(&defaults.journey), &["deploy"])?;
+    if journey.check == stem {
+        return Ok(journey);
+    }
+    let (document, _) = DeTable::parse_recoverable(source);
+    let span = document.get_ref().get("check").map_or(0..0, |v| v.span());
+    Err(crate::journey::Problems(vec![locate(
+        source,
+        span,
+        format!(
+            "check {:?} must be the file's name, {stem:?}: the name is the function's, so a file renamed \
+             without it would deploy under one name and report under another",
+            journey.check
+        ),
+    )]))
 }
 
 /// Reads one journey file wherever it is: a check of a checks folder (a folder with a
@@ -303,13 +311,15 @@ pub fn bundled_journey(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Journe
     };
     let expected = set("CHECK_JOURNEY_SHA256").ok_or_else(|| {
         CheckError::Misconfigured(format!(
-            "CHECK_JOURNEY_SHA256 is not set: the digest of checks/{name}.toml as validated at build time              (synthetic plan --format json) must come with it"
+            "CHECK_JOURNEY_SHA256 is not set: the digest of checks/{name}.toml as validated at build time \
+             (synthetic plan --format json) must come with it"
         ))
     })?;
     let actual = journey_digest(&defaults_source, &source);
     if !expected.eq_ignore_ascii_case(&actual) {
         return Err(CheckError::Misconfigured(format!(
-            "CHECK_JOURNEY_SHA256 is {expected}, but {} with its folder's {DEFAULTS_FILE} hashes to {actual}: the code              and the configuration of this function come from different builds; nothing was run, redeploy both",
+            "CHECK_JOURNEY_SHA256 is {expected}, but {} with its folder's {DEFAULTS_FILE} hashes to {actual}: the \
+             code and the configuration of this function come from different builds; nothing was run, redeploy both",
             path.display()
         )));
     }
@@ -319,14 +329,12 @@ pub fn bundled_journey(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Journe
             problems.located(&defaults_path.display().to_string()).join("; ")
         ))
     })?;
-    parse_check(&defaults, &name, &source, &FolderFiles::beside(&path)).map(|(journey, _)| journey).map_err(
-        |problems| {
-            CheckError::Misconfigured(format!(
-                "CHECK_NAME {name}: {}",
-                problems.located(&path.display().to_string()).join("; ")
-            ))
-        },
-    )
+    check_journey(&defaults, &name, &source, &FolderFiles::beside(&path)).map_err(|problems| {
+        CheckError::Misconfigured(format!(
+            "CHECK_NAME {name}: {}",
+            problems.located(&path.display().to_string()).join("; ")
+        ))
+    })
 }
 
 impl Catalog {

@@ -9,7 +9,7 @@ use crate::error::CheckError;
 use crate::text::{one_line, truncate};
 use async_trait::async_trait;
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +55,9 @@ impl<T> Serialize for Secret<T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     fields: BTreeMap<String, Secret<String>>,
+    /// Every form of every value the [`Scrubber`] cuts, worked out once per secret read rather
+    /// than once per run.
+    forms: Vec<Secret<String>>,
 }
 
 impl Credentials {
@@ -76,17 +79,24 @@ impl Credentials {
                 serde_json::Value::String(text) => Some((name, Secret::new(text))),
                 _ => None,
             })
-            .collect();
-        Ok(Credentials { fields })
+            .collect::<BTreeMap<_, _>>();
+        let forms = fields.values().flat_map(|value| Scrubber::forms_of(value.expose())).map(Secret::new).collect();
+        Ok(Credentials { fields, forms })
     }
 
     pub fn field(&self, name: &str) -> Option<&Secret<String>> {
         self.fields.get(name)
     }
 
-    /// Every non-empty value, for scrubbing.
+    /// Every non-empty value.
     pub fn values(&self) -> impl Iterator<Item = &Secret<String>> {
         self.fields.values().filter(|v| !v.expose().is_empty())
+    }
+
+    /// Every form of every value, as [`Scrubber::add`] would learn them: for
+    /// [`Scrubber::add_forms`].
+    pub fn scrub_forms(&self) -> &[Secret<String>] {
+        &self.forms
     }
 }
 
@@ -115,8 +125,9 @@ pub struct Scrubber {
     forms: Vec<Secret<String>>,
 }
 
-/// What the runs of this process learned, oldest first, for [`Scrubber::process_scrub`].
-static PROCESS: std::sync::RwLock<Scrubber> = std::sync::RwLock::new(Scrubber { forms: Vec::new() });
+/// What the runs of this process learned, for [`Scrubber::process_scrub`].
+static PROCESS: std::sync::LazyLock<std::sync::RwLock<Learned>> =
+    std::sync::LazyLock::new(|| std::sync::RwLock::new(Learned::with_bound(PROCESS_FORMS)));
 
 /// The most forms the process keeps: a warm function learns a fresh token every run, and only
 /// recent ones can still be echoed; the account's own values are learned again every run.
@@ -128,23 +139,33 @@ impl Scrubber {
 
     /// Scrubs `value` from now on, in every encoding the engine produces of it.
     pub fn add(&mut self, value: &Secret<String>) {
-        let value = value.expose();
+        for form in Self::forms_of(value.expose()) {
+            self.add_form(form);
+        }
+    }
+
+    /// Scrubs these forms from now on, as [`Scrubber::add`] worked them out (a secret's, once).
+    pub fn add_forms(&mut self, forms: &[Secret<String>]) {
+        for form in forms {
+            self.add_form(form.expose().clone());
+        }
+    }
+
+    /// Every encoding the engine produces of `value`; none when it is too short to scrub.
+    fn forms_of(value: &str) -> Vec<String> {
         if value.chars().count() < Self::MIN_CHARS {
-            return;
+            return Vec::new();
         }
         let json = serde_json::to_string(value).unwrap_or_default();
         // Exactly the enclosing quotes: a value ending in `"` ends in `\"` once escaped.
         let json = json.get(1..json.len().saturating_sub(1)).unwrap_or_default();
-        let forms = [
+        vec![
             value.to_string(),
             json.to_string(),
             ascii_json(json),
             crate::journey::template::encode_segment(value),
             url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
-        ];
-        for form in forms {
-            self.add_form(form);
-        }
+        ]
     }
 
     pub fn add_all<'a>(&mut self, values: impl IntoIterator<Item = &'a Secret<String>>) {
@@ -175,39 +196,12 @@ impl Scrubber {
     /// `text` scrubbed of every value any run of this process learned recently: for log lines,
     /// panic messages, the Lambda's error and the CLI's output, which no single run owns.
     pub fn process_scrub(text: &str) -> String {
-        PROCESS.read().unwrap_or_else(std::sync::PoisonError::into_inner).scrub(text)
+        scrubbed(PROCESS.read().unwrap_or_else(std::sync::PoisonError::into_inner).forms(), text)
     }
 
     /// `text` with every occurrence of every known form replaced by [`REDACTED`].
     pub fn scrub(&self, text: &str) -> String {
-        let mut spans = Vec::new();
-        for form in &self.forms {
-            let form = form.expose().as_str();
-            let mut from = 0;
-            while let Some(at) = text[from..].find(form) {
-                let start = from + at;
-                spans.push((start, start + form.len()));
-                // Overlapping occurrences too: the next search starts one character on.
-                from = start + text[start..].chars().next().map_or(1, char::len_utf8);
-            }
-        }
-        if spans.is_empty() {
-            return text.to_string();
-        }
-        spans.sort_unstable();
-        let mut out = String::with_capacity(text.len());
-        let mut written = 0;
-        let mut spans = spans.into_iter().peekable();
-        while let Some((start, mut end)) = spans.next() {
-            while let Some((_, next_end)) = spans.next_if(|(next, _)| *next <= end) {
-                end = end.max(next_end);
-            }
-            out.push_str(&text[written..start]);
-            out.push_str(REDACTED);
-            written = end;
-        }
-        out.push_str(&text[written..]);
-        out
+        scrubbed(self.forms.iter().map(|form| form.expose().as_str()), text)
     }
 
     /// `text` scrubbed, on one line, then cut to `max_chars`: the only way text that may hold a
@@ -217,18 +211,85 @@ impl Scrubber {
     }
 }
 
-/// Adds `form` to what the process knows, as its newest entry.
-fn remember(form: &str) {
-    remember_in(&mut PROCESS.write().unwrap_or_else(std::sync::PoisonError::into_inner), form);
+/// `text` with every occurrence of each of `forms` replaced by [`REDACTED`].
+fn scrubbed<'a>(forms: impl Iterator<Item = &'a str>, text: &str) -> String {
+    let mut spans = Vec::new();
+    for form in forms {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(form) {
+            let start = from + at;
+            spans.push((start, start + form.len()));
+            // Overlapping occurrences too: the next search starts one character on.
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut written = 0;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some((_, next_end)) = spans.next_if(|(next, _)| *next <= end) {
+            end = end.max(next_end);
+        }
+        out.push_str(&text[written..start]);
+        out.push_str(REDACTED);
+        written = end;
+    }
+    out.push_str(&text[written..]);
+    out
 }
 
-/// Adds `form` to `process` as its newest entry, forgetting the oldest beyond the bound.
-fn remember_in(process: &mut Scrubber, form: &str) {
-    process.forms.retain(|known| known.expose() != form);
-    if process.forms.len() >= PROCESS_FORMS {
-        process.forms.remove(0);
+/// Adds `form` to what the process knows, as its newest entry.
+fn remember(form: &str) {
+    PROCESS.write().unwrap_or_else(std::sync::PoisonError::into_inner).learn(form);
+}
+
+/// The most recently learned distinct forms, at most `bound` of them. Every run learns the
+/// account's values again and a fresh token or two, so learning a form costs the same however
+/// many are known: no pass over them, no shifting them along.
+struct Learned {
+    bound: usize,
+    /// Each form known, with the tick it was last learned at.
+    known: HashMap<Arc<str>, u64>,
+    /// Forms in the order they were learned, each with the tick of that learning. An entry
+    /// whose form was learned again since is stale: it is skipped when its turn to be forgotten
+    /// comes, and dropped once stale entries outnumber the known forms.
+    order: VecDeque<(u64, Arc<str>)>,
+    tick: u64,
+}
+
+impl Learned {
+    fn with_bound(bound: usize) -> Self {
+        Learned { bound, known: HashMap::new(), order: VecDeque::new(), tick: 0 }
     }
-    process.forms.push(Secret::new(form.to_string()));
+
+    /// Makes `form` the newest, forgetting the least recently learned beyond the bound.
+    fn learn(&mut self, form: &str) {
+        self.tick += 1;
+        let form: Arc<str> = match self.known.get_key_value(form) {
+            Some((known, _)) => known.clone(),
+            None => Arc::from(form),
+        };
+        self.known.insert(form.clone(), self.tick);
+        self.order.push_back((self.tick, form));
+        while self.known.len() > self.bound {
+            let Some((tick, oldest)) = self.order.pop_front() else { break };
+            if self.known.get(&oldest) == Some(&tick) {
+                self.known.remove(&oldest);
+            }
+        }
+        if self.order.len() > 2 * self.bound.max(1) {
+            let known = &self.known;
+            self.order.retain(|(tick, form)| known.get(form) == Some(tick));
+        }
+    }
+
+    fn forms(&self) -> impl Iterator<Item = &str> {
+        self.known.keys().map(|form| &**form)
+    }
 }
 
 /// JSON-escaped text with every non-ASCII character as `\uXXXX` (a surrogate pair beyond the
@@ -346,6 +407,7 @@ impl SecretSource for InMemorySecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const ACCOUNT: &str = r#"{"email":"mon@example.com","password":"hunter2-secret","payment_token":"tok_test_visa"}"#;
 
@@ -449,19 +511,68 @@ mod tests {
         // Values unique to this test: the process scrubber is shared by every test.
         let mut run = Scrubber::default();
         run.add(&Secret::new("process-wide-\"7f1c\"".into()));
-        let scrubbed = Scrubber::process_scrub(r#"log: process-wide-\"7f1c\" and process-wide-"7f1c""#);
-        assert_eq!(scrubbed, format!("log: {REDACTED} and {REDACTED}"));
+        let logged = Scrubber::process_scrub(r#"log: process-wide-\"7f1c\" and process-wide-"7f1c""#);
+        assert_eq!(logged, format!("log: {REDACTED} and {REDACTED}"));
 
         // A process's memory is bounded: the oldest form goes first, and learning a form again
         // makes it the newest.
-        let mut process = Scrubber::default();
+        let mut process = Learned::with_bound(PROCESS_FORMS);
         for n in 0..PROCESS_FORMS {
-            remember_in(&mut process, &format!("form-{n:04}"));
+            process.learn(&format!("form-{n:04}"));
         }
-        remember_in(&mut process, "form-0000");
-        remember_in(&mut process, "one more form");
-        assert_eq!(process.forms.len(), PROCESS_FORMS);
-        assert_eq!(process.scrub("form-0000 form-0001 form-0002"), format!("{REDACTED} form-0001 {REDACTED}"));
+        process.learn("form-0000");
+        process.learn("one more form");
+        assert_eq!(process.known.len(), PROCESS_FORMS);
+        assert_eq!(
+            scrubbed(process.forms(), "form-0000 form-0001 form-0002"),
+            format!("{REDACTED} form-0001 {REDACTED}")
+        );
+    }
+
+    proptest! {
+        /// A secret's forms, worked out once when it is read, are exactly what learning each of
+        /// its values in a run would learn: the cache can never scrub less.
+        #[test]
+        fn a_secrets_cached_forms_are_what_learning_its_values_learns(
+            values in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{0,12}", 0..5),
+        ) {
+            let raw = serde_json::to_string(&values).unwrap();
+            let creds = Credentials::parse("s", &Secret::new(raw)).unwrap();
+            let (mut learned, mut cached) = (Scrubber::default(), Scrubber::default());
+            learned.add_all(creds.values());
+            cached.add_forms(creds.scrub_forms());
+            let forms = |scrubber: &Scrubber| {
+                scrubber.forms.iter().map(|f| f.expose().clone()).collect::<std::collections::BTreeSet<_>>()
+            };
+            prop_assert_eq!(forms(&learned), forms(&cached));
+        }
+
+        /// The process's memory against the plainest model of it: a list, oldest first, where
+        /// learning a form moves it to the end and the front goes beyond the bound. The same
+        /// forms are known after any sequence of learning, so nothing recent is ever forgotten
+        /// (and nothing is kept beyond the bound).
+        #[test]
+        fn the_process_forgets_exactly_what_a_list_of_the_most_recent_would(
+            bound in 1usize..8,
+            learned in proptest::collection::vec(0u8..12, 0..200),
+        ) {
+            let mut process = Learned::with_bound(bound);
+            let mut model: Vec<String> = Vec::new();
+            for form in learned.iter().map(|n| format!("form-{n}")) {
+                process.learn(&form);
+                model.retain(|known| *known != form);
+                if model.len() >= bound {
+                    model.remove(0);
+                }
+                model.push(form);
+                let mut known: Vec<&str> = process.forms().collect();
+                known.sort_unstable();
+                let mut expected: Vec<&str> = model.iter().map(String::as_str).collect();
+                expected.sort_unstable();
+                prop_assert_eq!(known, expected);
+                prop_assert!(process.order.len() <= 2 * bound + 1);
+            }
+        }
     }
 
     #[test]

@@ -248,26 +248,32 @@ impl LocalAws {
     pub fn new(endpoint: &str) -> LocalAws {
         let creds = || aws_sdk_sns::config::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "local-aws");
         let region = || aws_sdk_sns::config::Region::new(REGION);
+        // The functions' own SDK transport: the AWS crates are built without a default client.
+        let http = synthetic_checks::aws::SdkHttpClient::shared();
         let secrets = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .http_client(http.clone())
             .endpoint_url(endpoint)
             .region(region())
             .credentials_provider(creds())
             .build();
         let sns = aws_sdk_sns::Config::builder()
             .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .http_client(http.clone())
             .endpoint_url(endpoint)
             .region(region())
             .credentials_provider(creds())
             .build();
         let sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .http_client(http.clone())
             .endpoint_url(endpoint)
             .region(region())
             .credentials_provider(creds())
             .build();
         let dynamodb = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .http_client(http.clone())
             .endpoint_url(endpoint)
             .region(aws_sdk_dynamodb::config::Region::new(REGION))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

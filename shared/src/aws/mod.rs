@@ -5,6 +5,9 @@ pub mod secrets_manager;
 pub mod sns;
 
 use aws_config::BehaviorVersion;
+use aws_config::environment::{EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider};
+use aws_config::meta::region::ProvideRegion;
+use aws_sdk_sns::config::ProvideCredentials;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
@@ -19,12 +22,27 @@ use std::time::Duration;
 /// The shared SDK configuration, loaded once per cold start. `AWS_REGION` and, for local
 /// emulators, `AWS_ENDPOINT_URL` come from the environment as usual.
 ///
-/// Every SDK client built from it (STS for the credentials chain, Secrets Manager, SNS, CloudWatch)
-/// sends through [`SdkHttpClient`]: reqwest over the same rustls setup as the checks, with
-/// Mozilla's roots compiled in. The SDK's default client would read and parse the system trust
-/// store as each client is built, which was half of every function's init.
+/// Every SDK client built from it (Secrets Manager, SNS, CloudWatch, and STS when the credentials
+/// chain needs it) sends through [`SdkHttpClient`]: reqwest over the same rustls setup as the
+/// checks, with Mozilla's roots compiled in. The SDK's default client would read and parse the
+/// system trust store as each client is built, which was half of every function's init.
+///
+/// Credentials and region: Lambda puts the execution role's credentials and the region in the
+/// environment, the first place each of the SDK's default chains looks. Building the rest of
+/// those chains (profile files, the web identity provider with its own STS client, ECS, two IMDS
+/// clients) was a fifth of a check's init, for providers a Lambda never reaches. So what the
+/// environment holds, the environment alone provides; what it lacks (SnapStart's container
+/// credentials, the CLI on a laptop with a profile or SSO) the default chain finds as before.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(SdkHttpClient::shared()).load().await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(SdkHttpClient::shared());
+    if let Some(region) = EnvironmentVariableRegionProvider::new().region().await {
+        loader = loader.region(region);
+    }
+    let credentials = EnvironmentVariableCredentialsProvider::new();
+    if credentials.provide_credentials().await.is_ok() {
+        loader = loader.credentials_provider(credentials);
+    }
+    loader.load().await
 }
 
 /// The SDK configuration for a local endpoint (moto, or a fake of one AWS API), with fixed test

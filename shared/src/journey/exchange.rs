@@ -269,6 +269,11 @@ impl StepRecorder {
         self.scrubber.add_all(values);
     }
 
+    /// Scrubs forms worked out beforehand ([`Credentials::scrub_forms`](crate::secret::Credentials::scrub_forms)).
+    pub fn scrub_forms(&mut self, forms: &[Secret<String>]) {
+        self.scrubber.add_forms(forms);
+    }
+
     /// Records what a login step said about the synthetic account; the last word counts.
     pub fn note_account(&mut self, account: Account) {
         self.account = Some(account);

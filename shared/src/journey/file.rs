@@ -184,6 +184,9 @@ pub struct StepDef {
     pub sign: Option<SignDef>,
     /// The captures of earlier steps the templates name, worked out once.
     uses: BTreeSet<String>,
+    /// Whether a template names a generated value (`{{now.*}}`, `{{uuid}}`), worked out once:
+    /// a step that names none is rendered without making them.
+    generates: bool,
 }
 
 /// `sign = { key, message, header, encoding, prefix }`: an HMAC-SHA256 with `key` over `message`
@@ -461,6 +464,11 @@ impl StepDef {
     /// all exist. (`skip_if` may name one that is absent: then it simply does not hold.)
     pub fn captures_used(&self) -> &BTreeSet<String> {
         &self.uses
+    }
+
+    /// Whether the step names a generated value, so each rendering must make them anew.
+    pub fn generates(&self) -> bool {
+        self.generates
     }
 
     fn refs(&self) -> impl Iterator<Item = &Ref> {
@@ -922,9 +930,12 @@ impl Reader<'_> {
             until,
             sign,
             uses: BTreeSet::new(),
+            generates: false,
         };
         step.uses =
             step.refs().filter_map(|r| if let Ref::Capture(name) = r { Some(name.clone()) } else { None }).collect();
+        let generates = step.refs().any(|r| matches!(r, Ref::Generated(_)));
+        step.generates = generates;
         Some(step)
     }
 

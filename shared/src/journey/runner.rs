@@ -162,7 +162,7 @@ fn use_secrets(
             journey_def.check
         )));
     }
-    journey.scrub(secrets.values());
+    journey.scrub_forms(secrets.scrub_forms());
     scope.secrets = Some(secrets);
     Ok(())
 }
@@ -338,7 +338,9 @@ fn unrenderable(error: &RenderError) -> CheckError {
 }
 
 fn render(journey_def: &JourneyDef, step: &StepDef, scope: &mut RunScope) -> Result<StepSpec, RenderError> {
-    scope.generated = GeneratedValues::now();
+    // The clock read, its formatting and a random UUID cost more than the rest of a plain
+    // step's rendering; a step that names none of them goes without.
+    scope.generated = if step.generates() { GeneratedValues::now() } else { GeneratedValues::default() };
     let scope = &*scope;
     // A whole URL (a next link) goes as it is: the origin check before sending guards it.
     let path = step.path.render(scope, if step.whole_url { Encoding::Raw } else { Encoding::Url })?;

@@ -19,6 +19,8 @@
 //! <check>` is what the full bench spawns to time one first parse in a fresh process.
 //! `bench engine [runs]` times the products run with the shop's answers canned in memory: the
 //! engine's own cost per run, with no socket, so it is steady enough to compare two commits.
+//! `bench init [spawns]` spawns only the init diagnostics (the empty function against
+//! `check-products`, to the first `next`), for work on the cold start.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use synthetic_checks::cost::{self, COST_TABLES_BEGIN, COST_TABLES_END};
 use synthetic_checks::discard::Discard;
 use synthetic_checks::http::{Certificate, HttpRequest, HttpResponse, HttpTarget, ReqwestTarget, USER_AGENT, tls};
 use synthetic_checks::secret::InMemorySecrets;
+use synthetic_checks::trace::{TRACEPARENT, TRACESTATE, TraceContext};
 use synthetic_checks::{Adapters, Check, CheckError, Monitor, MonitorConfig, Outcome, RunResult};
 use synthetic_e2e::build_time::{self, BuildTimes};
 use synthetic_e2e::fake_pagerduty::FakePagerDuty;
@@ -226,9 +229,15 @@ async fn main() -> ExitCode {
             Err(_) => Err(format!("not a number of runs: {runs}")),
         },
         ["build"] => build_only(),
-        _ => {
-            Err("usage: bench [parse [runs] | parse-once <check> | overhead [journeys] | engine [runs] | build]".into())
-        }
+        ["init"] => init_only(20).await,
+        ["init", spawns] => match spawns.parse() {
+            Ok(spawns) => init_only(spawns).await,
+            Err(_) => Err(format!("not a number of spawns: {spawns}")),
+        },
+        _ => Err(
+            "usage: bench [parse [runs] | parse-once <check> | overhead [journeys] | engine [runs] | init [spawns] | build]"
+                .into(),
+        ),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -325,6 +334,23 @@ impl HttpTarget for CannedShop {
         ];
         Ok(HttpResponse::new(200, headers, body.as_bytes().to_vec()))
     }
+}
+
+/// `bench init [spawns]`: only the init diagnostics (spawn to first `next` of the empty function
+/// and of `check-products`), which needs the release binaries but no arm64 build: a quick loop
+/// while working on the cold start.
+async fn init_only(spawns: usize) -> Result<(), String> {
+    let stack = LocalStack::start().await.map_err(|e| e.to_string())?;
+    let samples = init_diagnostics(&stack, spawns, &mut Shuffle::seeded()).await;
+    stack.stop().await;
+    let samples = samples?;
+    for (name, samples) in DIAGNOSTICS.iter().zip(&samples) {
+        let stats = Stats::of(samples);
+        println!("{} / {} / {}  {name}", ms(stats.min), ms(stats.p50), ms(stats.max));
+    }
+    let (empty, check) = (Stats::of(&samples[0]).p50, Stats::of(&samples[1]).p50);
+    println!("check-products / empty function (medians): {:.2}x", ratio(check, empty));
+    Ok(())
 }
 
 /// `bench overhead [journeys]`: only the per-run overhead of the engine against bare reqwest,
@@ -521,7 +547,7 @@ async fn measure(bench: &Bench, library: &Library, cold_spawns: usize, warm_runs
             cold[i].rss_kib.push(rss.ok_or("no VmHWM: /proc is needed")?);
         }
     }
-    let diagnostics = init_diagnostics(bench, cold_spawns, &mut order).await?;
+    let diagnostics = init_diagnostics(&bench.stack, cold_spawns, &mut order).await?;
 
     let bare = Bare::new(&bench.stack)?;
     let mut m = Measured {
@@ -640,7 +666,11 @@ const DIAGNOSTICS: [&str; 4] = [
     "`check-products` with the system trust store cut to one certificate (`SSL_CERT_FILE`, empty `SSL_CERT_DIR`): no longer read, so this should match the default",
 ];
 
-async fn init_diagnostics(bench: &Bench, spawns: usize, order: &mut Shuffle) -> Result<Vec<Vec<Duration>>, String> {
+async fn init_diagnostics(
+    stack: &LocalStack,
+    spawns: usize,
+    order: &mut Shuffle,
+) -> Result<Vec<Vec<Duration>>, String> {
     eprintln!("bench: {spawns} init-only spawns of {} diagnostic variants...", DIAGNOSTICS.len());
     let scratch = std::env::temp_dir().join(format!("synthetic-bench-{}", std::process::id()));
     let empty_dir = scratch.join("empty");
@@ -661,7 +691,7 @@ async fn init_diagnostics(bench: &Bench, spawns: usize, order: &mut Shuffle) -> 
     let mut samples = vec![Vec::new(); DIAGNOSTICS.len()];
     for _ in 0..spawns {
         for variant in order.next(DIAGNOSTICS.len()) {
-            let mut env = bench.stack.function_env();
+            let mut env = stack.function_env();
             env.extend(products_env.iter().cloned());
             match variant {
                 2 => env.retain(|(k, _)| k != "AWS_ENDPOINT_URL"),
@@ -850,17 +880,20 @@ impl<'a> Bare<'a> {
 
     /// The time of the whole journey, of the login and of the products request. The requests are
     /// the library's, header for header: its user agent, the journey's `Accept`, and the marks
-    /// every synthetic request carries (the check's name and a fresh run id), so the server does
-    /// the same work for both.
+    /// every synthetic request carries (the check's name, a fresh run id, and the run's trace
+    /// context with a span of its own), so the server does the same work for both.
     async fn journey(&self) -> Result<[Duration; 3], String> {
         let fail = |e: reqwest::Error| format!("bare client: {e}");
         let started = Instant::now();
         let run_id = uuid::Uuid::new_v4().to_string();
+        let trace = TraceContext::new("products");
         let marked = |request: reqwest::RequestBuilder| {
             request
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header("X-Synthetic-Check", "products")
                 .header("x-synthetic-run-id", &run_id)
+                .header(TRACEPARENT, trace.traceparent())
+                .header(TRACESTATE, trace.tracestate())
         };
         let login = serde_json::to_vec(&json!({ "email": self.email, "password": self.password }))
             .map_err(|e| e.to_string())?;
@@ -1149,8 +1182,9 @@ fn render(m: &Machine, r: &Measured, python: &Value, workspace: &Path, cold_spaw
          - **Machine:** {} cores, {}, Linux {}. Load average at start {}, at end {} (1, 5, 15 min); \
          other builds may have been running.\n\
          - **Rust:** native x86_64 release builds from `target/release` (`[profile.release]`: opt-level \"s\", \
-         thin LTO, panic = abort), {}. The deployed functions are the arm64 builds of the same code, which \
-         cannot run on this machine; their zip sizes are below.\n\
+         \"z\" for the AWS SDK and JSON Schema crates, fat LTO, one codegen unit, panic = abort), {}. The \
+         deployed functions are the arm64 builds of the same code (without unwind tables), which cannot run on \
+         this machine; their zip sizes are below.\n\
          - **Python:** {} with boto3 {} and requests {}, in the project `.venv`, started by a minimal \
          Runtime API loop (`bench/python/bootstrap.py`).\n\
          - **Stack:** the demo shop on loopback with no injected latency, moto for Secrets Manager and SNS, \
