@@ -256,7 +256,8 @@ struct Learned {
     known: HashMap<Arc<str>, u64>,
     /// Forms in the order they were learned, each with the tick of that learning. An entry
     /// whose form was learned again since is stale: it is skipped when its turn to be forgotten
-    /// comes, and dropped once stale entries outnumber the known forms.
+    /// comes, and the stale ones are dropped whenever the queue reaches twice the bound, so
+    /// dropping them costs a constant share of each learning.
     order: VecDeque<(u64, Arc<str>)>,
     tick: u64,
 }

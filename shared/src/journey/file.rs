@@ -399,10 +399,6 @@ impl JourneyDef {
         !self.secrets.is_empty()
     }
 
-    pub fn step_mut(&mut self, name: &str) -> Option<&mut StepDef> {
-        self.steps.iter_mut().find(|s| s.name == name)
-    }
-
     /// The named targets of `[targets]` and their base URLs, by name.
     pub fn targets(&self) -> impl Iterator<Item = (&str, &Url)> {
         self.targets.iter().map(|(name, url)| (name.as_str(), url))
